@@ -1,0 +1,230 @@
+package exchange
+
+import (
+	"github.com/edgeguard/edgeguard/pkg/identity"
+)
+
+// Fake is an in-memory Exchange for unit tests of plugin logic. It behaves
+// like the Kong adapter where that matters for security: header names are
+// lower-cased with ASCII rules only (as nginx does), header-name comparisons
+// for upstream writes ignore ASCII case only (never Unicode folding), and
+// every write after Exit is ignored.
+//
+// The exported fields are the observable results; tests may also preset
+// ClientAddr, MaxHeaders and Identity before handing the Fake to a plugin.
+type Fake struct {
+	method  string
+	path    string
+	headers map[string][]string
+
+	// ClientAddr is what ClientIP returns (default "203.0.113.7").
+	ClientAddr string
+	// MaxHeaders is the host's header limit (default 100): TooManyHeaders
+	// reports whether the request carries more header values than this.
+	MaxHeaders int
+
+	// Upstream holds the headers set on the upstream request, names as the
+	// plugin gave them (a later set of the same name in another case
+	// replaces the earlier one).
+	Upstream map[string]string
+	// Cleared lists, in order, the names passed to ClearUpstreamHeader.
+	Cleared []string
+	// Response holds the headers set on the client response.
+	Response map[string]string
+
+	// ExitStatus, ExitBody and ExitHeaders record the Exit call (status 0:
+	// no Exit). ExitHeaders already include the buffered Response headers,
+	// as the Kong adapter sends them.
+	ExitStatus  int
+	ExitBody    []byte
+	ExitHeaders map[string]string
+
+	// Identity is what SetAuthenticated stored and Authenticated returns.
+	Identity *identity.Identity
+
+	exited bool
+}
+
+var _ Exchange = (*Fake)(nil)
+
+// NewFake returns a Fake for a request. Header names are lower-cased (ASCII
+// only); names that collide once lower-cased have their values merged.
+func NewFake(method, path string, headers map[string][]string) *Fake {
+	h := make(map[string][]string, len(headers))
+	for name, values := range headers {
+		k := asciiLower(name)
+		h[k] = append(h[k], values...)
+	}
+	return &Fake{
+		method:     method,
+		path:       path,
+		headers:    h,
+		ClientAddr: "203.0.113.7",
+		MaxHeaders: 100,
+		Upstream:   map[string]string{},
+		Response:   map[string]string{},
+	}
+}
+
+// Header returns the first value of the named header, in any ASCII case.
+func (f *Fake) Header(name string) string {
+	if v := f.headers[asciiLower(name)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Headers returns all request headers, names lower-cased.
+func (f *Fake) Headers() map[string][]string { return f.headers }
+
+// TooManyHeaders reports whether the request has more header values than
+// MaxHeaders.
+func (f *Fake) TooManyHeaders() bool {
+	n := 0
+	for _, v := range f.headers {
+		n += len(v)
+	}
+	return n > f.MaxHeaders
+}
+
+// Method returns the request method.
+func (f *Fake) Method() string { return f.method }
+
+// Path returns the request path.
+func (f *Fake) Path() string { return f.path }
+
+// ClientIP returns ClientAddr.
+func (f *Fake) ClientIP() string { return f.ClientAddr }
+
+// SetUpstreamHeader records an upstream header, replacing an earlier one of
+// the same name in any ASCII case.
+func (f *Fake) SetUpstreamHeader(name, value string) {
+	if f.exited {
+		return
+	}
+	deleteFold(f.Upstream, name)
+	f.Upstream[name] = value
+}
+
+// ClearUpstreamHeader records the name and drops an earlier upstream set of
+// the same name.
+func (f *Fake) ClearUpstreamHeader(name string) {
+	if f.exited {
+		return
+	}
+	deleteFold(f.Upstream, name)
+	f.Cleared = append(f.Cleared, name)
+}
+
+// SetResponseHeader records a response header, replacing an earlier one of
+// the same name in any ASCII case.
+func (f *Fake) SetResponseHeader(name, value string) {
+	if f.exited {
+		return
+	}
+	deleteFold(f.Response, name)
+	f.Response[name] = value
+}
+
+// Exit records the response; the buffered Response headers are merged into
+// ExitHeaders, headers given here winning.
+func (f *Fake) Exit(status int, body []byte, headers map[string]string) {
+	if f.exited {
+		return
+	}
+	f.exited = true
+	f.ExitStatus = status
+	f.ExitBody = body
+	f.ExitHeaders = make(map[string]string, len(f.Response)+len(headers))
+	for k, v := range f.Response {
+		f.ExitHeaders[k] = v
+	}
+	for k, v := range headers {
+		deleteFold(f.ExitHeaders, k)
+		f.ExitHeaders[k] = v
+	}
+}
+
+// Exited reports whether Exit was called.
+func (f *Fake) Exited() bool { return f.exited }
+
+// Authenticated returns Identity.
+func (f *Fake) Authenticated() (*identity.Identity, bool) {
+	return f.Identity, f.Identity != nil
+}
+
+// SetAuthenticated stores id in Identity.
+func (f *Fake) SetAuthenticated(id *identity.Identity) {
+	if f.exited {
+		return
+	}
+	f.Identity = id
+}
+
+// UpstreamHeader returns the upstream header set under name in any ASCII
+// case, and whether there is one.
+func (f *Fake) UpstreamHeader(name string) (string, bool) {
+	for k, v := range f.Upstream {
+		if equalFoldASCII(k, name) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// WasCleared reports whether ClearUpstreamHeader was called with exactly
+// this name (as it appears in Headers).
+func (f *Fake) WasCleared(name string) bool {
+	for _, c := range f.Cleared {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
+
+func deleteFold(m map[string]string, name string) {
+	for k := range m {
+		if equalFoldASCII(k, name) {
+			delete(m, k)
+		}
+	}
+}
+
+// asciiLower lower-cases ASCII letters only, as nginx does with header
+// names; it does not allocate when name has no upper-case letter.
+func asciiLower(name string) string {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(name)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + ('a' - 'A')
+				}
+			}
+			return string(b)
+		}
+	}
+	return name
+}
+
+// equalFoldASCII compares ignoring ASCII case only: unlike strings.EqualFold
+// it never matches "K" with the Kelvin sign or "i" with "İ".
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,60 @@
+// Package pluginrt holds the small runtime pieces every edge plugin shares:
+// its logger, one-time configuration provisioning per Kong plugin instance,
+// and the fail-closed answer of a misconfigured instance.
+//
+// go-pdk has no configuration validation hook: Kong hands a plugin server
+// its config as JSON when an instance starts, before any request, and
+// serves many requests on one instance concurrently. So a plugin provisions
+// and validates its config on the instance's first request (Once), and a
+// misconfigured instance answers every request with Misconfigured and logs
+// the reason once. Nothing here logs per request.
+package pluginrt
+
+import (
+	"os"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+)
+
+// Logger returns the JSON logger of a plugin: stderr (which Kong's plugin
+// server collects), with a timestamp and the field plugin=<name>.
+func Logger(plugin string) zerolog.Logger {
+	return zerolog.New(os.Stderr).With().Timestamp().Str("plugin", plugin).Logger()
+}
+
+// Once provisions a value (typically a validated, compiled config) once and
+// hands it to every later caller. The zero Once is ready to use; a Once must
+// not be copied after first use.
+type Once[T any] struct {
+	once sync.Once
+	v    T
+	err  error
+}
+
+// Get returns the value built by the first call's build. When build fails,
+// report (if not nil) is called once with its error, and every call returns
+// that error. Calls are safe concurrently; after the first they cost one
+// atomic load.
+func (o *Once[T]) Get(build func() (T, error), report func(error)) (T, error) {
+	o.once.Do(func() {
+		o.v, o.err = build()
+		if o.err != nil && report != nil {
+			report(o.err)
+		}
+	})
+	return o.v, o.err
+}
+
+// CodeMisconfigured is the error code of a misconfigured plugin instance.
+const CodeMisconfigured = "edge_misconfigured"
+
+// Misconfigured ends the request with 500
+// {"error":{"code":"edge_misconfigured",...}}: the edge fails closed when a
+// plugin's configuration is invalid. The reason belongs in the log (once),
+// never in the response.
+func Misconfigured(ex exchange.Exchange) {
+	exchange.Deny(ex, 500, CodeMisconfigured, "the gateway is misconfigured", nil)
+}

@@ -1,0 +1,244 @@
+package ratelimit
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// ErrorPolicy is what a decision does when Redis fails or times out.
+type ErrorPolicy string
+
+// Fail policies (Config.OnRedisError).
+const (
+	// OnErrorLocal: the in-process GCRA (Local, same semantics) decides,
+	// per instance, until Redis answers again. Limits degrade (each instance
+	// allows the full limit) instead of disappearing.
+	OnErrorLocal ErrorPolicy = "local"
+	// OnErrorAllow: every request is allowed (fail open).
+	OnErrorAllow ErrorPolicy = "allow"
+	// OnErrorDeny: every request fails with ErrUnavailable; the caller
+	// answers 503 rate_limiter_unavailable (fail closed).
+	OnErrorDeny ErrorPolicy = "deny"
+)
+
+// Defaults of Config.
+const (
+	DefaultKeyPrefix     = "edgeguard:rl:"
+	DefaultTimeout       = 50 * time.Millisecond
+	DefaultProbeInterval = 250 * time.Millisecond
+	DefaultWarnInterval  = 10 * time.Second
+	DefaultDenyCacheSize = 10_000
+	DefaultBatchSize     = 32
+	DefaultDialTimeout   = time.Second
+	DefaultIOTimeout     = time.Second
+)
+
+// RedisConfig says how to reach Redis. The client is go-redis's
+// UniversalClient: one address is a single node, several are Cluster seed
+// nodes, and with MasterName they are Sentinel addresses.
+type RedisConfig struct {
+	// Addrs lists "host:port" addresses. Required unless Config.Client is
+	// set.
+	Addrs []string
+	// Cluster makes a Cluster client even from a single seed address.
+	// Default false (cluster only with several Addrs).
+	Cluster bool
+	// MasterName is the Sentinel master name; when set, Addrs are Sentinels.
+	MasterName string
+	// Username is the ACL user (empty: "default").
+	Username string
+	// Password is the password itself (the caller reads it from a file; this
+	// package never loads secrets). Never printed or logged.
+	Password string
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// when they need other credentials than Redis. Never printed or logged.
+	SentinelUsername string
+	SentinelPassword string
+	// DB is the database number, 0 by default; must be 0 for a Cluster.
+	DB int
+	// TLS turns TLS on (minimum TLS 1.2, system roots unless TLSCAFile).
+	TLS bool
+	// TLSCAFile is a PEM file of CA certificates to verify Redis with,
+	// read by New. Requires TLS.
+	TLSCAFile string
+	// TLSServerName overrides the name verified in Redis's certificate
+	// (default: the host of the address dialed). Requires TLS.
+	TLSServerName string
+	// PoolSize is the connection pool size per node. Default (0): go-redis's
+	// default, 10 per GOMAXPROCS.
+	PoolSize int
+	// DialTimeout bounds connecting. Default 1s. A decision never waits
+	// longer than Config.Timeout whatever this says.
+	DialTimeout time.Duration
+	// ReadTimeout bounds a read and a write. Default 1s; each decision is
+	// bounded by Config.Timeout as well.
+	ReadTimeout time.Duration
+}
+
+// String describes the configuration without secrets ("password:true").
+func (c RedisConfig) String() string {
+	return fmt.Sprintf("{addrs:%v cluster:%t master:%q username:%q password:%t sentinel_password:%t db:%d tls:%t ca_file:%q server_name:%q pool:%d dial:%s read:%s}",
+		c.Addrs, c.Cluster, c.MasterName, c.Username, c.Password != "", c.SentinelPassword != "", c.DB, c.TLS,
+		c.TLSCAFile, c.TLSServerName, c.PoolSize, c.DialTimeout, c.ReadTimeout)
+}
+
+// GoString is String, so %#v cannot print the password either.
+func (c RedisConfig) GoString() string { return "ratelimit.RedisConfig" + c.String() }
+
+// MarshalZerologObject logs the configuration without secrets.
+func (c RedisConfig) MarshalZerologObject(e *zerolog.Event) {
+	e.Strs("addrs", c.Addrs).Bool("cluster", c.Cluster).Str("master", c.MasterName).
+		Str("username", c.Username).Bool("password", c.Password != "").
+		Bool("sentinel_password", c.SentinelPassword != "").Int("db", c.DB).Bool("tls", c.TLS).
+		Str("tls_ca_file", c.TLSCAFile).Str("tls_server_name", c.TLSServerName).Int("pool_size", c.PoolSize)
+}
+
+// Config configures a Limiter. The zero value of every field but Redis.Addrs
+// (or Client) is a usable default.
+type Config struct {
+	// Redis says how to reach Redis when Client is nil.
+	Redis RedisConfig
+	// Client, when set, is used instead of building one from Redis (e.g. to
+	// share a client). The Limiter does not close it; for decision timeouts
+	// to hold it must have ContextTimeoutEnabled, and it should not retry
+	// (the script is not idempotent).
+	Client redis.UniversalClient
+	// KeyPrefix starts every Redis key: KeyPrefix + "{" + subject + "}:" +
+	// limit name. Default "edgeguard:rl:". Must not contain '{' or '}'.
+	KeyPrefix string
+	// Timeout bounds each decision's Redis round trip. Default 50ms.
+	Timeout time.Duration
+	// OnRedisError is the fail policy: "local" (default), "allow" or "deny".
+	OnRedisError ErrorPolicy
+	// ProbeInterval: after a Redis failure, decisions go straight to the
+	// fail policy for this long; then one decision probes Redis again (so a
+	// dead Redis costs one timeout per interval, not one per request).
+	// Default 250ms.
+	ProbeInterval time.Duration
+	// WarnInterval: Redis failures are logged at most once per interval
+	// (with the number suppressed), never per request. Default 10s.
+	WarnInterval time.Duration
+	// DenyCacheSize bounds the in-process cache of denied subjects (answered
+	// without a round trip until their retry-after passes). Default 10000;
+	// negative disables the cache.
+	DenyCacheSize int
+	// LocalMaxKeys bounds the "local" fail policy's in-process state
+	// (LocalConfig.MaxKeys). Default 100000.
+	LocalMaxKeys int
+	// Batch sends concurrent decisions together in one pipeline. Default
+	// false (see README: on a loopback Redis it did not pay off).
+	Batch bool
+	// BatchSize is the most decisions in one pipeline. Default 32.
+	BatchSize int
+	// Logger receives the rate-limited warnings. Default: no logging.
+	Logger *zerolog.Logger
+}
+
+// String describes the configuration without secrets.
+func (c Config) String() string {
+	return fmt.Sprintf("{redis:%s client:%t prefix:%q timeout:%s on_redis_error:%s probe:%s warn:%s deny_cache:%d local_max_keys:%d batch:%t/%d}",
+		c.Redis, c.Client != nil, c.KeyPrefix, c.Timeout, c.OnRedisError, c.ProbeInterval, c.WarnInterval,
+		c.DenyCacheSize, c.LocalMaxKeys, c.Batch, c.BatchSize)
+}
+
+// GoString is String, so %#v cannot print the password either.
+func (c Config) GoString() string { return "ratelimit.Config" + c.String() }
+
+// WithDefaults returns the configuration with every unset field at its
+// documented default.
+func (c Config) WithDefaults() Config {
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = DefaultKeyPrefix
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.OnRedisError == "" {
+		c.OnRedisError = OnErrorLocal
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.WarnInterval == 0 {
+		c.WarnInterval = DefaultWarnInterval
+	}
+	if c.DenyCacheSize == 0 {
+		c.DenyCacheSize = DefaultDenyCacheSize
+	}
+	if c.LocalMaxKeys == 0 {
+		c.LocalMaxKeys = DefaultLocalMaxKeys
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.Redis.DialTimeout == 0 {
+		c.Redis.DialTimeout = DefaultDialTimeout
+	}
+	if c.Redis.ReadTimeout == 0 {
+		c.Redis.ReadTimeout = DefaultIOTimeout
+	}
+	return c
+}
+
+// Validate checks the configuration after applying defaults. It is fast and
+// does no I/O (New reads TLSCAFile). Errors wrap ErrInvalidConfig and never
+// contain a password.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	r := c.Redis
+	if c.Client == nil {
+		if len(r.Addrs) == 0 {
+			return bad("redis addresses are required")
+		}
+		for i, a := range r.Addrs {
+			// The address is not echoed: a misplaced URL may carry a password.
+			if _, port, err := net.SplitHostPort(a); err != nil || port == "" || strings.ContainsAny(a, "@/") {
+				return bad("redis address #%d is not host:port", i+1)
+			}
+		}
+		cluster := r.Cluster || (len(r.Addrs) > 1 && r.MasterName == "")
+		if cluster && r.DB != 0 {
+			return bad("redis cluster has only database 0")
+		}
+		if r.Cluster && r.MasterName != "" {
+			return bad("redis cluster and sentinel master name are exclusive")
+		}
+		if r.DB < 0 {
+			return bad("redis database must not be negative")
+		}
+		if !r.TLS && (r.TLSCAFile != "" || r.TLSServerName != "") {
+			return bad("redis tls ca file and server name need tls on")
+		}
+		if r.PoolSize < 0 || r.DialTimeout < 0 || r.ReadTimeout < 0 {
+			return bad("redis pool size and timeouts must not be negative")
+		}
+	}
+	switch {
+	case strings.ContainsAny(c.KeyPrefix, "{}"):
+		return bad("key prefix must not contain '{' or '}'")
+	case c.Timeout < 0:
+		return bad("timeout must be positive")
+	case c.ProbeInterval < 0:
+		return bad("probe interval must be positive")
+	case c.WarnInterval < 0:
+		return bad("warn interval must be positive")
+	case c.LocalMaxKeys < 0:
+		return bad("local max keys must be positive")
+	case c.BatchSize < 1:
+		return bad("batch size must be positive")
+	}
+	switch c.OnRedisError {
+	case OnErrorLocal, OnErrorAllow, OnErrorDeny:
+	default:
+		return bad("on_redis_error must be local, allow or deny, not %q", c.OnRedisError)
+	}
+	return nil
+}

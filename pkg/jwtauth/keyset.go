@@ -1,0 +1,334 @@
+package jwtauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// keySetConfig is the part of Config a KeySet uses.
+type keySetConfig struct {
+	refresh, minRefresh, maxStale, fetchTimeout time.Duration
+	client                                      *http.Client
+	now                                         func() time.Time
+	log                                         zerolog.Logger
+}
+
+func (c *Config) keySetConfig() keySetConfig {
+	return keySetConfig{
+		refresh: c.RefreshInterval, minRefresh: c.MinRefreshInterval, maxStale: c.MaxStale,
+		fetchTimeout: c.FetchTimeout, client: c.HTTPClient, now: c.Now, log: c.Logger,
+	}
+}
+
+// keyState is one successfully fetched key set; immutable once stored.
+type keyState struct {
+	keys    map[string]*Key
+	fetched time.Time
+}
+
+// fetchCall is one JWKS fetch in flight; callers join it instead of starting
+// another (single flight).
+type fetchCall struct {
+	done chan struct{}
+	err  error
+}
+
+// maxNegativeKIDs bounds the unknown-kid cache (a random-kid flood only
+// churns it; refreshes stay rate-limited regardless).
+const maxNegativeKIDs = 1024
+
+// KeySet is the JWKS of one issuer: fetched at start, refreshed every
+// refresh interval, refreshed at once on an unknown kid but at most once per
+// min refresh interval (single flight), served stale when the IdP fails for
+// up to max stale.
+type KeySet struct {
+	issuer  string
+	jwksURL string // configured; empty means OIDC discovery
+	cfg     keySetConfig
+
+	state atomic.Pointer[keyState]
+
+	mu          sync.Mutex
+	call        *fetchCall
+	lastAttempt time.Time
+	discovered  string
+	negative    map[string]time.Time
+	lastWarn    time.Time
+	failures    int
+
+	fetches  atomic.Int64 // JWKS documents requested (for tests and metrics)
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+func newKeySet(issuer, jwksURL string, cfg keySetConfig) *KeySet {
+	return &KeySet{issuer: issuer, jwksURL: jwksURL, cfg: cfg, negative: map[string]time.Time{}, stop: make(chan struct{})}
+}
+
+// start fetches the keys in the background and keeps refreshing them until
+// Close. It never blocks: until the first fetch succeeds, lookups answer
+// idp_unavailable (after joining a fetch in flight).
+func (ks *KeySet) start() {
+	go func() {
+		for {
+			err := ks.refresh(context.Background(), true)
+			wait := ks.cfg.refresh
+			if err != nil {
+				ks.mu.Lock()
+				ks.failures++
+				n := ks.failures
+				ks.mu.Unlock()
+				wait = min(ks.cfg.minRefresh<<min(n, 10), ks.cfg.refresh)
+			} else {
+				ks.mu.Lock()
+				ks.failures = 0
+				ks.mu.Unlock()
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ks.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// Close stops the background refresh.
+func (ks *KeySet) Close() { ks.stopOnce.Do(func() { close(ks.stop) }) }
+
+// Fetches is the number of JWKS fetch attempts so far.
+func (ks *KeySet) Fetches() int64 { return ks.fetches.Load() }
+
+// Age is how long ago the current key set was fetched (-1 if never).
+func (ks *KeySet) Age() time.Duration {
+	st := ks.state.Load()
+	if st == nil {
+		return -1
+	}
+	return ks.cfg.now().Sub(st.fetched)
+}
+
+func (ks *KeySet) usable(st *keyState, now time.Time) bool {
+	return st != nil && now.Sub(st.fetched) <= ks.cfg.maxStale
+}
+
+// current returns the key for kid if it is in a usable key set; used by the
+// verified-token cache to drop tokens whose key has left the set.
+func (ks *KeySet) current(kid string, now time.Time) *Key {
+	st := ks.state.Load()
+	if !ks.usable(st, now) {
+		return nil
+	}
+	return st.keys[kid]
+}
+
+// lookup finds the key for kid, refreshing the set when the kid is unknown
+// and a refresh is allowed.
+func (ks *KeySet) lookup(ctx context.Context, kid []byte) (*Key, error) {
+	now := ks.cfg.now()
+	st := ks.state.Load()
+	if ks.usable(st, now) {
+		if k := st.keys[string(kid)]; k != nil {
+			return k, nil
+		}
+	}
+	ks.mu.Lock()
+	if ks.usable(st, now) {
+		if until, ok := ks.negative[string(kid)]; ok && now.Before(until) {
+			ks.mu.Unlock()
+			return nil, ReasonUnknownKID
+		}
+	}
+	joinable := ks.call != nil || now.Sub(ks.lastAttempt) >= ks.cfg.minRefresh
+	ks.mu.Unlock()
+	if joinable {
+		_ = ks.refresh(ctx, false) // failures are logged by refresh
+		st = ks.state.Load()
+		now = ks.cfg.now()
+	}
+	if !ks.usable(st, now) {
+		return nil, ReasonIdPUnavailable
+	}
+	if k := st.keys[string(kid)]; k != nil {
+		return k, nil
+	}
+	ks.mu.Lock()
+	if len(ks.negative) >= maxNegativeKIDs {
+		clear(ks.negative)
+	}
+	ks.negative[string(kid)] = now.Add(ks.cfg.refresh)
+	ks.mu.Unlock()
+	return nil, ReasonUnknownKID
+}
+
+// refresh fetches the JWKS, joining a fetch already in flight. Unless force
+// is set, a new fetch starts only min refresh interval after the last one.
+// The fetch runs detached from ctx (bounded by the fetch timeout), so one
+// caller giving up does not fail the others.
+func (ks *KeySet) refresh(ctx context.Context, force bool) error {
+	ks.mu.Lock()
+	c := ks.call
+	if c == nil {
+		now := ks.cfg.now()
+		if !force && now.Sub(ks.lastAttempt) < ks.cfg.minRefresh {
+			ks.mu.Unlock()
+			return nil
+		}
+		c = &fetchCall{done: make(chan struct{})}
+		ks.call = c
+		ks.lastAttempt = now
+		go func() {
+			fctx, cancel := context.WithTimeout(context.Background(), ks.cfg.fetchTimeout)
+			err := ks.fetch(fctx)
+			cancel()
+			ks.mu.Lock()
+			ks.call = nil
+			ks.mu.Unlock()
+			c.err = err
+			close(c.done)
+		}()
+	}
+	ks.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fetch downloads and installs the key set; on failure the previous set
+// stays (stale-if-error) and a warning is logged at most once per refresh
+// interval.
+func (ks *KeySet) fetch(ctx context.Context) error {
+	ks.fetches.Add(1)
+	err := ks.fetchOnce(ctx)
+	if err == nil {
+		return nil
+	}
+	now := ks.cfg.now()
+	ks.mu.Lock()
+	ks.discovered = "" // rediscover next time
+	warn := now.Sub(ks.lastWarn) >= ks.cfg.refresh || ks.lastWarn.IsZero()
+	if warn {
+		ks.lastWarn = now
+	}
+	ks.mu.Unlock()
+	if warn {
+		ev := ks.cfg.log.Warn().Err(err).Str("issuer", ks.issuer)
+		if st := ks.state.Load(); st != nil {
+			ev = ev.Dur("key_set_age", now.Sub(st.fetched)).Bool("serving_stale", ks.usable(st, now))
+		} else {
+			ev = ev.Bool("no_keys_yet", true)
+		}
+		ev.Msg("jwks refresh failed")
+	}
+	return err
+}
+
+func (ks *KeySet) fetchOnce(ctx context.Context) error {
+	u := ks.jwksURL
+	if u == "" {
+		var err error
+		if u, err = ks.discover(ctx); err != nil {
+			return err
+		}
+	}
+	body, err := ks.get(ctx, u)
+	if err != nil {
+		return fmt.Errorf("fetch jwks %s: %w", u, err)
+	}
+	keys, skipped, err := parseJWKS(body)
+	if err != nil {
+		return fmt.Errorf("jwks %s: %w", u, err)
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("jwks %s: no usable signature keys (%s)", u, strings.Join(skipped, "; "))
+	}
+	old := ks.state.Swap(&keyState{keys: keys, fetched: ks.cfg.now()})
+	if old == nil || len(old.keys) != len(keys) || !sameKIDs(old.keys, keys) {
+		ks.cfg.log.Info().Str("issuer", ks.issuer).Int("keys", len(keys)).Int("skipped", len(skipped)).Msg("jwks loaded")
+	}
+	return nil
+}
+
+func sameKIDs(a, b map[string]*Key) bool {
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// discover reads jwks_uri from the issuer's OIDC discovery document, whose
+// issuer must equal the configured one (OpenID Connect Discovery §4.3).
+func (ks *KeySet) discover(ctx context.Context) (string, error) {
+	ks.mu.Lock()
+	d := ks.discovered
+	ks.mu.Unlock()
+	if d != "" {
+		return d, nil
+	}
+	wellKnown := strings.TrimSuffix(ks.issuer, "/") + "/.well-known/openid-configuration"
+	body, err := ks.get(ctx, wellKnown)
+	if err != nil {
+		return "", fmt.Errorf("oidc discovery %s: %w", wellKnown, err)
+	}
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return "", fmt.Errorf("oidc discovery %s: %w", wellKnown, err)
+	}
+	if doc.Issuer != ks.issuer {
+		return "", fmt.Errorf("oidc discovery %s: issuer %q does not match %q", wellKnown, doc.Issuer, ks.issuer)
+	}
+	if err := checkURL(doc.JWKSURI); err != nil {
+		return "", fmt.Errorf("oidc discovery %s: jwks_uri: %w", wellKnown, err)
+	}
+	ks.mu.Lock()
+	ks.discovered = doc.JWKSURI
+	ks.mu.Unlock()
+	return doc.JWKSURI, nil
+}
+
+var errTooLarge = errors.New("response exceeds 1 MiB")
+
+func (ks *KeySet) get(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := ks.cfg.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxJWKSBytes {
+		return nil, errTooLarge
+	}
+	return body, nil
+}

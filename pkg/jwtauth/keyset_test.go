@@ -1,0 +1,313 @@
+package jwtauth
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func TestNewKidIsFetchedOnceAndRemovedKidStopsVerifying(t *testing.T) {
+	testKeys(t)
+	ka, kb := keyA(), testKey{kid: "rsa-b", signer: rsaB}
+	p := newIdP(t, jwksJSON(t, ka))
+	clk := newClock()
+	v := newTestVerifier(t, p, clk, nil)
+	ks := v.KeySet(testIssuer)
+	ctx := context.Background()
+
+	oldTok := mint(t, "RS256", ka, nil, nil)
+	if _, err := v.Verify(ctx, oldTok); err != nil {
+		t.Fatal(err)
+	}
+	fetches := ks.Fetches()
+
+	// Rotation: Keycloak publishes key B and signs with it.
+	p.set(jwksJSON(t, ka, kb), http.StatusOK)
+	clk.Advance(DefaultMinRefreshInterval)
+	newTok := mint(t, "RS256", kb, nil, nil)
+	for range 5 {
+		if _, err := v.Verify(ctx, newTok); err != nil {
+			t.Fatalf("new kid: %v", err)
+		}
+	}
+	if got := ks.Fetches() - fetches; got != 1 {
+		t.Fatalf("new kid caused %d fetches, want exactly 1", got)
+	}
+	// The old token is still a cache hit while A is published.
+	if _, err := v.Verify(ctx, oldTok); err != nil {
+		t.Fatal(err)
+	}
+
+	// Key A is retired: tokens it signed stop verifying, cached or not.
+	p.set(jwksJSON(t, kb), http.StatusOK)
+	clk.Advance(DefaultMinRefreshInterval)
+	if err := ks.refresh(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, oldTok); ReasonOf(err) != ReasonUnknownKID {
+		t.Fatalf("token of a removed key: %v, want unknown_kid", err)
+	}
+	if _, err := v.Verify(ctx, newTok); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIdPDownServesStaleKeysThenIdPUnavailable(t *testing.T) {
+	testKeys(t)
+	var logs syncBuffer
+	p := newIdP(t, jwksJSON(t, keyA()))
+	clk := newClock()
+	v := newTestVerifier(t, p, clk, func(c *Config) {
+		c.CacheEntries = -1
+		c.Logger = zerolog.New(&logs)
+	})
+	ks := v.KeySet(testIssuer)
+	ctx := context.Background()
+	p.set([]byte("boom"), http.StatusInternalServerError)
+
+	// Within max_stale the last good keys keep verifying, refreshes fail.
+	for i := range 20 {
+		clk.Advance(time.Hour)
+		_ = ks.refresh(ctx, true)
+		tok := mint(t, "RS256", keyA(), nil, map[string]any{
+			"exp": clk.Now().Add(time.Minute).Unix(), "iat": clk.Now().Unix(),
+		})
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Fatalf("hour %d: stale keys must still verify: %v", i+1, err)
+		}
+	}
+	// Warnings: at most one per refresh interval, and here one per hour.
+	if n := strings.Count(logs.String(), "jwks refresh failed"); n == 0 || n > 20 {
+		t.Fatalf("%d warnings for 20 failed refreshes an hour apart", n)
+	}
+	clk.Advance(5 * time.Hour) // 25 h since the last good fetch
+	tok := mint(t, "RS256", keyA(), nil, map[string]any{"exp": clk.Now().Add(time.Minute).Unix(), "iat": clk.Now().Unix()})
+	if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonIdPUnavailable {
+		t.Fatalf("beyond max_stale: %v, want idp_unavailable", err)
+	}
+	// The IdP comes back: the next allowed refresh restores service.
+	p.set(jwksJSON(t, keyA()), http.StatusOK)
+	clk.Advance(DefaultMinRefreshInterval)
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+}
+
+func TestWarningsAreRateLimitedPerRefreshInterval(t *testing.T) {
+	testKeys(t)
+	var logs syncBuffer
+	p := newIdP(t, jwksJSON(t, keyA()))
+	clk := newClock()
+	v := newTestVerifier(t, p, clk, func(c *Config) { c.Logger = zerolog.New(&logs) })
+	p.set(nil, http.StatusBadGateway)
+	for range 30 { // 30 failures 10 s apart = 5 minutes = one refresh interval
+		clk.Advance(10 * time.Second)
+		_ = v.KeySet(testIssuer).refresh(context.Background(), true)
+	}
+	if n := strings.Count(logs.String(), "jwks refresh failed"); n != 1 {
+		t.Fatalf("%d warnings within one refresh interval, want 1", n)
+	}
+}
+
+func TestRandomKidFloodFetchesAtMostOncePerMinRefreshInterval(t *testing.T) {
+	testKeys(t)
+	p := newIdP(t, jwksJSON(t, keyA()))
+	clk := newClock()
+	v := newTestVerifier(t, p, clk, func(c *Config) { c.CacheEntries = -1 })
+	ks := v.KeySet(testIssuer)
+	start := ks.Fetches()
+	ctx := context.Background()
+
+	// 60 simulated seconds, 50 concurrent attackers each second with random kids.
+	for sec := 0; sec < 60; sec++ {
+		var wg sync.WaitGroup
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tok := mint(t, "RS256", testKey{kid: fmt.Sprintf("rand-%d-%d", sec, i), signer: rsaA}, nil, nil)
+				if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonUnknownKID {
+					t.Errorf("random kid: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		clk.Advance(time.Second)
+	}
+	got := ks.Fetches() - start
+	if max := int64(60/int(DefaultMinRefreshInterval.Seconds())) + 1; got > max {
+		t.Fatalf("%d JWKS fetches in 60 s of random kids, want <= %d", got, max)
+	}
+	if got == 0 {
+		t.Fatal("an unknown kid must trigger a refresh when one is allowed")
+	}
+	// The same unknown kid again is answered from the negative cache, even
+	// when a refresh would be allowed.
+	clk.Advance(DefaultMinRefreshInterval)
+	tok := mint(t, "RS256", testKey{kid: "seen-before", signer: rsaA}, nil, nil)
+	_, _ = v.Verify(ctx, tok)
+	before := ks.Fetches()
+	for range 3 {
+		clk.Advance(DefaultMinRefreshInterval)
+		if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonUnknownKID {
+			t.Fatal(err)
+		}
+	}
+	if ks.Fetches() != before {
+		t.Fatal("a recently unknown kid must not trigger another fetch")
+	}
+}
+
+func TestStartupWithoutIdPAnswersIdPUnavailableWithoutBlocking(t *testing.T) {
+	testKeys(t)
+	p := newIdP(t, nil)
+	p.set(nil, http.StatusServiceUnavailable)
+	clk := newClock()
+	v, err := New(Config{
+		Issuers:   []Issuer{{Issuer: testIssuer, JWKSURL: p.url()}},
+		Audiences: []string{"jan-api"},
+		Now:       clk.Now,
+		Logger:    zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	tok := mint(t, "RS256", keyA(), nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonIdPUnavailable {
+		t.Fatalf("before the first fetch: %v", err)
+	}
+	if v.Ready() {
+		t.Fatal("not ready without keys")
+	}
+	p.set(jwksJSON(t, keyA()), http.StatusOK)
+	clk.Advance(DefaultMinRefreshInterval)
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("after the IdP came up: %v", err)
+	}
+}
+
+func TestHangingIdPIsBoundedByFetchTimeout(t *testing.T) {
+	testKeys(t)
+	p := newIdP(t, jwksJSON(t, keyA()))
+	p.hang = make(chan struct{})
+	defer close(p.hang)
+	v, err := New(Config{
+		Issuers:      []Issuer{{Issuer: testIssuer, JWKSURL: p.url()}},
+		Audiences:    []string{"jan-api"},
+		FetchTimeout: 200 * time.Millisecond,
+		Logger:       zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	start := time.Now()
+	_, err = v.Verify(context.Background(), mint(t, "RS256", keyA(), nil, map[string]any{"exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix()}))
+	if ReasonOf(err) != ReasonIdPUnavailable {
+		t.Fatalf("hanging IdP: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("verification blocked %s", d)
+	}
+}
+
+func TestDiscovery(t *testing.T) {
+	testKeys(t)
+	p := newIdP(t, jwksJSON(t, keyA()))
+	// The issuer is the IdP server itself, so discovery finds /certs.
+	p.issuer = p.srv.URL
+	clk := newClock()
+	v := newTestVerifier(t, p, clk, func(c *Config) {
+		c.Issuers = []Issuer{{Issuer: p.srv.URL}}
+	})
+	tok := mint(t, "RS256", keyA(), nil, map[string]any{"iss": p.srv.URL})
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+
+	// A discovery document naming another issuer is refused.
+	q := newIdP(t, jwksJSON(t, keyA()))
+	q.issuer = "https://evil.example"
+	ks := newKeySet(q.srv.URL, "", keySetConfig{refresh: time.Minute, minRefresh: time.Second, maxStale: time.Hour, fetchTimeout: time.Second, client: http.DefaultClient, now: time.Now, log: zerolog.Nop()})
+	err := ks.fetchOnce(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("issuer mismatch in discovery: %v", err)
+	}
+}
+
+func TestJWKSParsingSkipsKeysThatCannotVerify(t *testing.T) {
+	testKeys(t)
+	doc := jwksJSON(t,
+		testKey{kid: "sig", signer: rsaA, use: "sig"},
+		testKey{kid: "enc", signer: rsaB, use: "enc", alg: "RSA-OAEP"},
+		testKey{kid: "dup", signer: ecP256},
+		testKey{kid: "dup", signer: ecP384},
+		testKey{kid: "lying-alg", signer: ecP256, alg: "RS256"},
+	)
+	// Append a symmetric key by hand: jwx renders it as kty oct.
+	// jwx refuses to render an RSA key under 2048 bits, so that one is by hand.
+	small := fmt.Sprintf(`{"kty":"RSA","kid":"small","n":%q,"e":"AQAB"},`, enc.EncodeToString(rsaSmall.N.Bytes()))
+	doc = bytes.Replace(doc, []byte(`"keys":[`), []byte(`"keys":[{"kty":"oct","kid":"hmac","k":"c2VjcmV0"},`+small), 1)
+	keys, err := ParseJWKS(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys.Len() != 1 || keys.keys["sig"] == nil {
+		t.Fatalf("usable keys: %v", keys.keys)
+	}
+	for _, bad := range []string{``, `{}`, `{"keys":[]}`, `{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`, `[]`, `{"keys":"x"}`} {
+		if _, err := ParseJWKS([]byte(bad)); err == nil {
+			t.Errorf("ParseJWKS(%q) accepted", bad)
+		}
+	}
+}
+
+func TestStaticKeysVerifySignatureOnly(t *testing.T) {
+	testKeys(t)
+	keys, err := ParseJWKS(jwksJSON(t, keyA()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := mint(t, "RS256", keyA(), nil, map[string]any{"exp": 1})
+	info, r := keys.VerifySignature(expired, nil)
+	if r != "" || info.KID != "rsa-a" || info.Alg != "RS256" {
+		t.Fatalf("signature only: %+v %q", info, r)
+	}
+	if _, r := keys.VerifySignature(expired, []string{"ES256"}); r != ReasonAlgNotAllowed {
+		t.Fatalf("alg outside list: %q", r)
+	}
+	if _, r := keys.VerifySignature(expired, []string{"HS256"}); r != ReasonAlgNotAllowed {
+		t.Fatalf("HS256 requested: %q", r)
+	}
+	if _, r := keys.VerifySignature("garbage", nil); r != ReasonMalformed {
+		t.Fatalf("garbage: %q", r)
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -10,11 +10,11 @@ type Denial string
 
 // Denial reasons. The empty Denial means allowed.
 const (
-	Allowed              Denial = ""
-	DenyInsufficientRole Denial = "insufficient_role"
-	DenyForbiddenRole    Denial = "forbidden_role"
+	Allowed               Denial = ""
+	DenyInsufficientRole  Denial = "insufficient_role"
+	DenyForbiddenRole     Denial = "forbidden_role"
 	DenyInsufficientScope Denial = "insufficient_scope"
-	DenyAuthMethod       Denial = "auth_method_not_allowed"
+	DenyAuthMethod        Denial = "auth_method_not_allowed"
 )
 
 // Role matching modes of Policy.RolesMode.

@@ -23,7 +23,9 @@ import (
 // expires when that time passes, when it stops mattering. The reply is
 // {allowed 1|0, debt_1, ..., debt_n}, debt_i = TAT_i - now after the decision.
 // Lua numbers are doubles: every value stays below 2^53 (see maxTolerance).
-var gcraScript = redis.NewScript(`
+var gcraScript = redis.NewScript(gcraSource)
+
+const gcraSource = `
 local n = #KEYS
 local cost = tonumber(ARGV[1])
 local now
@@ -51,7 +53,7 @@ if out[1] == 1 then
   end
 end
 return out
-`)
+`
 
 // parseReply decodes the script's reply into debts (len n).
 func parseReply(v any, debts []int64) (bool, error) {

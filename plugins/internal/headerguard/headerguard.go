@@ -1,0 +1,321 @@
+// Package headerguard is the logic of the header-guard plugin, the edge's
+// first plugin on every route (priority 1510): it refuses requests with too
+// many or too large headers (431), removes client copies of every identity
+// header the edge owns (and every header the client names in Connection,
+// and configured extra headers) before anything upstream can trust them,
+// and gives every request a well-formed X-Request-ID, upstream and on the
+// response.
+//
+// It runs in the access phase only: a Kong Response handler would make Kong
+// buffer whole upstream bodies and break streaming (SSE). It is written
+// against exchange.Exchange, so the Kong plugin (Config.Access), an
+// all-in-one plugin (Config.Handle) and the dev gateway run the same code.
+// It does not authenticate anyone.
+package headerguard
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/Kong/go-pdk"
+	"github.com/rs/zerolog"
+
+	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
+	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
+)
+
+// Name is the plugin's Kong name.
+const Name = "header-guard"
+
+// Defaults and bounds of the configuration.
+const (
+	DefaultMaxHeaders     = 100
+	MaxMaxHeaders         = kongx.MaxMaxHeaders // Kong's get_headers refuses more than 1000
+	DefaultMaxHeaderBytes = 32 << 10
+	MinMaxHeaderBytes     = 1 << 10
+	MaxMaxHeaderBytes     = 1 << 20
+)
+
+// HeaderRequestID is the request id header header-guard owns.
+const HeaderRequestID = "X-Request-ID"
+
+// Error codes of the 431 answers.
+const (
+	CodeTooManyHeaders   = "too_many_headers"
+	CodeHeadersTooLarge  = "headers_too_large"
+	maxStripHeaderLength = 256
+)
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("invalid header-guard configuration")
+
+// Config is header-guard's Kong configuration, decoded by go-pdk from the
+// JSON Kong sends (every field present, unset ones null). Zero values mean
+// "default". Kong serves many requests on one Config concurrently: the
+// validated form is built once, on the first request.
+type Config struct {
+	// MaxHeaders is the most header lines a request may carry (default 100,
+	// 1..999); more is answered 431 too_many_headers.
+	MaxHeaders int `json:"max_headers"`
+	// MaxHeaderBytes bounds the sum over header lines of
+	// len(name)+len(value)+4 (default 32768, 1024..1048576); more is
+	// answered 431 headers_too_large.
+	MaxHeaderBytes int `json:"max_header_bytes"`
+	// StripHeaders are extra client headers to remove before the request
+	// goes upstream, matched in any case and with '_' for '-'.
+	StripHeaders []string `json:"strip_headers"`
+
+	guard pluginrt.Once[*Guard]
+	log   *zerolog.Logger
+}
+
+// New returns an empty Config, as go-pdk's constructor wants it.
+func New() *Config { return &Config{} }
+
+// Provision validates c and returns the guard it describes. It has no side
+// effects; Handle and Access call it once per Config.
+func (c *Config) Provision() (*Guard, error) {
+	g := &Guard{
+		maxHeaders: c.MaxHeaders,
+		maxBytes:   c.MaxHeaderBytes,
+		newID:      NewRequestID,
+	}
+	if g.maxHeaders == 0 {
+		g.maxHeaders = DefaultMaxHeaders
+	}
+	if g.maxHeaders < 1 || g.maxHeaders > MaxMaxHeaders {
+		return nil, fmt.Errorf("%w: max_headers %d is outside 1..%d", ErrInvalidConfig, c.MaxHeaders, MaxMaxHeaders)
+	}
+	if g.maxBytes == 0 {
+		g.maxBytes = DefaultMaxHeaderBytes
+	}
+	if g.maxBytes < MinMaxHeaderBytes || g.maxBytes > MaxMaxHeaderBytes {
+		return nil, fmt.Errorf("%w: max_header_bytes %d is outside %d..%d",
+			ErrInvalidConfig, c.MaxHeaderBytes, MinMaxHeaderBytes, MaxMaxHeaderBytes)
+	}
+	for i, name := range c.StripHeaders {
+		if !isToken(name) || len(name) > maxStripHeaderLength {
+			return nil, fmt.Errorf("%w: strip_headers[%d] is not a header name", ErrInvalidConfig, i)
+		}
+		canon := canonical(name)
+		if canon == "host" {
+			return nil, fmt.Errorf("%w: strip_headers[%d]: host cannot be stripped", ErrInvalidConfig, i)
+		}
+		g.strip = append(g.strip, canon)
+	}
+	return g, nil
+}
+
+// provisioned returns the guard, building it on first use; an invalid
+// configuration is logged once.
+func (c *Config) provisioned() (*Guard, error) {
+	return c.guard.Get(c.Provision, c.reportInvalid)
+}
+
+func (c *Config) reportInvalid(err error) {
+	l := c.log
+	if l == nil {
+		def := pluginrt.Logger(Name)
+		l = &def
+	}
+	l.Error().Err(err).Msg("invalid configuration: every request on this instance answers 500 edge_misconfigured")
+}
+
+// Handle runs header-guard on one request. A misconfigured instance answers
+// 500 edge_misconfigured.
+func (c *Config) Handle(ex exchange.Exchange) {
+	g, err := c.provisioned()
+	if err != nil {
+		pluginrt.Misconfigured(ex)
+		return
+	}
+	g.Handle(ex)
+}
+
+// Access is the Kong access-phase handler. The adapter reads max_headers+1
+// headers in one call, so a request over the limit is refused, not half
+// read.
+func (c *Config) Access(kong *pdk.PDK) {
+	g, err := c.provisioned()
+	if err != nil {
+		kongx.Serve(kong, kongx.Options{}, pluginrt.Misconfigured)
+		return
+	}
+	kongx.Serve(kong, kongx.Options{MaxHeaders: g.maxHeaders}, g.Handle)
+}
+
+// Guard is a validated header-guard configuration.
+type Guard struct {
+	maxHeaders int
+	maxBytes   int
+	strip      []string // canonical: lower case, '_' as '-'
+	newID      func() string
+}
+
+// Handle refuses a request with too many or too large headers (431), clears
+// reserved identity headers, headers named in Connection, configured extra
+// headers and '_' spellings of X-Request-ID from the upstream request, and
+// sets X-Request-ID upstream and on the response.
+func (g *Guard) Handle(ex exchange.Exchange) {
+	id := ex.Header("x-request-id") // lower case: no allocation in the adapters
+	if !ValidRequestID(id) {
+		id = g.newID()
+	}
+	ex.SetResponseHeader(HeaderRequestID, id) // also sent with a 431
+
+	if ex.TooManyHeaders() {
+		exchange.Deny(ex, 431, CodeTooManyHeaders, "request has too many headers", nil)
+		return
+	}
+	h := ex.Headers()
+	lines, size := 0, 0
+	for name, values := range h {
+		lines += len(values)
+		for _, v := range values {
+			size += len(name) + len(v) + 4 // "name: value\r\n"
+		}
+	}
+	if lines > g.maxHeaders {
+		exchange.Deny(ex, 431, CodeTooManyHeaders, "request has too many headers", nil)
+		return
+	}
+	if size > g.maxBytes {
+		exchange.Deny(ex, 431, CodeHeadersTooLarge, "request headers are too large", nil)
+		return
+	}
+
+	strip := identity.StripList(h)
+	for name := range h {
+		if g.extra(name) && !contains(strip, name) {
+			strip = append(strip, name)
+		}
+	}
+	for _, name := range strip {
+		ex.ClearUpstreamHeader(name)
+	}
+	ex.SetUpstreamHeader(HeaderRequestID, id)
+}
+
+// extra reports whether name must go although it is not reserved: a
+// configured strip header, or X-Request-ID spelled with '_' (set_headers
+// replaces X-Request-ID but not X_Request_ID, which CGI-style servers would
+// read as the same variable).
+func (g *Guard) extra(name string) bool {
+	if foldEqual(name, "x-request-id") && !equalASCIIFold(name, "x-request-id") {
+		return true
+	}
+	for _, s := range g.strip {
+		if foldEqual(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidRequestID reports whether s may be used as a request id:
+// ^[A-Za-z0-9._-]{1,128}$.
+func ValidRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// NewRequestID returns 128 random bits from crypto/rand as 32 lower-case hex
+// digits.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	var out [32]byte
+	hex.Encode(out[:], b[:])
+	return string(out[:])
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// isToken reports whether s is an RFC 9110 token (a valid header name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '!' || c == '#' || c == '$' || c == '%' || c == '&' || c == '\'' || c == '*' ||
+			c == '+' || c == '-' || c == '.' || c == '^' || c == '_' || c == '`' || c == '|' || c == '~':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// fold maps a header-name byte to its comparison form: ASCII lower case,
+// '_' as '-'.
+func fold(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c + ('a' - 'A')
+	case c == '_':
+		return '-'
+	}
+	return c
+}
+
+// foldEqual reports whether name equals the canonical form under fold.
+func foldEqual(name, canon string) bool {
+	if len(name) != len(canon) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if fold(name[i]) != canon[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func equalASCIIFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func canonical(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		b[i] = fold(c)
+	}
+	return string(b)
+}

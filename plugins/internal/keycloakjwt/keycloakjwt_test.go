@@ -1,0 +1,381 @@
+package keycloakjwt
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Kong/go-pdk/test"
+	"github.com/rs/zerolog"
+
+	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
+	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+)
+
+// kongJSON renders a config as Kong sends it: every schema field present,
+// unset ones null, plus __seq__.
+func kongJSON(t testing.TB, set map[string]any) []byte {
+	t.Helper()
+	fields := []string{"issuers", "audiences", "allowed_azp", "algorithms", "leeway_seconds", "max_token_bytes",
+		"refresh_interval_seconds", "min_refresh_interval_seconds", "max_stale_seconds", "jwks_timeout_ms",
+		"cache_entries", "header_names", "cookie_names", "credential_optional", "hide_credentials",
+		"required_roles", "roles_mode", "forbidden_roles", "required_scopes", "auth_methods", "max_headers"}
+	m := map[string]any{"__seq__": 7}
+	for _, f := range fields {
+		m[f] = nil
+	}
+	for k, v := range set {
+		if _, ok := m[k]; !ok {
+			t.Fatalf("test sets unknown field %s", k)
+		}
+		m[k] = v
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// decode does what go-pdk does with Kong's JSON: encoding/json into New().
+func decode(t testing.TB, js []byte) *Config {
+	t.Helper()
+	inst := New()
+	if err := json.Unmarshal(js, inst); err != nil {
+		t.Fatal(err)
+	}
+	c := inst.(*Config)
+	nop := zerolog.Nop()
+	c.log = &nop
+	return c
+}
+
+func baseConfig(p *jwttest.IdP, extra map[string]any) map[string]any {
+	m := map[string]any{
+		"issuers":     []map[string]any{{"issuer": p.Issuer, "jwks_url": p.JWKSURL()}},
+		"audiences":   []string{"jan-api"},
+		"allowed_azp": []string{"jan-cli", "jan-web", "guest-login"},
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+func newConfig(t testing.TB, p *jwttest.IdP, extra map[string]any) *Config {
+	t.Helper()
+	c := decode(t, kongJSON(t, baseConfig(p, extra)))
+	pl, err := c.provisioned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !pl.verifier.Ready() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	return c
+}
+
+func errorCode(t *testing.T, body []byte) string {
+	t.Helper()
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("error body %q: %v", body, err)
+	}
+	return e.Error.Code
+}
+
+func TestKongShapedConfigDecodesWithDefaults(t *testing.T) {
+	p := jwttest.New(t)
+	c := decode(t, kongJSON(t, baseConfig(p, nil)))
+	pl, err := c.Provision()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.optional || pl.hide || pl.maxHeaders != kongx.DefaultMaxHeaders {
+		t.Fatalf("defaults: %+v", pl)
+	}
+	zero := 0
+	c = decode(t, kongJSON(t, baseConfig(p, map[string]any{"leeway_seconds": zero})))
+	if c.LeewaySeconds == nil || *c.LeewaySeconds != 0 {
+		t.Fatal("explicit zero leeway must be kept apart from null")
+	}
+}
+
+func TestAuthenticationPaths(t *testing.T) {
+	p := jwttest.New(t)
+	good := p.Token(t, "u-1", nil)
+	guest := p.Token(t, "g-1", map[string]any{"realm_access": map[string]any{"roles": []string{"guest"}}})
+	admin := p.Token(t, "a-1", map[string]any{"realm_access": map[string]any{"roles": []string{"user", "admin"}}})
+	expired := p.Token(t, "u-1", map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})
+	idToken := p.Token(t, "u-1", map[string]any{"typ": "ID"})
+
+	type want struct {
+		status   int // 0: passed on
+		code     string
+		subject  string
+		www      string
+		upstream map[string]string
+		cleared  []string
+	}
+	tests := []struct {
+		name    string
+		config  map[string]any
+		headers map[string][]string
+		want    want
+	}{
+		{"valid token", nil, map[string][]string{"Authorization": {"Bearer " + good}},
+			want{subject: "u-1", upstream: map[string]string{"X-User-ID": "u-1", "X-Auth-Method": "jwt", "X-User-Roles": "user,offline_access", "X-User-Guest": "false", "X-User-Username": "user-u-1"}}},
+		{"lower-case scheme", nil, map[string][]string{"Authorization": {"bearer " + good}}, want{subject: "u-1"}},
+		{"spoofed identity headers are stripped", nil, map[string][]string{"Authorization": {"Bearer " + good}, "X-User-ID": {"victim"}, "x_auth_method": {"apikey"}, "X-Consumer-ID": {"c"}},
+			want{subject: "u-1", upstream: map[string]string{"X-User-ID": "u-1"}, cleared: []string{"x-user-id", "x_auth_method", "x-consumer-id"}}},
+		{"missing token", nil, map[string][]string{"Accept": {"*/*"}},
+			want{status: 401, code: CodeCredentialMissing, www: challengeMissing}},
+		{"missing token, optional", map[string]any{"credential_optional": true}, map[string][]string{"X-User-ID": {"victim"}},
+			want{cleared: []string{"x-user-id"}}},
+		{"API key in Bearer is not a JWT", nil, map[string][]string{"Authorization": {"Bearer sk_live_abc"}},
+			want{status: 401, code: CodeCredentialMissing}},
+		{"API key in Bearer, optional: left to keycloak-apikey", map[string]any{"credential_optional": true}, map[string][]string{"Authorization": {"Bearer sk_live_abc"}},
+			want{}},
+		{"Basic auth is not a bearer token", nil, map[string][]string{"Authorization": {"Basic dXNlcjpwYXNz"}},
+			want{status: 401, code: CodeCredentialMissing}},
+		{"empty bearer token is invalid, not absent", map[string]any{"credential_optional": true}, map[string][]string{"Authorization": {"Bearer "}},
+			want{status: 401, code: "token_malformed", www: challengeInvalid}},
+		{"invalid token is 401 even when optional", map[string]any{"credential_optional": true}, map[string][]string{"Authorization": {"Bearer " + good[:len(good)-3] + "AAA"}},
+			want{status: 401, code: "signature_invalid", www: challengeInvalid}},
+		{"expired", nil, map[string][]string{"Authorization": {"Bearer " + expired}}, want{status: 401, code: "token_expired"}},
+		{"ID token", nil, map[string][]string{"Authorization": {"Bearer " + idToken}}, want{status: 401, code: "token_type_invalid"}},
+		{"garbage", nil, map[string][]string{"Authorization": {"Bearer ../../etc/passwd"}}, want{status: 401, code: "token_malformed"}},
+		{"two Authorization headers", nil, map[string][]string{"Authorization": {"Bearer " + good, "Bearer " + admin}},
+			want{status: 401, code: CodeDuplicateCredentials, www: challengeRequest}},
+		{"token in header and a different one in cookie", map[string]any{"cookie_names": []string{"kc_token"}},
+			map[string][]string{"Authorization": {"Bearer " + good}, "Cookie": {"kc_token=" + admin}},
+			want{status: 401, code: CodeDuplicateCredentials}},
+		{"same token twice is one credential", map[string]any{"cookie_names": []string{"kc_token"}},
+			map[string][]string{"Authorization": {"Bearer " + good}, "Cookie": {"kc_token=" + good}}, want{subject: "u-1"}},
+		{"token from cookie", map[string]any{"cookie_names": []string{"kc_token"}}, map[string][]string{"Cookie": {"a=1; kc_token=" + good}}, want{subject: "u-1"}},
+		{"token from extra header", map[string]any{"header_names": []string{"X-Access"}}, map[string][]string{"X-Access": {good}}, want{subject: "u-1"}},
+		{"guest forbidden", map[string]any{"forbidden_roles": []string{"guest"}}, map[string][]string{"Authorization": {"Bearer " + guest}},
+			want{status: 403, code: "forbidden_role"}},
+		{"admin required", map[string]any{"required_roles": []string{"admin"}}, map[string][]string{"Authorization": {"Bearer " + good}},
+			want{status: 403, code: "insufficient_role"}},
+		{"admin present", map[string]any{"required_roles": []string{"admin"}}, map[string][]string{"Authorization": {"Bearer " + admin}}, want{subject: "a-1"}},
+		{"scope required", map[string]any{"required_scopes": []string{"models:write"}}, map[string][]string{"Authorization": {"Bearer " + good}},
+			want{status: 403, code: "insufficient_scope", www: challengeScope}},
+		{"api keys only", map[string]any{"auth_methods": []string{"apikey"}}, map[string][]string{"Authorization": {"Bearer " + good}},
+			want{status: 403, code: "auth_method_not_allowed"}},
+		{"hide credentials", map[string]any{"hide_credentials": true}, map[string][]string{"Authorization": {"Bearer " + good}},
+			want{subject: "u-1", cleared: []string{"authorization"}}},
+		{"hide cookie credential keeps other cookies", map[string]any{"hide_credentials": true, "cookie_names": []string{"kc_token"}},
+			map[string][]string{"Cookie": {"a=1; kc_token=" + good + "; b=2"}}, want{subject: "u-1", upstream: map[string]string{"Cookie": "a=1; b=2"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConfig(t, p, tc.config)
+			f := exchange.NewFake("GET", "/v1/models", tc.headers)
+			c.Handle(f)
+			if f.ExitStatus != tc.want.status {
+				t.Fatalf("status %d (body %s), want %d", f.ExitStatus, f.ExitBody, tc.want.status)
+			}
+			if tc.want.status != 0 {
+				if got := errorCode(t, f.ExitBody); got != tc.want.code {
+					t.Fatalf("code %q, want %q", got, tc.want.code)
+				}
+				if tc.want.www != "" && f.ExitHeaders["WWW-Authenticate"] != tc.want.www {
+					t.Fatalf("WWW-Authenticate %q", f.ExitHeaders["WWW-Authenticate"])
+				}
+				if f.Identity != nil || len(f.Upstream) != 0 {
+					t.Fatal("a refused request must not carry an identity")
+				}
+				return
+			}
+			if tc.want.subject == "" {
+				if f.Identity != nil {
+					t.Fatalf("no credential, yet identity %+v", f.Identity)
+				}
+			} else if f.Identity == nil || f.Identity.Subject != tc.want.subject {
+				t.Fatalf("identity %+v, want subject %s", f.Identity, tc.want.subject)
+			}
+			for k, v := range tc.want.upstream {
+				if f.Upstream[k] != v {
+					t.Errorf("upstream %s = %q, want %q", k, f.Upstream[k], v)
+				}
+			}
+			for _, n := range tc.want.cleared {
+				if !slices.Contains(f.Cleared, n) {
+					t.Errorf("%s not cleared (cleared %v)", n, f.Cleared)
+				}
+			}
+		})
+	}
+}
+
+func TestIdPUnavailableIs503(t *testing.T) {
+	p := jwttest.New(t)
+	p.SetDown(true)
+	c := decode(t, kongJSON(t, baseConfig(p, map[string]any{"jwks_timeout_ms": 500, "audiences": []string{"jan-api-down"}})))
+	f := exchange.NewFake("GET", "/v1/models", map[string][]string{"Authorization": {"Bearer " + p.Token(t, "u", map[string]any{"aud": "jan-api-down"})}})
+	c.Handle(f)
+	if f.ExitStatus != 503 || errorCode(t, f.ExitBody) != "idp_unavailable" || f.ExitHeaders["Retry-After"] == "" {
+		t.Fatalf("%d %s %v", f.ExitStatus, f.ExitBody, f.ExitHeaders)
+	}
+}
+
+func TestTooManyHeadersIs431(t *testing.T) {
+	p := jwttest.New(t)
+	c := newConfig(t, p, map[string]any{"max_headers": 3})
+	h := map[string][]string{"Authorization": {"Bearer " + p.Token(t, "u", nil)}}
+	for i := range 5 {
+		h[fmt.Sprint("X-", i)] = []string{"v"}
+	}
+	f := exchange.NewFake("GET", "/", h)
+	f.MaxHeaders = 3
+	c.Handle(f)
+	if f.ExitStatus != 431 {
+		t.Fatalf("status %d", f.ExitStatus)
+	}
+}
+
+func TestMisconfiguredInstanceFailsClosedAndLogsOnce(t *testing.T) {
+	cases := map[string]map[string]any{
+		"no issuer":         {"audiences": []string{"jan-api"}},
+		"no audience":       {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}},
+		"alg none":          {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"}, "algorithms": []string{"none"}},
+		"HS256":             {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"}, "algorithms": []string{"HS256"}},
+		"bad roles mode":    {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"}, "roles_mode": "most"},
+		"bad auth method":   {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"}, "auth_methods": []string{"basic"}},
+		"max_headers 5000":  {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"}, "max_headers": 5000},
+		"negative leeway":   {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"}, "leeway_seconds": -1},
+		"bad header name":   {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"}, "header_names": []string{"X Bad"}},
+		"authorization ext": {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"}, "header_names": []string{"authorization"}},
+	}
+	for name, cfg := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := decode(t, kongJSON(t, cfg))
+			var logs bytes.Buffer
+			var mu sync.Mutex
+			l := zerolog.New(zerolog.SyncWriter(&lockedWriter{&logs, &mu}))
+			c.log = &l
+			for range 3 {
+				f := exchange.NewFake("GET", "/", map[string][]string{"Authorization": {"Bearer x.y.z"}})
+				c.Handle(f)
+				if f.ExitStatus != 500 || errorCode(t, f.ExitBody) != "edge_misconfigured" {
+					t.Fatalf("%d %s", f.ExitStatus, f.ExitBody)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if n := strings.Count(logs.String(), "invalid configuration"); n != 1 {
+				t.Fatalf("logged %d times: %s", n, logs.String())
+			}
+		})
+	}
+}
+
+type lockedWriter struct {
+	b  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// TestPDKCallsPerPath pins the PDK calls of each path through go-pdk's test
+// environment (the Kong adapter path); README.md lists the same table.
+func TestPDKCallsPerPath(t *testing.T) {
+	p := jwttest.New(t)
+	good := p.Token(t, "u-1", nil)
+	const (
+		get    = kongx.CallGetHeaders
+		clr    = kongx.CallClearHeader
+		set    = kongx.CallSetHeaders
+		shared = kongx.CallSharedSet
+		exit   = kongx.CallExit
+	)
+	tests := []struct {
+		name    string
+		config  map[string]any
+		headers http.Header
+		want    []string
+		status  int
+	}{
+		{"allow", nil, http.Header{"Authorization": {"Bearer " + good}}, []string{get, shared, set}, 200},
+		{"allow, spoofed X-User-ID is overwritten without a clear", nil, http.Header{"Authorization": {"Bearer " + good}, "X-User-Id": {"victim"}}, []string{get, shared, set}, 200},
+		{"allow, spoofed x_user_id needs one clear", nil, http.Header{"Authorization": {"Bearer " + good}, "X_user_id": {"victim"}}, []string{get, shared, clr, set}, 200},
+		{"allow, hide credentials", map[string]any{"hide_credentials": true}, http.Header{"Authorization": {"Bearer " + good}}, []string{get, shared, clr, set}, 200},
+		{"deny: invalid token", nil, http.Header{"Authorization": {"Bearer " + good + "x"}}, []string{get, exit}, 401},
+		{"deny: policy", map[string]any{"required_roles": []string{"admin"}}, http.Header{"Authorization": {"Bearer " + good}}, []string{get, exit}, 403},
+		{"missing credential", nil, http.Header{"Accept": {"*/*"}}, []string{get, exit}, 401},
+		{"missing credential, optional", map[string]any{"credential_optional": true}, http.Header{"Accept": {"*/*"}}, []string{get}, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConfig(t, p, tc.config)
+			env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: tc.headers})
+			env.Access(c)
+			if got := env.Calls(); !slices.Equal(got, tc.want) {
+				t.Fatalf("PDK calls %v, want %v", got, tc.want)
+			}
+			if tc.status != 200 {
+				if env.ClientRes.Status != tc.status {
+					t.Fatalf("status %d, want %d", env.ClientRes.Status, tc.status)
+				}
+				return
+			}
+			if strings.Contains(tc.name, "allow") {
+				if got := env.ServiceReq.Headers.Get("X-User-ID"); got != "u-1" {
+					t.Fatalf("upstream X-User-ID %q", got)
+				}
+				raw, _ := env.Ctx.Store[kongx.IdentityKey].(string)
+				var id identity.Identity
+				if err := json.Unmarshal([]byte(raw), &id); err != nil || id.Subject != "u-1" {
+					t.Fatalf("kong.ctx.shared identity %q: %v", raw, err)
+				}
+			}
+		})
+	}
+}
+
+// FuzzCredentialHeaders feeds arbitrary header values to the plugin: it must
+// never panic, never authenticate without the one valid token, and answer
+// every refusal with a JSON error.
+func FuzzCredentialHeaders(f *testing.F) {
+	p := jwttest.New(f)
+	good := p.Token(f, "u-1", nil)
+	for _, s := range []string{"Bearer " + good, "bearer\t" + good, "Bearer  " + good + " ", "Bearer", "Bearer ", "Bearerx",
+		"Bearer sk_live_0123", "Basic YTpi", "Bearer " + good + "\r\nX-User-ID: admin", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.",
+		strings.Repeat("Bearer ", 1000), "\x00\xff", "kc_token=" + good, "a=1;;;kc_token=;kc_token=" + good} {
+		f.Add(s, s)
+	}
+	c := newConfig(f, p, map[string]any{"credential_optional": true, "cookie_names": []string{"kc_token"}, "header_names": []string{"X-Access"}})
+	f.Fuzz(func(t *testing.T, auth, cookie string) {
+		fk := exchange.NewFake("GET", "/", map[string][]string{"Authorization": {auth}, "Cookie": {cookie}, "X-Access": {auth}})
+		c.Handle(fk)
+		if fk.Identity != nil && fk.Identity.Subject != "u-1" {
+			t.Fatalf("authenticated as %q", fk.Identity.Subject)
+		}
+		if fk.ExitStatus != 0 {
+			var e map[string]any
+			if json.Unmarshal(fk.ExitBody, &e) != nil {
+				t.Fatalf("non-JSON error %q", fk.ExitBody)
+			}
+			if strings.Contains(string(fk.ExitBody), good[len(good)-20:]) {
+				t.Fatal("error body carries the token")
+			}
+		}
+	})
+}

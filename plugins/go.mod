@@ -7,6 +7,7 @@ require (
 	github.com/edgeguard/edgeguard/pkg v0.0.0
 	github.com/rs/zerolog v1.33.0
 	google.golang.org/protobuf v1.36.2
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
@@ -23,7 +24,6 @@ require (
 	github.com/ugorji/go/codec v1.2.14 // indirect
 	github.com/valyala/fastjson v1.6.10 // indirect
 	golang.org/x/sys v0.47.0 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
 replace github.com/edgeguard/edgeguard/pkg => ../pkg

@@ -24,9 +24,10 @@ type batcher struct {
 }
 
 type batchReq struct {
-	keys []string
-	args []any
-	done chan batchResp // buffered: a caller that gave up never blocks a worker
+	script *redis.Script
+	keys   []string
+	args   []any
+	done   chan batchResp // buffered: a caller that gave up never blocks a worker
 }
 
 type batchResp struct {
@@ -50,8 +51,8 @@ func newBatcher(client redis.UniversalClient, maxBatch int, timeout time.Duratio
 }
 
 // do queues one script run and waits for its reply, ctx or Close.
-func (b *batcher) do(ctx context.Context, keys []string, args []any) (any, error) {
-	r := &batchReq{keys: keys, args: args, done: make(chan batchResp, 1)}
+func (b *batcher) do(ctx context.Context, script *redis.Script, keys []string, args []any) (any, error) {
+	r := &batchReq{script: script, keys: keys, args: args, done: make(chan batchResp, 1)}
 	select {
 	case b.reqs <- r:
 	case <-ctx.Done():
@@ -100,13 +101,13 @@ func (b *batcher) exec(batch []*batchReq, cmds []*redis.Cmd) []*redis.Cmd {
 	defer cancel()
 	if len(batch) == 1 {
 		r := batch[0]
-		c := gcraScript.Run(ctx, b.client, r.keys, r.args...)
+		c := r.script.Run(ctx, b.client, r.keys, r.args...)
 		r.done <- batchResp{c.Val(), c.Err()}
 		return cmds
 	}
 	pipe := b.client.Pipeline()
 	for _, r := range batch {
-		cmds = append(cmds, gcraScript.EvalSha(ctx, pipe, r.keys, r.args...))
+		cmds = append(cmds, r.script.EvalSha(ctx, pipe, r.keys, r.args...))
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
 	var retry redis.Pipeliner
@@ -117,7 +118,7 @@ func (b *batcher) exec(batch []*batchReq, cmds []*redis.Cmd) []*redis.Cmd {
 			if retry == nil {
 				retry = b.client.Pipeline()
 			}
-			cmds[i] = gcraScript.Eval(ctx, retry, r.keys, r.args...)
+			cmds[i] = r.script.Eval(ctx, retry, r.keys, r.args...)
 		}
 	}
 	if retry != nil {

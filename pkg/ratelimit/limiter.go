@@ -202,13 +202,19 @@ func (l *Limiter) eval(ctx context.Context, subject string, p *Policy, cost int6
 	for i := range keys {
 		keys[i], start = all[start:ends[i]], ends[i]
 	}
-	args := make([]any, 0, 2+2*n)
-	if cost == 1 {
-		args = append(args, costOne)
-	} else {
-		args = append(args, strconv.FormatInt(cost, 10))
+	script, args := gcraScript, make([]any, 0, 2+2*n)
+	switch {
+	case n == 1 && cost == 1:
+		script, args = gcra1Script, append(args, p.argv1...)
+	case n == 1:
+		inc := cost * p.emission[0]
+		script = gcra1Script
+		args = append(args, strconv.FormatInt(inc, 10), p.argv1[1], strconv.FormatInt((inc+999)/1000, 10))
+	case cost == 1:
+		args = append(append(args, costOne), p.argv...)
+	default:
+		args = append(append(args, strconv.FormatInt(cost, 10)), p.argv...)
 	}
-	args = append(args, p.argv...)
 	if l.scriptNow {
 		args = append(args, strconv.FormatInt(now.UnixMicro(), 10))
 	}
@@ -220,12 +226,15 @@ func (l *Limiter) eval(ctx context.Context, subject string, p *Policy, cost int6
 		err error
 	)
 	if l.batch != nil {
-		val, err = l.batch.do(ctx, keys, args)
+		val, err = l.batch.do(ctx, script, keys, args)
 	} else {
-		val, err = gcraScript.Run(ctx, l.client, keys, args...).Result()
+		val, err = script.Run(ctx, l.client, keys, args...).Result()
 	}
 	if err != nil {
 		return false, err
+	}
+	if n == 1 {
+		return parseReply1(val, debts)
 	}
 	return parseReply(val, debts)
 }

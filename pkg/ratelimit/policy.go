@@ -26,7 +26,8 @@ type Policy struct {
 	tolerance []int64 // Burst × emission, µs
 	minBurst  int64
 	id        string   // identifies the limits (deny-cache key)
-	argv      []any    // script ARGV after the cost: emission, tolerance per limit
+	argv      []any    // gcraScript ARGV after the cost: emission, tolerance per limit
+	argv1     []any    // gcra1Script ARGV for cost 1 (single-limit policies)
 	suffix    []string // ":" + Name
 }
 
@@ -65,6 +66,9 @@ func NewPolicy(limits ...Limit) (*Policy, error) {
 		fmt.Fprintf(&id, "%s=%d/%d;", l.Name, t, tau)
 	}
 	p.id = id.String()
+	if len(limits) == 1 {
+		p.argv1 = []any{p.argv[0], p.argv[1], strconv.FormatInt((p.emission[0]+999)/1000, 10)}
+	}
 	return p, nil
 }
 

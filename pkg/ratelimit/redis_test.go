@@ -64,6 +64,46 @@ func TestRedisDecidesOnTheServerClockAndKeysExpireWithTheirTAT(t *testing.T) {
 	}
 }
 
+func TestSingleLimitScriptDecidesOnTheServerClock(t *testing.T) {
+	addr := redisAddr(t)
+	l := newTestLimiter(t, addr, func(c *Config) { c.DenyCacheSize = -1; c.Timeout = time.Second })
+	rc := rawClient(t, addr)
+	p := mustLimits(t, "5/s")
+	ctx := context.Background()
+	key := l.cfg.KeyPrefix + "{bob}:second"
+	for i := range 5 {
+		r, err := l.Allow(ctx, "bob", p)
+		if err != nil || !r.Allowed || r.Source != SourceRedis || r.Decided().Remaining != 4-i {
+			t.Fatalf("request %d: %s err=%v", i, describe(r), err)
+		}
+	}
+	r, err := l.Allow(ctx, "bob", p)
+	if err != nil || r.Allowed {
+		t.Fatalf("6th request: %s err=%v", describe(r), err)
+	}
+	if ra := r.RetryAfter(); ra <= 0 || ra > 200*time.Millisecond {
+		t.Fatalf("retry after %s, want (0, 200ms]", ra)
+	}
+	s, err := rc.Get(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tat, err := strconv.ParseInt(s, 10, 64)
+	if now := time.Now().UnixMicro(); err != nil || tat < now || tat > now+time.Second.Microseconds() {
+		t.Fatalf("key holds %q, want an integer TAT within 1s of now (%d)", s, now)
+	}
+	if pttl := rc.PTTL(ctx, key).Val(); pttl <= 0 || pttl > time.Second {
+		t.Fatalf("PTTL %s, want (0, 1s]", pttl)
+	}
+	// A fresh key written by SET NX expires one emission interval later.
+	if r, _ := l.AllowN(ctx, "fresh", p, 2); !r.Allowed || r.Decided().ResetAfter != 400*time.Millisecond {
+		t.Fatalf("fresh subject, cost 2: %s", describe(r))
+	}
+	if pttl := rc.PTTL(ctx, l.cfg.KeyPrefix+"{fresh}:second").Val(); pttl <= 300*time.Millisecond || pttl > 400*time.Millisecond {
+		t.Fatalf("fresh key PTTL %s, want (300ms, 400ms]", pttl)
+	}
+}
+
 func TestDenyCacheAnswersWithoutARoundTrip(t *testing.T) {
 	addr := redisAddr(t)
 	l := newTestLimiter(t, addr, func(c *Config) { c.Timeout = time.Second })

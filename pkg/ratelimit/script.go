@@ -6,23 +6,26 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// gcraScript is GCRA for every limit of one subject, all-or-nothing, in
-// integer microseconds on the Redis server clock. It is lean on purpose:
-// TIME once, one MGET, arithmetic, and a SET PX per key only when the request
-// is allowed (a denied request writes nothing).
+// Two scripts implement GCRA in integer microseconds on the Redis server
+// clock. Both are lean on purpose: TIME once, the fewest commands, and writes
+// only for an allowed request (a denied request writes nothing). A key holds
+// its limit's theoretical arrival time (TAT, µs since the epoch, written with
+// %d: Lua's default number format keeps only 14 digits) and expires (PX) when
+// that time passes, when it stops mattering. Lua numbers are doubles: every
+// value stays below 2^53 (see maxTolerance). Both accept a trailing "now"
+// argument in µs replacing TIME that only this package's tests send
+// (Limiter.scriptNow); production decisions always use the server clock.
+
+// gcraScript decides several limits of one subject, all-or-nothing: TIME,
+// one MGET, arithmetic, a SET PX per key when allowed.
 //
 //	KEYS[i]          state key of limit i (all share the {subject} hash tag)
 //	ARGV[1]          cost in cells
 //	ARGV[2i], [2i+1] emission interval and tolerance of limit i, µs
-//	ARGV[2n+2]       tests only: "now" in µs, replacing TIME. Production
-//	                 never sends it (Limiter.scriptNow is set by this
-//	                 package's tests alone), so decisions use the server clock.
+//	ARGV[2n+2]       tests only: now, µs
 //
-// A key holds the limit's theoretical arrival time (TAT, µs since the epoch,
-// written with %d: Lua's default number format keeps only 14 digits) and
-// expires when that time passes, when it stops mattering. The reply is
-// {allowed 1|0, debt_1, ..., debt_n}, debt_i = TAT_i - now after the decision.
-// Lua numbers are doubles: every value stays below 2^53 (see maxTolerance).
+// Reply: {allowed 1|0, debt_1, ..., debt_n}, debt_i = TAT_i - now after the
+// decision.
 var gcraScript = redis.NewScript(gcraSource)
 
 const gcraSource = `
@@ -54,6 +57,55 @@ if out[1] == 1 then
 end
 return out
 `
+
+// gcra1Script decides a single limit. It first writes the state of a
+// fresh subject with SET NX GET (Redis >= 7.0): when the key is absent (its
+// TAT passed, the common case) that one command is the whole decision, since
+// a fresh bucket always allows a cost within the burst. Otherwise SET NX
+// wrote nothing and returned the TAT, and the usual decision follows.
+//
+//	KEYS[1]  state key
+//	ARGV[1]  cost × emission interval, µs
+//	ARGV[2]  tolerance, µs
+//	ARGV[3]  ceil(ARGV[1] / 1000): the PX of a fresh key, ms
+//	ARGV[4]  tests only: now, µs
+//
+// Reply: debt (TAT - now after the decision, >= 1) when allowed, or
+// -(debt + 1) when denied.
+var gcra1Script = redis.NewScript(gcra1Source)
+
+const gcra1Source = `
+local now
+if ARGV[4] then
+  now = tonumber(ARGV[4])
+else
+  local t = redis.call('TIME')
+  now = t[1] * 1000000 + t[2]
+end
+local inc = tonumber(ARGV[1])
+local old = redis.call('SET', KEYS[1], string.format('%d', now + inc), 'PX', ARGV[3], 'NX', 'GET')
+if not old then return inc end
+local tat = tonumber(old) or now
+if tat < now then tat = now end
+local d = tat - now + inc
+if d > tonumber(ARGV[2]) then return now - tat - 1 end
+redis.call('SET', KEYS[1], string.format('%d', now + d), 'PX', string.format('%d', (d + 999) / 1000))
+return d
+`
+
+// parseReply1 decodes gcra1Script's reply into debts (len 1).
+func parseReply1(v any, debts []int64) (bool, error) {
+	r, ok := v.(int64)
+	if !ok {
+		return false, fmt.Errorf("unexpected rate limit script reply of type %T", v)
+	}
+	if r > 0 {
+		debts[0] = r
+		return true, nil
+	}
+	debts[0] = -r - 1
+	return false, nil
+}
 
 // parseReply decodes the script's reply into debts (len n).
 func parseReply(v any, debts []int64) (bool, error) {

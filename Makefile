@@ -4,7 +4,7 @@ GO ?= go
 MODULES := pkg plugins cli
 BIN := $(CURDIR)/bin
 PLUGINS := keycloak-jwt header-guard
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build test test-unit lint bench fuzz clean tidy
 

@@ -1,0 +1,44 @@
+package outcome
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestCodeNeverZeroForAnError(t *testing.T) {
+	for err, want := range map[error]int{
+		nil:                                   OK,
+		ErrInvalid:                            Invalid,
+		fmt.Errorf("verdict: %w", ErrInvalid): Invalid,
+		errors.New("unknown flag: --x"):       Usage,
+	} {
+		if got := Code(err); got != want {
+			t.Errorf("Code(%v) = %d, want %d", err, got, want)
+		}
+	}
+}
+
+func TestVerdictWritesOneLine(t *testing.T) {
+	var b strings.Builder
+	if err := Verdict(&b, false, map[string]any{"valid": false, "reason": "x\n<y>"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := Verdict(&b, true, map[string]bool{"valid": true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); got != "{\"reason\":\"x\\n\\u003cy\\u003e\",\"valid\":false}\n{\"valid\":true}\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("closed pipe") }
+
+func TestVerdictWriteFailureIsNotValid(t *testing.T) {
+	if Code(Verdict(failWriter{}, true, 1)) != Usage {
+		t.Fatal("a failed write must not exit 0")
+	}
+}

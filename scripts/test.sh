@@ -15,6 +15,9 @@ trap cleanup EXIT
 # shellcheck disable=SC2046
 eval "export $(scripts/redis.sh start)"; started+=(redis)
 export EDGEGUARD_TEST_REDIS_ADDR="$REDIS_ADDR"
+# shellcheck disable=SC2046
+eval "export $(scripts/postgres.sh start)"; started+=(postgres)
+export EDGEGUARD_TEST_PG_DSN="$PG_DSN"
 
 export EDGEGUARD_BIN="$ROOT/bin"
 status=0

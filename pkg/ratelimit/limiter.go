@@ -202,19 +202,11 @@ func (l *Limiter) eval(ctx context.Context, subject string, p *Policy, cost int6
 	for i := range keys {
 		keys[i], start = all[start:ends[i]], ends[i]
 	}
-	script, args := gcraScript, make([]any, 0, 2+2*n)
-	switch {
-	case n == 1 && cost == 1:
-		script, args = gcra1Script, append(args, p.argv1...)
-	case n == 1:
-		inc := cost * p.emission[0]
+	script := gcraScript
+	if n == 1 {
 		script = gcra1Script
-		args = append(args, strconv.FormatInt(inc, 10), p.argv1[1], strconv.FormatInt((inc+999)/1000, 10))
-	case cost == 1:
-		args = append(append(args, costOne), p.argv...)
-	default:
-		args = append(append(args, strconv.FormatInt(cost, 10)), p.argv...)
 	}
+	args := p.scriptArgs(make([]any, 0, 3*n+1), cost)
 	if l.scriptNow {
 		args = append(args, strconv.FormatInt(now.UnixMicro(), 10))
 	}
@@ -238,8 +230,6 @@ func (l *Limiter) eval(ctx context.Context, subject string, p *Policy, cost int6
 	}
 	return parseReply(val, debts)
 }
-
-var costOne any = "1"
 
 // skipRedis reports whether this decision should go straight to the fail
 // policy: Redis failed recently and either the probe interval has not

@@ -26,8 +26,7 @@ type Policy struct {
 	tolerance []int64 // Burst × emission, µs
 	minBurst  int64
 	id        string   // identifies the limits (deny-cache key)
-	argv      []any    // gcraScript ARGV after the cost: emission, tolerance per limit
-	argv1     []any    // gcra1Script ARGV for cost 1 (single-limit policies)
+	argv      []any    // script ARGV for cost 1: increment, tolerance, fresh PX per limit
 	suffix    []string // ":" + Name
 }
 
@@ -42,7 +41,7 @@ func NewPolicy(limits ...Limit) (*Policy, error) {
 		limits:    make([]Limit, len(limits)),
 		emission:  make([]int64, len(limits)),
 		tolerance: make([]int64, len(limits)),
-		argv:      make([]any, 0, 2*len(limits)),
+		argv:      make([]any, 0, 3*len(limits)),
 		suffix:    make([]string, len(limits)),
 	}
 	var id strings.Builder
@@ -61,14 +60,11 @@ func NewPolicy(limits ...Limit) (*Policy, error) {
 		if i == 0 || int64(l.Burst) < p.minBurst {
 			p.minBurst = int64(l.Burst)
 		}
-		p.argv = append(p.argv, strconv.FormatInt(t, 10), strconv.FormatInt(tau, 10))
+		p.argv = append(p.argv, strconv.FormatInt(t, 10), strconv.FormatInt(tau, 10), strconv.FormatInt(freshPX(t), 10))
 		p.suffix[i] = ":" + l.Name
 		fmt.Fprintf(&id, "%s=%d/%d;", l.Name, t, tau)
 	}
 	p.id = id.String()
-	if len(limits) == 1 {
-		p.argv1 = []any{p.argv[0], p.argv[1], strconv.FormatInt((p.emission[0]+999)/1000, 10)}
-	}
 	return p, nil
 }
 
@@ -185,6 +181,23 @@ func (p *Policy) fresh(cost int64) Result {
 		debts[i] = cost * p.emission[i]
 	}
 	return p.result(true, cost, debts)
+}
+
+// freshPX is the PX (ms) of a key whose TAT is inc µs ahead: rounded up, so
+// the key never expires before its TAT passes.
+func freshPX(inc int64) int64 { return (inc + 999) / 1000 }
+
+// scriptArgs appends the scripts' ARGV for cost: per limit, the increment
+// cost × T, the tolerance and the fresh key's PX.
+func (p *Policy) scriptArgs(args []any, cost int64) []any {
+	if cost == 1 {
+		return append(args, p.argv...)
+	}
+	for i, t := range p.emission {
+		inc := cost * t
+		args = append(args, strconv.FormatInt(inc, 10), p.argv[3*i+1], strconv.FormatInt(freshPX(inc), 10))
+	}
+	return args
 }
 
 func us(n int64) time.Duration { return time.Duration(n) * time.Microsecond }

@@ -17,12 +17,14 @@ import (
 // (Limiter.scriptNow); production decisions always use the server clock.
 
 // gcraScript decides several limits of one subject, all-or-nothing: TIME,
-// one MGET, arithmetic, a SET PX per key when allowed.
+// one MGET, arithmetic, a SET PX per key when allowed. A limit whose TAT has
+// passed (or whose key is absent) gets the precomputed PX of a fresh key, so
+// the common case converts no number to a string but the TAT itself.
 //
-//	KEYS[i]          state key of limit i (all share the {subject} hash tag)
-//	ARGV[1]          cost in cells
-//	ARGV[2i], [2i+1] emission interval and tolerance of limit i, µs
-//	ARGV[2n+2]       tests only: now, µs
+//	KEYS[i]                      state key of limit i (one {subject} hash tag)
+//	ARGV[3i-2], [3i-1], [3i]     limit i: cost × emission interval (µs),
+//	                             tolerance (µs), ceil(ARGV[3i-2] / 1000) (ms)
+//	ARGV[3n+1]                   tests only: now, µs
 //
 // Reply: {allowed 1|0, debt_1, ..., debt_n}, debt_i = TAT_i - now after the
 // decision.
@@ -30,10 +32,9 @@ var gcraScript = redis.NewScript(gcraSource)
 
 const gcraSource = `
 local n = #KEYS
-local cost = tonumber(ARGV[1])
 local now
-if #ARGV > 2 * n + 1 then
-  now = tonumber(ARGV[2 * n + 2])
+if ARGV[3 * n + 1] then
+  now = tonumber(ARGV[3 * n + 1])
 else
   local t = redis.call('TIME')
   now = t[1] * 1000000 + t[2]
@@ -43,15 +44,20 @@ local out = {1}
 for i = 1, n do
   local tat = tonumber(vals[i]) or now
   if tat < now then tat = now end
-  local new = tat + cost * tonumber(ARGV[2 * i])
-  if new - now > tonumber(ARGV[2 * i + 1]) then out[1] = 0 end
+  vals[i] = tat
   out[i + 1] = tat - now
-  vals[i] = new
+  if tat - now + ARGV[3 * i - 2] > tonumber(ARGV[3 * i - 1]) then out[1] = 0 end
 end
-if out[1] == 1 then
-  for i = 1, n do
-    local d = vals[i] - now
-    redis.call('SET', KEYS[i], string.format('%d', vals[i]), 'PX', math.ceil(d / 1000))
+if out[1] == 0 then return out end
+for i = 1, n do
+  local inc = tonumber(ARGV[3 * i - 2])
+  local tat = vals[i]
+  if tat == now then
+    redis.call('SET', KEYS[i], string.format('%d', now + inc), 'PX', ARGV[3 * i])
+    out[i + 1] = inc
+  else
+    local d = tat - now + inc
+    redis.call('SET', KEYS[i], string.format('%d', now + d), 'PX', string.format('%d', (d + 999) / 1000))
     out[i + 1] = d
   end
 end
@@ -69,6 +75,8 @@ return out
 //	ARGV[2]  tolerance, µs
 //	ARGV[3]  ceil(ARGV[1] / 1000): the PX of a fresh key, ms
 //	ARGV[4]  tests only: now, µs
+//
+// (The same ARGV layout as gcraScript's for one limit.)
 //
 // Reply: debt (TAT - now after the decision, >= 1) when allowed, or
 // -(debt + 1) when denied.

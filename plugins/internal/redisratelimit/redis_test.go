@@ -1,0 +1,80 @@
+package redisratelimit
+
+import (
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/identity"
+)
+
+// redisAddr is the throw-away Redis of scripts/test.sh. Locally the test
+// skips without it; under CI=true a missing Redis is a failure.
+func redisAddr(t *testing.T) string {
+	t.Helper()
+	addr := os.Getenv("EDGEGUARD_TEST_REDIS_ADDR")
+	if addr == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("EDGEGUARD_TEST_REDIS_ADDR is not set under CI: scripts/test.sh must start Redis")
+		}
+		t.Skip("EDGEGUARD_TEST_REDIS_ADDR not set (run make test)")
+	}
+	return addr
+}
+
+func TestTwoInstancesShareOneBudgetOnRedis(t *testing.T) {
+	addr := redisAddr(t)
+	ns := "it-" + time.Now().Format("150405.000000000")
+	cfg := map[string]any{"second": 5, "namespace": ns, "redis_addresses": []string{addr}}
+	a, b := decode(t, kongJSON(t, cfg)), decode(t, kongJSON(t, cfg))
+	u := &identity.Identity{Subject: "shared-user"}
+	allowed := 0
+	for i := range 10 {
+		f := request(u, "", nil)
+		[]*Config{a, b}[i%2].Handle(f)
+		switch f.ExitStatus {
+		case 0:
+			allowed++
+		case 429:
+		default:
+			t.Fatalf("status %d %s", f.ExitStatus, f.ExitBody)
+		}
+	}
+	if allowed != 5 {
+		t.Fatalf("%d of 10 allowed across two instances, want exactly 5", allowed)
+	}
+}
+
+func TestDeadRedisFollowsTheFailPolicyWithoutHanging(t *testing.T) {
+	// A port that accepts nothing: grab one and close it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	for policy, want := range map[string]int{"deny": 503, "allow": 0, "local": 0} {
+		t.Run(policy, func(t *testing.T) {
+			c := decode(t, kongJSON(t, map[string]any{"second": 2, "redis_addresses": []string{dead}, "on_redis_error": policy, "timeout_ms": 30}))
+			start := time.Now()
+			f := request(&identity.Identity{Subject: "u"}, "", nil)
+			c.Handle(f)
+			if f.ExitStatus != want {
+				t.Fatalf("status %d %s, want %d", f.ExitStatus, f.ExitBody, want)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("decision took %s", d)
+			}
+			if policy == "local" { // the in-process limiter still limits
+				for range 2 {
+					f = request(&identity.Identity{Subject: "u"}, "", nil)
+					c.Handle(f)
+				}
+				if f.ExitStatus != 429 {
+					t.Fatalf("local fallback did not limit: %d", f.ExitStatus)
+				}
+			}
+		})
+	}
+}

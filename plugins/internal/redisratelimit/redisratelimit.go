@@ -1,0 +1,480 @@
+// Package redisratelimit is the logic of the redis-ratelimit plugin
+// (priority 905, after authentication): exact GCRA limits on Redis through
+// pkg/ratelimit — several windows checked and charged in one round trip —
+// keyed on the authenticated identity from kong.ctx.shared (never a header),
+// else the client IP (IPv6 per /64), with per-role overrides and a fail
+// policy for Redis outages.
+//
+// It writes RateLimit-Limit/-Remaining/-Reset and Kong's
+// X-RateLimit-Limit-<Window>/X-RateLimit-Remaining-<Window> on every
+// response it lets through (in the access phase, one PDK call), and answers
+// 429 rate_limited with Retry-After.
+package redisratelimit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Kong/go-pdk"
+	"github.com/rs/zerolog"
+
+	"github.com/edgeguard/edgeguard/pkg/clientip"
+	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/pkg/ratelimit"
+	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
+	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
+)
+
+// Name is the plugin's Kong name; Priority its Kong priority.
+const (
+	Name     = "redis-ratelimit"
+	Priority = 905
+)
+
+// Client error codes.
+const (
+	CodeRateLimited   = "rate_limited"
+	CodeUnavailable   = "rate_limiter_unavailable"
+	CodeNoSubject     = "rate_limit_subject_missing"
+	CodeTooManyHeader = "too_many_headers"
+)
+
+// Modes of limit_by.
+const (
+	ByIdentity = "identity"
+	ByIP       = "ip"
+	ByAPIKey   = "api_key"
+	ByRoute    = "route"
+	byHeader   = "header:"
+)
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("invalid redis-ratelimit configuration")
+
+// Limits are requests per window; zero means no limit for that window.
+type Limits struct {
+	Second int `json:"second"`
+	Minute int `json:"minute"`
+	Hour   int `json:"hour"`
+	Day    int `json:"day"`
+}
+
+// RoleOverride replaces the limits for identities carrying Role (the first
+// matching override wins), e.g. lower limits for guests.
+type RoleOverride struct {
+	Role   string `json:"role"`
+	Second int    `json:"second"`
+	Minute int    `json:"minute"`
+	Hour   int    `json:"hour"`
+	Day    int    `json:"day"`
+}
+
+// Config is redis-ratelimit's Kong configuration (every field present in
+// Kong's JSON, unset ones null; zero means the default).
+type Config struct {
+	Second int `json:"second"`
+	Minute int `json:"minute"`
+	Hour   int `json:"hour"`
+	Day    int `json:"day"`
+	// LimitBy: identity (default), ip, api_key, route, or header:<name>.
+	LimitBy       string         `json:"limit_by"`
+	RoleOverrides []RoleOverride `json:"role_overrides"`
+	// Namespace separates (or joins) the counters of plugin instances;
+	// default: derived from the limits, so instances with the same limits
+	// share a subject's budget and others never collide.
+	Namespace string `json:"namespace"`
+
+	RedisAddresses        []string `json:"redis_addresses"`
+	RedisUsername         string   `json:"redis_username"`
+	RedisPasswordFile     string   `json:"redis_password_file"`
+	RedisDatabase         int      `json:"redis_database"`
+	RedisTLS              bool     `json:"redis_tls"`
+	RedisTLSCAFile        string   `json:"redis_tls_ca_file"`
+	RedisTLSServerName    string   `json:"redis_tls_server_name"`
+	RedisSentinelMaster   string   `json:"redis_sentinel_master"`
+	RedisSentinelUsername string   `json:"redis_sentinel_username"`
+	RedisSentinelPassFile string   `json:"redis_sentinel_password_file"`
+	RedisCluster          bool     `json:"redis_cluster"`
+	// TimeoutMS bounds one decision's Redis round trip (default 50).
+	TimeoutMS int `json:"timeout_ms"`
+	// OnRedisError: local (default), allow, deny.
+	OnRedisError string `json:"on_redis_error"`
+	// HideClientHeaders drops the RateLimit-* / X-RateLimit-* headers (the
+	// 429's Retry-After stays).
+	HideClientHeaders bool `json:"hide_client_headers"`
+
+	plugin pluginrt.Once[*Plugin]
+	log    *zerolog.Logger
+}
+
+// New returns an empty Config, as go-pdk's constructor wants it.
+func New() interface{} { return &Config{} }
+
+// decider is what the plugin needs of a limiter (ratelimit.Limiter and
+// ratelimit.Local both fit).
+type decider interface {
+	Allow(ctx context.Context, subject string, p *ratelimit.Policy) (ratelimit.Result, error)
+}
+
+type rolePolicy struct {
+	role   string
+	policy *ratelimit.Policy
+	ns     string
+}
+
+// Plugin is a provisioned configuration.
+type Plugin struct {
+	limiter    decider
+	policy     *ratelimit.Policy
+	ns         string
+	overrides  []rolePolicy
+	mode       string
+	header     string // lower case, for header:<name>
+	hide       bool
+	timeout    time.Duration
+	maxHeaders int
+}
+
+func (c *Config) logger() zerolog.Logger {
+	if c.log != nil {
+		return *c.log
+	}
+	return pluginrt.Logger(Name)
+}
+
+func policyOf(l Limits) ([]ratelimit.Limit, error) {
+	var out []ratelimit.Limit
+	for _, w := range []struct {
+		n int
+		d time.Duration
+	}{{l.Second, time.Second}, {l.Minute, time.Minute}, {l.Hour, time.Hour}, {l.Day, 24 * time.Hour}} {
+		if w.n < 0 {
+			return nil, fmt.Errorf("limits must not be negative")
+		}
+		if w.n > 0 {
+			out = append(out, ratelimit.Limit{Rate: w.n, Period: w.d})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("at least one of second, minute, hour, day is required")
+	}
+	return out, nil
+}
+
+// namespaceOf derives a namespace from the limits and the keying mode.
+func namespaceOf(explicit, mode string, p *ratelimit.Policy) string {
+	if explicit != "" {
+		return explicit
+	}
+	sum := sha256.Sum256([]byte(mode + "|" + p.String()))
+	return hex.EncodeToString(sum[:6])
+}
+
+// Provision validates c and builds its Plugin; the Redis limiter is shared
+// process-wide by every configuration with the same connection settings.
+func (c *Config) Provision() (*Plugin, error) {
+	p, err := c.compile()
+	if err != nil {
+		return nil, err
+	}
+	rc, err := c.redisConfig()
+	if err != nil {
+		return nil, err
+	}
+	lim, err := sharedLimiter(rc, c.logger())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	p.limiter = lim
+	return p, nil
+}
+
+// compile validates everything but the Redis connection.
+func (c *Config) compile() (*Plugin, error) {
+	bad := func(format string, args ...any) (*Plugin, error) {
+		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	p := &Plugin{mode: c.LimitBy, hide: c.HideClientHeaders, maxHeaders: kongx.DefaultMaxHeaders}
+	if p.mode == "" {
+		p.mode = ByIdentity
+	}
+	switch {
+	case p.mode == ByIdentity, p.mode == ByIP, p.mode == ByAPIKey, p.mode == ByRoute:
+	case strings.HasPrefix(p.mode, byHeader):
+		p.header = strings.ToLower(strings.TrimPrefix(p.mode, byHeader))
+		if p.header == "" || identity.IsReserved(p.header) || strings.ContainsAny(p.header, " \t:") {
+			return bad("limit_by %q: header:<name> needs a header name that is not an identity header", c.LimitBy)
+		}
+		p.mode = byHeader
+	default:
+		return bad("limit_by %q is not identity, ip, api_key, route or header:<name>", c.LimitBy)
+	}
+	if p.mode == ByRoute && c.Namespace == "" {
+		return bad("limit_by route needs a namespace (e.g. the route name)")
+	}
+	if strings.ContainsAny(c.Namespace, "{}") || len(c.Namespace) > 64 {
+		return bad("namespace must be at most 64 bytes without braces")
+	}
+	limits, err := policyOf(Limits{c.Second, c.Minute, c.Hour, c.Day})
+	if err != nil {
+		return bad("%v", err)
+	}
+	if p.policy, err = ratelimit.NewPolicy(limits...); err != nil {
+		return bad("%v", err)
+	}
+	p.ns = namespaceOf(c.Namespace, p.mode, p.policy)
+	for i, o := range c.RoleOverrides {
+		if o.Role == "" {
+			return bad("role_overrides[%d]: role is required", i)
+		}
+		l, err := policyOf(Limits{o.Second, o.Minute, o.Hour, o.Day})
+		if err != nil {
+			return bad("role_overrides[%d]: %v", i, err)
+		}
+		pol, err := ratelimit.NewPolicy(l...)
+		if err != nil {
+			return bad("role_overrides[%d]: %v", i, err)
+		}
+		ns := namespaceOf(c.Namespace, p.mode, pol)
+		if c.Namespace != "" {
+			ns += ".role-" + o.Role // an explicit namespace still separates policies
+		}
+		p.overrides = append(p.overrides, rolePolicy{role: o.Role, policy: pol, ns: ns})
+	}
+	p.timeout = ratelimit.DefaultTimeout
+	if c.TimeoutMS < 0 || c.TimeoutMS > 5000 {
+		return bad("timeout_ms %d outside 0..5000", c.TimeoutMS)
+	}
+	if c.TimeoutMS > 0 {
+		p.timeout = time.Duration(c.TimeoutMS) * time.Millisecond
+	}
+	return p, nil
+}
+
+func (c *Config) redisConfig() (ratelimit.Config, error) {
+	rc := ratelimit.Config{
+		Redis: ratelimit.RedisConfig{
+			Addrs:            c.RedisAddresses,
+			Cluster:          c.RedisCluster,
+			MasterName:       c.RedisSentinelMaster,
+			Username:         c.RedisUsername,
+			SentinelUsername: c.RedisSentinelUsername,
+			DB:               c.RedisDatabase,
+			TLS:              c.RedisTLS,
+			TLSCAFile:        c.RedisTLSCAFile,
+			TLSServerName:    c.RedisTLSServerName,
+		},
+		OnRedisError: ratelimit.ErrorPolicy(c.OnRedisError),
+	}
+	if len(c.RedisAddresses) == 0 {
+		return rc, fmt.Errorf("%w: redis_addresses is required", ErrInvalidConfig)
+	}
+	if c.TimeoutMS > 0 {
+		rc.Timeout = time.Duration(c.TimeoutMS) * time.Millisecond
+	}
+	var err error
+	if rc.Redis.Password, err = readSecretFile("redis_password_file", c.RedisPasswordFile); err != nil {
+		return rc, err
+	}
+	if rc.Redis.SentinelPassword, err = readSecretFile("redis_sentinel_password_file", c.RedisSentinelPassFile); err != nil {
+		return rc, err
+	}
+	rc = rc.WithDefaults()
+	if err := rc.Validate(); err != nil {
+		return rc, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	return rc, nil
+}
+
+// readSecretFile reads a secret from a file named in the config (never the
+// secret itself in kong.yml: Kong's Admin API would show it). The error
+// names the option and the path, never the content.
+func readSecretFile(option, path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: cannot read %s", ErrInvalidConfig, option, path)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%w: %s: %s is empty", ErrInvalidConfig, option, path)
+	}
+	return s, nil
+}
+
+var limiters = struct {
+	sync.Mutex
+	m map[string]*ratelimit.Limiter
+}{m: map[string]*ratelimit.Limiter{}}
+
+// sharedLimiter returns the process-wide limiter for a Redis configuration
+// (Kong creates a new plugin instance on every config change; the Redis
+// connection pool must outlive them).
+func sharedLimiter(rc ratelimit.Config, log zerolog.Logger) (*ratelimit.Limiter, error) {
+	// The key covers every setting, the password by its hash only.
+	pw := sha256.Sum256([]byte(rc.Redis.Password + "\x00" + rc.Redis.SentinelPassword))
+	key := fmt.Sprintf("%s|%x|%s|%s", rc.Redis.String(), pw[:8], rc.Timeout, rc.OnRedisError)
+	limiters.Lock()
+	defer limiters.Unlock()
+	if l := limiters.m[key]; l != nil {
+		return l, nil
+	}
+	rc.Logger = &log
+	l, err := ratelimit.New(rc)
+	if err != nil {
+		return nil, err
+	}
+	limiters.m[key] = l
+	return l, nil
+}
+
+func (c *Config) provisioned() (*Plugin, error) {
+	return c.plugin.Get(c.Provision, func(err error) {
+		l := c.logger()
+		l.Error().Err(err).Msg("invalid configuration: every request on this instance answers 500 edge_misconfigured")
+	})
+}
+
+// Handle runs redis-ratelimit on one request.
+func (c *Config) Handle(ex exchange.Exchange) {
+	p, err := c.provisioned()
+	if err != nil {
+		pluginrt.Misconfigured(ex)
+		return
+	}
+	p.Handle(ex)
+}
+
+// Access is the Kong access-phase handler.
+func (c *Config) Access(kong *pdk.PDK) {
+	p, err := c.provisioned()
+	if err != nil {
+		kongx.Serve(kong, kongx.Options{}, pluginrt.Misconfigured)
+		return
+	}
+	kongx.Serve(kong, kongx.Options{MaxHeaders: p.maxHeaders}, p.Handle)
+}
+
+// subject picks the counter key and policy of a request. The identity comes
+// from kong.ctx.shared (set by keycloak-jwt / keycloak-apikey), never from a
+// request header.
+func (p *Plugin) subject(ex exchange.Exchange) (string, *ratelimit.Policy, string, bool) {
+	pol, ns := p.policy, p.ns
+	id, authed := ex.Authenticated()
+	if authed {
+		for _, o := range p.overrides {
+			if id.HasRole(o.role) || (o.role == identity.RoleGuest && id.Guest) {
+				pol, ns = o.policy, o.ns
+				break
+			}
+		}
+	}
+	var s string
+	switch p.mode {
+	case ByIdentity:
+		if authed {
+			s = "u:" + id.Subject
+		}
+	case ByAPIKey:
+		switch {
+		case authed && id.APIKeyID != "":
+			s = "k:" + id.APIKeyID
+		case authed:
+			s = "u:" + id.Subject
+		}
+	case byHeader:
+		if v := ex.Header(p.header); v != "" {
+			s = "h:" + v
+		}
+	case ByRoute:
+		s = "route"
+	}
+	if s == "" { // identity/api_key without one, header missing, or mode ip
+		addr, err := netip.ParseAddr(ex.ClientIP())
+		if err != nil {
+			return "", nil, "", false
+		}
+		s = "ip:" + clientip.Key(addr)
+	}
+	return ns + ":" + s, pol, ns, true
+}
+
+// Handle decides one request.
+func (p *Plugin) Handle(ex exchange.Exchange) {
+	if p.mode == byHeader && ex.TooManyHeaders() {
+		exchange.Deny(ex, http.StatusRequestHeaderFieldsTooLarge, CodeTooManyHeader, "request has too many headers", nil)
+		return
+	}
+	subject, pol, _, ok := p.subject(ex)
+	if !ok {
+		// No identity and no parseable client address: fail closed.
+		exchange.Deny(ex, http.StatusForbidden, CodeNoSubject, "cannot identify the client", nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout+p.timeout/2)
+	res, err := p.limiter.Allow(ctx, subject, pol)
+	cancel()
+	if err != nil {
+		// ErrUnavailable (on_redis_error=deny) or an unexpected failure:
+		// both are the limiter's fault, never the client's.
+		exchange.Deny(ex, http.StatusServiceUnavailable, CodeUnavailable, "rate limiter unavailable",
+			map[string]string{"Retry-After": "1"})
+		return
+	}
+	headers := p.headers(res)
+	if !res.Allowed {
+		headers["Retry-After"] = strconv.Itoa(ceilSeconds(res.RetryAfter()))
+		exchange.Deny(ex, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded", headers)
+		return
+	}
+	for k, v := range headers {
+		ex.SetResponseHeader(k, v)
+	}
+}
+
+// headers renders the rate-limit response headers of a decision.
+func (p *Plugin) headers(res ratelimit.Result) map[string]string {
+	h := make(map[string]string, 3+2*len(res.Limits))
+	if p.hide || len(res.Limits) == 0 {
+		return h
+	}
+	d := res.Decided()
+	h["RateLimit-Limit"] = strconv.Itoa(d.Limit.Rate)
+	h["RateLimit-Remaining"] = strconv.Itoa(d.Remaining)
+	h["RateLimit-Reset"] = strconv.Itoa(ceilSeconds(d.ResetAfter))
+	for _, l := range res.Limits {
+		w := windowName(l.Limit.Name)
+		h["X-RateLimit-Limit-"+w] = strconv.Itoa(l.Limit.Rate)
+		h["X-RateLimit-Remaining-"+w] = strconv.Itoa(l.Remaining)
+	}
+	return h
+}
+
+// windowName is Kong's spelling: Second, Minute, Hour, Day.
+func windowName(n string) string {
+	if n == "" {
+		return n
+	}
+	return strings.ToUpper(n[:1]) + n[1:]
+}
+
+func ceilSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int(math.Ceil(d.Seconds()))
+}

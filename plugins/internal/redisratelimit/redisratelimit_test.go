@@ -1,0 +1,312 @@
+package redisratelimit
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/Kong/go-pdk/test"
+	"github.com/rs/zerolog"
+
+	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/pkg/ratelimit"
+	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+)
+
+var schemaFields = []string{"second", "minute", "hour", "day", "limit_by", "role_overrides", "namespace",
+	"redis_addresses", "redis_username", "redis_password_file", "redis_database", "redis_tls", "redis_tls_ca_file",
+	"redis_tls_server_name", "redis_sentinel_master", "redis_sentinel_username", "redis_sentinel_password_file",
+	"redis_cluster", "timeout_ms", "on_redis_error", "hide_client_headers"}
+
+// kongJSON renders a config as Kong sends it: every field, unset ones null.
+func kongJSON(t testing.TB, set map[string]any) []byte {
+	t.Helper()
+	m := map[string]any{"__seq__": 3}
+	for _, f := range schemaFields {
+		m[f] = nil
+	}
+	for k, v := range set {
+		if _, ok := m[k]; !ok {
+			t.Fatalf("unknown field %s", k)
+		}
+		m[k] = v
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func decode(t testing.TB, js []byte) *Config {
+	t.Helper()
+	inst := New()
+	if err := json.Unmarshal(js, inst); err != nil {
+		t.Fatal(err)
+	}
+	c := inst.(*Config)
+	nop := zerolog.Nop()
+	c.log = &nop
+	return c
+}
+
+// withLocal provisions c on an in-process limiter (fast unit tests; the
+// Redis path is covered by the integration tests below).
+func withLocal(t testing.TB, set map[string]any) *Config {
+	t.Helper()
+	c := decode(t, kongJSON(t, set))
+	local, err := ratelimit.NewLocal(ratelimit.LocalConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.plugin.Get(func() (*Plugin, error) {
+		p, err := c.compile()
+		if p != nil {
+			p.limiter = local
+		}
+		return p, err
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func request(id *identity.Identity, ip string, h map[string][]string) *exchange.Fake {
+	f := exchange.NewFake("GET", "/v1/models", h)
+	f.Identity = id
+	if ip != "" {
+		f.ClientAddr = ip
+	}
+	return f
+}
+
+func code(t *testing.T, body []byte) string {
+	t.Helper()
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("body %q: %v", body, err)
+	}
+	return e.Error.Code
+}
+
+func TestLimitsHeadersAnd429(t *testing.T) {
+	c := withLocal(t, map[string]any{"second": 3, "minute": 100})
+	alice := &identity.Identity{Subject: "alice", AuthMethod: "jwt"}
+	for i := range 3 {
+		f := request(alice, "", nil)
+		c.Handle(f)
+		if f.ExitStatus != 0 {
+			t.Fatalf("request %d refused: %d %s", i, f.ExitStatus, f.ExitBody)
+		}
+		want := map[string]string{
+			"RateLimit-Limit": "3", "RateLimit-Remaining": []string{"2", "1", "0"}[i],
+			"X-RateLimit-Limit-Second": "3", "X-RateLimit-Limit-Minute": "100",
+			"X-RateLimit-Remaining-Minute": []string{"99", "98", "97"}[i],
+		}
+		for k, v := range want {
+			if f.Response[k] != v {
+				t.Errorf("request %d: %s = %q, want %q", i, k, f.Response[k], v)
+			}
+		}
+	}
+	f := request(alice, "", nil)
+	c.Handle(f)
+	if f.ExitStatus != 429 || code(t, f.ExitBody) != CodeRateLimited {
+		t.Fatalf("4th request: %d %s", f.ExitStatus, f.ExitBody)
+	}
+	if f.ExitHeaders["Retry-After"] != "1" || f.ExitHeaders["RateLimit-Remaining"] != "0" {
+		t.Fatalf("429 headers %v", f.ExitHeaders)
+	}
+	// Another user has their own budget; so does an unauthenticated IP.
+	for _, r := range []*exchange.Fake{request(&identity.Identity{Subject: "bob"}, "", nil), request(nil, "198.51.100.1", nil)} {
+		c.Handle(r)
+		if r.ExitStatus != 0 {
+			t.Fatalf("independent subject refused: %d", r.ExitStatus)
+		}
+	}
+}
+
+func TestSubjectSelection(t *testing.T) {
+	key := &identity.Identity{Subject: "owner", AuthMethod: "apikey", APIKeyID: "AbCd1234"}
+	key2 := &identity.Identity{Subject: "owner", AuthMethod: "apikey", APIKeyID: "ZzZz9999"}
+	tests := []struct {
+		name     string
+		config   map[string]any
+		a, b     *exchange.Fake
+		separate bool // a and b count separately
+	}{
+		{"identity: spoofed X-User-ID does not change the subject", map[string]any{"second": 1},
+			request(&identity.Identity{Subject: "u"}, "", map[string][]string{"X-User-ID": {"x"}}),
+			request(&identity.Identity{Subject: "u"}, "", map[string][]string{"X-User-ID": {"y"}}), false},
+		{"identity: no identity falls back to the IP", map[string]any{"second": 1},
+			request(nil, "203.0.113.9", nil), request(nil, "203.0.113.9", nil), false},
+		{"identity: other IPs are separate", map[string]any{"second": 1},
+			request(nil, "203.0.113.9", nil), request(nil, "203.0.113.10", nil), true},
+		{"ip: one IPv6 /64 is one client", map[string]any{"second": 1, "limit_by": "ip"},
+			request(nil, "2001:db8:1:2::1", nil), request(nil, "2001:db8:1:2:ffff::9", nil), false},
+		{"ip: another /64 is another client", map[string]any{"second": 1, "limit_by": "ip"},
+			request(nil, "2001:db8:1:2::1", nil), request(nil, "2001:db8:1:3::1", nil), true},
+		{"ip: authenticated users behind one IP share it", map[string]any{"second": 1, "limit_by": "ip"},
+			request(&identity.Identity{Subject: "a"}, "203.0.113.9", nil), request(&identity.Identity{Subject: "b"}, "203.0.113.9", nil), false},
+		{"api_key: two keys of one owner are separate", map[string]any{"second": 1, "limit_by": "api_key"},
+			request(key, "", nil), request(key2, "", nil), true},
+		{"header: by tenant header", map[string]any{"second": 1, "limit_by": "header:X-Tenant"},
+			request(nil, "203.0.113.1", map[string][]string{"X-Tenant": {"t1"}}), request(nil, "203.0.113.2", map[string][]string{"X-Tenant": {"t1"}}), false},
+		{"route: everyone shares the route", map[string]any{"second": 1, "limit_by": "route", "namespace": "llm-openai"},
+			request(&identity.Identity{Subject: "a"}, "", nil), request(nil, "203.0.113.2", nil), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := withLocal(t, tc.config)
+			c.Handle(tc.a)
+			c.Handle(tc.b)
+			if tc.a.ExitStatus != 0 {
+				t.Fatalf("first request refused %d", tc.a.ExitStatus)
+			}
+			if got := tc.b.ExitStatus == 0; got != tc.separate {
+				t.Fatalf("second request allowed=%v, want %v", got, tc.separate)
+			}
+		})
+	}
+}
+
+func TestGuestsGetTheirOverride(t *testing.T) {
+	c := withLocal(t, map[string]any{"second": 10, "role_overrides": []map[string]any{{"role": "guest", "second": 1}}})
+	guest := &identity.Identity{Subject: "g", RealmRoles: []string{"guest"}}
+	user := &identity.Identity{Subject: "u", RealmRoles: []string{"user"}}
+	for i, want := range []int{0, 429} {
+		f := request(guest, "", nil)
+		c.Handle(f)
+		if f.ExitStatus != want {
+			t.Fatalf("guest request %d: %d", i, f.ExitStatus)
+		}
+	}
+	for i := range 5 {
+		f := request(user, "", nil)
+		c.Handle(f)
+		if f.ExitStatus != 0 || f.Response["RateLimit-Limit"] != "10" {
+			t.Fatalf("user request %d: %d %v", i, f.ExitStatus, f.Response)
+		}
+	}
+}
+
+func TestHideClientHeaders(t *testing.T) {
+	c := withLocal(t, map[string]any{"second": 1, "hide_client_headers": true})
+	f := request(&identity.Identity{Subject: "u"}, "", nil)
+	c.Handle(f)
+	if len(f.Response) != 0 {
+		t.Fatalf("headers %v", f.Response)
+	}
+	f = request(&identity.Identity{Subject: "u"}, "", nil)
+	c.Handle(f)
+	if f.ExitStatus != 429 || f.ExitHeaders["Retry-After"] == "" || f.ExitHeaders["RateLimit-Limit"] != "" {
+		t.Fatalf("%d %v", f.ExitStatus, f.ExitHeaders)
+	}
+}
+
+func TestMisconfiguredInstanceFailsClosedWithoutLeakingTheSecret(t *testing.T) {
+	dir := t.TempDir()
+	secret := "s3cr3t-redis-password-value"
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]map[string]any{
+		"no limits":             {"redis_addresses": []string{"127.0.0.1:1"}},
+		"negative limit":        {"second": -1, "redis_addresses": []string{"127.0.0.1:1"}},
+		"bad limit_by":          {"second": 1, "limit_by": "cookie", "redis_addresses": []string{"127.0.0.1:1"}},
+		"header of identity":    {"second": 1, "limit_by": "header:X-User-ID", "redis_addresses": []string{"127.0.0.1:1"}},
+		"route w/o namespace":   {"second": 1, "limit_by": "route", "redis_addresses": []string{"127.0.0.1:1"}},
+		"no redis":              {"second": 1},
+		"missing password file": {"second": 1, "redis_addresses": []string{"127.0.0.1:1"}, "redis_password_file": filepath.Join(dir, "nope")},
+		"bad fail policy":       {"second": 1, "redis_addresses": []string{"127.0.0.1:1"}, "redis_password_file": pw, "on_redis_error": "maybe"},
+		"override without role": {"second": 1, "redis_addresses": []string{"127.0.0.1:1"}, "role_overrides": []map[string]any{{"second": 1}}},
+	}
+	for name, cfg := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := decode(t, kongJSON(t, cfg))
+			var logs bytes.Buffer
+			l := zerolog.New(&logs)
+			c.log = &l
+			for range 2 {
+				f := request(nil, "", nil)
+				c.Handle(f)
+				if f.ExitStatus != 500 || code(t, f.ExitBody) != "edge_misconfigured" {
+					t.Fatalf("%d %s", f.ExitStatus, f.ExitBody)
+				}
+			}
+			if n := strings.Count(logs.String(), "invalid configuration"); n != 1 {
+				t.Fatalf("logged %d times", n)
+			}
+			if strings.Contains(logs.String(), secret) {
+				t.Fatal("the Redis password reached the log")
+			}
+		})
+	}
+}
+
+// TestPDKCallsPerPath pins the PDK calls of each path (README.md lists them).
+func TestPDKCallsPerPath(t *testing.T) {
+	const (
+		get  = kongx.CallSharedGet
+		ip   = kongx.CallGetForwardedIP
+		resp = kongx.CallResponseSetHeaders
+		exit = kongx.CallExit
+	)
+	idJSON, _ := json.Marshal(identity.Identity{Subject: "u-1", AuthMethod: "jwt"})
+	tests := []struct {
+		name   string
+		authed bool
+		n      int // requests before the measured one
+		want   []string
+		status int
+	}{
+		{"allow, authenticated", true, 0, []string{get, resp}, 200},
+		{"allow, anonymous (client IP)", false, 0, []string{get, ip, resp}, 200},
+		{"429, authenticated", true, 1, []string{get, exit}, 429},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := withLocal(t, map[string]any{"second": 1})
+			var env *kongxtest.Env
+			for range tc.n + 1 {
+				env = kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: http.Header{}})
+				if tc.authed {
+					env.Ctx.Store[kongx.IdentityKey] = string(idJSON)
+				}
+				env.Access(c)
+			}
+			if got := env.Calls(); !slices.Equal(got, tc.want) {
+				t.Fatalf("PDK calls %v, want %v", got, tc.want)
+			}
+			if tc.status == 429 && env.ClientRes.Status != 429 {
+				t.Fatalf("status %d", env.ClientRes.Status)
+			}
+			if tc.status == 200 && env.ClientRes.Headers.Get("RateLimit-Limit") != "1" {
+				t.Fatalf("response headers %v", env.ClientRes.Headers)
+			}
+		})
+	}
+}
+
+func FuzzSubjectHeaders(f *testing.F) {
+	for _, s := range []string{"", "t1", "{x}", strings.Repeat("a", 10000), "\x00", "ip:1.2.3.4", "u:admin"} {
+		f.Add(s, "203.0.113.1")
+	}
+	f.Add("t", "not-an-ip")
+	f.Add("t", "::ffff:1.2.3.4")
+	c := withLocal(f, map[string]any{"second": 1000, "limit_by": "header:X-Tenant"})
+	f.Fuzz(func(t *testing.T, tenant, ip string) {
+		fk := request(nil, ip, map[string][]string{"X-Tenant": {tenant}})
+		c.Handle(fk)
+		if fk.ExitStatus != 0 && fk.ExitStatus != 429 && fk.ExitStatus != 403 {
+			t.Fatalf("status %d %s", fk.ExitStatus, fk.ExitBody)
+		}
+	})
+}

@@ -183,3 +183,26 @@ func TestTokenVerifyUsageErrorsExit2(t *testing.T) {
 		t.Errorf("empty stdin: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+func TestTokenVerifyLeewayBoundaryWithAnInjectedClock(t *testing.T) {
+	k := newKit(t)
+	exp := time.Now().Add(time.Minute).Truncate(time.Second)
+	tok := k.realm.Token(t, "u1", map[string]any{"exp": exp.Unix()})
+	for _, tt := range []struct {
+		after time.Duration
+		args  []string
+		code  int
+	}{
+		{29 * time.Second, nil, 0},
+		{31 * time.Second, nil, 1},
+		{31 * time.Second, []string{"--leeway", "1m"}, 0},
+		{time.Second, []string{"--leeway", "0"}, 1},
+	} {
+		var out, errb strings.Builder
+		env := Env{Stdin: strings.NewReader(tok), Stdout: &out, Stderr: &errb, Now: func() time.Time { return exp.Add(tt.after) }}
+		args := append([]string{"token", "verify", "--issuer", k.realm.Issuer, "--jwks", k.jwksPath}, tt.args...)
+		if code := env.Run(t.Context(), append(args, "-")); code != tt.code {
+			t.Errorf("exp+%s %v: exit %d, want %d (%s%s)", tt.after, tt.args, code, tt.code, out.String(), errb.String())
+		}
+	}
+}

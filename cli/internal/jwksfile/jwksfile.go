@@ -54,6 +54,12 @@ func Load(path string) (*Set, error) {
 	return &Set{Keys: keys, Private: hasPrivate(doc)}, nil
 }
 
+// WarnPrivate writes the warning for a file holding private members (never
+// their values).
+func WarnPrivate(w io.Writer, path string) {
+	fmt.Fprintf(w, "edgectl: warning: %s holds private key members; a verifier needs only the public keys\n", path)
+}
+
 // privateMembers are the JWK members of private or symmetric keys (RFC 7518
 // §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2).
 var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}

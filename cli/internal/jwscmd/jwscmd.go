@@ -9,7 +9,6 @@ package jwscmd
 import (
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 
@@ -78,7 +77,7 @@ Pass "-" to read the token from stdin (keeps it out of shell history).`,
 				return err
 			}
 			if set.Private {
-				warnPrivate(c.ErrOrStderr(), jwksPath)
+				jwksfile.WarnPrivate(c.ErrOrStderr(), jwksPath)
 			}
 			tok, err := tokenin.Read(args[0], c.InOrStdin())
 			if errors.Is(err, tokenin.ErrTooLarge) {
@@ -106,8 +105,4 @@ func Verify(keys *jwtauth.StaticKeys, tok string, allowed []string) (bool, Resul
 		r.KID = info.KID
 	}
 	return r.Valid, r
-}
-
-func warnPrivate(w io.Writer, path string) {
-	fmt.Fprintf(w, "edgectl: warning: %s holds private key members; a verifier needs only the public keys\n", path)
 }

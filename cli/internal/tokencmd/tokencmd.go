@@ -198,7 +198,7 @@ func config(c *cobra.Command, o Options, fl verifyFlags) (jwtauth.Config, error)
 			return jwtauth.Config{}, err
 		}
 		if set.Private {
-			fmt.Fprintf(c.ErrOrStderr(), "edgectl: warning: %s holds private key members; a verifier needs only the public keys\n", fl.jwks)
+			jwksfile.WarnPrivate(c.ErrOrStderr(), fl.jwks)
 		}
 		is.Keys = set.Keys
 	}

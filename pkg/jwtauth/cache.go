@@ -41,6 +41,21 @@ type cacheEntry struct {
 	exp   int64 // unix seconds: the token's exp, no leeway
 	ks    *KeySet
 	key   *Key
+	st    *keyState // the key set the token was verified under
+}
+
+// valid reports whether the entry may still be served at now: before exp,
+// and its key still in a usable key set (a pointer compare while the key
+// set has not changed since the token was verified).
+func (e *cacheEntry) valid(now time.Time) bool {
+	if now.Unix() >= e.exp {
+		return false
+	}
+	st := e.ks.state.Load()
+	if !e.ks.usable(st, now) {
+		return false
+	}
+	return st == e.st || st.keys[e.key.ID] == e.key
 }
 
 func newTokenCache(entries int) *tokenCache {
@@ -72,7 +87,7 @@ func (c *tokenCache) get(token string, now time.Time) *identity.Identity {
 	sh.mu.RLock()
 	e := sh.m[t]
 	sh.mu.RUnlock()
-	if e == nil || e.token != token || now.Unix() >= e.exp || e.ks.current(e.key.ID, now) != e.key {
+	if e == nil || e.token != token || !e.valid(now) {
 		return nil
 	}
 	return e.id
@@ -92,7 +107,7 @@ func (c *tokenCache) put(token string, e *cacheEntry, now time.Time) {
 		// among a few, else one arbitrary entry (random eviction).
 		n, removed := 0, false
 		for k, v := range sh.m {
-			if now.Unix() >= v.exp || v.ks.current(v.key.ID, now) != v.key {
+			if !v.valid(now) {
 				delete(sh.m, k)
 				removed = true
 			}

@@ -124,16 +124,6 @@ func (ks *KeySet) usable(st *keyState, now time.Time) bool {
 	return st != nil && now.Sub(st.fetched) <= ks.cfg.maxStale
 }
 
-// current returns the key for kid if it is in a usable key set; used by the
-// verified-token cache to drop tokens whose key has left the set.
-func (ks *KeySet) current(kid string, now time.Time) *Key {
-	st := ks.state.Load()
-	if !ks.usable(st, now) {
-		return nil
-	}
-	return st.keys[kid]
-}
-
 // lookup finds the key for kid, refreshing the set when the kid is unknown
 // and a refresh is allowed.
 func (ks *KeySet) lookup(ctx context.Context, kid []byte) (*Key, error) {

@@ -117,6 +117,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*identity.Identity
 	if err := v.checkClaims(c, now); err != nil {
 		return nil, err
 	}
+	st := ks.state.Load() // before the lookup: a refresh in between only costs a map check on hits
 	key, err := ks.lookup(ctx, s.hdrFields.kid)
 	if err != nil {
 		return nil, err
@@ -129,7 +130,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*identity.Identity
 	}
 	id := identityFrom(c, s)
 	if v.cache != nil {
-		v.cache.put(token, &cacheEntry{id: id, exp: int64(c.exp), ks: ks, key: key}, now)
+		v.cache.put(token, &cacheEntry{id: id, exp: int64(c.exp), ks: ks, key: key, st: st}, now)
 	}
 	return id, nil
 }

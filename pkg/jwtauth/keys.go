@@ -159,6 +159,12 @@ func keyFromJWK(k jwk.Key) (*Key, error) {
 	if err := jwk.Export(k, &raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", errSkipKey, err)
 	}
+	return keyFromRaw(out, raw)
+}
+
+// keyFromRaw fills out from a raw public key (a private one is reduced to
+// its public half).
+func keyFromRaw(out *Key, raw any) (*Key, error) {
 	switch pub := raw.(type) {
 	case *rsa.PublicKey:
 		if pub.N.BitLen() < minRSABits {
@@ -168,8 +174,12 @@ func keyFromJWK(k jwk.Key) (*Key, error) {
 			return nil, fmt.Errorf("%w: RSA exponent", errSkipKey)
 		}
 		out.family, out.rsa = famRSA, pub
-	case *rsa.PrivateKey:
-		out.family, out.rsa = famRSA, &pub.PublicKey
+	case *rsa.PrivateKey: // a JWKS should never carry private keys; only the public half is used
+		return keyFromRaw(out, &pub.PublicKey)
+	case *ecdsa.PrivateKey:
+		return keyFromRaw(out, &pub.PublicKey)
+	case ed25519.PrivateKey:
+		return keyFromRaw(out, pub.Public())
 	case *ecdsa.PublicKey:
 		switch pub.Curve {
 		case elliptic.P256():

@@ -3,6 +3,8 @@ package jwtauth
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/rs/zerolog"
 )
 
@@ -310,4 +313,25 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestPrivateJWKsAreReducedToTheirPublicHalf(t *testing.T) {
+	testKeys(t)
+	for name, priv := range map[string]any{"rsa": rsaA, "ec": ecP256, "ed25519": edKey} {
+		jk, err := jwk.Import(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = jk.Set(jwk.KeyIDKey, "k")
+		doc, _ := json.Marshal(map[string]any{"keys": []any{jk}})
+		keys, err := ParseJWKS(doc)
+		if err != nil || keys.Len() != 1 {
+			t.Fatalf("%s: %v", name, err)
+		}
+		alg := map[string]string{"rsa": "RS256", "ec": "ES256", "ed25519": "EdDSA"}[name]
+		tok := mint(t, alg, testKey{kid: "k", signer: priv.(crypto.Signer)}, nil, nil)
+		if _, r := keys.VerifySignature(tok, nil); r != "" {
+			t.Fatalf("%s: %s", name, r)
+		}
+	}
 }

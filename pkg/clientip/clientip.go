@@ -41,8 +41,10 @@ var ErrInvalidPrefix = errors.New("invalid trusted proxy prefix")
 // anything left of garbage cannot be attributed. When the peer is not trusted,
 // X-Forwarded-For is ignored and the peer is returned.
 //
-// IPv4-mapped IPv6 addresses are unmapped and zones dropped. The zero Addr is
-// returned only when peer is not an address.
+// IPv4-mapped IPv6 addresses are unmapped and zones dropped before they are
+// matched, so IPv4 proxies belong in trusted as IPv4 prefixes (ParseTrusted
+// converts mapped ones). The zero Addr is returned only when peer is not an
+// address.
 func FromForwarded(peer string, xff []string, trusted []netip.Prefix) netip.Addr {
 	addr, ok := parseHop(peer)
 	if !ok {

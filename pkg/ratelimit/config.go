@@ -131,7 +131,7 @@ type Config struct {
 	// (LocalConfig.MaxKeys). Default 100000.
 	LocalMaxKeys int
 	// Batch sends concurrent decisions together in one pipeline. Default
-	// false (see README: on a loopback Redis it did not pay off).
+	// false (README and BENCHMARKS.md say what it gained and cost).
 	Batch bool
 	// BatchSize is the most decisions in one pipeline. Default 32.
 	BatchSize int

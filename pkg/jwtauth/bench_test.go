@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/rs/zerolog"
 )
 
@@ -151,5 +153,24 @@ func BenchmarkRejectMalformed(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = v.Verify(ctx, tok)
+	}
+}
+
+// BenchmarkJWXv3ParseRS256 is the reference point: jwx v3's own jwt.Parse
+// with the key set and the same claim checks, on the same token.
+func BenchmarkJWXv3ParseRS256(b *testing.B) {
+	testKeys(b)
+	k := testKey{kid: "rs", signer: rsaA, alg: "RS256"}
+	set, err := jwk.Parse(jwksJSON(b, k))
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := []byte(benchToken(b, "RS256", k))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := jwt.Parse(tok, jwt.WithKeySet(set), jwt.WithValidate(true),
+			jwt.WithIssuer(testIssuer), jwt.WithAudience("jan-api")); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

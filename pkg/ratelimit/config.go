@@ -2,12 +2,13 @@ package ratelimit
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/edgeguard/edgeguard/pkg/redisconn"
 )
 
 // ErrorPolicy is what a decision does when Redis fails or times out.
@@ -34,69 +35,12 @@ const (
 	DefaultWarnInterval  = 10 * time.Second
 	DefaultDenyCacheSize = 10_000
 	DefaultBatchSize     = 32
-	DefaultDialTimeout   = time.Second
-	DefaultIOTimeout     = time.Second
+	DefaultDialTimeout   = redisconn.DefaultDialTimeout
+	DefaultIOTimeout     = redisconn.DefaultIOTimeout
 )
 
-// RedisConfig says how to reach Redis. The client is go-redis's
-// UniversalClient: one address is a single node, several are Cluster seed
-// nodes, and with MasterName they are Sentinel addresses.
-type RedisConfig struct {
-	// Addrs lists "host:port" addresses. Required unless Config.Client is
-	// set.
-	Addrs []string
-	// Cluster makes a Cluster client even from a single seed address.
-	// Default false (cluster only with several Addrs).
-	Cluster bool
-	// MasterName is the Sentinel master name; when set, Addrs are Sentinels.
-	MasterName string
-	// Username is the ACL user (empty: "default").
-	Username string
-	// Password is the password itself (the caller reads it from a file; this
-	// package never loads secrets). Never printed or logged.
-	Password string
-	// SentinelUsername and SentinelPassword authenticate to the Sentinels
-	// when they need other credentials than Redis. Never printed or logged.
-	SentinelUsername string
-	SentinelPassword string
-	// DB is the database number, 0 by default; must be 0 for a Cluster.
-	DB int
-	// TLS turns TLS on (minimum TLS 1.2, system roots unless TLSCAFile).
-	TLS bool
-	// TLSCAFile is a PEM file of CA certificates to verify Redis with,
-	// read by New. Requires TLS.
-	TLSCAFile string
-	// TLSServerName overrides the name verified in Redis's certificate
-	// (default: the host of the address dialed). Requires TLS.
-	TLSServerName string
-	// PoolSize is the connection pool size per node. Default (0): go-redis's
-	// default, 10 per GOMAXPROCS.
-	PoolSize int
-	// DialTimeout bounds connecting. Default 1s. A decision never waits
-	// longer than Config.Timeout whatever this says.
-	DialTimeout time.Duration
-	// ReadTimeout bounds a read and a write. Default 1s; each decision is
-	// bounded by Config.Timeout as well.
-	ReadTimeout time.Duration
-}
-
-// String describes the configuration without secrets ("password:true").
-func (c RedisConfig) String() string {
-	return fmt.Sprintf("{addrs:%v cluster:%t master:%q username:%q password:%t sentinel_password:%t db:%d tls:%t ca_file:%q server_name:%q pool:%d dial:%s read:%s}",
-		c.Addrs, c.Cluster, c.MasterName, c.Username, c.Password != "", c.SentinelPassword != "", c.DB, c.TLS,
-		c.TLSCAFile, c.TLSServerName, c.PoolSize, c.DialTimeout, c.ReadTimeout)
-}
-
-// GoString is String, so %#v cannot print the password either.
-func (c RedisConfig) GoString() string { return "ratelimit.RedisConfig" + c.String() }
-
-// MarshalZerologObject logs the configuration without secrets.
-func (c RedisConfig) MarshalZerologObject(e *zerolog.Event) {
-	e.Strs("addrs", c.Addrs).Bool("cluster", c.Cluster).Str("master", c.MasterName).
-		Str("username", c.Username).Bool("password", c.Password != "").
-		Bool("sentinel_password", c.SentinelPassword != "").Int("db", c.DB).Bool("tls", c.TLS).
-		Str("tls_ca_file", c.TLSCAFile).Str("tls_server_name", c.TLSServerName).Int("pool_size", c.PoolSize)
-}
+// RedisConfig says how to reach Redis (see package redisconn).
+type RedisConfig = redisconn.Config
 
 // Config configures a Limiter. The zero value of every field but Redis.Addrs
 // (or Client) is a usable default.
@@ -176,12 +120,7 @@ func (c Config) WithDefaults() Config {
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
 	}
-	if c.Redis.DialTimeout == 0 {
-		c.Redis.DialTimeout = DefaultDialTimeout
-	}
-	if c.Redis.ReadTimeout == 0 {
-		c.Redis.ReadTimeout = DefaultIOTimeout
-	}
+	c.Redis = c.Redis.WithDefaults()
 	return c
 }
 
@@ -193,32 +132,9 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 	}
-	r := c.Redis
 	if c.Client == nil {
-		if len(r.Addrs) == 0 {
-			return bad("redis addresses are required")
-		}
-		for i, a := range r.Addrs {
-			// The address is not echoed: a misplaced URL may carry a password.
-			if _, port, err := net.SplitHostPort(a); err != nil || port == "" || strings.ContainsAny(a, "@/") {
-				return bad("redis address #%d is not host:port", i+1)
-			}
-		}
-		cluster := r.Cluster || (len(r.Addrs) > 1 && r.MasterName == "")
-		if cluster && r.DB != 0 {
-			return bad("redis cluster has only database 0")
-		}
-		if r.Cluster && r.MasterName != "" {
-			return bad("redis cluster and sentinel master name are exclusive")
-		}
-		if r.DB < 0 {
-			return bad("redis database must not be negative")
-		}
-		if !r.TLS && (r.TLSCAFile != "" || r.TLSServerName != "") {
-			return bad("redis tls ca file and server name need tls on")
-		}
-		if r.PoolSize < 0 || r.DialTimeout < 0 || r.ReadTimeout < 0 {
-			return bad("redis pool size and timeouts must not be negative")
+		if err := c.Redis.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 	}
 	switch {

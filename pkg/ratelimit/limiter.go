@@ -2,11 +2,8 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,6 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/edgeguard/edgeguard/pkg/redisconn"
 )
 
 // Limiter decides rate limits on shared state in Redis, one round trip per
@@ -87,43 +86,11 @@ func New(cfg Config) (*Limiter, error) {
 }
 
 func newClient(r RedisConfig) (redis.UniversalClient, error) {
-	opts := &redis.UniversalOptions{
-		Addrs:            r.Addrs,
-		MasterName:       r.MasterName,
-		Username:         r.Username,
-		Password:         r.Password,
-		SentinelUsername: r.SentinelUsername,
-		SentinelPassword: r.SentinelPassword,
-		DB:               r.DB,
-		PoolSize:         r.PoolSize,
-		DialTimeout:      r.DialTimeout,
-		ReadTimeout:      r.ReadTimeout,
-		WriteTimeout:     r.ReadTimeout,
-		// The per-decision context deadline must bound every socket wait.
-		ContextTimeoutEnabled: true,
-		// The script is not idempotent: a retry after a lost reply would
-		// charge twice. The fail policy handles errors instead.
-		MaxRetries:      -1,
-		DisableIdentity: true,
+	c, err := redisconn.New(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	if r.TLS {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: r.TLSServerName}
-		if r.TLSCAFile != "" {
-			pem, err := os.ReadFile(r.TLSCAFile)
-			if err != nil {
-				return nil, fmt.Errorf("%w: read redis tls ca file: %w", ErrInvalidConfig, err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("%w: redis tls ca file %q holds no PEM certificate", ErrInvalidConfig, r.TLSCAFile)
-			}
-		}
-		opts.TLSConfig = tc
-	}
-	if r.Cluster {
-		return redis.NewClusterClient(opts.Cluster()), nil
-	}
-	return redis.NewUniversalClient(opts), nil
+	return c, nil
 }
 
 // Allow is AllowN with cost 1.

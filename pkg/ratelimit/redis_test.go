@@ -237,15 +237,15 @@ func TestRedisKilledMidRunFallsBackWithinTimeoutAndRecovers(t *testing.T) {
 					c.OnRedisError = pc.policy
 					c.ProbeInterval = 20 * time.Millisecond
 				})
-				decide := func() (Result, error, time.Duration) {
+				decide := func() (Result, time.Duration, error) {
 					start := time.Now()
 					r, err := l.Allow(context.Background(), "alice", p)
-					return r, err, time.Since(start)
+					return r, time.Since(start), err
 				}
 				waitRedis := func(what string) {
 					deadline := time.Now().Add(10 * time.Second)
 					for {
-						r, err, _ := decide()
+						r, _, err := decide()
 						if err == nil && r.Source == SourceRedis {
 							return
 						}
@@ -266,7 +266,7 @@ func TestRedisKilledMidRunFallsBackWithinTimeoutAndRecovers(t *testing.T) {
 				var slowest time.Duration
 				defer func() { t.Logf("slowest decision during the outage: %s", slowest) }()
 				for i := range 20 {
-					r, err, took := decide()
+					r, took, err := decide()
 					slowest = max(slowest, took)
 					if took > timeout+slack {
 						t.Fatalf("decision %d took %s during the outage (timeout %s)", i, took, timeout)

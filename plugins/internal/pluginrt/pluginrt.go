@@ -11,7 +11,9 @@
 package pluginrt
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -57,4 +59,23 @@ const CodeMisconfigured = "edge_misconfigured"
 // never in the response.
 func Misconfigured(ex exchange.Exchange) {
 	exchange.Deny(ex, 500, CodeMisconfigured, "the gateway is misconfigured", nil)
+}
+
+// ReadSecretFile reads a secret from a file named in a plugin's config
+// (never the secret itself in kong.yml: Kong's Admin API would show it).
+// Trailing newlines are dropped; an empty path returns "". Errors name the
+// option and the path, never the content.
+func ReadSecretFile(option, path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: cannot read %s", option, path)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s: %s is empty", option, path)
+	}
+	return s, nil
 }

@@ -26,7 +26,7 @@ func redisAddr(t *testing.T) string {
 func TestTwoInstancesShareOneBudgetOnRedis(t *testing.T) {
 	addr := redisAddr(t)
 	ns := "it-" + time.Now().Format("150405.000000000")
-	cfg := map[string]any{"second": 5, "namespace": ns, "redis_addresses": []string{addr}}
+	cfg := map[string]any{"second": 5, "namespace": ns, "redis": map[string]any{"addresses": []string{addr}}}
 	a, b := decode(t, kongJSON(t, cfg)), decode(t, kongJSON(t, cfg))
 	u := &identity.Identity{Subject: "shared-user"}
 	allowed := 0
@@ -56,7 +56,7 @@ func TestDeadRedisFollowsTheFailPolicyWithoutHanging(t *testing.T) {
 	l.Close()
 	for policy, want := range map[string]int{"deny": 503, "allow": 0, "local": 0} {
 		t.Run(policy, func(t *testing.T) {
-			c := decode(t, kongJSON(t, map[string]any{"second": 2, "redis_addresses": []string{dead}, "on_redis_error": policy, "timeout_ms": 30}))
+			c := decode(t, kongJSON(t, map[string]any{"second": 2, "redis": map[string]any{"addresses": []string{dead}}, "on_redis_error": policy, "timeout_ms": 30}))
 			start := time.Now()
 			f := request(&identity.Identity{Subject: "u"}, "", nil)
 			c.Handle(f)

@@ -20,7 +20,6 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +34,7 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
+	"github.com/edgeguard/edgeguard/plugins/internal/redisopts"
 )
 
 // Name is the plugin's Kong name; Priority its Kong priority.
@@ -96,17 +96,9 @@ type Config struct {
 	// share a subject's budget and others never collide.
 	Namespace string `json:"namespace"`
 
-	RedisAddresses        []string `json:"redis_addresses"`
-	RedisUsername         string   `json:"redis_username"`
-	RedisPasswordFile     string   `json:"redis_password_file"`
-	RedisDatabase         int      `json:"redis_database"`
-	RedisTLS              bool     `json:"redis_tls"`
-	RedisTLSCAFile        string   `json:"redis_tls_ca_file"`
-	RedisTLSServerName    string   `json:"redis_tls_server_name"`
-	RedisSentinelMaster   string   `json:"redis_sentinel_master"`
-	RedisSentinelUsername string   `json:"redis_sentinel_username"`
-	RedisSentinelPassFile string   `json:"redis_sentinel_password_file"`
-	RedisCluster          bool     `json:"redis_cluster"`
+	// Redis is the connection (addresses, credentials from files, TLS,
+	// Sentinel or Cluster); required.
+	Redis redisopts.Options `json:"redis"`
 	// TimeoutMS bounds one decision's Redis round trip (default 50).
 	TimeoutMS int `json:"timeout_ms"`
 	// OnRedisError: local (default), allow, deny.
@@ -189,13 +181,9 @@ func (c *Config) Provision() (*Plugin, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc, err := c.redisConfig()
+	lim, err := c.sharedLimiter()
 	if err != nil {
 		return nil, err
-	}
-	lim, err := sharedLimiter(rc, c.logger())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	p.limiter = lim
 	return p, nil
@@ -263,84 +251,45 @@ func (c *Config) compile() (*Plugin, error) {
 	return p, nil
 }
 
-func (c *Config) redisConfig() (ratelimit.Config, error) {
-	rc := ratelimit.Config{
-		Redis: ratelimit.RedisConfig{
-			Addrs:            c.RedisAddresses,
-			Cluster:          c.RedisCluster,
-			MasterName:       c.RedisSentinelMaster,
-			Username:         c.RedisUsername,
-			SentinelUsername: c.RedisSentinelUsername,
-			DB:               c.RedisDatabase,
-			TLS:              c.RedisTLS,
-			TLSCAFile:        c.RedisTLSCAFile,
-			TLSServerName:    c.RedisTLSServerName,
-		},
-		OnRedisError: ratelimit.ErrorPolicy(c.OnRedisError),
+// sharedLimiter returns the process-wide limiter of this configuration's
+// Redis connection, timeout and fail policy (Kong creates a new plugin
+// instance on every config change; the limiter and its pool outlive them).
+func (c *Config) sharedLimiter() (*ratelimit.Limiter, error) {
+	if !c.Redis.Set() {
+		return nil, fmt.Errorf("%w: redis.addresses is required", ErrInvalidConfig)
 	}
-	if len(c.RedisAddresses) == 0 {
-		return rc, fmt.Errorf("%w: redis_addresses is required", ErrInvalidConfig)
+	client, err := redisopts.Client(c.Redis)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
+	rc := ratelimit.Config{Client: client, OnRedisError: ratelimit.ErrorPolicy(c.OnRedisError)}
 	if c.TimeoutMS > 0 {
 		rc.Timeout = time.Duration(c.TimeoutMS) * time.Millisecond
 	}
-	var err error
-	if rc.Redis.Password, err = readSecretFile("redis_password_file", c.RedisPasswordFile); err != nil {
-		return rc, err
-	}
-	if rc.Redis.SentinelPassword, err = readSecretFile("redis_sentinel_password_file", c.RedisSentinelPassFile); err != nil {
-		return rc, err
-	}
 	rc = rc.WithDefaults()
 	if err := rc.Validate(); err != nil {
-		return rc, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	return rc, nil
-}
-
-// readSecretFile reads a secret from a file named in the config (never the
-// secret itself in kong.yml: Kong's Admin API would show it). The error
-// names the option and the path, never the content.
-func readSecretFile(option, path string) (string, error) {
-	if path == "" {
-		return "", nil
+	key := fmt.Sprintf("%p|%s|%s", client, rc.Timeout, rc.OnRedisError)
+	limiters.Lock()
+	defer limiters.Unlock()
+	if l := limiters.m[key]; l != nil {
+		return l, nil
 	}
-	b, err := os.ReadFile(path)
+	log := c.logger()
+	rc.Logger = &log
+	l, err := ratelimit.New(rc)
 	if err != nil {
-		return "", fmt.Errorf("%w: %s: cannot read %s", ErrInvalidConfig, option, path)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if s == "" {
-		return "", fmt.Errorf("%w: %s: %s is empty", ErrInvalidConfig, option, path)
-	}
-	return s, nil
+	limiters.m[key] = l
+	return l, nil
 }
 
 var limiters = struct {
 	sync.Mutex
 	m map[string]*ratelimit.Limiter
 }{m: map[string]*ratelimit.Limiter{}}
-
-// sharedLimiter returns the process-wide limiter for a Redis configuration
-// (Kong creates a new plugin instance on every config change; the Redis
-// connection pool must outlive them).
-func sharedLimiter(rc ratelimit.Config, log zerolog.Logger) (*ratelimit.Limiter, error) {
-	// The key covers every setting, the password by its hash only.
-	pw := sha256.Sum256([]byte(rc.Redis.Password + "\x00" + rc.Redis.SentinelPassword))
-	key := fmt.Sprintf("%s|%x|%s|%s", rc.Redis.String(), pw[:8], rc.Timeout, rc.OnRedisError)
-	limiters.Lock()
-	defer limiters.Unlock()
-	if l := limiters.m[key]; l != nil {
-		return l, nil
-	}
-	rc.Logger = &log
-	l, err := ratelimit.New(rc)
-	if err != nil {
-		return nil, err
-	}
-	limiters.m[key] = l
-	return l, nil
-}
 
 func (c *Config) provisioned() (*Plugin, error) {
 	return c.plugin.Get(c.Provision, func(err error) {

@@ -21,9 +21,7 @@ import (
 )
 
 var schemaFields = []string{"second", "minute", "hour", "day", "limit_by", "role_overrides", "namespace",
-	"redis_addresses", "redis_username", "redis_password_file", "redis_database", "redis_tls", "redis_tls_ca_file",
-	"redis_tls_server_name", "redis_sentinel_master", "redis_sentinel_username", "redis_sentinel_password_file",
-	"redis_cluster", "timeout_ms", "on_redis_error", "hide_client_headers"}
+	"redis", "timeout_ms", "on_redis_error", "hide_client_headers"}
 
 // kongJSON renders a config as Kong sends it: every field, unset ones null.
 func kongJSON(t testing.TB, set map[string]any) []byte {
@@ -218,15 +216,15 @@ func TestMisconfiguredInstanceFailsClosedWithoutLeakingTheSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string]map[string]any{
-		"no limits":             {"redis_addresses": []string{"127.0.0.1:1"}},
-		"negative limit":        {"second": -1, "redis_addresses": []string{"127.0.0.1:1"}},
-		"bad limit_by":          {"second": 1, "limit_by": "cookie", "redis_addresses": []string{"127.0.0.1:1"}},
-		"header of identity":    {"second": 1, "limit_by": "header:X-User-ID", "redis_addresses": []string{"127.0.0.1:1"}},
-		"route w/o namespace":   {"second": 1, "limit_by": "route", "redis_addresses": []string{"127.0.0.1:1"}},
+		"no limits":             {"redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}},
+		"negative limit":        {"second": -1, "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}},
+		"bad limit_by":          {"second": 1, "limit_by": "cookie", "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}},
+		"header of identity":    {"second": 1, "limit_by": "header:X-User-ID", "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}},
+		"route w/o namespace":   {"second": 1, "limit_by": "route", "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}},
 		"no redis":              {"second": 1},
-		"missing password file": {"second": 1, "redis_addresses": []string{"127.0.0.1:1"}, "redis_password_file": filepath.Join(dir, "nope")},
-		"bad fail policy":       {"second": 1, "redis_addresses": []string{"127.0.0.1:1"}, "redis_password_file": pw, "on_redis_error": "maybe"},
-		"override without role": {"second": 1, "redis_addresses": []string{"127.0.0.1:1"}, "role_overrides": []map[string]any{{"second": 1}}},
+		"missing password file": {"second": 1, "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}, "password_file": filepath.Join(dir, "nope")}},
+		"bad fail policy":       {"second": 1, "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}, "password_file": pw}, "on_redis_error": "maybe"},
+		"override without role": {"second": 1, "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}, "role_overrides": []map[string]any{{"second": 1}}},
 	}
 	for name, cfg := range cases {
 		t.Run(name, func(t *testing.T) {

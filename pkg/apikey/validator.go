@@ -247,10 +247,11 @@ func (v *Validator) Validate(ctx context.Context, clientIP string, k Key) (*iden
 	if e := v.cache.get(&h); e != nil && e.id != nil && v.hitNow().UnixNano() < e.fresh {
 		return e.id, nil
 	}
-	return v.validateSlow(ctx, clientIP, k, &h)
+	return v.validateSlow(ctx, clientIP, k, h) // by value: &h would move h to the heap on the hit path too
 }
 
-func (v *Validator) validateSlow(ctx context.Context, clientIP string, k Key, h *hashKey) (*identity.Identity, error) {
+func (v *Validator) validateSlow(ctx context.Context, clientIP string, k Key, hv hashKey) (*identity.Identity, error) {
+	h := &hv
 	if v.isClosed() {
 		return nil, ErrClosed
 	}
@@ -332,7 +333,7 @@ func (v *Validator) run(h *hashKey, k Key, f *flight, reqID string) {
 		v.flights.finish(h, f, res)
 		return
 	}
-	if res.err == nil && !res.e.dead(now.UnixNano()) {
+	if res.err == nil && v.cacheable(res.e, now) {
 		v.cache.put(h, res.e, now.UnixNano(), func() bool { return v.epoch.Load() == epoch })
 	}
 	v.flights.finish(h, f, res)
@@ -372,6 +373,15 @@ func (v *Validator) fetch(h *hashKey, k Key, reqID string, now time.Time, epoch 
 		return flightResult{e: v.positive(id, now), src: "validator"}
 	}
 	return flightResult{e: v.negative(reason, now), src: "validator"}
+}
+
+// cacheable reports whether an answer is kept: its kind of caching is on
+// and it is of use at now.
+func (v *Validator) cacheable(e *entry, now time.Time) bool {
+	if (e.id != nil && v.cfg.PositiveTTL <= 0) || (e.id == nil && v.cfg.NegativeTTL <= 0) {
+		return false
+	}
+	return !e.dead(now.UnixNano())
 }
 
 // positive is the cache entry of a valid key: fresh for PositiveTTL, then

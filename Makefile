@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 MODULES := pkg plugins cli
 BIN := $(CURDIR)/bin
-PLUGINS := keycloak-jwt header-guard redis-ratelimit
+PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build test test-unit lint bench fuzz clean tidy

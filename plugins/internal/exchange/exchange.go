@@ -50,4 +50,8 @@ type Exchange interface {
 	Authenticated() (*identity.Identity, bool)
 	// SetAuthenticated records the identity for later plugins.
 	SetAuthenticated(*identity.Identity)
+	// AuthenticateConsumer tells the host who the request is, so its own
+	// plugins and logs see a consumer and credential (Kong:
+	// kong.client.authenticate; the dev gateway records it).
+	AuthenticateConsumer(consumerID, username, credentialID string)
 }

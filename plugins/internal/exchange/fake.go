@@ -41,6 +41,9 @@ type Fake struct {
 
 	// Identity is what SetAuthenticated stored and Authenticated returns.
 	Identity *identity.Identity
+	// Consumer records AuthenticateConsumer: consumer id, username and
+	// credential id (empty: not called).
+	Consumer [3]string
 
 	exited bool
 }
@@ -159,6 +162,14 @@ func (f *Fake) SetAuthenticated(id *identity.Identity) {
 		return
 	}
 	f.Identity = id
+}
+
+// AuthenticateConsumer records the consumer (ignored after Exit).
+func (f *Fake) AuthenticateConsumer(consumerID, username, credentialID string) {
+	if f.exited {
+		return
+	}
+	f.Consumer = [3]string{consumerID, username, credentialID}
 }
 
 // UpstreamHeader returns the upstream header set under name in any ASCII

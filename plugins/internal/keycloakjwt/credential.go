@@ -3,6 +3,7 @@ package keycloakjwt
 import (
 	"strings"
 
+	"github.com/edgeguard/edgeguard/plugins/internal/bearer"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 )
 
@@ -21,10 +22,6 @@ type credential struct {
 	header string // lower-case header name, or "cookie"
 	cookie string // cookie name when header == "cookie"
 }
-
-// apiKeyPrefix marks an API key in "Authorization: Bearer sk_…" (what
-// OpenAI SDKs send); keycloak-apikey handles those.
-const apiKeyPrefix = "sk_"
 
 // credential finds the JWT of a request: Authorization: Bearer, then the
 // configured headers, then the configured cookies. Two different tokens, or
@@ -46,7 +43,7 @@ func (p *Plugin) credential(headers map[string][]string) (credential, credStatus
 		if len(vals) > 1 {
 			return credential{}, credDuplicate
 		}
-		if tok, ok := bearer(vals[0]); ok && !strings.HasPrefix(tok, apiKeyPrefix) {
+		if tok, ok := bearer.Token(vals[0]); ok && !bearer.IsAPIKey(tok) {
 			add(credential{token: tok, header: "authorization"})
 		}
 	}
@@ -57,11 +54,11 @@ func (p *Plugin) credential(headers map[string][]string) (credential, credStatus
 		}
 		if len(vals) == 1 {
 			tok := vals[0]
-			if t, ok := bearer(tok); ok {
+			if t, ok := bearer.Token(tok); ok {
 				tok = t
 			}
 			tok = strings.TrimSpace(tok)
-			if tok != "" && !strings.HasPrefix(tok, apiKeyPrefix) && !add(credential{token: tok, header: h}) {
+			if tok != "" && !bearer.IsAPIKey(tok) && !add(credential{token: tok, header: h}) {
 				return credential{}, credDuplicate
 			}
 		}
@@ -89,21 +86,6 @@ func (p *Plugin) isCookie(name string) bool {
 		}
 	}
 	return false
-}
-
-// bearer parses "Bearer <token>" (scheme case-insensitive, RFC 9110
-// §11.1). An empty token after the scheme is returned as "" with ok, so the
-// verifier rejects it as malformed rather than treating it as absent.
-func bearer(v string) (string, bool) {
-	const scheme = "bearer"
-	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", false
-	}
-	rest := v[len(scheme):]
-	if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
-		return "", false // "Bearerx"
-	}
-	return strings.TrimSpace(rest), true
 }
 
 // hideCredential removes the token from the upstream request: the header

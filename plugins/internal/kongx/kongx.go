@@ -21,6 +21,8 @@ import (
 	"fmt"
 
 	"github.com/Kong/go-pdk"
+	"github.com/Kong/go-pdk/client"
+	"github.com/Kong/go-pdk/entities"
 
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
@@ -51,6 +53,7 @@ const (
 	CallExit               = "kong.response.exit"
 	CallSharedGet          = "kong.ctx.shared.get"
 	CallSharedSet          = "kong.ctx.shared.set"
+	CallAuthenticate       = "kong.client.authenticate"
 )
 
 // ErrPDK is wrapped by every error Failed and Flush return: a PDK call
@@ -408,6 +411,22 @@ func (a *Adapter) SetAuthenticated(id *identity.Identity) {
 		return
 	}
 	a.ident, a.identRead = id, true
+}
+
+// AuthenticateConsumer tells Kong who the request is (one
+// kong.client.authenticate call), so Kong's own plugins and logs see the
+// consumer and credential. The consumer need not exist in Kong's database.
+func (a *Adapter) AuthenticateConsumer(consumerID, username, credentialID string) {
+	if a.exited || consumerID == "" {
+		return
+	}
+	a.record(CallAuthenticate)
+	err := a.kong.Client.Authenticate(
+		&entities.Consumer{Id: consumerID, Username: username, CustomId: consumerID},
+		&client.AuthenticatedCredential{Id: credentialID, ConsumerId: consumerID})
+	if err != nil {
+		a.fail(fmt.Errorf("%w: %s: %w", ErrPDK, CallAuthenticate, err))
+	}
 }
 
 func setHeader(list []header, name, value string) []header {

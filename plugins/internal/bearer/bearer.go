@@ -1,0 +1,29 @@
+// Package bearer parses the "Bearer" scheme of an Authorization header
+// (RFC 6750 §2.1, scheme case-insensitive per RFC 9110 §11.1), shared by the
+// auth plugins so they agree on what a bearer credential is.
+package bearer
+
+import "strings"
+
+// APIKeyPrefix marks an API key in a bearer value ("Bearer sk_…", what
+// OpenAI SDKs send): keycloak-apikey's credential, not a JWT.
+const APIKeyPrefix = "sk_"
+
+// Token returns the credential of "Bearer <credential>". ok is false for
+// another scheme or "Bearerx"; an empty credential after the scheme is
+// returned as "" with ok, so callers refuse it as malformed instead of
+// treating it as absent.
+func Token(v string) (string, bool) {
+	const scheme = "bearer"
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false
+	}
+	rest := v[len(scheme):]
+	if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
+		return "", false
+	}
+	return strings.TrimSpace(rest), true
+}
+
+// IsAPIKey reports whether a credential is an API key by its prefix.
+func IsAPIKey(credential string) bool { return strings.HasPrefix(credential, APIKeyPrefix) }

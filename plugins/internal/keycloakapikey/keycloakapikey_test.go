@@ -1,0 +1,397 @@
+package keycloakapikey
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Kong/go-pdk/test"
+	"github.com/rs/zerolog"
+
+	"github.com/edgeguard/edgeguard/pkg/apikey"
+	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+)
+
+var fields = []string{"validate_url", "internal_token_file", "header_names", "credential_optional", "hide_credentials",
+	"authenticate_consumer", "timeout_ms", "positive_ttl_seconds", "negative_ttl_seconds", "max_stale_seconds",
+	"cache_entries", "max_in_flight", "failures_per_minute", "redis", "required_roles", "roles_mode",
+	"forbidden_roles", "required_scopes", "auth_methods", "max_headers"}
+
+func kongJSON(t testing.TB, set map[string]any) []byte {
+	t.Helper()
+	m := map[string]any{"__seq__": 9}
+	for _, f := range fields {
+		m[f] = nil
+	}
+	for k, v := range set {
+		if _, ok := m[k]; !ok {
+			t.Fatalf("unknown field %s", k)
+		}
+		m[k] = v
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func decode(t testing.TB, js []byte) *Config {
+	t.Helper()
+	inst := New()
+	if err := json.Unmarshal(js, inst); err != nil {
+		t.Fatal(err)
+	}
+	c := inst.(*Config)
+	nop := zerolog.Nop()
+	c.log = &nop
+	return c
+}
+
+func mustKey(t testing.TB) apikey.Key {
+	t.Helper()
+	k, err := apikey.Generate("live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// stubValidator answers from a map of keys; every other key is unknown.
+type stubValidator struct {
+	mu    sync.Mutex
+	valid map[string]*identity.Identity
+	calls int
+	err   error
+}
+
+func (s *stubValidator) Cached(apikey.Key) (*identity.Identity, bool) { return nil, false }
+
+func (s *stubValidator) Validate(_ context.Context, _ string, k apikey.Key) (*identity.Identity, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.err != nil {
+		return nil, s.err
+	}
+	if id := s.valid[k.Secret()]; id != nil {
+		return id, nil
+	}
+	return nil, apikey.ReasonUnknown
+}
+
+func withStub(t testing.TB, set map[string]any, s *stubValidator) *Config {
+	t.Helper()
+	c := decode(t, kongJSON(t, set))
+	if _, err := c.plugin.Get(func() (*Plugin, error) {
+		p, err := c.compile()
+		if p != nil {
+			p.validator = s
+		}
+		return p, err
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func code(t *testing.T, body []byte) string {
+	t.Helper()
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("body %q: %v", body, err)
+	}
+	return e.Error.Code
+}
+
+func TestAuthenticationPaths(t *testing.T) {
+	alice, other := mustKey(t), mustKey(t)
+	aliceID := &identity.Identity{Subject: "alice", Username: "alice", RealmRoles: []string{"user"}, AuthMethod: "apikey", APIKeyID: alice.KID()}
+	guestKey := mustKey(t)
+	guestID := &identity.Identity{Subject: "g", RealmRoles: []string{"guest"}, Guest: true, AuthMethod: "apikey", APIKeyID: guestKey.KID()}
+	stub := func() *stubValidator {
+		return &stubValidator{valid: map[string]*identity.Identity{alice.Secret(): aliceID, guestKey.Secret(): guestID}}
+	}
+	jwtAlice := &identity.Identity{Subject: "alice", AuthMethod: "jwt"}
+	jwtBob := &identity.Identity{Subject: "bob", AuthMethod: "jwt"}
+
+	tests := []struct {
+		name     string
+		config   map[string]any
+		headers  map[string][]string
+		jwt      *identity.Identity
+		status   int
+		code     string
+		subject  string // of the recorded identity
+		cleared  []string
+		consumer bool
+	}{
+		{"X-API-Key", nil, map[string][]string{"X-API-Key": {alice.Secret()}}, nil, 0, "", "alice", []string{"x-api-key"}, true},
+		{"Authorization Bearer sk_", nil, map[string][]string{"Authorization": {"Bearer " + alice.Secret()}}, nil, 0, "", "alice", []string{"authorization"}, true},
+		{"extra header", map[string]any{"header_names": []string{"apikey"}}, map[string][]string{"apikey": {alice.Secret()}}, nil, 0, "", "alice", nil, true},
+		{"spoofed identity stripped", nil, map[string][]string{"X-API-Key": {alice.Secret()}, "X_User_ID": {"root"}, "X-Auth-Method": {"jwt"}}, nil, 0, "", "alice", []string{"x_user_id", "x-auth-method"}, true},
+		{"no hiding", map[string]any{"hide_credentials": false}, map[string][]string{"X-API-Key": {alice.Secret()}}, nil, 0, "", "alice", nil, true},
+		{"no consumer", map[string]any{"authenticate_consumer": false}, map[string][]string{"X-API-Key": {alice.Secret()}}, nil, 0, "", "alice", nil, false},
+		{"missing", nil, map[string][]string{"Accept": {"*/*"}}, nil, 401, CodeCredentialMissing, "", nil, false},
+		{"missing, optional", map[string]any{"credential_optional": true}, map[string][]string{"X-User-ID": {"x"}}, nil, 0, "", "", []string{"x-user-id"}, false},
+		{"missing, JWT already authenticated", nil, map[string][]string{"Authorization": {"Bearer eyJ.x.y"}}, jwtAlice, 0, "", "alice", nil, false},
+		{"unknown key", nil, map[string][]string{"X-API-Key": {other.Secret()}}, nil, 401, "key_unknown", "", nil, false},
+		{"malformed key", nil, map[string][]string{"X-API-Key": {"sk_live_short"}}, nil, 401, "key_malformed", "", nil, false},
+		{"checksum broken", nil, map[string][]string{"X-API-Key": {alice.Secret()[:len(alice.Secret())-1] + "x"}}, nil, 401, "", "", nil, false},
+		{"two different keys", nil, map[string][]string{"X-API-Key": {alice.Secret()}, "Authorization": {"Bearer " + other.Secret()}}, nil, 401, CodeDuplicateCredentials, "", nil, false},
+		{"two key headers", nil, map[string][]string{"X-API-Key": {alice.Secret(), alice.Secret()}}, nil, 401, CodeDuplicateCredentials, "", nil, false},
+		{"same key twice is one credential", nil, map[string][]string{"X-API-Key": {alice.Secret()}, "Authorization": {"Bearer " + alice.Secret()}}, nil, 0, "", "alice", nil, true},
+		{"JWT of another user plus a key", nil, map[string][]string{"X-API-Key": {alice.Secret()}}, jwtBob, 401, CodeSubjectMismatch, "", nil, false},
+		{"JWT of the same user plus a key keeps the JWT identity", nil, map[string][]string{"X-API-Key": {alice.Secret()}}, jwtAlice, 0, "", "alice", []string{"x-api-key"}, false},
+		{"JWT plus an invalid key is refused", nil, map[string][]string{"X-API-Key": {other.Secret()}}, jwtAlice, 401, "key_unknown", "", nil, false},
+		{"guest forbidden", map[string]any{"forbidden_roles": []string{"guest"}}, map[string][]string{"X-API-Key": {guestKey.Secret()}}, nil, 403, "forbidden_role", "", nil, false},
+		{"jwt-only route refuses keys", map[string]any{"auth_methods": []string{"jwt"}}, map[string][]string{"X-API-Key": {alice.Secret()}}, nil, 403, "auth_method_not_allowed", "", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := withStub(t, tc.config, stub())
+			f := exchange.NewFake("POST", "/v1/chat/completions", tc.headers)
+			f.Identity = tc.jwt
+			c.Handle(f)
+			if f.ExitStatus != tc.status {
+				t.Fatalf("status %d %s, want %d", f.ExitStatus, f.ExitBody, tc.status)
+			}
+			if tc.status != 0 {
+				if tc.code != "" && code(t, f.ExitBody) != tc.code {
+					t.Fatalf("code %q, want %q", code(t, f.ExitBody), tc.code)
+				}
+				if tc.jwt == nil && f.Identity != nil {
+					t.Fatal("refused request carries an identity")
+				}
+				return
+			}
+			got := ""
+			if f.Identity != nil {
+				got = f.Identity.Subject
+			}
+			if got != tc.subject {
+				t.Fatalf("identity subject %q, want %q", got, tc.subject)
+			}
+			if tc.jwt == nil && tc.subject != "" {
+				if f.Upstream["X-Auth-Method"] != "apikey" || f.Upstream["X-API-Key-ID"] != aliceID.APIKeyID {
+					t.Fatalf("upstream %v", f.Upstream)
+				}
+			}
+			for _, n := range tc.cleared {
+				if !slices.Contains(f.Cleared, n) {
+					t.Errorf("%s not cleared: %v", n, f.Cleared)
+				}
+			}
+			if (f.Consumer[0] != "") != tc.consumer {
+				t.Errorf("consumer %v, want authenticated=%v", f.Consumer, tc.consumer)
+			}
+		})
+	}
+}
+
+func TestValidatorFailuresMapToStatuses(t *testing.T) {
+	k := mustKey(t)
+	for _, tc := range []struct {
+		err    error
+		status int
+		code   string
+		retry  string
+	}{
+		{&apikey.TooManyFailuresError{RetryAfter: 30 * time.Second}, 429, "too_many_auth_failures", "30"},
+		{apikey.ErrBusy, 503, "key_validation_busy", "1"},
+		{apikey.ErrUnavailable, 503, "key_validation_unavailable", "1"},
+		{context.DeadlineExceeded, 503, "key_validation_unavailable", "1"},
+		{apikey.ReasonRevoked, 401, "key_revoked", ""},
+	} {
+		c := withStub(t, nil, &stubValidator{err: tc.err})
+		f := exchange.NewFake("GET", "/", map[string][]string{"X-API-Key": {k.Secret()}})
+		c.Handle(f)
+		if f.ExitStatus != tc.status || code(t, f.ExitBody) != tc.code || f.ExitHeaders["Retry-After"] != tc.retry {
+			t.Errorf("%v: %d %s %v", tc.err, f.ExitStatus, f.ExitBody, f.ExitHeaders)
+		}
+	}
+}
+
+// fakeService is an httptest stand-in for llm-api's validate endpoint
+// (docs/contracts.md).
+type fakeService struct {
+	srv   *httptest.Server
+	token string
+	mu    sync.Mutex
+	keys  map[string]string // secret → subject
+	calls atomic.Int64
+}
+
+func newFakeService(t testing.TB) *fakeService {
+	s := &fakeService{token: "internal-token-0123456789abcdef0123456789", keys: map[string]string{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("X-Internal-Token") != s.token {
+			w.WriteHeader(401)
+			io.WriteString(w, `{"error":{"code":"internal_auth_failed","message":"no"}}`)
+			return
+		}
+		var body struct{ Key string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		s.mu.Lock()
+		sub := s.keys[body.Key]
+		s.mu.Unlock()
+		k, err := apikey.Parse(body.Key)
+		if sub == "" || err != nil {
+			w.WriteHeader(401)
+			io.WriteString(w, `{"error":{"code":"key_unknown","message":"unknown"}}`)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"subject": sub, "username": sub, "roles": []string{"user"},
+			"key_id": k.KID(), "expires_at": nil, "guest": false})
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *fakeService) add(k apikey.Key, sub string) {
+	s.mu.Lock()
+	s.keys[k.Secret()] = sub
+	s.mu.Unlock()
+}
+
+func (s *fakeService) configFor(t testing.TB, extra map[string]any) map[string]any {
+	dir := t.TempDir()
+	tf := filepath.Join(dir, "token")
+	if err := os.WriteFile(tf, []byte(s.token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]any{"validate_url": s.srv.URL + "/internal/api-keys/validate", "internal_token_file": tf}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// TestPDKCallsPerPath pins the PDK calls through go-pdk's test environment
+// on the real pkg/apikey validator (README.md lists the same table).
+func TestPDKCallsPerPath(t *testing.T) {
+	svc := newFakeService(t)
+	k := mustKey(t)
+	svc.add(k, "alice")
+	const (
+		get    = kongx.CallGetHeaders
+		sget   = kongx.CallSharedGet
+		sset   = kongx.CallSharedSet
+		ip     = kongx.CallGetForwardedIP
+		auth   = kongx.CallAuthenticate
+		clr    = kongx.CallClearHeader
+		set    = kongx.CallSetHeaders
+		exit   = kongx.CallExit
+		status = 0
+	)
+	c := decode(t, kongJSON(t, svc.configFor(t, map[string]any{"negative_ttl_seconds": 60})))
+	run := func(h http.Header) *kongxtest.Env {
+		env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: h})
+		env.Access(c)
+		return env
+	}
+	// First use: a miss asks for the client address (failure limit).
+	env := run(http.Header{"X-Api-Key": {k.Secret()}})
+	if got, want := env.Calls(), []string{get, sget, ip, sset, auth, clr, set}; !slices.Equal(got, want) {
+		t.Fatalf("miss: %v, want %v", got, want)
+	}
+	if env.ServiceReq.Headers.Get("X-API-Key-ID") != k.KID() || env.ServiceReq.Headers.Get("X-Api-Key") != "" {
+		t.Fatalf("upstream %v", env.ServiceReq.Headers)
+	}
+	// Cached allow path: no client address needed.
+	env = run(http.Header{"X-Api-Key": {k.Secret()}})
+	if got, want := env.Calls(), []string{get, sget, sset, auth, clr, set}; !slices.Equal(got, want) {
+		t.Fatalf("cached allow: %v, want %v", got, want)
+	}
+	// Missing credential.
+	env = run(http.Header{"Accept": {"*/*"}})
+	if got, want := env.Calls(), []string{get, sget, exit}; !slices.Equal(got, want) || env.ClientRes.Status != 401 {
+		t.Fatalf("missing: %v %d", got, env.ClientRes.Status)
+	}
+	// Malformed key: refused before any lookup.
+	env = run(http.Header{"X-Api-Key": {"sk_live_nope"}})
+	if got, want := env.Calls(), []string{get, sget, exit}; !slices.Equal(got, want) || env.ClientRes.Status != 401 {
+		t.Fatalf("malformed: %v %d", got, env.ClientRes.Status)
+	}
+	if n := svc.calls.Load(); n != 1 {
+		t.Fatalf("validator called %d times, want 1", n)
+	}
+	_ = status
+}
+
+func TestMisconfiguredInstanceFailsClosedWithoutLeakingTheToken(t *testing.T) {
+	svc := newFakeService(t)
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	_ = os.WriteFile(empty, nil, 0o600)
+	cases := map[string]map[string]any{
+		"no url":           {"internal_token_file": empty},
+		"no token file":    {"validate_url": svc.srv.URL},
+		"empty token file": {"validate_url": svc.srv.URL, "internal_token_file": empty},
+		"missing file":     {"validate_url": svc.srv.URL, "internal_token_file": filepath.Join(dir, "nope")},
+		"bad header name":  svc.configFor(t, map[string]any{"header_names": []string{"X-User-ID"}}),
+		"bad roles mode":   svc.configFor(t, map[string]any{"roles_mode": "most"}),
+		"max_headers 5000": svc.configFor(t, map[string]any{"max_headers": 5000}),
+		"negative ttl":     svc.configFor(t, map[string]any{"positive_ttl_seconds": -1}),
+		"bad redis":        svc.configFor(t, map[string]any{"redis": map[string]any{"addresses": []string{"redis://u:" + svc.token + "@h:1"}}}),
+	}
+	for name, cfg := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := decode(t, kongJSON(t, cfg))
+			var logs bytes.Buffer
+			l := zerolog.New(&logs)
+			c.log = &l
+			for range 2 {
+				f := exchange.NewFake("GET", "/", map[string][]string{"X-API-Key": {"sk_x"}})
+				c.Handle(f)
+				if f.ExitStatus != 500 || code(t, f.ExitBody) != "edge_misconfigured" {
+					t.Fatalf("%d %s", f.ExitStatus, f.ExitBody)
+				}
+			}
+			if n := strings.Count(logs.String(), "invalid configuration"); n != 1 {
+				t.Fatalf("logged %d times", n)
+			}
+			if strings.Contains(logs.String(), svc.token) {
+				t.Fatal("the internal token reached the log")
+			}
+		})
+	}
+}
+
+func FuzzCredentialHeaders(f *testing.F) {
+	k := mustKey(f)
+	for _, s := range []string{k.Secret(), "Bearer " + k.Secret(), "sk_", "sk_live_" + strings.Repeat("A", 38), "Bearer sk_\r\nX: y",
+		"sk_live_' OR 1=1 --", "\x00", strings.Repeat("sk_", 3000), "sk_tëst_ü"} {
+		f.Add(s, s)
+	}
+	c := withStub(f, map[string]any{"credential_optional": true}, &stubValidator{valid: map[string]*identity.Identity{
+		k.Secret(): {Subject: "alice", AuthMethod: "apikey", APIKeyID: k.KID()}}})
+	f.Fuzz(func(t *testing.T, xkey, auth string) {
+		fk := exchange.NewFake("GET", "/", map[string][]string{"X-API-Key": {xkey}, "Authorization": {auth}})
+		c.Handle(fk)
+		if fk.Identity != nil && fk.Identity.Subject != "alice" {
+			t.Fatalf("authenticated as %q", fk.Identity.Subject)
+		}
+		if fk.ExitStatus >= 500 {
+			t.Fatalf("status %d for client input", fk.ExitStatus)
+		}
+		if fk.ExitStatus != 0 && strings.Contains(string(fk.ExitBody), k.Secret()) {
+			t.Fatal("error body carries the key")
+		}
+	})
+}

@@ -1,0 +1,21 @@
+// Command keycloak-apikey is the Kong plugin server of the keycloak-apikey plugin
+// (see README.md). Kong starts it with -kong-prefix and reads its schema
+// from -dump; the plugin's Kong name is this executable's name.
+package main
+
+import (
+	"log"
+
+	"github.com/Kong/go-pdk/server"
+
+	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
+)
+
+// Version is the plugin version reported to Kong (set with -ldflags -X).
+var Version = "0.1.0"
+
+func main() {
+	if err := server.StartServer(keycloakapikey.New, Version, keycloakapikey.Priority); err != nil {
+		log.Fatal(err)
+	}
+}

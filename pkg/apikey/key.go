@@ -216,15 +216,35 @@ func generate(rnd io.Reader, env string) (Key, error) {
 	return makeKey(string(b[:n]), off), nil
 }
 
-var crcTable = crc32.MakeTable(crc32.IEEE)
+// crcTables are the slicing-by-8 tables of CRC32 (IEEE), as hash/crc32
+// builds internally.
+var crcTables = func() (t [8][256]uint32) {
+	t[0] = *crc32.MakeTable(crc32.IEEE)
+	for i := range 256 {
+		crc := t[0][i]
+		for j := 1; j < 8; j++ {
+			crc = t[0][crc&0xff] ^ (crc >> 8)
+			t[j][i] = crc
+		}
+	}
+	return t
+}()
 
 // crcString is crc32.ChecksumIEEE of a string without converting it to a
 // byte slice (which would allocate: keys are longer than the compiler's
-// 32-byte stack buffer).
+// 32-byte stack buffer, and hash/crc32 lets its argument escape), eight
+// bytes per step.
 func crcString(s string) uint32 {
+	t := &crcTables
 	crc := ^uint32(0)
+	for len(s) >= 8 {
+		crc ^= uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+		crc = t[0][s[7]] ^ t[1][s[6]] ^ t[2][s[5]] ^ t[3][s[4]] ^
+			t[4][crc>>24] ^ t[5][(crc>>16)&0xff] ^ t[6][(crc>>8)&0xff] ^ t[7][crc&0xff]
+		s = s[8:]
+	}
 	for i := 0; i < len(s); i++ {
-		crc = crcTable[byte(crc)^s[i]] ^ (crc >> 8)
+		crc = t[0][byte(crc)^s[i]] ^ (crc >> 8)
 	}
 	return ^crc
 }

@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -191,6 +192,13 @@ func TestCRCStringMatchesStandardLibrary(t *testing.T) {
 	for _, s := range []string{"", "sk_", "sk_live_" + random32, strings.Repeat("\xff", 100)} {
 		if crcString(s) != crc32.ChecksumIEEE([]byte(s)) {
 			t.Fatalf("crcString(%q) differs", s)
+		}
+	}
+	for n := range 80 {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		if crcString(string(b)) != crc32.ChecksumIEEE(b) {
+			t.Fatalf("crcString differs at length %d", n)
 		}
 	}
 	var sum [ChecksumLen]byte

@@ -1,7 +1,7 @@
 # edgeguard — build, test, lint, bench. See README.md.
 SHELL := /bin/bash
 GO ?= go
-MODULES := pkg plugins cli
+MODULES := pkg plugins cli services/llm-api
 BIN := $(CURDIR)/bin
 PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey
 STATICCHECK_VERSION := v0.8.2
@@ -14,6 +14,7 @@ build:
 	@mkdir -p $(BIN)
 	cd plugins && for p in $(PLUGINS); do $(GO) build -trimpath -o $(BIN)/$$p ./$$p || exit 1; done
 	cd cli && $(GO) build -trimpath -o $(BIN)/edgectl ./edgectl
+	cd services/llm-api && $(GO) build -trimpath -o $(BIN)/llm-api .
 
 # make test: every test of every module, with -race, against the real components
 # that scripts/test-services.sh installs and starts (and stops afterwards).

@@ -11,11 +11,14 @@ BENCHTIME=${BENCHTIME:-1s}
 out="$TMPROOT/bench"
 mkdir -p "$out"
 
-trap '"$ROOT/scripts/redis.sh" stop || true' EXIT
+trap '"$ROOT/scripts/redis.sh" stop || true; "$ROOT/scripts/postgres.sh" stop || true' EXIT
 # shellcheck disable=SC2046
 eval "export $(scripts/redis.sh start)"
+# shellcheck disable=SC2046
+eval "export $(scripts/postgres.sh start)"
+export EDGEGUARD_TEST_PG_DSN="$PG_DSN"
 
-for m in pkg plugins cli; do
+for m in pkg plugins cli services/llm-api; do
 	log "benchmarks in $m (count $COUNT, benchtime $BENCHTIME)"
 	(cd "$m" && go test -run '^$' -bench . -benchmem -count "$COUNT" -benchtime "$BENCHTIME" ./...) | tee "$out/$m.txt"
 done

@@ -21,7 +21,7 @@ export EDGEGUARD_TEST_PG_DSN="$PG_DSN"
 
 export EDGEGUARD_BIN="$ROOT/bin"
 status=0
-for m in pkg plugins cli; do
+for m in pkg plugins cli services/llm-api; do
 	log "go test -race ./... in $m"
 	(cd "$m" && go test -race -count=1 -timeout 20m ./...) || status=1
 done

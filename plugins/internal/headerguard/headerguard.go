@@ -20,7 +20,6 @@ import (
 	"fmt"
 
 	"github.com/Kong/go-pdk"
-	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
@@ -69,8 +68,7 @@ type Config struct {
 	// goes upstream, matched in any case and with '_' for '-'.
 	StripHeaders []string `json:"strip_headers"`
 
-	guard pluginrt.Once[*Guard]
-	log   *zerolog.Logger
+	rt pluginrt.Instance[*Guard]
 }
 
 // New returns an empty Config, as go-pdk's constructor wants it.
@@ -110,43 +108,17 @@ func (c *Config) Provision() (*Guard, error) {
 	return g, nil
 }
 
-// provisioned returns the guard, building it on first use; an invalid
-// configuration is logged once.
-func (c *Config) provisioned() (*Guard, error) {
-	return c.guard.Get(c.Provision, c.reportInvalid)
-}
-
-func (c *Config) reportInvalid(err error) {
-	l := c.log
-	if l == nil {
-		def := pluginrt.Logger(Name)
-		l = &def
-	}
-	l.Error().Err(err).Msg("invalid configuration: every request on this instance answers 500 edge_misconfigured")
-}
-
 // Handle runs header-guard on one request. A misconfigured instance answers
 // 500 edge_misconfigured.
-func (c *Config) Handle(ex exchange.Exchange) {
-	g, err := c.provisioned()
-	if err != nil {
-		pluginrt.Misconfigured(ex)
-		return
-	}
-	g.Handle(ex)
-}
+func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision) }
 
 // Access is the Kong access-phase handler. The adapter reads max_headers+1
 // headers in one call, so a request over the limit is refused, not half
 // read.
-func (c *Config) Access(kong *pdk.PDK) {
-	g, err := c.provisioned()
-	if err != nil {
-		kongx.Serve(kong, kongx.Options{}, pluginrt.Misconfigured)
-		return
-	}
-	kongx.Serve(kong, kongx.Options{MaxHeaders: g.maxHeaders}, g.Handle)
-}
+func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision) }
+
+// MaxHeaders is the header-line limit the Kong adapter reads with.
+func (g *Guard) MaxHeaders() int { return g.maxHeaders }
 
 // Guard is a validated header-guard configuration.
 type Guard struct {

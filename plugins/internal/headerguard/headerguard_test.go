@@ -286,7 +286,7 @@ func TestMisconfiguredInstanceAnswers500AndLogsOnce(t *testing.T) {
 	c := instance.(*Config)
 	var logs bytes.Buffer
 	l := zerolog.New(&logs)
-	c.log = &l
+	c.rt.Log = &l
 
 	for range 3 {
 		f := exchange.NewFake("GET", "/", map[string][]string{"X-User-ID": {"admin"}})
@@ -308,7 +308,7 @@ func TestValidConfigLogsNothing(t *testing.T) {
 	c := New()
 	var logs bytes.Buffer
 	l := zerolog.New(&logs)
-	c.log = &l
+	c.rt.Log = &l
 	for range 3 {
 		c.Handle(exchange.NewFake("GET", "/", map[string][]string{"X-User-ID": {"admin"}}))
 	}

@@ -66,7 +66,7 @@ func TestPDKCallsPerPath(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := kongConfig(t, tt.config)
-			c.log = discard()
+			c.rt.Log = discard()
 			env := kongxtest.New(t, test.Request{Method: "GET", Url: "https://api.example.com/v1/models", Headers: tt.headers})
 			env.Access(c)
 			if got := env.Calls(); !slices.Equal(got, tt.want) {
@@ -111,7 +111,7 @@ func TestKongHeaderLimitIsReadAsMaxPlusOne(t *testing.T) {
 
 func TestKongMisconfiguredInstanceAnswersEveryRequest(t *testing.T) {
 	c := kongConfig(t, `{"max_headers":5000,"max_header_bytes":null,"strip_headers":null,"__seq__":3}`)
-	c.log = discard()
+	c.rt.Log = discard()
 	for range 3 {
 		env := kongxtest.New(t, test.Request{Method: "POST", Url: "http://x/auth/guest-login", Body: []byte("{}")})
 		env.Access(c)

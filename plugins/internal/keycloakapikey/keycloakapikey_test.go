@@ -55,7 +55,7 @@ func decode(t testing.TB, js []byte) *Config {
 	}
 	c := inst.(*Config)
 	nop := zerolog.Nop()
-	c.log = &nop
+	c.rt.Log = &nop
 	return c
 }
 
@@ -94,13 +94,13 @@ func (s *stubValidator) Validate(_ context.Context, _ string, k apikey.Key) (*id
 func withStub(t testing.TB, set map[string]any, s *stubValidator) *Config {
 	t.Helper()
 	c := decode(t, kongJSON(t, set))
-	if _, err := c.plugin.Get(func() (*Plugin, error) {
+	if _, err := c.rt.Get(Name, func() (*Plugin, error) {
 		p, err := c.compile()
 		if p != nil {
 			p.validator = s
 		}
 		return p, err
-	}, nil); err != nil {
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -355,7 +355,7 @@ func TestMisconfiguredInstanceFailsClosedWithoutLeakingTheToken(t *testing.T) {
 			c := decode(t, kongJSON(t, cfg))
 			var logs bytes.Buffer
 			l := zerolog.New(&logs)
-			c.log = &l
+			c.rt.Log = &l
 			for range 2 {
 				f := exchange.NewFake("GET", "/", map[string][]string{"X-API-Key": {"sk_x"}})
 				c.Handle(f)

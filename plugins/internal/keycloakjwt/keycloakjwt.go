@@ -96,8 +96,7 @@ type Config struct {
 	// answered 431, since Kong would silently drop the rest.
 	MaxHeaders int `json:"max_headers"`
 
-	plugin pluginrt.Once[*Plugin]
-	log    *zerolog.Logger
+	rt pluginrt.Instance[*Plugin]
 }
 
 // New returns an empty Config, as go-pdk's constructor wants it.
@@ -218,40 +217,17 @@ func validName(s string) bool {
 	return true
 }
 
-func (c *Config) logger() zerolog.Logger {
-	if c.log != nil {
-		return *c.log
-	}
-	return pluginrt.Logger(Name)
-}
+func (c *Config) logger() zerolog.Logger { return c.rt.Logger(Name) }
 
-func (c *Config) provisioned() (*Plugin, error) {
-	return c.plugin.Get(c.Provision, func(err error) {
-		l := c.logger()
-		l.Error().Err(err).Msg("invalid configuration: every request on this instance answers 500 edge_misconfigured")
-	})
-}
+// Handle runs the plugin on one request (dev gateway, all-in-one plugin).
+func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision) }
 
-// Handle runs keycloak-jwt on one request.
-func (c *Config) Handle(ex exchange.Exchange) {
-	p, err := c.provisioned()
-	if err != nil {
-		pluginrt.Misconfigured(ex)
-		return
-	}
-	p.Handle(ex)
-}
+// Access is the Kong access-phase handler (no Response handler: it would make
+// Kong buffer upstream bodies and break streaming).
+func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision) }
 
-// Access is the Kong access-phase handler (no Response handler: it would
-// make Kong buffer upstream bodies and break streaming).
-func (c *Config) Access(kong *pdk.PDK) {
-	p, err := c.provisioned()
-	if err != nil {
-		kongx.Serve(kong, kongx.Options{}, pluginrt.Misconfigured)
-		return
-	}
-	kongx.Serve(kong, kongx.Options{MaxHeaders: p.maxHeaders}, p.Handle)
-}
+// MaxHeaders is the header-line limit the Kong adapter reads with.
+func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
 
 // wwwAuthenticate values (RFC 6750 §3).
 const (

@@ -55,7 +55,7 @@ func decode(t testing.TB, js []byte) *Config {
 	}
 	c := inst.(*Config)
 	nop := zerolog.Nop()
-	c.log = &nop
+	c.rt.Log = &nop
 	return c
 }
 
@@ -74,7 +74,7 @@ func baseConfig(p *jwttest.IdP, extra map[string]any) map[string]any {
 func newConfig(t testing.TB, p *jwttest.IdP, extra map[string]any) *Config {
 	t.Helper()
 	c := decode(t, kongJSON(t, baseConfig(p, extra)))
-	pl, err := c.provisioned()
+	pl, err := c.rt.Get(Name, c.Provision)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestMisconfiguredInstanceFailsClosedAndLogsOnce(t *testing.T) {
 			var logs bytes.Buffer
 			var mu sync.Mutex
 			l := zerolog.New(zerolog.SyncWriter(&lockedWriter{&logs, &mu}))
-			c.log = &l
+			c.rt.Log = &l
 			for range 3 {
 				f := exchange.NewFake("GET", "/", map[string][]string{"Authorization": {"Bearer x.y.z"}})
 				c.Handle(f)

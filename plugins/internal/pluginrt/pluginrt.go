@@ -16,9 +16,11 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/Kong/go-pdk"
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 )
 
 // Logger returns the JSON logger of a plugin: stderr (which Kong's plugin
@@ -78,4 +80,61 @@ func ReadSecretFile(option, path string) (string, error) {
 		return "", fmt.Errorf("%s: %s is empty", option, path)
 	}
 	return s, nil
+}
+
+// Handler is a provisioned plugin: the logic of one valid configuration.
+type Handler interface {
+	Handle(exchange.Exchange)
+	// MaxHeaders is the header-line limit the Kong adapter reads with.
+	MaxHeaders() int
+}
+
+// Instance is the runtime state of one plugin configuration (one Kong
+// plugin instance): it provisions the configuration on the first request,
+// answers every request of a misconfigured instance 500 edge_misconfigured
+// and logs the reason once. Keep it in an unexported field of the Kong
+// config struct (go-pdk's schema skips unexported fields).
+type Instance[T Handler] struct {
+	once Once[T]
+	// Log replaces the plugin's default logger (stderr); tests set it.
+	Log *zerolog.Logger
+}
+
+// Logger is the instance's logger for the named plugin.
+func (in *Instance[T]) Logger(plugin string) zerolog.Logger {
+	if in.Log != nil {
+		return *in.Log
+	}
+	return Logger(plugin)
+}
+
+// Get returns the provisioned handler, building it with provision on first
+// use; a failure is logged once and returned to every caller.
+func (in *Instance[T]) Get(plugin string, provision func() (T, error)) (T, error) {
+	return in.once.Get(provision, func(err error) {
+		l := in.Logger(plugin)
+		l.Error().Err(err).Msg("invalid configuration: every request on this instance answers 500 edge_misconfigured")
+	})
+}
+
+// Handle runs the plugin on one request of an exchange host (dev gateway,
+// all-in-one plugin).
+func (in *Instance[T]) Handle(plugin string, ex exchange.Exchange, provision func() (T, error)) {
+	h, err := in.Get(plugin, provision)
+	if err != nil {
+		Misconfigured(ex)
+		return
+	}
+	h.Handle(ex)
+}
+
+// Access is the Kong access-phase handler: the request through the kongx
+// adapter, which reads max_headers+1 headers in one call.
+func (in *Instance[T]) Access(plugin string, kong *pdk.PDK, provision func() (T, error)) {
+	h, err := in.Get(plugin, provision)
+	if err != nil {
+		kongx.Serve(kong, kongx.Options{}, Misconfigured)
+		return
+	}
+	kongx.Serve(kong, kongx.Options{MaxHeaders: h.MaxHeaders()}, h.Handle)
 }

@@ -107,8 +107,7 @@ type Config struct {
 	// 429's Retry-After stays).
 	HideClientHeaders bool `json:"hide_client_headers"`
 
-	plugin pluginrt.Once[*Plugin]
-	log    *zerolog.Logger
+	rt pluginrt.Instance[*Plugin]
 }
 
 // New returns an empty Config, as go-pdk's constructor wants it.
@@ -139,12 +138,7 @@ type Plugin struct {
 	maxHeaders int
 }
 
-func (c *Config) logger() zerolog.Logger {
-	if c.log != nil {
-		return *c.log
-	}
-	return pluginrt.Logger(Name)
-}
+func (c *Config) logger() zerolog.Logger { return c.rt.Logger(Name) }
 
 func policyOf(l Limits) ([]ratelimit.Limit, error) {
 	var out []ratelimit.Limit
@@ -291,32 +285,15 @@ var limiters = struct {
 	m map[string]*ratelimit.Limiter
 }{m: map[string]*ratelimit.Limiter{}}
 
-func (c *Config) provisioned() (*Plugin, error) {
-	return c.plugin.Get(c.Provision, func(err error) {
-		l := c.logger()
-		l.Error().Err(err).Msg("invalid configuration: every request on this instance answers 500 edge_misconfigured")
-	})
-}
+// Handle runs the plugin on one request (dev gateway, all-in-one plugin).
+func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision) }
 
-// Handle runs redis-ratelimit on one request.
-func (c *Config) Handle(ex exchange.Exchange) {
-	p, err := c.provisioned()
-	if err != nil {
-		pluginrt.Misconfigured(ex)
-		return
-	}
-	p.Handle(ex)
-}
+// Access is the Kong access-phase handler (no Response handler: it would make
+// Kong buffer upstream bodies and break streaming).
+func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision) }
 
-// Access is the Kong access-phase handler.
-func (c *Config) Access(kong *pdk.PDK) {
-	p, err := c.provisioned()
-	if err != nil {
-		kongx.Serve(kong, kongx.Options{}, pluginrt.Misconfigured)
-		return
-	}
-	kongx.Serve(kong, kongx.Options{MaxHeaders: p.maxHeaders}, p.Handle)
-}
+// MaxHeaders is the header-line limit the Kong adapter reads with.
+func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
 
 // subject picks the counter key and policy of a request. The identity comes
 // from kong.ctx.shared (set by keycloak-jwt / keycloak-apikey), never from a

@@ -48,7 +48,7 @@ func decode(t testing.TB, js []byte) *Config {
 	}
 	c := inst.(*Config)
 	nop := zerolog.Nop()
-	c.log = &nop
+	c.rt.Log = &nop
 	return c
 }
 
@@ -61,13 +61,13 @@ func withLocal(t testing.TB, set map[string]any) *Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.plugin.Get(func() (*Plugin, error) {
+	if _, err := c.rt.Get(Name, func() (*Plugin, error) {
 		p, err := c.compile()
 		if p != nil {
 			p.limiter = local
 		}
 		return p, err
-	}, nil); err != nil {
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -231,7 +231,7 @@ func TestMisconfiguredInstanceFailsClosedWithoutLeakingTheSecret(t *testing.T) {
 			c := decode(t, kongJSON(t, cfg))
 			var logs bytes.Buffer
 			l := zerolog.New(&logs)
-			c.log = &l
+			c.rt.Log = &l
 			for range 2 {
 				f := request(nil, "", nil)
 				c.Handle(f)

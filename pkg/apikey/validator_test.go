@@ -765,3 +765,35 @@ func TestFailureLimiterReservesLookupsInFlight(t *testing.T) {
 		t.Fatalf("blocked client: ok=%t retry=%s", ok, retry)
 	}
 }
+
+func TestCachedAnswersOnlyFreshValidEntriesWithoutAllocating(t *testing.T) {
+	f := newFakeLLM(t)
+	clock := newFakeClock()
+	v := newTestValidator(t, f, clock, nil)
+	good, bad := mustGenerate(t, EnvLive), mustGenerate(t, EnvLive)
+	f.add(good, fakeKey{subject: "s"})
+	if _, ok := v.Cached(good); ok {
+		t.Fatal("hit before any lookup")
+	}
+	_, _ = v.Validate(context.Background(), clientA, good)
+	_, _ = v.Validate(context.Background(), clientA, bad)
+	if id, ok := v.Cached(good); !ok || id.Subject != "s" {
+		t.Fatal("valid key not cached")
+	}
+	if _, ok := v.Cached(bad); ok {
+		t.Fatal("a rejection is a Cached hit")
+	}
+	if _, ok := v.Cached(forge(t, good)); ok {
+		t.Fatal("forged key id hit")
+	}
+	if _, ok := v.Cached(Key{}); ok {
+		t.Fatal("zero key hit")
+	}
+	if n := testing.AllocsPerRun(100, func() { v.Cached(good) }); n != 0 {
+		t.Fatalf("Cached allocates %v times", n)
+	}
+	clock.Advance(DefaultPositiveTTL)
+	if _, ok := v.Cached(good); ok {
+		t.Fatal("stale entry is a Cached hit")
+	}
+}

@@ -81,7 +81,9 @@ type Config struct {
 	// in the context (a present but invalid credential is still 401).
 	Optional bool
 	Realm    string
-	Logger   zerolog.Logger
+	// Logger is used when the request context carries no zerolog logger
+	// (zerolog.Ctx); with one (a request id), that one is used.
+	Logger zerolog.Logger
 }
 
 // Validate checks the configuration without side effects.
@@ -129,6 +131,10 @@ func (m *Middleware) challenge(errAttr string) string {
 // (nil for an optional route without a credential) or the Problem to answer.
 // Adapters for other routers (ginedge) build on it.
 func (m *Middleware) Check(r *http.Request) (*identity.Identity, *Problem) {
+	log := &m.log
+	if l := zerolog.Ctx(r.Context()); l.GetLevel() != zerolog.Disabled {
+		log = l // the request's logger (request id)
+	}
 	id, err := m.cfg.Authenticator.Authenticate(r)
 	if err != nil {
 		var rej *Rejection
@@ -141,7 +147,7 @@ func (m *Middleware) Check(r *http.Request) (*identity.Identity, *Problem) {
 				Message: "authentication required",
 				Header:  map[string]string{"WWW-Authenticate": m.challenge("")}}
 		case errors.As(err, &rej):
-			m.log.Debug().Str("reason", rej.Code).Int("status", rej.Status).Msg("credential rejected")
+			log.Debug().Str("reason", rej.Code).Int("status", rej.Status).Msg("credential rejected")
 			p := &Problem{Status: rej.Status, Code: rej.Code, Message: rej.Message}
 			if p.Message == "" {
 				p.Message = http.StatusText(rej.Status)
@@ -154,13 +160,13 @@ func (m *Middleware) Check(r *http.Request) (*identity.Identity, *Problem) {
 			}
 			return nil, p
 		default:
-			m.log.Warn().Err(err).Msg("authentication failed")
+			log.Warn().Err(err).Msg("authentication failed")
 			return nil, &Problem{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
 				Message: "authentication unavailable", Header: map[string]string{"Retry-After": "5"}}
 		}
 	}
 	if d := m.cfg.Policy.Authorize(id); d != identity.Allowed {
-		m.log.Debug().Str("reason", string(d)).Msg("access denied")
+		log.Debug().Str("reason", string(d)).Msg("access denied")
 		p := &Problem{Status: http.StatusForbidden, Code: string(d), Message: "access denied"}
 		if d == identity.DenyInsufficientScope {
 			p.Header = map[string]string{"WWW-Authenticate": m.challenge("insufficient_scope")}

@@ -1,0 +1,164 @@
+package config_test
+
+import (
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/config"
+)
+
+const (
+	pepper   = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978"
+	token    = "9c8b7a695847362514f3e2d1c0b9a8978695a4b3c2d1e0f"
+	kcSecret = "kc-7d9f3a2b1c8e4f6a"
+	redisPw  = "r3d1s-7d9f3a2b1c8e4f6a"
+)
+
+// env is a strict, complete configuration with secrets in files.
+func env() (map[string]string, map[string]string) {
+	return map[string]string{
+			"DATABASE_URL_FILE":           "/run/secrets/db",
+			"REDIS_ADDR":                  "redis:6379",
+			"REDIS_PASSWORD_FILE":         "/run/secrets/redis",
+			"KEYCLOAK_URL":                "http://keycloak:8080",
+			"KEYCLOAK_CLIENT_SECRET_FILE": "/run/secrets/kc",
+			"AUTH_ISSUER":                 "https://gw.example/realms/jan",
+			"API_KEY_PEPPER_FILE":         "/run/secrets/pepper",
+			"INTERNAL_TOKEN_FILE":         "/run/secrets/internal",
+		}, map[string]string{
+			"/run/secrets/db":       "postgres://llm:Xk29vLq8@db:5432/llm?sslmode=disable\n",
+			"/run/secrets/redis":    redisPw + "\n",
+			"/run/secrets/kc":       kcSecret,
+			"/run/secrets/pepper":   pepper + "\n",
+			"/run/secrets/internal": token,
+		}
+}
+
+func load(vars, files map[string]string) (*config.Config, error) {
+	return config.Load(func(k string) string { return vars[k] }, func(p string) ([]byte, error) {
+		if v, ok := files[p]; ok {
+			return []byte(v), nil
+		}
+		return nil, fs.ErrNotExist
+	})
+}
+
+func TestStrictConfigLoadsWithDefaults(t *testing.T) {
+	vars, files := env()
+	c, err := load(vars, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Strict || !c.AuthEnabled || c.ListenAddr != ":8080" || c.InternalListenAddr != ":8081" || c.MaxKeysPerUser != 10 ||
+		c.KeycloakRealm != "jan" || c.KeycloakClientID != "llm-api" || strings.Join(c.AuthAudience, ",") != "jan-api" ||
+		string(c.Pepper) != pepper || string(c.InternalToken) != token || c.KeyEnv != "live" || c.ValidateEmail ||
+		c.KeycloakCacheTTL.Seconds() != 30 || len(c.TrustedProxies) != 0 {
+		t.Fatalf("config %+v", c)
+	}
+}
+
+// Every refusal is one line that names the variable and never the secret.
+func TestStrictModeRefusesBadSecretsNamingTheVariable(t *testing.T) {
+	cases := []struct {
+		name    string
+		mutate  func(v, f map[string]string)
+		varName string
+	}{
+		{"missing pepper", func(v, f map[string]string) { delete(v, "API_KEY_PEPPER_FILE") }, "API_KEY_PEPPER_FILE"},
+		{"short pepper", func(v, f map[string]string) { f["/run/secrets/pepper"] = "short-pepper" }, "API_KEY_PEPPER_FILE"},
+		{"unreadable pepper", func(v, f map[string]string) { v["API_KEY_PEPPER_FILE"] = "/nope" }, "API_KEY_PEPPER_FILE"},
+		{"empty pepper file", func(v, f map[string]string) { f["/run/secrets/pepper"] = "\n" }, "API_KEY_PEPPER_FILE"},
+		{"placeholder pepper", func(v, f map[string]string) {
+			f["/run/secrets/pepper"] = "changeme-changeme-changeme-changeme-changeme"
+		}, "API_KEY_PEPPER_FILE"},
+		{"repeated-character pepper", func(v, f map[string]string) { f["/run/secrets/pepper"] = strings.Repeat("a", 40) }, "API_KEY_PEPPER_FILE"},
+		{"inline pepper", func(v, f map[string]string) {
+			delete(v, "API_KEY_PEPPER_FILE")
+			v["API_KEY_PEPPER"] = pepper
+		}, "API_KEY_PEPPER"},
+		{"previous pepper equals current", func(v, f map[string]string) { v["API_KEY_PEPPER_PREVIOUS_FILE"] = "/run/secrets/pepper" }, "API_KEY_PEPPER_PREVIOUS_FILE"},
+		{"missing internal token", func(v, f map[string]string) { delete(v, "INTERNAL_TOKEN_FILE") }, "INTERNAL_TOKEN_FILE"},
+		{"short internal token", func(v, f map[string]string) { f["/run/secrets/internal"] = "tiny" }, "INTERNAL_TOKEN_FILE"},
+		{"missing client secret", func(v, f map[string]string) { delete(v, "KEYCLOAK_CLIENT_SECRET_FILE") }, "KEYCLOAK_CLIENT_SECRET_FILE"},
+		{"missing redis password", func(v, f map[string]string) { delete(v, "REDIS_PASSWORD_FILE") }, "REDIS_PASSWORD_FILE"},
+		{"missing redis", func(v, f map[string]string) { delete(v, "REDIS_ADDR") }, "REDIS_ADDR"},
+		{"missing database", func(v, f map[string]string) { delete(v, "DATABASE_URL_FILE") }, "DATABASE_URL_FILE"},
+		{"default database password", func(v, f map[string]string) {
+			f["/run/secrets/db"] = "postgres://postgres:postgres@db/llm"
+		}, "DATABASE_URL"},
+		{"auth disabled", func(v, f map[string]string) { v["AUTH_ENABLED"] = "false" }, "AUTH_ENABLED"},
+		{"no issuer", func(v, f map[string]string) { delete(v, "AUTH_ISSUER") }, "AUTH_ISSUER"},
+		{"issuer not a URL", func(v, f map[string]string) { v["AUTH_ISSUER"] = "jan" }, "AUTH_ISSUER"},
+		{"no keycloak", func(v, f map[string]string) { delete(v, "KEYCLOAK_URL") }, "KEYCLOAK_URL"},
+		{"trust everything", func(v, f map[string]string) { v["TRUSTED_PROXIES"] = "10.0.0.1, 0.0.0.0/0" }, "TRUSTED_PROXIES"},
+		{"same listeners", func(v, f map[string]string) { v["INTERNAL_LISTEN_ADDR"] = ":8080" }, "INTERNAL_LISTEN_ADDR"},
+		{"bad max per user", func(v, f map[string]string) { v["API_KEY_MAX_PER_USER"] = "0" }, "API_KEY_MAX_PER_USER"},
+		{"bad bool", func(v, f map[string]string) { v["STRICT"] = "maybe" }, "STRICT"},
+		{"bad log level", func(v, f map[string]string) { v["LOG_LEVEL"] = "loud" }, "LOG_LEVEL"},
+		{"bad cache ttl", func(v, f map[string]string) { v["KEYCLOAK_CACHE_SECONDS"] = "61" }, "KEYCLOAK_CACHE_SECONDS"},
+		{"bad key env", func(v, f map[string]string) { v["API_KEY_ENV"] = "prod" }, "API_KEY_ENV"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, f := env()
+			c.mutate(v, f)
+			_, err := load(v, f)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, c.varName+":") || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q does not start with %s:", msg, c.varName)
+			}
+			for _, s := range []string{pepper, token, kcSecret, redisPw, "Xk29vLq8"} {
+				if strings.Contains(msg, s) {
+					t.Fatalf("error carries a secret: %q", msg)
+				}
+			}
+		})
+	}
+}
+
+func TestDevModeAcceptsInlineSecretsAndAuthOff(t *testing.T) {
+	c, err := load(map[string]string{
+		"STRICT":                 "false",
+		"DATABASE_URL":           "postgres://u:p@localhost/db",
+		"KEYCLOAK_URL":           "http://localhost:8080",
+		"KEYCLOAK_CLIENT_SECRET": "dev",
+		"AUTH_ENABLED":           "false",
+		"API_KEY_PEPPER":         pepper,
+		"INTERNAL_TOKEN":         "dev-token",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Strict || c.AuthEnabled || c.RedisAddr != "" {
+		t.Fatalf("%+v", c)
+	}
+	// the pepper minimum holds even in dev mode
+	_, err = load(map[string]string{"STRICT": "false", "DATABASE_URL": "postgres://u:p@h/db", "KEYCLOAK_URL": "http://k",
+		"KEYCLOAK_CLIENT_SECRET": "dev", "AUTH_ENABLED": "false", "API_KEY_PEPPER": "short", "INTERNAL_TOKEN": "dev"}, nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "API_KEY_PEPPER_FILE:") {
+		t.Fatalf("short pepper in dev: %v", err)
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	vars, files := env()
+	c, err := load(vars, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{c.Pepper.String(), c.InternalToken.GoString(), c.DatabaseURL.String()} {
+		if strings.Contains(s, pepper) || strings.Contains(s, token) || strings.Contains(s, "Xk29vLq8") {
+			t.Fatal("secret printed")
+		}
+	}
+	if id := config.PepperID(c.Pepper); len(id) != 13 || strings.Contains(pepper, id[1:]) {
+		t.Fatalf("pepper id %q", id)
+	}
+	if config.PepperID([]byte(pepper)) == config.PepperID([]byte(pepper+"x")) {
+		t.Fatal("pepper ids collide")
+	}
+}

@@ -1,0 +1,41 @@
+// Command llm-api is edgeguard's LLM API service. This issue brings its
+// API-key service: key management for users (public listener) and key
+// validation for the edge (internal listener). See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/app"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/config"
+	"github.com/rs/zerolog"
+)
+
+func main() {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		// one line naming the variable; never a secret value
+		fmt.Fprintf(os.Stderr, "llm-api: configuration error: %v\n", err)
+		os.Exit(2)
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	log := zerolog.New(os.Stderr).Level(cfg.LogLevel).With().Timestamp().Str("service", "llm-api").Logger()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, cfg, log, app.Deps{})
+	if err != nil {
+		log.Error().Err(err).Msg("start-up failed")
+		os.Exit(1)
+	}
+	defer a.Close()
+	if err := a.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("server failed")
+		os.Exit(1)
+	}
+}

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"github.com/edgeguard/edgeguard/pkg/headername"
 	"net/url"
 	"strconv"
 	"strings"
@@ -57,46 +58,16 @@ func ReservedPatterns() []string {
 	return append(out, reservedNames...)
 }
 
-// fold maps a header-name byte to its canonical comparison form: ASCII lower
-// case, '_' as '-'.
-func fold(c byte) byte {
-	switch {
-	case 'A' <= c && c <= 'Z':
-		return c + ('a' - 'A')
-	case c == '_':
-		return '-'
-	}
-	return c
-}
-
-// foldHasPrefix reports whether name starts with the canonical lower-case
-// prefix under fold. It does not allocate.
-func foldHasPrefix(name, prefix string) bool {
-	if len(name) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		if fold(name[i]) != prefix[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func foldEqual(name, canonical string) bool {
-	return len(name) == len(canonical) && foldHasPrefix(name, canonical)
-}
-
 // IsReserved reports whether a header with this name is an identity header
 // the edge owns, in any case and with '_' in place of '-'.
 func IsReserved(name string) bool {
 	for _, p := range reservedPrefixes {
-		if foldHasPrefix(name, p) {
+		if headername.HasCanonicalPrefix(name, p) {
 			return true
 		}
 	}
 	for _, n := range reservedNames {
-		if foldEqual(name, n) {
+		if headername.EqualCanonical(name, n) {
 			return true
 		}
 	}
@@ -121,7 +92,7 @@ func StripList(headers map[string][]string) []string {
 			out = append(out, name)
 			continue
 		}
-		if foldEqual(name, "connection") {
+		if headername.EqualCanonical(name, "connection") {
 			connection = values
 		}
 	}
@@ -131,9 +102,9 @@ func StripList(headers map[string][]string) []string {
 			if tok == "" || IsReserved(tok) || isExempt(tok) {
 				continue // reserved ones are already listed via headers
 			}
-			want := canonical(tok)
+			want := headername.Canonical(tok)
 			for name := range headers {
-				if foldEqual(name, want) && !contains(out, name) {
+				if headername.EqualCanonical(name, want) && !contains(out, name) {
 					out = append(out, name)
 				}
 			}
@@ -142,18 +113,9 @@ func StripList(headers map[string][]string) []string {
 	return out
 }
 
-// canonical returns name under fold (lower case, '_' as '-').
-func canonical(name string) string {
-	b := []byte(name)
-	for i, c := range b {
-		b[i] = fold(c)
-	}
-	return string(b)
-}
-
 func isExempt(tok string) bool {
 	for _, e := range connectionExempt {
-		if foldEqual(tok, e) {
+		if headername.EqualCanonical(tok, e) {
 			return true
 		}
 	}

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 )
 
@@ -55,7 +56,7 @@ var _ Exchange = (*Fake)(nil)
 func NewFake(method, path string, headers map[string][]string) *Fake {
 	h := make(map[string][]string, len(headers))
 	for name, values := range headers {
-		k := asciiLower(name)
+		k := headername.Lower(name)
 		h[k] = append(h[k], values...)
 	}
 	return &Fake{
@@ -71,7 +72,7 @@ func NewFake(method, path string, headers map[string][]string) *Fake {
 
 // Header returns the first value of the named header, in any ASCII case.
 func (f *Fake) Header(name string) string {
-	if v := f.headers[asciiLower(name)]; len(v) > 0 {
+	if v := f.headers[headername.Lower(name)]; len(v) > 0 {
 		return v[0]
 	}
 	return ""
@@ -176,7 +177,7 @@ func (f *Fake) AuthenticateConsumer(consumerID, username, credentialID string) {
 // case, and whether there is one.
 func (f *Fake) UpstreamHeader(name string) (string, bool) {
 	for k, v := range f.Upstream {
-		if equalFoldASCII(k, name) {
+		if headername.EqualFold(k, name) {
 			return v, true
 		}
 	}
@@ -196,46 +197,8 @@ func (f *Fake) WasCleared(name string) bool {
 
 func deleteFold(m map[string]string, name string) {
 	for k := range m {
-		if equalFoldASCII(k, name) {
+		if headername.EqualFold(k, name) {
 			delete(m, k)
 		}
 	}
-}
-
-// asciiLower lower-cases ASCII letters only, as nginx does with header
-// names; it does not allocate when name has no upper-case letter.
-func asciiLower(name string) string {
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; 'A' <= c && c <= 'Z' {
-			b := []byte(name)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; 'A' <= c && c <= 'Z' {
-					b[j] = c + ('a' - 'A')
-				}
-			}
-			return string(b)
-		}
-	}
-	return name
-}
-
-// equalFoldASCII compares ignoring ASCII case only: unlike strings.EqualFold
-// it never matches "K" with the Kelvin sign or "i" with "İ".
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

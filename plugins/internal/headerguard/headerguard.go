@@ -21,6 +21,7 @@ import (
 
 	"github.com/Kong/go-pdk"
 
+	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
@@ -96,10 +97,10 @@ func (c *Config) Provision() (*Guard, error) {
 			ErrInvalidConfig, c.MaxHeaderBytes, MinMaxHeaderBytes, MaxMaxHeaderBytes)
 	}
 	for i, name := range c.StripHeaders {
-		if !isToken(name) || len(name) > maxStripHeaderLength {
+		if !headername.IsToken(name) || len(name) > maxStripHeaderLength {
 			return nil, fmt.Errorf("%w: strip_headers[%d] is not a header name", ErrInvalidConfig, i)
 		}
-		canon := canonical(name)
+		canon := headername.Canonical(name)
 		if canon == "host" {
 			return nil, fmt.Errorf("%w: strip_headers[%d]: host cannot be stripped", ErrInvalidConfig, i)
 		}
@@ -177,11 +178,11 @@ func (g *Guard) Handle(ex exchange.Exchange) {
 // replaces X-Request-ID but not X_Request_ID, which CGI-style servers would
 // read as the same variable).
 func (g *Guard) extra(name string) bool {
-	if foldEqual(name, "x-request-id") && !equalASCIIFold(name, "x-request-id") {
+	if headername.EqualCanonical(name, "x-request-id") && !headername.EqualFold(name, "x-request-id") {
 		return true
 	}
 	for _, s := range g.strip {
-		if foldEqual(name, s) {
+		if headername.EqualCanonical(name, s) {
 			return true
 		}
 	}
@@ -220,74 +221,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// isToken reports whether s is an RFC 9110 token (a valid header name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '!' || c == '#' || c == '$' || c == '%' || c == '&' || c == '\'' || c == '*' ||
-			c == '+' || c == '-' || c == '.' || c == '^' || c == '_' || c == '`' || c == '|' || c == '~':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// fold maps a header-name byte to its comparison form: ASCII lower case,
-// '_' as '-'.
-func fold(c byte) byte {
-	switch {
-	case 'A' <= c && c <= 'Z':
-		return c + ('a' - 'A')
-	case c == '_':
-		return '-'
-	}
-	return c
-}
-
-// foldEqual reports whether name equals the canonical form under fold.
-func foldEqual(name, canon string) bool {
-	if len(name) != len(canon) {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if fold(name[i]) != canon[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalASCIIFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
-func canonical(name string) string {
-	b := []byte(name)
-	for i, c := range b {
-		b[i] = fold(c)
-	}
-	return string(b)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/apikey"
+	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/plugins/internal/bearer"
@@ -150,7 +151,7 @@ func (c *Config) compile() (*Plugin, error) {
 	}
 	for _, h := range c.HeaderNames {
 		lh := strings.ToLower(h)
-		if h == "" || strings.ContainsAny(h, " \t:") || lh == "authorization" || lh == headerAPIKey || identity.IsReserved(h) {
+		if !headername.IsToken(h) || lh == "authorization" || lh == headerAPIKey || identity.IsReserved(h) {
 			return bad("header_names: %q is not an extra credential header", h)
 		}
 		p.headers = append(p.headers, lh)

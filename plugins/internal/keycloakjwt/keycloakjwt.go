@@ -25,6 +25,7 @@ import (
 	"github.com/Kong/go-pdk"
 	"github.com/rs/zerolog"
 
+	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
@@ -184,13 +185,13 @@ func (c *Config) Provision() (*Plugin, error) {
 		return bad("max_headers %d is outside 1..%d", p.maxHeaders, kongx.MaxMaxHeaders)
 	}
 	for _, h := range c.HeaderNames {
-		if !validName(h) || strings.EqualFold(h, "authorization") {
+		if !headername.IsToken(h) || strings.EqualFold(h, "authorization") {
 			return bad("header_names: %q is not a header name other than Authorization", h)
 		}
 		p.headers = append(p.headers, strings.ToLower(h))
 	}
 	for _, ck := range c.CookieNames {
-		if !validName(ck) {
+		if !headername.IsToken(ck) {
 			return bad("cookie_names: %q is not a cookie name", ck)
 		}
 		p.cookies = append(p.cookies, ck)
@@ -199,23 +200,6 @@ func (c *Config) Provision() (*Plugin, error) {
 }
 
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
-
-// validName accepts an RFC 9110 token (header and cookie names).
-func validName(s string) bool {
-	if s == "" || len(s) > 256 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 func (c *Config) logger() zerolog.Logger { return c.rt.Logger(Name) }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/Kong/go-pdk/client"
 	"github.com/Kong/go-pdk/entities"
 
+	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 )
@@ -204,7 +205,7 @@ func lowerKeys(h map[string][]string) map[string][]string {
 	}
 	clean := true
 	for k := range h {
-		if hasUpper(k) {
+		if headername.Lower(k) != k {
 			clean = false
 			break
 		}
@@ -214,7 +215,7 @@ func lowerKeys(h map[string][]string) map[string][]string {
 	}
 	out := make(map[string][]string, len(h))
 	for k, v := range h {
-		lk := asciiLower(k)
+		lk := headername.Lower(k)
 		out[lk] = append(out[lk], v...)
 	}
 	return out
@@ -223,7 +224,7 @@ func lowerKeys(h map[string][]string) map[string][]string {
 // Header returns the first value of the named client header, any case.
 func (a *Adapter) Header(name string) string {
 	a.readHeaders()
-	if v := a.headers[asciiLower(name)]; len(v) > 0 {
+	if v := a.headers[headername.Lower(name)]; len(v) > 0 {
 		return v[0]
 	}
 	return ""
@@ -290,7 +291,7 @@ func (a *Adapter) ClearUpstreamHeader(name string) {
 	}
 	a.upstream = removeHeader(a.upstream, name)
 	for _, c := range a.clears {
-		if equalFoldASCII(c, name) {
+		if headername.EqualFold(c, name) {
 			return
 		}
 	}
@@ -440,7 +441,7 @@ func setHeader(list []header, name, value string) []header {
 func removeHeader(list []header, name string) []header {
 	out := list[:0]
 	for _, h := range list {
-		if !equalFoldASCII(h.name, name) {
+		if !headername.EqualFold(h.name, name) {
 			out = append(out, h)
 		}
 	}
@@ -449,7 +450,7 @@ func removeHeader(list []header, name string) []header {
 
 func indexFold(list []header, name string) int {
 	for i, h := range list {
-		if equalFoldASCII(h.name, name) {
+		if headername.EqualFold(h.name, name) {
 			return i
 		}
 	}
@@ -458,7 +459,7 @@ func indexFold(list []header, name string) int {
 
 func hasFold(m map[string]string, name string) bool {
 	for k := range m {
-		if equalFoldASCII(k, name) {
+		if headername.EqualFold(k, name) {
 			return true
 		}
 	}
@@ -471,50 +472,4 @@ func toMap(list []header) map[string][]string {
 		m[h.name] = []string{h.value}
 	}
 	return m
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
-		}
-	}
-	return false
-}
-
-// asciiLower lower-cases ASCII letters only (as nginx does with header
-// names); it does not allocate when s has no upper-case letter.
-func asciiLower(s string) string {
-	if !hasUpper(s) {
-		return s
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + ('a' - 'A')
-		}
-	}
-	return string(b)
-}
-
-// equalFoldASCII compares ignoring ASCII case only. strings.EqualFold would
-// also match the Kelvin sign with "k" and could let a spoofed header escape a
-// clear that Flush believes redundant.
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/clientip"
+	"github.com/edgeguard/edgeguard/pkg/coarseclock"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/redis/go-redis/v9"
@@ -93,7 +94,7 @@ type Validator struct {
 	client  *http.Client
 	ownHTTP bool
 	now     func() time.Time
-	hitNow  func() time.Time // coarseNow unless a clock is injected
+	hitNow  func() time.Time // coarseclock.Now unless a clock is injected
 
 	cache    *keyCache
 	flights  flightGroup
@@ -149,7 +150,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 	}
 	v.flights.m = make(map[hashKey]*flight)
 	if v.now == nil {
-		v.now, v.hitNow = time.Now, coarseNow
+		v.now, v.hitNow = time.Now, coarseclock.Now
 	}
 	if cfg.Logger != nil {
 		v.log = cfg.Logger.With().Str("component", "apikey").Logger()
@@ -547,29 +548,4 @@ func (r *rateLog) allow(now time.Time) (suppressed uint64, ok bool) {
 		return 0, false
 	}
 	return r.suppressed.Swap(0), true
-}
-
-// coarseTick is the resolution of the cache-hit clock.
-const coarseTick = 10 * time.Millisecond
-
-var (
-	coarseNanos atomic.Int64
-	coarseOnce  sync.Once
-)
-
-// coarseNow returns an upper bound of the current time within coarseTick,
-// read from an atomic (time.Now costs 25–60 ns on virtual machines, a large
-// share of a cache hit). Only the freshness check of a cache hit uses it,
-// where "later" is the safe side: an entry never outlives its deadline.
-func coarseNow() time.Time {
-	coarseOnce.Do(func() {
-		coarseNanos.Store(time.Now().UnixNano())
-		go func() {
-			t := time.NewTicker(coarseTick)
-			for range t.C {
-				coarseNanos.Store(time.Now().UnixNano())
-			}
-		}()
-	})
-	return time.Unix(0, coarseNanos.Load()+int64(coarseTick))
 }

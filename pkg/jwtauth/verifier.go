@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/coarseclock"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 )
 
@@ -18,7 +19,7 @@ import (
 // Kong creates a new plugin instance on every config change).
 type Verifier struct {
 	cfg    Config
-	hitNow func() time.Time // coarseNow unless a clock is injected
+	hitNow func() time.Time // coarseclock.Now unless a clock is injected
 	algs   algSet
 	keys   map[string]*KeySet // by issuer
 	cache  *tokenCache
@@ -49,7 +50,7 @@ func New(cfg Config) (*Verifier, error) {
 func build(cfg Config, keySet func(Issuer) *KeySet) *Verifier {
 	v := &Verifier{cfg: cfg, hitNow: cfg.Now, algs: newAlgSet(cfg.Algorithms), keys: map[string]*KeySet{}}
 	if cfg.realClock {
-		v.hitNow = coarseNow
+		v.hitNow = coarseclock.Now
 	}
 	for _, is := range cfg.Issuers {
 		v.keys[is.Issuer] = keySet(is)

@@ -293,4 +293,3 @@ func TestKeyLifecycleAgainstTheRealService(t *testing.T) {
 		}
 	}
 }
-

@@ -1,0 +1,248 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/jwtauth"
+	"github.com/edgeguard/edgeguard/tests/e2e/internal/keycloak"
+)
+
+// The realm's contract (DESIGN.md "Token classes").
+const (
+	audience       = "jan-api"
+	clientGuest    = "guest-login"
+	clientCLI      = "jan-cli"
+	clientWeb      = "jan-web"
+	clientLLMAPI   = "llm-api"
+	webRedirectURI = "http://localhost:3000/auth/callback"
+)
+
+var allowedAZP = []string{clientCLI, clientWeb, clientGuest}
+
+// suite is one test's view of the running Keycloak. The tests are not
+// parallel: the key-rotation test changes the realm's active key, which other
+// tests' verifiers would meet as an unknown kid inside their refresh limit.
+type suite struct {
+	env *keycloak.Env
+	kc  *keycloak.Client
+	ctx context.Context
+}
+
+func newSuite(t *testing.T) *suite {
+	t.Helper()
+	env := keycloak.Require(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	t.Cleanup(cancel)
+	return &suite{env: env, kc: keycloak.NewClient(env), ctx: ctx}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newPassword satisfies the realm's password policy (≥ 12, not the username).
+func newPassword() keycloak.Secret { return keycloak.Secret("Pw-" + randHex(16)) }
+
+func password(pw keycloak.Secret) []keycloak.Credential {
+	return []keycloak.Credential{{Type: "password", Value: pw}}
+}
+
+// expectedIssuer is the public realm URL: KEYCLOAK_PUBLIC_URL (Keycloak's
+// --hostname) when set, else Keycloak's own loopback URL.
+func (s *suite) expectedIssuer() string {
+	base := strings.TrimSuffix(os.Getenv("KEYCLOAK_PUBLIC_URL"), "/")
+	if base == "" {
+		base = s.env.URL
+	}
+	return base + "/realms/" + s.env.Realm
+}
+
+// serviceAccount returns an access token of llm-api's service account.
+func (s *suite) serviceAccount(t *testing.T) keycloak.Secret {
+	t.Helper()
+	tok, err := s.kc.ClientCredentials(s.ctx, clientLLMAPI, s.env.LLMAPISecret)
+	if err != nil {
+		t.Fatalf("llm-api client credentials: %v", err)
+	}
+	return keycloak.Secret(tok.AccessToken)
+}
+
+// createGuest provisions a guest the way llm-api's guest login will, with
+// llm-api's service account: user guest-<random> in group guests (which
+// carries role guest) with attribute guest=true, without default-roles-jan
+// (and so without role user), with a random password.
+func (s *suite) createGuest(t *testing.T) (id, username string, pw keycloak.Secret) {
+	t.Helper()
+	sa := s.serviceAccount(t)
+	username, pw = "guest-"+randHex(8), newPassword()
+	id, err := s.kc.CreateUser(s.ctx, sa, keycloak.User{
+		Username:    username,
+		Enabled:     true,
+		Groups:      []string{"/guests"},
+		Attributes:  map[string][]string{"guest": {"true"}},
+		Credentials: password(pw),
+	})
+	if err != nil {
+		t.Fatalf("service account creates a guest: %v", err)
+	}
+	t.Cleanup(func() { _ = s.kc.DeleteUser(context.WithoutCancel(s.ctx), id) })
+	var mapped []keycloak.Role
+	if _, err := s.kc.AdminAs(s.ctx, sa, http.MethodGet, "/users/"+id+"/role-mappings/realm", nil, &mapped); err != nil {
+		t.Fatalf("service account reads the guest's roles: %v", err)
+	}
+	mapped = slices.DeleteFunc(mapped, func(r keycloak.Role) bool { return r.Name != "default-roles-"+s.env.Realm })
+	if len(mapped) != 1 {
+		t.Fatalf("a new guest should have default-roles-%s mapped, got %v", s.env.Realm, mapped)
+	}
+	if _, err := s.kc.AdminAs(s.ctx, sa, http.MethodDelete, "/users/"+id+"/role-mappings/realm", mapped, nil); err != nil {
+		t.Fatalf("service account removes the default roles: %v", err)
+	}
+	return id, username, pw
+}
+
+// createUser creates a user as the bootstrap admin, with extra realm roles
+// mapped on top of the default ones.
+func (s *suite) createUser(t *testing.T, roles ...string) (id, username string, pw keycloak.Secret) {
+	t.Helper()
+	tok, err := s.kc.AdminToken(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	username, pw = "user-"+randHex(8), newPassword()
+	id, err = s.kc.CreateUser(s.ctx, tok, keycloak.User{Username: username, Enabled: true, Credentials: password(pw)})
+	if err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	t.Cleanup(func() { _ = s.kc.DeleteUser(context.WithoutCancel(s.ctx), id) })
+	for _, name := range roles {
+		var r keycloak.Role
+		if _, err := s.kc.Admin(s.ctx, http.MethodGet, "/roles/"+name, nil, &r); err != nil {
+			t.Fatalf("role %s: %v", name, err)
+		}
+		if _, err := s.kc.Admin(s.ctx, http.MethodPost, "/users/"+id+"/role-mappings/realm", []keycloak.Role{r}, nil); err != nil {
+			t.Fatalf("map role %s: %v", name, err)
+		}
+	}
+	return id, username, pw
+}
+
+// createTestClient registers a confidential client for this test only (a
+// shipped client is never weakened for a test): password grant on, the
+// realm's default direct grant flow, full scope, and only the given default
+// client scopes — without jan-api-audience unless asked.
+func (s *suite) createTestClient(t *testing.T, scopes ...string) (clientID string, secret keycloak.Secret) {
+	t.Helper()
+	clientID, secret = "e2e-"+randHex(6), keycloak.Secret(randHex(32))
+	h, err := s.kc.Admin(s.ctx, http.MethodPost, "/clients", map[string]any{
+		"clientId":                  clientID,
+		"enabled":                   true,
+		"publicClient":              false,
+		"secret":                    secret,
+		"standardFlowEnabled":       false,
+		"directAccessGrantsEnabled": true,
+		"serviceAccountsEnabled":    false,
+		"fullScopeAllowed":          true,
+		"defaultClientScopes":       scopes,
+		"optionalClientScopes":      []string{},
+	}, nil)
+	if err != nil {
+		t.Fatalf("create test client: %v", err)
+	}
+	loc := h.Get("Location")
+	uuid := loc[strings.LastIndexByte(loc, '/')+1:]
+	t.Cleanup(func() {
+		_, _ = s.kc.Admin(context.WithoutCancel(s.ctx), http.MethodDelete, "/clients/"+uuid, nil, nil)
+	})
+	return clientID, secret
+}
+
+// countingTransport counts JWKS fetches (requests to .../certs).
+type countingTransport struct {
+	jwks atomic.Int64
+	base http.RoundTripper
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "/protocol/openid-connect/certs") {
+		c.jwks.Add(1)
+	}
+	return c.base.RoundTrip(r)
+}
+
+// verifier returns a pkg/jwtauth verifier for the live realm: issuer = the
+// public realm URL, keys from the live JWKS on loopback, audience jan-api,
+// azp allowlist jan-cli/jan-web/guest-login; edit adjusts the config.
+func (s *suite) verifier(t *testing.T, edit func(*jwtauth.Config)) (*jwtauth.Verifier, *countingTransport) {
+	t.Helper()
+	ct := &countingTransport{base: http.DefaultTransport}
+	cfg := jwtauth.Config{
+		Issuers:    []jwtauth.Issuer{{Issuer: s.env.Issuer, JWKSURL: s.env.JWKSURL}},
+		Audiences:  []string{audience},
+		AllowedAZP: allowedAZP,
+		HTTPClient: &http.Client{Transport: ct, Timeout: 10 * time.Second},
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	v, err := jwtauth.New(cfg)
+	if err != nil {
+		t.Fatalf("verifier: %v", err)
+	}
+	t.Cleanup(v.Close)
+	return v, ct
+}
+
+// segment decodes one part of a compact JWT without verifying anything: for
+// looking at kid and claims the test already verified (or expects refused).
+func segment(t *testing.T, token string, i int) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a compact JWS (%d parts)", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[i])
+	if err != nil {
+		t.Fatalf("JWT part %d: %v", i, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("JWT part %d: %v", i, err)
+	}
+	return m
+}
+
+func realmRoles(t *testing.T, token string) []string {
+	t.Helper()
+	var roles []string
+	if ra, ok := segment(t, token, 1)["realm_access"].(map[string]any); ok {
+		if rs, ok := ra["roles"].([]any); ok {
+			for _, r := range rs {
+				if s, ok := r.(string); ok {
+					roles = append(roles, s)
+				}
+			}
+		}
+	}
+	return roles
+}
+
+// pkce returns a random code verifier and its S256 challenge.
+func pkce() (verifier, challenge string) {
+	verifier = randHex(32)
+	sum := sha256.Sum256([]byte(verifier))
+	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+}

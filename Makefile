@@ -1,7 +1,7 @@
 # edgeguard — build, test, lint, bench. See README.md.
 SHELL := /bin/bash
 GO ?= go
-MODULES := pkg plugins cli services/llm-api
+MODULES := pkg plugins cli services/llm-api tests/e2e
 BIN := $(CURDIR)/bin
 PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey
 STATICCHECK_VERSION := v0.8.2

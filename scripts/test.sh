@@ -2,8 +2,8 @@
 # scripts/test.sh — what `make test` runs: starts the real components the
 # integration tests need (stopping them afterwards), then every test of every
 # module with -race. Integration tests read the components' addresses from the
-# environment (EDGEGUARD_TEST_*); under CI=true a missing component fails the
-# run instead of skipping.
+# environment (EDGEGUARD_TEST_*, and KEYCLOAK_* as scripts/keycloak.sh prints
+# them); under CI=true a missing component fails the run instead of skipping.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -18,10 +18,21 @@ export EDGEGUARD_TEST_REDIS_ADDR="$REDIS_ADDR"
 # shellcheck disable=SC2046
 eval "export $(scripts/postgres.sh start)"; started+=(postgres)
 export EDGEGUARD_TEST_PG_DSN="$PG_DSN"
+# Keycloak (realm jan) for tests/e2e and the keycloak-jwt integration test.
+started+=(keycloak)
+if kcenv=$(scripts/keycloak.sh start); then
+	set -a
+	eval "$kcenv"
+	set +a
+elif [ "${CI:-}" = "true" ]; then
+	die "Keycloak did not start (the error is above); under CI=true its suites must run, never skip"
+else
+	log "WARNING: Keycloak did not start (the error is above): the Keycloak suites will SKIP"
+fi
 
 export EDGEGUARD_BIN="$ROOT/bin"
 status=0
-for m in pkg plugins cli services/llm-api; do
+for m in pkg plugins cli services/llm-api tests/e2e; do
 	log "go test -race ./... in $m"
 	(cd "$m" && go test -race -count=1 -timeout 20m ./...) || status=1
 done

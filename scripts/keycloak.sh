@@ -30,6 +30,9 @@
 #   KEYCLOAK_DIST_ZIP    a local copy of the distribution zip (offline
 #                        machines); its SHA-256 must match the pinned one
 #   EDGEGUARD_TMP        where data, logs and secrets live (default .tmp/)
+#   KC_BOOTSTRAP_ADMIN_USERNAME  the bootstrap admin's name (default edgeguard-admin)
+#   JAVA_OPTS_KC_HEAP, JAVA_OPTS_APPEND  JVM heap and extra flags (defaults:
+#                        -Xms64m -Xmx512m; -XX:TieredStopAtLevel=1)
 #
 # The zip is cached in .cache/keycloak/ (git-ignored, survives `make clean`);
 # the unpacked distribution and the run directory live under $EDGEGUARD_TMP.
@@ -39,7 +42,7 @@ set -euo pipefail
 KC_VERSION=26.4.7
 KC_ZIP_SHA256=dd9834c023460be856f731423d86228c23b5d002194a2064642bec0cc6573eaa
 REALM=jan
-ADMIN_USER=edgeguard-admin
+ADMIN_USER="${KC_BOOTSTRAP_ADMIN_USERNAME:-edgeguard-admin}"
 READY_TIMEOUT=180
 
 CACHE="$ROOT/.cache/keycloak"
@@ -172,8 +175,8 @@ start() {
 		KC_BOOTSTRAP_ADMIN_PASSWORD="$(cat "$RUN/admin-password")" \
 		JAN_LLM_API_CLIENT_SECRET="$(cat "$RUN/llm-api-client-secret")" \
 		JAN_GUEST_LOGIN_CLIENT_SECRET="$(cat "$RUN/guest-login-client-secret")" \
-		JAVA_OPTS_KC_HEAP="-Xms64m -Xmx512m" \
-		JAVA_OPTS_APPEND="-XX:TieredStopAtLevel=1" \
+		JAVA_OPTS_KC_HEAP="${JAVA_OPTS_KC_HEAP:--Xms64m -Xmx512m}" \
+		JAVA_OPTS_APPEND="${JAVA_OPTS_APPEND:--XX:TieredStopAtLevel=1}" \
 		setsid "$DIST/bin/kc.sh" start-dev \
 		--import-realm \
 		--db=dev-mem \

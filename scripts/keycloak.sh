@@ -20,6 +20,7 @@
 #   KEYCLOAK_ADMIN_PASSWORD_FILE  its password (0600, generated per start)
 #   KEYCLOAK_LLM_API_CLIENT_SECRET_FILE      secret of the llm-api client (0600, per start)
 #   KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE  secret of the guest-login client (0600, per start)
+#   KEYCLOAK_LOG_FILE             Keycloak's log (tests grep it for the secrets they used)
 # Secrets only ever travel as file paths; the values are handed to Keycloak in
 # its environment (never on its command line, which `ps` shows).
 #
@@ -211,6 +212,7 @@ KEYCLOAK_ADMIN_USERNAME=$ADMIN_USER
 KEYCLOAK_ADMIN_PASSWORD_FILE=$RUN/admin-password
 KEYCLOAK_LLM_API_CLIENT_SECRET_FILE=$RUN/llm-api-client-secret
 KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE=$RUN/guest-login-client-secret
+KEYCLOAK_LOG_FILE=$RUN/keycloak.log
 EOF
 	cat "$RUN/env"
 }

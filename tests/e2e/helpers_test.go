@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,7 +46,36 @@ func newSuite(t *testing.T) *suite {
 	env := keycloak.Require(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	t.Cleanup(cancel)
-	return &suite{env: env, kc: keycloak.NewClient(env), ctx: ctx}
+	kc := keycloak.NewClient(env)
+	kc.Record = used.add
+	used.add(string(env.AdminPassword))
+	used.add(string(env.LLMAPISecret))
+	used.add(string(env.GuestLoginSecret))
+	return &suite{env: env, kc: kc, ctx: ctx}
+}
+
+// used collects every secret the suites handle (passwords, client secrets,
+// tokens); TestMain then checks that none of them is in Keycloak's log.
+var used secretSet
+
+type secretSet struct {
+	mu sync.Mutex
+	s  []string
+}
+
+func (u *secretSet) add(s string) {
+	if s == "" {
+		return
+	}
+	u.mu.Lock()
+	u.s = append(u.s, s)
+	u.mu.Unlock()
+}
+
+func (u *secretSet) all() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.s)
 }
 
 func randHex(n int) string {
@@ -55,7 +85,11 @@ func randHex(n int) string {
 }
 
 // newPassword satisfies the realm's password policy (≥ 12, not the username).
-func newPassword() keycloak.Secret { return keycloak.Secret("Pw-" + randHex(16)) }
+func newPassword() keycloak.Secret {
+	pw := "Pw-" + randHex(16)
+	used.add(pw)
+	return keycloak.Secret(pw)
+}
 
 func password(pw keycloak.Secret) []keycloak.Credential {
 	return []keycloak.Credential{{Type: "password", Value: pw}}
@@ -147,6 +181,7 @@ func (s *suite) createUser(t *testing.T, roles ...string) (id, username string, 
 func (s *suite) createTestClient(t *testing.T, scopes ...string) (clientID string, secret keycloak.Secret) {
 	t.Helper()
 	clientID, secret = "e2e-"+randHex(6), keycloak.Secret(randHex(32))
+	used.add(string(secret))
 	h, err := s.kc.Admin(s.ctx, http.MethodPost, "/clients", map[string]any{
 		"clientId":                  clientID,
 		"enabled":                   true,

@@ -35,6 +35,7 @@ const (
 	EnvAdminPassword    = "KEYCLOAK_ADMIN_PASSWORD_FILE"
 	EnvGuestLoginSecret = "KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE"
 	EnvLLMAPISecret     = "KEYCLOAK_LLM_API_CLIENT_SECRET_FILE"
+	EnvLogFile          = "KEYCLOAK_LOG_FILE"
 )
 
 // ErrNotConfigured means KEYCLOAK_URL is unset: no Keycloak was started.
@@ -52,6 +53,7 @@ func (Secret) GoString() string { return "[redacted]" }
 // Env is a running Keycloak as scripts/keycloak.sh describes it.
 type Env struct {
 	URL       string // loopback base URL (admin API, internal OIDC)
+	LogFile   string // Keycloak's log (may be empty)
 	Issuer    string // the realm's public issuer
 	JWKSURL   string // the realm's JWKS on loopback
 	Realm     string
@@ -71,6 +73,7 @@ func FromEnv() (*Env, error) {
 		JWKSURL:   os.Getenv(EnvJWKSURL),
 		Realm:     os.Getenv(EnvRealm),
 		AdminUser: os.Getenv(EnvAdminUser),
+		LogFile:   os.Getenv(EnvLogFile),
 	}
 	if e.URL == "" {
 		return nil, ErrNotConfigured
@@ -166,6 +169,9 @@ func (e *StatusError) Error() string {
 type Client struct {
 	Env  *Env
 	HTTP *http.Client
+	// Record, when set, is called with every token the Client receives, so
+	// a suite can check that none of them reaches a log.
+	Record func(secret string)
 
 	mu       sync.Mutex
 	adminTok string
@@ -192,6 +198,13 @@ func (c *Client) tokenAt(ctx context.Context, endpoint string, form url.Values) 
 	var t Tokens
 	if err := c.postForm(ctx, endpoint, form, &t); err != nil {
 		return nil, err
+	}
+	if c.Record != nil {
+		for _, s := range []string{t.AccessToken, t.IDToken, t.RefreshToken} {
+			if s != "" {
+				c.Record(s)
+			}
+		}
 	}
 	return &t, nil
 }

@@ -6,12 +6,9 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"net"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -200,19 +197,13 @@ func forge(t testing.TB, victim Key) Key {
 	return k
 }
 
-// redisAddr returns the integration Redis that `make test` starts. Unset,
-// the test is skipped locally but fails under CI=true, where it must run.
-func redisAddr(t testing.TB) string {
+// startRedisServer runs a private redis-server the test may kill.
+func startRedisServer(t testing.TB, args ...string) *testenv.RedisServer {
 	t.Helper()
-	addr := os.Getenv("EDGEGUARD_TEST_REDIS_ADDR")
-	if addr == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("EDGEGUARD_TEST_REDIS_ADDR is unset under CI=true (scripts/test.sh starts Redis and sets it)")
-		}
-		t.Skip("EDGEGUARD_TEST_REDIS_ADDR unset: integration test skipped (make test sets it)")
-	}
-	return addr
+	return testenv.StartRedis(t, args...)
 }
+
+func redisAddr(t testing.TB) string { t.Helper(); return testenv.RedisAddr(t) }
 
 // redisClient is a client for addr, closed at the end of the test.
 func redisClient(t testing.TB, addr string) *redis.Client {
@@ -240,72 +231,6 @@ func waitSubscribed(t testing.TB, v *Validator) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("revocation subscriber did not subscribe within 5s")
 	}
-}
-
-// redisServer is a redis-server child process a test can kill and restart.
-type redisServer struct {
-	t    testing.TB
-	port int
-	cmd  *exec.Cmd
-}
-
-// startRedisServer runs its own redis-server on a free loopback port (for
-// tests that kill it). It needs the integration environment.
-func startRedisServer(t testing.TB) *redisServer {
-	t.Helper()
-	redisAddr(t)
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not in PATH under CI=true")
-		}
-		t.Skip("redis-server not in PATH")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &redisServer{t: t, port: ln.Addr().(*net.TCPAddr).Port}
-	_ = ln.Close()
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	go func(c *exec.Cmd) { _ = c.Wait() }(s.cmd)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond); err == nil {
-			_ = c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.t.Fatalf("redis-server on %s did not start", s.addr())
-}
-
-func (s *redisServer) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	for range 100 {
-		c, err := net.DialTimeout("tcp", s.addr(), 50*time.Millisecond)
-		if err != nil {
-			break
-		}
-		_ = c.Close()
-		time.Sleep(10 * time.Millisecond)
-	}
-	s.cmd = nil
 }
 
 // eventually polls cond every 5ms until it holds or d passes.

@@ -245,7 +245,7 @@ func TestFailuresAreCountedAcrossInstances(t *testing.T) {
 
 func TestResubscribingDropsTheCache(t *testing.T) {
 	srv := startRedisServer(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), DisableIdentity: true, ContextTimeoutEnabled: true, MaxRetries: -1})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true, ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { _ = rdb.Close() })
 	f := newFakeLLM(t)
 	v := newTestValidator(t, f, nil, func(c *Config) { c.Redis, c.RedisKeyPrefix = rdb, uniquePrefix() })
@@ -258,11 +258,11 @@ func TestResubscribingDropsTheCache(t *testing.T) {
 	}
 	// Redis goes away: a revocation published meanwhile would be lost. The
 	// cached key keeps working (Redis is not the validator).
-	srv.kill()
+	srv.Kill()
 	if _, err := v.Validate(ctx, clientA, k); err != nil {
 		t.Fatalf("redis down: %v", err)
 	}
-	srv.start()
+	srv.Start()
 	if !eventually(15*time.Second, func() bool { return v.Stats().Entries == 0 }) {
 		t.Fatal("cache not dropped after resubscribing")
 	}

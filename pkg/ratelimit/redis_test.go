@@ -226,13 +226,13 @@ func TestRedisKilledMidRunFallsBackWithinTimeoutAndRecovers(t *testing.T) {
 		name         string
 		down, resume func()
 	}{
-		{"killed", srv.kill, srv.start},
-		{"frozen", func() { srv.signal(syscall.SIGSTOP) }, func() { srv.signal(syscall.SIGCONT) }},
+		{"killed", srv.Kill, srv.Start},
+		{"frozen", func() { srv.Signal(syscall.SIGSTOP) }, func() { srv.Signal(syscall.SIGCONT) }},
 	}
 	for _, o := range outages {
 		for _, pc := range policies {
 			t.Run(o.name+"/"+string(pc.policy), func(t *testing.T) {
-				l := newTestLimiter(t, srv.addr(), func(c *Config) {
+				l := newTestLimiter(t, srv.Addr(), func(c *Config) {
 					c.Timeout = timeout
 					c.OnRedisError = pc.policy
 					c.ProbeInterval = 20 * time.Millisecond
@@ -292,7 +292,7 @@ func TestRedisPasswordNeverAppearsInErrorsOrLogs(t *testing.T) {
 	srv := startRedisServer(t, "--requirepass", testPassword)
 	p := mustLimits(t, "10/min")
 	t.Run("right password works", func(t *testing.T) {
-		l := newTestLimiter(t, srv.addr(), func(c *Config) { c.Redis.Password = testPassword; c.Timeout = time.Second })
+		l := newTestLimiter(t, srv.Addr(), func(c *Config) { c.Redis.Password = testPassword; c.Timeout = time.Second })
 		if r, err := l.Allow(context.Background(), "alice", p); err != nil || r.Source != SourceRedis {
 			t.Fatalf("%s source=%s err=%v", describe(r), r.Source, err)
 		}
@@ -306,7 +306,7 @@ func TestRedisPasswordNeverAppearsInErrorsOrLogs(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var buf syncBuffer
 			log := zerolog.New(&buf)
-			l := newTestLimiter(t, srv.addr(), func(c *Config) {
+			l := newTestLimiter(t, srv.Addr(), func(c *Config) {
 				mutate(c)
 				c.Logger = &log
 				c.OnRedisError = OnErrorDeny

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,33 +20,10 @@ import (
 	"github.com/Kong/go-pdk/test"
 
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
 )
-
-// need returns the value of an environment variable set by scripts/test.sh;
-// locally the test skips without it, under CI=true it fails.
-func need(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set under CI: scripts/test.sh must provide it", name)
-		}
-		t.Skipf("%s not set (run make test)", name)
-	}
-	return v
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func secretFile(t *testing.T, dir, name string) (path, value string) {
 	t.Helper()
@@ -112,17 +88,14 @@ type llmAPI struct {
 
 // startLLMAPI runs bin/llm-api against the test PostgreSQL and Redis.
 func startLLMAPI(t *testing.T, idp *jwttest.IdP) *llmAPI {
-	bin := filepath.Join(need(t, "EDGEGUARD_BIN"), "llm-api")
-	dsn := need(t, "EDGEGUARD_TEST_PG_DSN")
-	redisAddr := need(t, "EDGEGUARD_TEST_REDIS_ADDR")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s: %v (make build)", bin, err)
-	}
+	bin := testenv.Binary(t, "llm-api")
+	dsn := testenv.PostgresDSN(t)
+	redisAddr := testenv.RedisAddr(t)
 	dir := t.TempDir()
 	pepperFile, pepper := secretFile(t, dir, "pepper")
 	tokenFile, token := secretFile(t, dir, "internal-token")
 	kcFile, kc := secretFile(t, dir, "kc-secret")
-	api := &llmAPI{public: freeAddr(t), internal: freeAddr(t), tokenFile: tokenFile, secrets: []string{pepper, token, kc}, logs: &syncBuf{}}
+	api := &llmAPI{public: testenv.FreeAddr(t), internal: testenv.FreeAddr(t), tokenFile: tokenFile, secrets: []string{pepper, token, kc}, logs: &syncBuf{}}
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
 		"STRICT=false", // the test DSN has no password; every secret still comes from a file
@@ -192,7 +165,7 @@ func edgeInstance(t *testing.T, a *llmAPI, entries int) *Config {
 		"validate_url":        "http://" + a.internal + "/internal/api-keys/validate",
 		"internal_token_file": a.tokenFile,
 		"cache_entries":       entries, // distinct configurations: distinct validators
-		"redis":               map[string]any{"addresses": []string{os.Getenv("EDGEGUARD_TEST_REDIS_ADDR")}},
+		"redis":               map[string]any{"addresses": []string{testenv.RedisAddr(t)}},
 	}))
 }
 

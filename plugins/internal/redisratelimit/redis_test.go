@@ -2,26 +2,14 @@ package redisratelimit
 
 import (
 	"net"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 )
 
-// redisAddr is the throw-away Redis of scripts/test.sh. Locally the test
-// skips without it; under CI=true a missing Redis is a failure.
-func redisAddr(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("EDGEGUARD_TEST_REDIS_ADDR")
-	if addr == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("EDGEGUARD_TEST_REDIS_ADDR is not set under CI: scripts/test.sh must start Redis")
-		}
-		t.Skip("EDGEGUARD_TEST_REDIS_ADDR not set (run make test)")
-	}
-	return addr
-}
+func redisAddr(t *testing.T) string { t.Helper(); return testenv.RedisAddr(t) }
 
 func TestTwoInstancesShareOneBudgetOnRedis(t *testing.T) {
 	addr := redisAddr(t)

@@ -1,0 +1,176 @@
+package edgeid
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/identity"
+)
+
+func newKey(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+var alice = &identity.Identity{Subject: "alice", Username: "alice", RealmRoles: []string{"user"}, AuthMethod: "jwt",
+	Issuer: "https://gw/realms/jan", ExpiresAt: time.Unix(1_900_000_000, 0).UTC()}
+
+func setup(t testing.TB) (*Signer, *Verifier, *time.Time) {
+	t.Helper()
+	k := newKey(t)
+	s, err := NewSigner(k, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := PublicJWKS(k.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	v, err := NewVerifier(jwks, "llm-api", func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, v, &now
+}
+
+func TestRoundTripKeepsTheIdentity(t *testing.T) {
+	s, v, now := setup(t)
+	a, err := s.Sign(alice, "llm-api", "POST", "/v1/chat/completions", *now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := v.Verify(a, "POST", "/v1/chat/completions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Subject != "alice" || id.AuthMethod != "jwt" || id.Issuer != alice.Issuer || !id.ExpiresAt.Equal(alice.ExpiresAt) || id.RealmRoles[0] != "user" {
+		t.Fatalf("identity %+v", id)
+	}
+}
+
+func TestEveryMismatchIsRejected(t *testing.T) {
+	s, v, now := setup(t)
+	other := newKey(t)
+	os, _ := NewSigner(other, "")
+	good, _ := s.Sign(alice, "llm-api", "GET", "/v1/models", *now)
+	cases := map[string]struct {
+		assertion, method, path string
+		at                      time.Duration
+	}{
+		"another service": {must(s.Sign(alice, "media-api", "GET", "/v1/models", *now)), "GET", "/v1/models", 0},
+		"another method":  {good, "POST", "/v1/models", 0},
+		"another path":    {good, "GET", "/v1/admin/keys", 0},
+		"expired":         {good, "GET", "/v1/models", Lifetime + Skew},
+		"issued later":    {must(s.Sign(alice, "llm-api", "GET", "/v1/models", now.Add(time.Minute))), "GET", "/v1/models", 0},
+		"unknown key":     {must(os.Sign(alice, "llm-api", "GET", "/v1/models", *now)), "GET", "/v1/models", 0},
+		"tampered":        {good[:len(good)-4] + "AAAA", "GET", "/v1/models", 0},
+		"forged payload":  {strings.Split(good, ".")[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"identity":{"sub":"root"}}`)) + "." + strings.Split(good, ".")[2], "GET", "/v1/models", 0},
+		"empty":           {"", "GET", "/v1/models", 0},
+		"garbage":         {"x-user-id: root", "GET", "/v1/models", 0},
+		"alg none":        {base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + strings.Split(good, ".")[1] + ".", "GET", "/v1/models", 0},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			saved := *now
+			*now = now.Add(tc.at)
+			defer func() { *now = saved }()
+			id, err := v.Verify(tc.assertion, tc.method, tc.path)
+			if id != nil || !errors.Is(err, ErrRejected) {
+				t.Fatalf("accepted (%v, %v)", id, err)
+			}
+		})
+	}
+}
+
+func must(s string, err error) string {
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func TestTwoKeysDuringRotation(t *testing.T) {
+	k1, k2 := newKey(t), newKey(t)
+	jwks, _ := PublicJWKS(k1.Public().(ed25519.PublicKey), k2.Public().(ed25519.PublicKey))
+	now := time.Now()
+	v, err := NewVerifier(jwks, "llm-api", func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []ed25519.PrivateKey{k1, k2} {
+		s, _ := NewSigner(k, "")
+		if _, err := v.Verify(must(s.Sign(alice, "llm-api", "GET", "/", now)), "GET", "/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLoadSignerFromPEM(t *testing.T) {
+	k := newKey(t)
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	p := filepath.Join(t.TempDir(), "edge.pem")
+	_ = os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	s, err := LoadSigner(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Thumbprint(k.Public().(ed25519.PublicKey))
+	if s.KID() != want {
+		t.Fatalf("kid %s, want %s", s.KID(), want)
+	}
+	for _, bad := range []string{"", "not pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1, 2}}))} {
+		_ = os.WriteFile(p, []byte(bad), 0o600)
+		if _, err := LoadSigner(p); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("LoadSigner(%q) = %v", bad, err)
+		}
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	s, v, now := setup(f)
+	good, _ := s.Sign(alice, "llm-api", "GET", "/", *now)
+	for _, seed := range []string{good, good + "x", "a.b.c", "", strings.Repeat("A", 20000)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, a string) {
+		id, err := v.Verify(a, "GET", "/")
+		if err == nil && a != good {
+			t.Fatalf("accepted an assertion that was never signed: %q (%v)", a, id)
+		}
+	})
+}
+
+func BenchmarkSign(b *testing.B) {
+	s, _, now := setup(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Sign(alice, "llm-api", "POST", "/v1/chat/completions", *now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	s, v, now := setup(b)
+	a, _ := s.Sign(alice, "llm-api", "POST", "/v1/chat/completions", *now)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(a, "POST", "/v1/chat/completions"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

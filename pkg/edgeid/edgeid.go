@@ -255,3 +255,38 @@ func (v *Verifier) Verify(assertion, method, path string) (*identity.Identity, e
 	id := c.Identity
 	return &id, nil
 }
+
+// WriteKeyFiles generates a new Ed25519 signing key and writes it as PEM
+// PKCS#8 to keyPath (mode 0600; the edge's edge_signing_key_file) and its
+// public JWKS to jwksPath (mode 0644; the services' EDGE_IDENTITY_JWKS_FILE).
+// Existing files are not overwritten.
+func WriteKeyFiles(keyPath, jwksPath string) error {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("generate edge identity key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidKey, err)
+	}
+	jwks, err := PublicJWKS(pub)
+	if err != nil {
+		return err
+	}
+	if err := writeNew(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return err
+	}
+	return writeNew(jwksPath, jwks, 0o644)
+}
+
+func writeNew(path string, b []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}

@@ -174,3 +174,28 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+func TestWriteKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	key, jwks := filepath.Join(dir, "edge.pem"), filepath.Join(dir, "edge.jwks.json")
+	if err := WriteKeyFiles(key, jwks); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(key); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode %v", fi.Mode())
+	}
+	s, err := LoadSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := LoadVerifier(jwks, "llm-api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(must(s.Sign(alice, "llm-api", "GET", "/", time.Now())), "GET", "/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKeyFiles(key, jwks); err == nil {
+		t.Fatal("existing key files must not be overwritten")
+	}
+}

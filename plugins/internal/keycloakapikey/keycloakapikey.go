@@ -30,6 +30,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/plugins/internal/bearer"
+	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
@@ -94,6 +95,11 @@ type Config struct {
 
 	MaxHeaders int `json:"max_headers"`
 
+	// UpstreamName and EdgeSigningKeyFile (together) add X-Edge-Identity,
+	// the edge-signed assertion services trust, for the upstream named.
+	UpstreamName       string `json:"upstream_name"`
+	EdgeSigningKeyFile string `json:"edge_signing_key_file"`
+
 	rt pluginrt.Instance[*Plugin]
 }
 
@@ -109,6 +115,7 @@ type keyValidator interface {
 // Plugin is a provisioned configuration.
 type Plugin struct {
 	validator    keyValidator
+	assert       *edgeassert.Asserter
 	policy       identity.Policy
 	headers      []string // lower case, besides x-api-key and authorization
 	optional     bool
@@ -141,6 +148,10 @@ func (c *Config) compile() (*Plugin, error) {
 		},
 	}
 	if err := p.policy.Validate(); err != nil {
+		return bad("%v", err)
+	}
+	var err error
+	if p.assert, err = edgeassert.New(c.UpstreamName, c.EdgeSigningKeyFile); err != nil {
 		return bad("%v", err)
 	}
 	if p.maxHeaders == 0 {
@@ -345,7 +356,10 @@ func (p *Plugin) Handle(ex exchange.Exchange) {
 	if jwtAuthed {
 		return // the JWT's identity (same subject) stays the request's identity
 	}
-	stripIdentity(ex, headers)
+	stripIdentity(ex, headers) // before any set: a later clear would cancel it
+	if !p.assert.Add(ex, id) {
+		return
+	}
 	id.UpstreamHeaders(ex.SetUpstreamHeader)
 	ex.SetAuthenticated(id)
 	if p.authenticate {

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/apikey"
+	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
@@ -29,7 +30,7 @@ import (
 var fields = []string{"validate_url", "internal_token_file", "header_names", "credential_optional", "hide_credentials",
 	"authenticate_consumer", "timeout_ms", "positive_ttl_seconds", "negative_ttl_seconds", "max_stale_seconds",
 	"cache_entries", "max_in_flight", "failures_per_minute", "redis", "required_roles", "roles_mode",
-	"forbidden_roles", "required_scopes", "auth_methods", "max_headers"}
+	"forbidden_roles", "required_scopes", "auth_methods", "max_headers", "upstream_name", "edge_signing_key_file"}
 
 func kongJSON(t testing.TB, set map[string]any) []byte {
 	t.Helper()
@@ -394,4 +395,34 @@ func FuzzCredentialHeaders(f *testing.F) {
 			t.Fatal("error body carries the key")
 		}
 	})
+}
+
+func TestEdgeIdentityAssertionForKeys(t *testing.T) {
+	k := mustKey(t)
+	keyFile, jwks := edgeKeyFile(t)
+	c := withStub(t, map[string]any{"upstream_name": "media-api", "edge_signing_key_file": keyFile},
+		&stubValidator{valid: map[string]*identity.Identity{k.Secret(): {Subject: "alice", AuthMethod: "apikey", APIKeyID: k.KID()}}})
+	f := exchange.NewFake("POST", "/v1/media", map[string][]string{"X-API-Key": {k.Secret()}, "X-Edge-Identity": {"forged"}})
+	c.Handle(f)
+	v, _ := edgeid.NewVerifier(jwks, "media-api", time.Now)
+	id, err := v.Verify(f.Upstream["X-Edge-Identity"], "POST", "/v1/media")
+	if err != nil || id.Subject != "alice" || id.APIKeyID != k.KID() || id.AuthMethod != "apikey" {
+		t.Fatalf("assertion: %+v %v", id, err)
+	}
+}
+
+// edgeKeyFile writes a fresh edge signing key and returns its path and the
+// services' JWKS.
+func edgeKeyFile(t testing.TB) (string, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	key, jwksPath := filepath.Join(dir, "edge.pem"), filepath.Join(dir, "edge.jwks.json")
+	if err := edgeid.WriteKeyFiles(key, jwksPath); err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := os.ReadFile(jwksPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, jwks
 }

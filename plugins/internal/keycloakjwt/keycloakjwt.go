@@ -28,6 +28,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
+	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
@@ -97,6 +98,11 @@ type Config struct {
 	// answered 431, since Kong would silently drop the rest.
 	MaxHeaders int `json:"max_headers"`
 
+	// UpstreamName and EdgeSigningKeyFile (together) add X-Edge-Identity,
+	// the edge-signed assertion services trust, for the upstream named.
+	UpstreamName       string `json:"upstream_name"`
+	EdgeSigningKeyFile string `json:"edge_signing_key_file"`
+
 	rt pluginrt.Instance[*Plugin]
 }
 
@@ -106,6 +112,7 @@ func New() interface{} { return &Config{} }
 // Plugin is a provisioned keycloak-jwt configuration.
 type Plugin struct {
 	verifier    *jwtauth.Verifier
+	assert      *edgeassert.Asserter
 	policy      identity.Policy
 	headers     []string // lower case
 	cookies     []string
@@ -176,6 +183,9 @@ func (c *Config) Provision() (*Plugin, error) {
 		p.waitTimeout = time.Duration(c.JWKSTimeoutMS) * time.Millisecond
 	}
 	if err := p.policy.Validate(); err != nil {
+		return bad("%v", err)
+	}
+	if p.assert, err = edgeassert.New(c.UpstreamName, c.EdgeSigningKeyFile); err != nil {
 		return bad("%v", err)
 	}
 	if p.maxHeaders == 0 {
@@ -271,7 +281,10 @@ func (p *Plugin) Handle(ex exchange.Exchange) {
 		exchange.Deny(ex, http.StatusForbidden, string(d), "access denied", h)
 		return
 	}
-	stripIdentity(ex, headers)
+	stripIdentity(ex, headers) // before any set: a later clear would cancel it
+	if !p.assert.Add(ex, id) {
+		return
+	}
 	id.UpstreamHeaders(ex.SetUpstreamHeader)
 	if p.hide {
 		p.hideCredential(ex, headers, cred)

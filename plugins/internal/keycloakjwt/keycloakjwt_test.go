@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"github.com/Kong/go-pdk/test"
 	"github.com/rs/zerolog"
 
+	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
@@ -28,7 +31,8 @@ func kongJSON(t testing.TB, set map[string]any) []byte {
 	fields := []string{"issuers", "audiences", "allowed_azp", "algorithms", "leeway_seconds", "max_token_bytes",
 		"refresh_interval_seconds", "min_refresh_interval_seconds", "max_stale_seconds", "jwks_timeout_ms",
 		"cache_entries", "header_names", "cookie_names", "credential_optional", "hide_credentials",
-		"required_roles", "roles_mode", "forbidden_roles", "required_scopes", "auth_methods", "max_headers"}
+		"required_roles", "roles_mode", "forbidden_roles", "required_scopes", "auth_methods", "max_headers",
+		"upstream_name", "edge_signing_key_file"}
 	m := map[string]any{"__seq__": 7}
 	for _, f := range fields {
 		m[f] = nil
@@ -378,4 +382,44 @@ func FuzzCredentialHeaders(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestEdgeIdentityAssertion(t *testing.T) {
+	p := jwttest.New(t)
+	key, jwks := edgeKey(t)
+	c := newConfig(t, p, map[string]any{"upstream_name": "llm-api", "edge_signing_key_file": key})
+	env := kongxtest.New(t, test.Request{Method: "POST", Url: "http://gw.example/v1/chat/completions", Body: []byte("{}"),
+		Headers: http.Header{"Authorization": {"Bearer " + p.Token(t, "u-1", nil)}, "X-Edge-Identity": {"forged"}}})
+	env.Access(c)
+	want := []string{kongx.CallGetHeaders, kongx.CallGetMethod, kongx.CallGetPath, kongx.CallSharedSet, kongx.CallSetHeaders}
+	if got := env.Calls(); !slices.Equal(got, want) {
+		t.Fatalf("PDK calls %v, want %v", got, want)
+	}
+	v, _ := edgeid.NewVerifier(jwks, "llm-api", time.Now)
+	id, err := v.Verify(env.ServiceReq.Headers.Get("X-Edge-Identity"), "POST", "/v1/chat/completions")
+	if err != nil || id.Subject != "u-1" || id.AuthMethod != "jwt" {
+		t.Fatalf("assertion: %v %v", id, err)
+	}
+	half := decode(t, kongJSON(t, baseConfig(p, map[string]any{"upstream_name": "llm-api"})))
+	f := exchange.NewFake("GET", "/", nil)
+	half.Handle(f)
+	if f.ExitStatus != 500 {
+		t.Fatalf("upstream_name without a key: %d", f.ExitStatus)
+	}
+}
+
+// edgeKey writes a fresh edge signing key and returns its path and the
+// services' JWKS.
+func edgeKey(t testing.TB) (string, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	key, jwksPath := filepath.Join(dir, "edge.pem"), filepath.Join(dir, "edge.jwks.json")
+	if err := edgeid.WriteKeyFiles(key, jwksPath); err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := os.ReadFile(jwksPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, jwks
 }

@@ -1,0 +1,57 @@
+// Package edgeassert adds the edge-signed identity assertion
+// (X-Edge-Identity, package pkg/edgeid) to requests the auth plugins
+// authenticate. Both keycloak-jwt and keycloak-apikey configure it with the
+// same two options: upstream_name (the assertion's aud) and
+// edge_signing_key_file.
+package edgeassert
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+)
+
+// CodeEdgeError answers a request whose assertion could not be signed.
+const CodeEdgeError = "edge_error"
+
+// Asserter signs assertions for one upstream. A nil Asserter adds nothing.
+type Asserter struct {
+	signer *edgeid.Signer
+	aud    string
+	now    func() time.Time
+}
+
+// New returns the Asserter of the two options: both set, or neither (nil).
+func New(upstreamName, signingKeyFile string) (*Asserter, error) {
+	switch {
+	case upstreamName == "" && signingKeyFile == "":
+		return nil, nil
+	case upstreamName == "" || signingKeyFile == "":
+		return nil, errors.New("upstream_name and edge_signing_key_file go together")
+	}
+	s, err := edgeid.LoadSigner(signingKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("edge_signing_key_file: %w", err)
+	}
+	return &Asserter{signer: s, aud: upstreamName, now: time.Now}, nil
+}
+
+// Add sets X-Edge-Identity upstream for id, bound to the request's method
+// and path. It reports false (after answering 500 edge_error) when signing
+// failed — the request must not go on without it.
+func (a *Asserter) Add(ex exchange.Exchange, id *identity.Identity) bool {
+	if a == nil {
+		return true
+	}
+	v, err := a.signer.Sign(id, a.aud, ex.Method(), ex.Path(), a.now())
+	if err != nil {
+		exchange.Deny(ex, 500, CodeEdgeError, "internal error", nil)
+		return false
+	}
+	ex.SetUpstreamHeader(identity.HeaderEdgeIdentity, v)
+	return true
+}

@@ -1,0 +1,61 @@
+package edgeassert
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+)
+
+// KeyFile writes a fresh edge signing key and returns its path and the
+// services' JWKS.
+func KeyFile(t testing.TB) (string, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	key, jwksPath := filepath.Join(dir, "edge.pem"), filepath.Join(dir, "edge.jwks.json")
+	if err := edgeid.WriteKeyFiles(key, jwksPath); err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := os.ReadFile(jwksPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, jwks
+}
+
+func TestAddSignsForTheRequest(t *testing.T) {
+	key, jwks := KeyFile(t)
+	a, err := New("llm-api", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := exchange.NewFake("POST", "/v1/chat/completions", nil)
+	if !a.Add(f, &identity.Identity{Subject: "u", AuthMethod: "jwt"}) {
+		t.Fatal("Add failed")
+	}
+	v, _ := edgeid.NewVerifier(jwks, "llm-api", time.Now)
+	id, err := v.Verify(f.Upstream[identity.HeaderEdgeIdentity], "POST", "/v1/chat/completions")
+	if err != nil || id.Subject != "u" {
+		t.Fatalf("%v %v", id, err)
+	}
+	var none *Asserter
+	if !none.Add(f, &identity.Identity{Subject: "u"}) {
+		t.Fatal("a nil Asserter adds nothing and lets the request on")
+	}
+}
+
+func TestOptionsGoTogether(t *testing.T) {
+	key, _ := KeyFile(t)
+	for _, tc := range [][2]string{{"llm-api", ""}, {"", key}, {"llm-api", "/nope.pem"}} {
+		if _, err := New(tc[0], tc[1]); err == nil {
+			t.Errorf("New(%q, %q) accepted", tc[0], tc[1])
+		}
+	}
+	if a, err := New("", ""); a != nil || err != nil {
+		t.Fatal("neither option: no asserter, no error")
+	}
+}

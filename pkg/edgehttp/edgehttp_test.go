@@ -13,6 +13,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
+	"github.com/edgeguard/edgeguard/pkg/requestid"
 )
 
 func newVerifier(t *testing.T, idp *jwttest.IdP) *jwtauth.Verifier { return newVerifierTB(t, idp) }
@@ -231,7 +232,7 @@ func TestRequestID(t *testing.T) {
 	}
 	for _, bad := range []string{"", "a b", strings.Repeat("a", 129), "a\nb", "é"} {
 		r.Header.Set("X-Request-ID", bad)
-		if got := edgehttp.RequestID(r); got == bad || !edgehttp.ValidRequestID(got) {
+		if got := edgehttp.RequestID(r); got == bad || !requestid.Valid(got) {
 			t.Fatalf("%q: got %q", bad, got)
 		}
 	}

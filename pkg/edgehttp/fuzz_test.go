@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
+	"github.com/edgeguard/edgeguard/pkg/requestid"
 )
 
 func FuzzBearerToken(f *testing.F) {
@@ -56,10 +57,10 @@ func FuzzRequestID(f *testing.F) {
 		h := http.Header{"X-Request-Id": {s}}
 		r := &http.Request{Header: h}
 		got := edgehttp.RequestID(r)
-		if !edgehttp.ValidRequestID(got) {
+		if !requestid.Valid(got) {
 			t.Fatalf("invalid id %q", got)
 		}
-		if edgehttp.ValidRequestID(s) != (got == s) {
+		if requestid.Valid(s) != (got == s) {
 			t.Fatalf("%q -> %q", s, got)
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 )
 
@@ -81,7 +82,7 @@ func checkHandle(t *testing.T, names, values, connection, rid string) {
 		if fk.ExitStatus != 431 || (code != CodeTooManyHeaders && code != CodeHeadersTooLarge) {
 			t.Fatalf("exit %d %s", fk.ExitStatus, fk.ExitBody)
 		}
-		if !ValidRequestID(fk.ExitHeaders[HeaderRequestID]) {
+		if !requestid.Valid(fk.ExitHeaders[HeaderRequestID]) {
 			t.Fatalf("431 request id %q", fk.ExitHeaders[HeaderRequestID])
 		}
 		return
@@ -115,10 +116,10 @@ func checkHandle(t *testing.T, names, values, connection, rid string) {
 		}
 	}
 	id := fk.Upstream[HeaderRequestID]
-	if !ValidRequestID(id) || fk.Response[HeaderRequestID] != id {
+	if !requestid.Valid(id) || fk.Response[HeaderRequestID] != id {
 		t.Fatalf("request id upstream %q response %q", id, fk.Response[HeaderRequestID])
 	}
-	if client := fk.Header("x-request-id"); ValidRequestID(client) && id != client {
+	if client := fk.Header("x-request-id"); requestid.Valid(client) && id != client {
 		t.Fatalf("valid client request id %q replaced by %q", client, id)
 	}
 }

@@ -14,8 +14,6 @@
 package headerguard
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -23,6 +21,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
@@ -81,7 +80,7 @@ func (c *Config) Provision() (*Guard, error) {
 	g := &Guard{
 		maxHeaders: c.MaxHeaders,
 		maxBytes:   c.MaxHeaderBytes,
-		newID:      NewRequestID,
+		newID:      requestid.New,
 	}
 	if g.maxHeaders == 0 {
 		g.maxHeaders = DefaultMaxHeaders
@@ -135,7 +134,7 @@ type Guard struct {
 // sets X-Request-ID upstream and on the response.
 func (g *Guard) Handle(ex exchange.Exchange) {
 	id := ex.Header("x-request-id") // lower case: no allocation in the adapters
-	if !ValidRequestID(id) {
+	if !requestid.Valid(id) {
 		id = g.newID()
 	}
 	ex.SetResponseHeader(HeaderRequestID, id) // also sent with a 431
@@ -187,31 +186,6 @@ func (g *Guard) extra(name string) bool {
 		}
 	}
 	return false
-}
-
-// ValidRequestID reports whether s may be used as a request id:
-// ^[A-Za-z0-9._-]{1,128}$.
-func ValidRequestID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// NewRequestID returns 128 random bits from crypto/rand as 32 lower-case hex
-// digits.
-func NewRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	var out [32]byte
-	hex.Encode(out[:], b[:])
-	return string(out[:])
 }
 
 func contains(list []string, s string) bool {

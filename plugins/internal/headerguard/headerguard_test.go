@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 )
 
@@ -147,8 +148,8 @@ func TestRequestIDIsKeptOnlyWhenWellFormed(t *testing.T) {
 func TestGeneratedRequestIDsAre128RandomBitsInHex(t *testing.T) {
 	seen := map[string]bool{}
 	for range 100 {
-		id := NewRequestID()
-		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" || !ValidRequestID(id) {
+		id := requestid.New()
+		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" || !requestid.Valid(id) {
 			t.Fatalf("id %q", id)
 		}
 		if seen[id] {
@@ -200,7 +201,7 @@ func TestOversizedHeadersAreRefusedWith431(t *testing.T) {
 			if f.ExitStatus != 431 || errorCode(t, f.ExitBody) != tt.code {
 				t.Fatalf("status %d body %s", f.ExitStatus, f.ExitBody)
 			}
-			if !ValidRequestID(f.ExitHeaders[HeaderRequestID]) {
+			if !requestid.Valid(f.ExitHeaders[HeaderRequestID]) {
 				t.Fatalf("431 without a request id: %v", f.ExitHeaders)
 			}
 			if len(f.Upstream) != 0 || len(f.Cleared) != 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/Kong/go-pdk/test"
 
+	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
 )
@@ -90,7 +91,7 @@ func TestPDKCallsPerPath(t *testing.T) {
 				}
 			}
 			rid := up.Values("X-Request-Id")
-			if len(rid) != 1 || !ValidRequestID(rid[0]) || env.ClientRes.Headers.Get("X-Request-Id") != rid[0] {
+			if len(rid) != 1 || !requestid.Valid(rid[0]) || env.ClientRes.Headers.Get("X-Request-Id") != rid[0] {
 				t.Fatalf("request id upstream %v, response %q", rid, env.ClientRes.Headers.Get("X-Request-Id"))
 			}
 			if tt.headers.Get("X-Request-Id") != "" && rid[0] != tt.headers.Get("X-Request-Id") {

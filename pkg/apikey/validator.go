@@ -18,6 +18,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/clientip"
 	"github.com/edgeguard/edgeguard/pkg/coarseclock"
 	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/pkg/logthrottle"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -110,7 +111,7 @@ type Validator struct {
 	revoked    revokedSet    // key ids revoked recently (with Redis)
 
 	log     zerolog.Logger
-	warnLog rateLog
+	warnLog logthrottle.Throttle
 
 	mu     sync.RWMutex // guards closed against bg.Add
 	closed bool
@@ -155,7 +156,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 	if cfg.Logger != nil {
 		v.log = cfg.Logger.With().Str("component", "apikey").Logger()
 	}
-	v.warnLog.interval = 10 * time.Second
+	v.warnLog.Interval = 10 * time.Second
 	v.client, v.ownHTTP = newHTTPClient(cfg)
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 	if v.rdb != nil {
@@ -464,7 +465,7 @@ func (v *Validator) redact(msg string) string {
 // warn logs a failure at most once per interval, with a count of what it
 // held back.
 func (v *Validator) warn(reason string, err error, kid string) {
-	n, ok := v.warnLog.allow(v.now())
+	n, ok := v.warnLog.Allow(v.now())
 	if !ok {
 		return
 	}
@@ -530,22 +531,4 @@ func (v *Validator) Close() error {
 		_ = v.shared.Close()
 	}
 	return nil
-}
-
-// rateLog lets a message through at most once per interval and counts what
-// it held back.
-type rateLog struct {
-	interval   time.Duration
-	last       atomic.Int64 // unix ns
-	suppressed atomic.Uint64
-}
-
-func (r *rateLog) allow(now time.Time) (suppressed uint64, ok bool) {
-	last := r.last.Load()
-	t := now.UnixNano()
-	if (last != 0 && t-last < int64(r.interval)) || !r.last.CompareAndSwap(last, t) {
-		r.suppressed.Add(1)
-		return 0, false
-	}
-	return r.suppressed.Swap(0), true
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/edgeguard/edgeguard/pkg/logthrottle"
 	"github.com/edgeguard/edgeguard/pkg/redisconn"
 )
 
@@ -33,8 +34,8 @@ type Limiter struct {
 
 	down    atomic.Bool  // Redis failed and has not answered since
 	retryAt atomic.Int64 // unix ns: when the next probe may go to Redis
-	warnLog rateLog
-	upLog   rateLog
+	warnLog logthrottle.Throttle
+	upLog   logthrottle.Throttle
 	closed  atomic.Bool
 
 	nRedis, nCache, nErrors, nFallback atomic.Uint64
@@ -80,8 +81,8 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.Batch {
 		l.batch = newBatcher(l.client, cfg.BatchSize, cfg.Timeout)
 	}
-	l.warnLog.interval = cfg.WarnInterval
-	l.upLog.interval = cfg.WarnInterval
+	l.warnLog.Interval = cfg.WarnInterval
+	l.upLog.Interval = cfg.WarnInterval
 	return l, nil
 }
 
@@ -217,7 +218,7 @@ func (l *Limiter) markDown(err error) {
 	now := l.now()
 	l.retryAt.Store(now.Add(l.cfg.ProbeInterval).UnixNano())
 	l.down.Store(true)
-	if n, ok := l.warnLog.allow(now); ok {
+	if n, ok := l.warnLog.Allow(now); ok {
 		l.log.Warn().Str("reason", "redis_unavailable").Str("on_redis_error", string(l.cfg.OnRedisError)).
 			Str("error", l.redact(err)).Uint64("suppressed", n).
 			Msg("rate limiter: redis failed; the fail policy decides until it answers")
@@ -228,7 +229,7 @@ func (l *Limiter) markUp() {
 	if !l.down.Load() || !l.down.CompareAndSwap(true, false) {
 		return
 	}
-	if _, ok := l.upLog.allow(l.now()); ok {
+	if _, ok := l.upLog.Allow(l.now()); ok {
 		l.log.Info().Str("reason", "redis_recovered").Msg("rate limiter: redis answers again")
 	}
 }
@@ -323,22 +324,4 @@ func (l *Limiter) Close() error {
 		}
 	}
 	return nil
-}
-
-// rateLog lets a message through at most once per interval and counts what
-// it held back.
-type rateLog struct {
-	interval   time.Duration
-	last       atomic.Int64 // unix ns
-	suppressed atomic.Uint64
-}
-
-func (r *rateLog) allow(now time.Time) (suppressed uint64, ok bool) {
-	last := r.last.Load()
-	t := now.UnixNano()
-	if (last != 0 && t-last < int64(r.interval)) || !r.last.CompareAndSwap(last, t) {
-		r.suppressed.Add(1)
-		return 0, false
-	}
-	return r.suppressed.Swap(0), true
 }

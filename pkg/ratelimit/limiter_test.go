@@ -211,23 +211,6 @@ func TestProbeIntervalSkipsRedisAfterAFailure(t *testing.T) {
 	}
 }
 
-func TestRateLogLetsOneMessageThroughPerInterval(t *testing.T) {
-	r := rateLog{interval: time.Second}
-	t0 := time.Unix(1000, 0)
-	if _, ok := r.allow(t0); !ok {
-		t.Fatal("first message held back")
-	}
-	for i := range 5 {
-		if _, ok := r.allow(t0.Add(time.Duration(i) * 100 * time.Millisecond)); ok {
-			t.Fatal("second message within the interval let through")
-		}
-	}
-	n, ok := r.allow(t0.Add(time.Second))
-	if !ok || n != 5 {
-		t.Fatalf("after the interval: ok=%t suppressed=%d, want true 5", ok, n)
-	}
-}
-
 func TestDenyCacheAnswersUntilRetryAfterAndIsBounded(t *testing.T) {
 	p := mustLimits(t, "10/min")
 	c := newDenyCache(16)

@@ -1,34 +1,17 @@
 package edgeassert
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 )
 
-// KeyFile writes a fresh edge signing key and returns its path and the
-// services' JWKS.
-func KeyFile(t testing.TB) (string, []byte) {
-	t.Helper()
-	dir := t.TempDir()
-	key, jwksPath := filepath.Join(dir, "edge.pem"), filepath.Join(dir, "edge.jwks.json")
-	if err := edgeid.WriteKeyFiles(key, jwksPath); err != nil {
-		t.Fatal(err)
-	}
-	jwks, err := os.ReadFile(jwksPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, jwks
-}
-
 func TestAddSignsForTheRequest(t *testing.T) {
-	key, jwks := KeyFile(t)
+	key, jwks := plugintest.EdgeKey(t)
 	a, err := New("llm-api", key)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +32,7 @@ func TestAddSignsForTheRequest(t *testing.T) {
 }
 
 func TestOptionsGoTogether(t *testing.T) {
-	key, _ := KeyFile(t)
+	key, _ := plugintest.EdgeKey(t)
 	for _, tc := range [][2]string{{"llm-api", ""}, {"", key}, {"llm-api", "/nope.pem"}} {
 		if _, err := New(tc[0], tc[1]); err == nil {
 			t.Errorf("New(%q, %q) accepted", tc[0], tc[1])

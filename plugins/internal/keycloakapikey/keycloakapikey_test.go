@@ -25,36 +25,19 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 )
 
-var fields = []string{"validate_url", "internal_token_file", "header_names", "credential_optional", "hide_credentials",
-	"authenticate_consumer", "timeout_ms", "positive_ttl_seconds", "negative_ttl_seconds", "max_stale_seconds",
-	"cache_entries", "max_in_flight", "failures_per_minute", "redis", "required_roles", "roles_mode",
-	"forbidden_roles", "required_scopes", "auth_methods", "max_headers", "upstream_name", "edge_signing_key_file"}
-
+// kongJSON renders a config as Kong sends it (plugintest.KongJSON).
 func kongJSON(t testing.TB, set map[string]any) []byte {
 	t.Helper()
-	m := map[string]any{"__seq__": 9}
-	for _, f := range fields {
-		m[f] = nil
-	}
-	for k, v := range set {
-		if _, ok := m[k]; !ok {
-			t.Fatalf("unknown field %s", k)
-		}
-		m[k] = v
-	}
-	b, _ := json.Marshal(m)
-	return b
+	return plugintest.KongJSON(t, New(), set)
 }
 
+// decode does what go-pdk does with Kong's JSON, with a silent logger.
 func decode(t testing.TB, js []byte) *Config {
 	t.Helper()
-	inst := New()
-	if err := json.Unmarshal(js, inst); err != nil {
-		t.Fatal(err)
-	}
-	c := inst.(*Config)
+	c := plugintest.Decode(t, New, js).(*Config)
 	nop := zerolog.Nop()
 	c.rt.Log = &nop
 	return c
@@ -399,7 +382,7 @@ func FuzzCredentialHeaders(f *testing.F) {
 
 func TestEdgeIdentityAssertionForKeys(t *testing.T) {
 	k := mustKey(t)
-	keyFile, jwks := edgeKeyFile(t)
+	keyFile, jwks := plugintest.EdgeKey(t)
 	c := withStub(t, map[string]any{"upstream_name": "media-api", "edge_signing_key_file": keyFile},
 		&stubValidator{valid: map[string]*identity.Identity{k.Secret(): {Subject: "alice", AuthMethod: "apikey", APIKeyID: k.KID()}}})
 	f := exchange.NewFake("POST", "/v1/media", map[string][]string{"X-API-Key": {k.Secret()}, "X-Edge-Identity": {"forged"}})
@@ -409,20 +392,4 @@ func TestEdgeIdentityAssertionForKeys(t *testing.T) {
 	if err != nil || id.Subject != "alice" || id.APIKeyID != k.KID() || id.AuthMethod != "apikey" {
 		t.Fatalf("assertion: %+v %v", id, err)
 	}
-}
-
-// edgeKeyFile writes a fresh edge signing key and returns its path and the
-// services' JWKS.
-func edgeKeyFile(t testing.TB) (string, []byte) {
-	t.Helper()
-	dir := t.TempDir()
-	key, jwksPath := filepath.Join(dir, "edge.pem"), filepath.Join(dir, "edge.jwks.json")
-	if err := edgeid.WriteKeyFiles(key, jwksPath); err != nil {
-		t.Fatal(err)
-	}
-	jwks, err := os.ReadFile(jwksPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, jwks
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,42 +20,19 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 )
 
-// kongJSON renders a config as Kong sends it: every schema field present,
-// unset ones null, plus __seq__.
+// kongJSON renders a config as Kong sends it (plugintest.KongJSON).
 func kongJSON(t testing.TB, set map[string]any) []byte {
 	t.Helper()
-	fields := []string{"issuers", "audiences", "allowed_azp", "algorithms", "leeway_seconds", "max_token_bytes",
-		"refresh_interval_seconds", "min_refresh_interval_seconds", "max_stale_seconds", "jwks_timeout_ms",
-		"cache_entries", "header_names", "cookie_names", "credential_optional", "hide_credentials",
-		"required_roles", "roles_mode", "forbidden_roles", "required_scopes", "auth_methods", "max_headers",
-		"upstream_name", "edge_signing_key_file"}
-	m := map[string]any{"__seq__": 7}
-	for _, f := range fields {
-		m[f] = nil
-	}
-	for k, v := range set {
-		if _, ok := m[k]; !ok {
-			t.Fatalf("test sets unknown field %s", k)
-		}
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return plugintest.KongJSON(t, New(), set)
 }
 
-// decode does what go-pdk does with Kong's JSON: encoding/json into New().
+// decode does what go-pdk does with Kong's JSON, with a silent logger.
 func decode(t testing.TB, js []byte) *Config {
 	t.Helper()
-	inst := New()
-	if err := json.Unmarshal(js, inst); err != nil {
-		t.Fatal(err)
-	}
-	c := inst.(*Config)
+	c := plugintest.Decode(t, New, js).(*Config)
 	nop := zerolog.Nop()
 	c.rt.Log = &nop
 	return c
@@ -386,7 +361,7 @@ func FuzzCredentialHeaders(f *testing.F) {
 
 func TestEdgeIdentityAssertion(t *testing.T) {
 	p := jwttest.New(t)
-	key, jwks := edgeKey(t)
+	key, jwks := plugintest.EdgeKey(t)
 	c := newConfig(t, p, map[string]any{"upstream_name": "llm-api", "edge_signing_key_file": key})
 	env := kongxtest.New(t, test.Request{Method: "POST", Url: "http://gw.example/v1/chat/completions", Body: []byte("{}"),
 		Headers: http.Header{"Authorization": {"Bearer " + p.Token(t, "u-1", nil)}, "X-Edge-Identity": {"forged"}}})
@@ -406,20 +381,4 @@ func TestEdgeIdentityAssertion(t *testing.T) {
 	if f.ExitStatus != 500 {
 		t.Fatalf("upstream_name without a key: %d", f.ExitStatus)
 	}
-}
-
-// edgeKey writes a fresh edge signing key and returns its path and the
-// services' JWKS.
-func edgeKey(t testing.TB) (string, []byte) {
-	t.Helper()
-	dir := t.TempDir()
-	key, jwksPath := filepath.Join(dir, "edge.pem"), filepath.Join(dir, "edge.jwks.json")
-	if err := edgeid.WriteKeyFiles(key, jwksPath); err != nil {
-		t.Fatal(err)
-	}
-	jwks, err := os.ReadFile(jwksPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, jwks
 }

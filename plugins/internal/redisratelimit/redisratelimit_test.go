@@ -18,35 +18,19 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 )
 
-var schemaFields = []string{"second", "minute", "hour", "day", "limit_by", "role_overrides", "namespace",
-	"redis", "timeout_ms", "on_redis_error", "hide_client_headers"}
-
-// kongJSON renders a config as Kong sends it: every field, unset ones null.
+// kongJSON renders a config as Kong sends it (plugintest.KongJSON).
 func kongJSON(t testing.TB, set map[string]any) []byte {
 	t.Helper()
-	m := map[string]any{"__seq__": 3}
-	for _, f := range schemaFields {
-		m[f] = nil
-	}
-	for k, v := range set {
-		if _, ok := m[k]; !ok {
-			t.Fatalf("unknown field %s", k)
-		}
-		m[k] = v
-	}
-	b, _ := json.Marshal(m)
-	return b
+	return plugintest.KongJSON(t, New(), set)
 }
 
+// decode does what go-pdk does with Kong's JSON, with a silent logger.
 func decode(t testing.TB, js []byte) *Config {
 	t.Helper()
-	inst := New()
-	if err := json.Unmarshal(js, inst); err != nil {
-		t.Fatal(err)
-	}
-	c := inst.(*Config)
+	c := plugintest.Decode(t, New, js).(*Config)
 	nop := zerolog.Nop()
 	c.rt.Log = &nop
 	return c

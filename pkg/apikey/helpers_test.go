@@ -84,11 +84,17 @@ func (f *fakeLLM) setStatus(s int) {
 	f.mu.Unlock()
 }
 
-func (f *fakeLLM) hold() chan struct{} {
+// hold makes every call wait until release. release is idempotent and also
+// runs at cleanup (before the server closes: cleanups run last-in first-out),
+// so a test that fails while calls wait cannot hang in httptest's Close.
+func (f *fakeLLM) hold() (release func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.gate = make(chan struct{})
-	return f.gate
+	gate := make(chan struct{})
+	f.gate = gate
+	release = sync.OnceFunc(func() { close(gate) })
+	f.t.Cleanup(release)
+	return release
 }
 
 func writeErr(w http.ResponseWriter, status int, code string) {

@@ -76,7 +76,7 @@ func TestDebugLogsNeverCarryAKeyAPepperOrTheInternalToken(t *testing.T) {
 	for range 6 {                                   // failure limit
 		_, _ = v.Validate(ctx, clientA, gen())
 	}
-	gate := f.hold() // busy
+	release := f.hold() // busy
 	var wg sync.WaitGroup
 	for i := range 4 {
 		k := gen()
@@ -87,7 +87,7 @@ func TestDebugLogsNeverCarryAKeyAPepperOrTheInternalToken(t *testing.T) {
 	f.mu.Lock()
 	f.gate = nil
 	f.mu.Unlock()
-	close(gate)
+	release()
 	wg.Wait()
 	f.setStatus(http.StatusServiceUnavailable) // outage: stale and unavailable
 	clock.Advance(2 * time.Minute)

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 MODULES := pkg plugins cli services/llm-api tests/e2e
 BIN := $(CURDIR)/bin
-PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey
+PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey edgeguard
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build test test-unit lint bench fuzz clean tidy

@@ -414,6 +414,16 @@ func (a *Adapter) SetAuthenticated(id *identity.Identity) {
 	a.ident, a.identRead = id, true
 }
 
+// NoPriorIdentity tells the adapter that no identity was recorded in
+// kong.ctx.shared before the current handler chain (the all-in-one plugin
+// runs first and holds every edgeguard auth step), so Authenticated answers
+// from memory without a kong.ctx.shared.get round trip.
+func (a *Adapter) NoPriorIdentity() {
+	if !a.identRead {
+		a.ident, a.identRead = nil, true
+	}
+}
+
 // AuthenticateConsumer tells Kong who the request is (one
 // kong.client.authenticate call), so Kong's own plugins and logs see the
 // consumer and credential. The consumer need not exist in Kong's database.

@@ -1,0 +1,21 @@
+// Command edgeguard is the Kong plugin server of the all-in-one edgeguard plugin
+// (see README.md). Kong starts it with -kong-prefix and reads its schema
+// from -dump; the plugin's Kong name is this executable's name.
+package main
+
+import (
+	"log"
+
+	"github.com/Kong/go-pdk/server"
+
+	"github.com/edgeguard/edgeguard/plugins/internal/allinone"
+)
+
+// Version is the plugin version reported to Kong (set with -ldflags -X).
+var Version = "0.1.0"
+
+func main() {
+	if err := server.StartServer(allinone.New, Version, allinone.Priority); err != nil {
+		log.Fatal(err)
+	}
+}

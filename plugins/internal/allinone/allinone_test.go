@@ -1,0 +1,171 @@
+package allinone
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/Kong/go-pdk/test"
+
+	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
+	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
+	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
+	"github.com/edgeguard/edgeguard/plugins/internal/keycloakjwt"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
+	"github.com/edgeguard/edgeguard/plugins/internal/redisratelimit"
+)
+
+// deadRedis is an address nothing listens on: the limiter falls back to its
+// in-process GCRA ("local"), so these unit tests need no Redis.
+func deadRedis(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// sections returns the four sections' settings for one route.
+func sections(t *testing.T, p *jwttest.IdP, key string) map[string]map[string]any {
+	return map[string]map[string]any{
+		"header_guard": {"max_headers": 50},
+		"jwt": {
+			"issuers":             []map[string]any{{"issuer": p.Issuer, "jwks_url": p.JWKSURL()}},
+			"audiences":           []string{"jan-api"},
+			"credential_optional": true,
+			"upstream_name":       "llm-api", "edge_signing_key_file": key,
+		},
+		"apikey": {
+			"validate_url":        "http://127.0.0.1:1/internal/api-keys/validate",
+			"internal_token_file": tokenFile(t),
+			"upstream_name":       "llm-api", "edge_signing_key_file": key,
+		},
+		"ratelimit": {"second": 100, "redis": map[string]any{"addresses": []string{deadRedis(t)}}, "timeout_ms": 20, "on_redis_error": "local"},
+	}
+}
+
+func tokenFile(t *testing.T) string {
+	dir := t.TempDir()
+	p := dir + "/token"
+	if err := os.WriteFile(p, []byte("internal-token-0123456789abcdef0123"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// kongJSON renders the all-in-one config as Kong sends it: every section a
+// record with every field present (unset ones null).
+func kongJSON(t *testing.T, s map[string]map[string]any) []byte {
+	m := map[string]any{"__seq__": 4}
+	for name, cfg := range map[string]any{"header_guard": headerguard.New(), "jwt": keycloakjwt.New(), "apikey": keycloakapikey.New(), "ratelimit": redisratelimit.New()} {
+		if s[name] == nil {
+			m[name] = nil
+			continue
+		}
+		var sec map[string]any
+		if err := json.Unmarshal(plugintest.KongJSON(t, cfg, s[name]), &sec); err != nil {
+			t.Fatal(err)
+		}
+		delete(sec, "__seq__")
+		m[name] = sec
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func decode(t *testing.T, js []byte) *Config {
+	return plugintest.Decode(t, New, js).(*Config)
+}
+
+func TestTheWholeChainOnOneExchange(t *testing.T) {
+	p := jwttest.New(t)
+	key, jwks := plugintest.EdgeKey(t)
+	c := decode(t, kongJSON(t, sections(t, p, key)))
+	f := exchange.NewFake("POST", "/v1/chat/completions", map[string][]string{
+		"Authorization": {"Bearer " + p.Token(t, "u-1", nil)},
+		"X-User-ID":     {"victim"}, "X_Auth_Method": {"apikey"}, "X-Request-ID": {"req-1"},
+	})
+	c.Handle(f)
+	if f.ExitStatus != 0 {
+		t.Fatalf("refused: %d %s", f.ExitStatus, f.ExitBody)
+	}
+	v, _ := edgeid.NewVerifier(jwks, "llm-api", nil)
+	id, err := v.Verify(f.Upstream["X-Edge-Identity"], "POST", "/v1/chat/completions")
+	if err != nil || id.Subject != "u-1" {
+		t.Fatalf("edge identity: %v %v", id, err)
+	}
+	if f.Upstream["X-User-ID"] != "u-1" || f.Upstream["X-Request-ID"] != "req-1" || f.Response["X-Request-ID"] != "req-1" {
+		t.Fatalf("upstream %v response %v", f.Upstream, f.Response)
+	}
+	if f.Response["RateLimit-Limit"] != "100" {
+		t.Fatalf("rate-limit headers %v", f.Response)
+	}
+	if !f.WasCleared("x_auth_method") {
+		t.Fatalf("spoofed header not cleared: %v", f.Cleared)
+	}
+	// No credential at all: keycloak-apikey (not optional) refuses.
+	f = exchange.NewFake("GET", "/v1/models", nil)
+	c.Handle(f)
+	if f.ExitStatus != 401 || f.Response["X-Request-ID"] == "" {
+		t.Fatalf("no credential: %d %v", f.ExitStatus, f.ExitHeaders)
+	}
+}
+
+func TestMisconfiguredSectionFailsClosed(t *testing.T) {
+	for name, s := range map[string]map[string]map[string]any{
+		"nothing":      {},
+		"bad guard":    {"header_guard": {"max_headers": 5000}},
+		"jwt no issue": {"jwt": {"audiences": []string{"a"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := decode(t, kongJSON(t, s))
+			f := exchange.NewFake("GET", "/", nil)
+			c.Handle(f)
+			if f.ExitStatus != 500 || !strings.Contains(string(f.ExitBody), "edge_misconfigured") {
+				t.Fatalf("%d %s", f.ExitStatus, f.ExitBody)
+			}
+		})
+	}
+}
+
+// TestHalfThePDKCallsOfTheSeparatePlugins runs one request through the four
+// separate plugins and through the all-in-one plugin (go-pdk's test
+// environment, the Kong adapter path) and compares the PDK calls.
+func TestHalfThePDKCallsOfTheSeparatePlugins(t *testing.T) {
+	p := jwttest.New(t)
+	key, _ := plugintest.EdgeKey(t)
+	s := sections(t, p, key)
+	tok := p.Token(t, "u-1", nil)
+	req := func() test.Request {
+		return test.Request{Method: "POST", Url: "http://gw.example/v1/chat/completions", Body: []byte("{}"),
+			Headers: http.Header{"Authorization": {"Bearer " + tok}, "X-Request-Id": {"req-1"}}}
+	}
+	// The separate plugins, one after another on the same request (as Kong
+	// runs them by priority).
+	sep := kongxtest.New(t, req())
+	sep.Access(plugintest.Decode(t, func() interface{} { return headerguard.New() }, plugintest.KongJSON(t, headerguard.New(), s["header_guard"])).(*headerguard.Config))
+	sep.Access(plugintest.Decode(t, keycloakjwt.New, plugintest.KongJSON(t, keycloakjwt.New(), s["jwt"])).(*keycloakjwt.Config))
+	sep.Access(plugintest.Decode(t, keycloakapikey.New, plugintest.KongJSON(t, keycloakapikey.New(), s["apikey"])).(*keycloakapikey.Config))
+	sep.Access(plugintest.Decode(t, redisratelimit.New, plugintest.KongJSON(t, redisratelimit.New(), s["ratelimit"])).(*redisratelimit.Config))
+	separate := sep.Calls()
+
+	one := kongxtest.New(t, req())
+	one.Access(decode(t, kongJSON(t, s)))
+	combined := one.Calls()
+	t.Logf("separate plugins: %d calls %v", len(separate), separate)
+	t.Logf("edgeguard: %d calls %v", len(combined), combined)
+	if one.ClientRes.Status != 0 && one.ClientRes.Status != 200 {
+		t.Fatalf("all-in-one refused: %d", one.ClientRes.Status)
+	}
+	if 2*len(combined) > len(separate) {
+		t.Fatalf("edgeguard made %d PDK calls, the separate plugins %d: want at most half", len(combined), len(separate))
+	}
+}

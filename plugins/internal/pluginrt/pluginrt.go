@@ -19,14 +19,17 @@ import (
 	"github.com/Kong/go-pdk"
 	"github.com/rs/zerolog"
 
+	"github.com/edgeguard/edgeguard/pkg/redact"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 )
 
 // Logger returns the JSON logger of a plugin: stderr (which Kong's plugin
-// server collects), with a timestamp and the field plugin=<name>.
+// server collects), with a timestamp and the field plugin=<name>, through
+// the redaction writer (no JWT or API key can reach the log, whatever a
+// caller logs by mistake).
 func Logger(plugin string) zerolog.Logger {
-	return zerolog.New(os.Stderr).With().Timestamp().Str("plugin", plugin).Logger()
+	return zerolog.New(redact.Writer(os.Stderr)).With().Timestamp().Str("plugin", plugin).Logger()
 }
 
 // Once provisions a value (typically a validated, compiled config) once and

@@ -108,7 +108,9 @@ func (f *fakeKC) client(c *clock) *Client {
 
 const okToken = `{"access_token":"at.secret.value","refresh_token":"rt-secret","token_type":"Bearer","expires_in":300,"refresh_expires_in":1800,"scope":"profile email"}`
 
-func pending() answer  { return answer{400, `{"error":"authorization_pending","error_description":"The authorization request is still pending"}`} }
+func pending() answer {
+	return answer{400, `{"error":"authorization_pending","error_description":"The authorization request is still pending"}`}
+}
 func slowDown() answer { return answer{400, `{"error":"slow_down"}`} }
 
 func secs(n ...int) []time.Duration {

@@ -199,3 +199,25 @@ func TestWriteKeyFiles(t *testing.T) {
 		t.Fatal("existing key files must not be overwritten")
 	}
 }
+
+// BenchmarkFloorEd25519Sign and Verify are the floors of Sign and Verify: the
+// bare Ed25519 operations on a message of the assertion's size.
+func BenchmarkFloorEd25519Sign(b *testing.B) {
+	k := newKey(b)
+	msg := make([]byte, 600)
+	for b.Loop() {
+		_ = ed25519.Sign(k, msg)
+	}
+}
+
+func BenchmarkFloorEd25519Verify(b *testing.B) {
+	k := newKey(b)
+	msg := make([]byte, 600)
+	sig := ed25519.Sign(k, msg)
+	pub := k.Public().(ed25519.PublicKey)
+	for b.Loop() {
+		if !ed25519.Verify(pub, msg, sig) {
+			b.Fatal("verify")
+		}
+	}
+}

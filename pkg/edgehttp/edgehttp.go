@@ -6,10 +6,10 @@
 // denial code, 503 when the identity provider is unavailable.
 //
 // Identity never comes from the X-User-* headers the edge sets for logs: an
-// Authenticator verifies a credential (today a Keycloak JWT through
-// pkg/jwtauth; the edge-signed X-Edge-Identity assertion plugs in as another
-// Authenticator). The gin adapter lives in the subpackage ginedge, so this
-// package does not import gin.
+// Authenticator verifies a credential (a Keycloak JWT through
+// pkg/jwtauth; the edge-signed X-Edge-Identity assertion through
+// pkg/edgeid; Chain combines them). The gin adapter lives in the subpackage
+// ginedge, so this package does not import gin.
 //
 // It is not an edge: it does not strip headers, rate-limit or validate API
 // keys (the Kong plugins do), and it never logs a credential.
@@ -60,6 +60,9 @@ type Rejection struct {
 	Code      string
 	Message   string
 	Challenge string // RFC 6750 error attribute; empty: none
+	// Detail says which check failed, for the log only (never sent to the
+	// client). It must not contain any part of the credential.
+	Detail string
 }
 
 func (r *Rejection) Error() string { return "credential rejected: " + r.Code }
@@ -147,7 +150,11 @@ func (m *Middleware) Check(r *http.Request) (*identity.Identity, *Problem) {
 				Message: "authentication required",
 				Header:  map[string]string{"WWW-Authenticate": m.challenge("")}}
 		case errors.As(err, &rej):
-			log.Debug().Str("reason", rej.Code).Int("status", rej.Status).Msg("credential rejected")
+			ev := log.Debug().Str("reason", rej.Code).Int("status", rej.Status)
+			if rej.Detail != "" {
+				ev = ev.Str("detail", rej.Detail)
+			}
+			ev.Msg("credential rejected")
 			p := &Problem{Status: rej.Status, Code: rej.Code, Message: rej.Message}
 			if p.Message == "" {
 				p.Message = http.StatusText(rej.Status)

@@ -1,7 +1,9 @@
 package edgehttp_test
 
 import (
+	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -62,6 +64,44 @@ func FuzzRequestID(f *testing.F) {
 		}
 		if requestid.Valid(s) != (got == s) {
 			t.Fatalf("%q -> %q", s, got)
+		}
+	})
+}
+
+// The assertion header never panics, never yields an identity without a
+// verified signature, and refuses everything but one well-formed header line.
+func FuzzEdgeIdentityHeader(f *testing.F) {
+	e := newEdge(f)
+	good := e.sign(f, userA, "llm-api", http.MethodGet, "/v1/models")
+	for _, s := range []string{good, " " + good + " ", "", "a.b.c", "x-user-id: root", good[:len(good)-1], good + "A", strings.Repeat("a.", 9000)} {
+		f.Add(s, "", "/v1/models")
+		f.Add(s, good, "/v1/models")
+		f.Add(s, "", "/v1/models/")
+	}
+	auth := &edgehttp.EdgeIdentity{Verifier: e.verifier(f, "llm-api")}
+	f.Fuzz(func(t *testing.T, a, second, path string) {
+		r := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: path}, Header: http.Header{}}
+		r.Header.Add("X-Edge-Identity", a)
+		if second != "" {
+			r.Header.Add("X-Edge-Identity", second)
+		}
+		r.Header.Set("X-User-ID", "mallory")
+		id, err := auth.Authenticate(r)
+		if err == nil {
+			if second != "" || path != "/v1/models" || strings.TrimSpace(a) != good {
+				t.Fatalf("accepted %q (second %q, path %q)", a, second, path)
+			}
+			if id.Subject != userA.Subject {
+				t.Fatalf("identity %q, want the signed one", id.Subject)
+			}
+			return
+		}
+		var rej *edgehttp.Rejection
+		if !errors.As(err, &rej) || rej.Status != http.StatusUnauthorized {
+			t.Fatalf("refusal %v is not a 401 rejection", err)
+		}
+		if strings.Contains(rej.Detail+rej.Message, a) && len(a) > 8 {
+			t.Fatal("the rejection repeats the assertion")
 		}
 	})
 }

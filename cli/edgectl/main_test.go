@@ -48,12 +48,18 @@ func TestBinaryExitCodes(t *testing.T) {
 		{"jws verify without token", "", []string{"jws", "verify", "--jwks", jwks, "-"}, 2, ""},
 		{"no command", "", nil, 2, ""},
 		{"token verify by discovery", tok, []string{"token", "verify", "--issuer", realm.Issuer, "-"}, 0, `{"valid":true,"identity":{"sub":"u1"`},
+		{"whoami without a server", "", []string{"whoami"}, 2, ""},
+		{"whoami not logged in", "", []string{"whoami", "--server", "https://edge.example.com"}, 1, ""},
+		{"token not logged in", "", []string{"token", "--server", "https://edge.example.com"}, 1, ""},
+		{"doctor", "", []string{"doctor", "--server", "https://edge.example.com"}, 0, "server "},
 		{"token verify wrong audience", tok, []string{"token", "verify", "--issuer", realm.Issuer, "--jwks", jwks, "--audience", "other", "-"}, 1, `{"valid":false,"reason":"audience_mismatch"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := exec.Command(bin, tt.args...)
 			c.Stdin = strings.NewReader(tt.stdin)
+			// a private config directory, and no keyring probing
+			c.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "HOME="+dir, "EDGEGUARD_KEYRING=file", "EDGEGUARD_SERVER=")
 			var out, errb bytes.Buffer
 			c.Stdout, c.Stderr = &out, &errb
 			err := c.Run()

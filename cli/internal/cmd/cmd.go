@@ -1,7 +1,7 @@
 // Package cmd is edgectl's command tree and its entry point, Run, which
 // returns the exit code instead of exiting so that tests can run commands in
-// process. Each command lives in its own package (jwscmd, tokencmd, and later
-// login, whoami, keys, doctor); this one only wires them and turns errors
+// process. Each command lives in its own package (jwscmd, tokencmd,
+// logincmd, keyscmd, doctorcmd); this one only wires them and turns errors
 // into exit codes and short messages.
 package cmd
 
@@ -10,14 +10,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"github.com/edgeguard/edgeguard/cli/internal/credstore"
+	"github.com/edgeguard/edgeguard/cli/internal/doctorcmd"
 	"github.com/edgeguard/edgeguard/cli/internal/jwscmd"
+	"github.com/edgeguard/edgeguard/cli/internal/keyscmd"
+	"github.com/edgeguard/edgeguard/cli/internal/logincmd"
 	"github.com/edgeguard/edgeguard/cli/internal/outcome"
+	"github.com/edgeguard/edgeguard/cli/internal/session"
 	"github.com/edgeguard/edgeguard/cli/internal/tokencmd"
 )
 
@@ -36,15 +44,68 @@ func version() string {
 	return "dev"
 }
 
-// Env is what a run of edgectl talks to.
+// Env is what a run of edgectl talks to. The zero values of the optional
+// fields are the real machine.
 type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Now            func() time.Time // nil: time.Now
+
+	// ConfigDir is edgectl's config directory ("": credstore.DefaultDir,
+	// <os.UserConfigDir()>/edgeguard).
+	ConfigDir string
+	// Keyring is the OS keyring (nil: the system's, when usable).
+	Keyring credstore.Keyring
+	// HTTPClient makes every request to Keycloak and llm-api (nil: a
+	// client with a 15 s timeout that follows no redirects).
+	HTTPClient *http.Client
+	// Getenv reads the environment (nil: os.Getenv).
+	Getenv func(string) string
+	// Sleep waits between device-flow polls (nil: a timer).
+	Sleep func(ctx context.Context, d time.Duration) error
+	// IsTerminal says whether w is a terminal (nil: golang.org/x/term on
+	// *os.File).
+	IsTerminal func(w io.Writer) bool
+}
+
+// session builds the session environment of the credential commands.
+func (e Env) session() (*session.Env, error) {
+	getenv := e.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	dir := e.ConfigDir
+	if dir == "" {
+		d, err := credstore.DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	mode, err := credstore.ParseMode(getenv(session.EnvKeyring))
+	if err != nil {
+		return nil, err
+	}
+	store, err := credstore.New(credstore.Options{Dir: dir, Mode: mode, Keyring: e.Keyring})
+	if err != nil {
+		return nil, err
+	}
+	return &session.Env{
+		Store: store, HTTP: e.HTTPClient, Now: e.Now, Sleep: e.Sleep, Getenv: getenv,
+		UserAgent: "edgectl/" + version(),
+	}, nil
+}
+
+func (e Env) isTerminal(w io.Writer) bool {
+	if e.IsTerminal != nil {
+		return e.IsTerminal(w)
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Run runs edgectl with args (without the program name) and returns the exit
-// code: 0 valid, 1 invalid, 2 usage error.
+// code: 0 valid (or done), 1 invalid (or failed), 2 usage error.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}.Run(context.Background(), args)
 }
@@ -55,6 +116,9 @@ func (e Env) Run(ctx context.Context, args []string) int {
 	root.SetArgs(args)
 	c, err := root.ExecuteContextC(ctx)
 	code := outcome.Code(err)
+	if outcome.IsFailure(err) {
+		fmt.Fprintf(e.Stderr, "edgectl: %s\n", redact(err.Error(), args))
+	}
 	if code == outcome.Usage {
 		fmt.Fprintf(e.Stderr, "edgectl: %s\n", redact(err.Error(), args))
 		if c == nil {
@@ -68,12 +132,15 @@ func (e Env) Run(ctx context.Context, args []string) int {
 func newRoot(e Env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "edgectl",
-		Short: "edgectl — edgeguard's command line: check tokens and keys as the edge does",
-		Long: `edgectl checks credentials the way the edgeguard edge does.
+		Short: "edgectl — edgeguard's command line: log in, manage API keys, check tokens as the edge does",
+		Long: `edgectl logs in to an edgeguard deployment with the OAuth 2.0 device flow,
+keeps the session encrypted on disk, manages API keys, and checks credentials
+the way the edgeguard edge does.
 
-Commands print one JSON line on stdout and exit 0 when the check passes,
-1 when it fails, 2 on a usage error. Give tokens as "-" (stdin) rather than as
-an argument: arguments end up in shell history and process listings.`,
+Exit 0 when the command (or check) succeeds, 1 when it ran and failed, 2 on a
+usage error. Checks print one JSON line on stdout. Give tokens as "-" (stdin)
+rather than as an argument: arguments end up in shell history and process
+listings. Only "edgectl token" prints a token.`,
 		Version:       version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -88,7 +155,10 @@ an argument: arguments end up in shell history and process listings.`,
 	root.SetErr(e.Stderr)
 	root.SetVersionTemplate("edgectl {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
-	root.AddCommand(jwscmd.New(), tokencmd.New(tokencmd.Options{Now: e.Now}))
+	opts := session.Options{Open: e.session, IsTerminal: e.isTerminal}
+	root.AddCommand(jwscmd.New(), tokencmd.New(tokencmd.Options{Now: e.Now, Session: opts}))
+	root.AddCommand(logincmd.New(opts)...)
+	root.AddCommand(keyscmd.New(opts), doctorcmd.New(opts))
 	return root
 }
 

@@ -2,9 +2,10 @@
 // verdict, the one JSON line it prints on stdout.
 //
 // Exit codes are part of edgectl's interface (scripts branch on them):
-// 0 the check passed, 1 the check ran and failed (the JSON line says why),
-// 2 the check could not run (bad flags, no token, unreadable or unusable key
-// file, a failure writing the result). It is not a logging package: commands
+// 0 the check (or operation) passed, 1 it ran and failed (a verdict's JSON
+// line says why, or a Failure's message on stderr), 2 it could not run (bad
+// flags, no token, unreadable or unusable key file, a failure writing the
+// result). It is not a logging package: commands
 // never print diagnostics on stdout.
 package outcome
 
@@ -26,13 +27,38 @@ const (
 // the process exits 1 and prints nothing more.
 var ErrInvalid = errors.New("invalid")
 
-// Code maps the error a command returned to the process exit code. Any error
-// other than ErrInvalid is a usage error: an unexpected failure never exits 0.
+// Failure is an operation that ran and failed (not logged in, the server
+// refused, the login was denied): exit 1, and its message on stderr.
+type Failure struct{ Err error }
+
+func (f *Failure) Error() string { return f.Err.Error() }
+func (f *Failure) Unwrap() error { return f.Err }
+
+// Fail wraps err as a Failure (nil stays nil).
+func Fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Failure{Err: err}
+}
+
+// Failf is Fail(fmt.Errorf(format, args...)).
+func Failf(format string, args ...any) error { return &Failure{Err: fmt.Errorf(format, args...)} }
+
+// IsFailure reports whether err is a Failure (its message is for stderr).
+func IsFailure(err error) bool {
+	var f *Failure
+	return errors.As(err, &f)
+}
+
+// Code maps the error a command returned to the process exit code: nil 0,
+// ErrInvalid and Failure 1, anything else is a usage error (2): an
+// unexpected failure never exits 0.
 func Code(err error) int {
 	switch {
 	case err == nil:
 		return OK
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrInvalid), IsFailure(err):
 		return Invalid
 	default:
 		return Usage

@@ -1,6 +1,9 @@
-// Package tokencmd is "edgectl token": checks of Keycloak access tokens.
+// Package tokencmd is "edgectl token": the session's access token for
+// scripts, and checks of Keycloak access tokens.
 //
-// "token verify" runs the edge's full verification (pkg/jwtauth: signature,
+// "token" prints a fresh access token of the stored session (refreshed when
+// it expires within 30 s) on stdout and nothing else: it is the only edgectl
+// command that prints a token. "token verify" runs the edge's full verification (pkg/jwtauth: signature,
 // issuer, expiry with leeway, audience, azp, token class) and prints the
 // resulting identity. Keys come from a JWKS file, a JWKS URL, or OIDC
 // discovery from the issuer. It never prints the token.
@@ -21,6 +24,7 @@ import (
 	"github.com/edgeguard/edgeguard/cli/internal/algs"
 	"github.com/edgeguard/edgeguard/cli/internal/jwksfile"
 	"github.com/edgeguard/edgeguard/cli/internal/outcome"
+	"github.com/edgeguard/edgeguard/cli/internal/session"
 	"github.com/edgeguard/edgeguard/cli/internal/tokenin"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
@@ -41,25 +45,55 @@ const (
 	// minRefresh is how often a CLI run may retry a failed JWKS fetch while
 	// it waits (the edge's 10 s would allow a single attempt).
 	minRefresh = time.Second
-	// pollEvery is how often readiness is polled while waiting.
-	pollEvery = 20 * time.Millisecond
 )
 
 // Options are the injectable dependencies of the command (tests).
 type Options struct {
-	Now func() time.Time // nil: time.Now
+	Now     func() time.Time // nil: time.Now
+	Session session.Options  // the stored session ("edgectl token")
 }
 
 // New returns the "token" command with its subcommands.
 func New(o Options) *cobra.Command {
+	var (
+		server       string
+		insecureHTTP bool
+	)
 	c := &cobra.Command{
-		Use:   "token",
-		Short: "Check Keycloak access tokens",
-		Args:  cobra.NoArgs,
+		Use:   "token [--server URL] | token verify ...",
+		Short: "Print a fresh access token of the session (for scripts); check access tokens",
+		Long: `"edgectl token" prints the stored session's access token on stdout, followed by
+a newline, and nothing else: it refreshes it first (with the refresh token,
+re-verifying the new access token) when it expires within 30 s. It is the
+only edgectl command that prints a token. Errors go to stderr: exit 1 when
+not logged in or the session has ended (run edgectl login), 2 on a usage
+error.
+
+"edgectl token verify" checks a token as the edge does.`,
+		Example: `  curl -H "Authorization: Bearer $(edgectl token)" https://edge.example.com/v1/models`,
+		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return errors.New("token: missing subcommand (verify)")
+			se, err := o.Session.Open()
+			if err != nil {
+				return err
+			}
+			se.AllowHTTP = insecureHTTP
+			srv, err := se.Server(server)
+			if err != nil {
+				return err
+			}
+			cr, _, err := se.Fresh(c.Context(), srv)
+			if err != nil {
+				return outcome.Fail(err)
+			}
+			if _, err := io.WriteString(c.OutOrStdout(), string(cr.AccessToken)+"\n"); err != nil {
+				return fmt.Errorf("write token: %w", err)
+			}
+			return nil
 		},
 	}
+	c.Flags().StringVar(&server, "server", "", "the server (default $"+session.EnvServer+", else the last login)")
+	c.Flags().BoolVar(&insecureHTTP, "insecure-http", false, "allow a plain http server on a non-loopback host")
 	c.AddCommand(newVerify(o))
 	return c
 }
@@ -137,7 +171,7 @@ func runVerify(c *cobra.Command, o Options, fl verifyFlags, arg string) error {
 	defer v.Close()
 	ctx, cancel := context.WithTimeout(c.Context(), fl.timeout)
 	defer cancel()
-	id, err := verify(ctx, v, tok)
+	id, err := session.WaitVerify(ctx, v, tok)
 	if err != nil {
 		r := jwtauth.ReasonOf(err)
 		if r == "" {
@@ -146,26 +180,6 @@ func runVerify(c *cobra.Command, o Options, fl verifyFlags, arg string) error {
 		return outcome.Verdict(c.OutOrStdout(), false, Result{Reason: string(r)})
 	}
 	return outcome.Verdict(c.OutOrStdout(), true, Result{Valid: true, Identity: id})
-}
-
-// verify checks tok at once — a token rejected on its claims needs no keys
-// — and, if the keys are not there yet, waits for them until ctx ends and
-// checks again.
-func verify(ctx context.Context, v *jwtauth.Verifier, tok string) (*identity.Identity, error) {
-	id, err := v.Verify(ctx, tok)
-	if jwtauth.ReasonOf(err) != jwtauth.ReasonIdPUnavailable {
-		return id, err
-	}
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for !v.Ready() {
-		select {
-		case <-ctx.Done():
-			return nil, jwtauth.ReasonIdPUnavailable
-		case <-t.C:
-		}
-	}
-	return v.Verify(ctx, tok)
 }
 
 // config builds the jwtauth configuration from the flags; its errors are

@@ -1,0 +1,429 @@
+// Package keyscmd is "edgectl keys": the caller's API keys through llm-api's
+// /auth/api-keys (create, list, revoke, rotate), authenticated with the
+// stored login's access token.
+//
+// Keys are managed with the login (a JWT) only, never with an API key: the
+// edge and llm-api refuse keys there, and edgectl refuses --api-key for
+// these commands rather than send one. A new key is printed once, on stdout;
+// no token is ever printed.
+package keyscmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgeguard/edgeguard/cli/internal/deviceflow"
+	"github.com/edgeguard/edgeguard/cli/internal/outcome"
+	"github.com/edgeguard/edgeguard/cli/internal/session"
+)
+
+// Path is llm-api's API-key collection.
+const Path = "/auth/api-keys"
+
+// maxBody bounds llm-api's answers.
+const maxBody = 1 << 20
+
+// Key is one API key as llm-api shows it. Key (the secret) is only in the
+// answers of create and rotate.
+type Key struct {
+	ID                string     `json:"id"`
+	KID               string     `json:"kid"`
+	Name              string     `json:"name"`
+	Last4             string     `json:"last4"`
+	Roles             []string   `json:"roles"`
+	Status            string     `json:"status"`
+	CreatedAt         *time.Time `json:"created_at"`
+	ExpiresAt         *time.Time `json:"expires_at"`
+	RevokedAt         *time.Time `json:"revoked_at"`
+	LastUsedAt        *time.Time `json:"last_used_at"`
+	Key               string     `json:"key,omitempty"`
+	ReplacedID        string     `json:"replaced_id,omitempty"`
+	ReplacedKID       string     `json:"replaced_kid,omitempty"`
+	ReplacedRevokedAt *time.Time `json:"replaced_revoked_at,omitempty"`
+}
+
+// String describes k without its secret.
+func (k Key) String() string {
+	return fmt.Sprintf("key{id:%s kid:%s name:%q key:%t}", k.ID, k.KID, k.Name, k.Key != "")
+}
+
+// GoString is String.
+func (k Key) GoString() string { return k.String() }
+
+// APIError is an error answer of llm-api.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("llm-api answered %d", e.Status)
+	if e.Code != "" {
+		s += " " + e.Code
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	switch e.Code {
+	case "credential_missing", "token_expired", "signature_invalid":
+		s += " (log in again: edgectl login)"
+	case "forbidden_role":
+		s += " (guests cannot manage API keys)"
+	}
+	return s
+}
+
+type flags struct {
+	server, api, apiKey string
+	asJSON, insecure    bool
+}
+
+// New returns the "keys" command.
+func New(o session.Options) *cobra.Command {
+	fl := &flags{}
+	c := &cobra.Command{
+		Use:   "keys create|list|revoke|rotate",
+		Short: "Manage your API keys (llm-api /auth/api-keys) with your login",
+		Long: `Manage your API keys through llm-api's /auth/api-keys, authenticated with the
+stored login's access token (refreshed when needed). API keys cannot manage
+keys: --api-key is refused here, and EDGEGUARD_API_KEY is ignored.
+
+--api is llm-api's public URL; by default the server itself (the gateway
+routes /auth/api-keys to llm-api). Exit 0 done, 1 refused by llm-api or not
+logged in, 2 usage error.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return errors.New("keys: missing subcommand (create, list, revoke, rotate)")
+		},
+	}
+	pf := c.PersistentFlags()
+	pf.StringVar(&fl.server, "server", "", "the server you logged in to (default $"+session.EnvServer+", else the last login)")
+	pf.StringVar(&fl.api, "api", "", "llm-api's public base URL (default: the server URL)")
+	pf.StringVar(&fl.apiKey, "api-key", "", "refused: keys are managed with your login, never with an API key")
+	pf.BoolVar(&fl.asJSON, "json", false, "print one JSON line instead of text")
+	pf.BoolVar(&fl.insecure, "insecure-http", false, "allow plain http to a non-loopback host")
+	c.AddCommand(newCreate(o, fl), newList(o, fl), newRevoke(o, fl), newRotate(o, fl))
+	return c
+}
+
+// client is llm-api's key API with a bearer token.
+type client struct {
+	base   string
+	hc     *http.Client
+	bearer string
+	ua     string
+}
+
+func open(ctx context.Context, o session.Options, fl *flags, stderr io.Writer) (*client, error) {
+	se, err := o.Open()
+	if err != nil {
+		return nil, err
+	}
+	se.AllowHTTP = fl.insecure
+	server, err := se.Server(fl.server)
+	if err != nil {
+		return nil, err
+	}
+	base := server
+	if fl.api != "" {
+		u, err := deviceflow.CheckURL(fl.api, fl.insecure)
+		if err != nil {
+			return nil, fmt.Errorf("--api: %w", err)
+		}
+		if u.RawQuery != "" {
+			return nil, errors.New("--api: the URL has a query")
+		}
+		base = strings.TrimRight(u.String(), "/")
+	}
+	cred, err := se.Resolve(ctx, server, fl.apiKey, session.Accepts{JWT: true})
+	if errors.Is(err, session.ErrAPIKeyNotAccepted) {
+		return nil, err // usage error
+	}
+	if err != nil {
+		return nil, outcome.Fail(err)
+	}
+	if cred.Ignored != "" {
+		fmt.Fprintf(stderr, "edgectl: %s is ignored: keys are managed with your login\n", session.EnvAPIKey)
+	}
+	return &client{base: base, hc: se.HTTPClient(), bearer: string(cred.Value), ua: se.UserAgent}, nil
+}
+
+// do sends a request; a 2xx JSON answer is decoded into out (when not nil),
+// anything else is an *APIError.
+func (a *client) do(ctx context.Context, method, p string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+p, body)
+	if err != nil {
+		return fmt.Errorf("bad URL: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.bearer)
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.ua != "" {
+		req.Header.Set("User-Agent", a.ua)
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%s %s%s: %w", method, req.URL.Host, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, req.URL.Path, err)
+	}
+	if len(b) > maxBody {
+		return fmt.Errorf("%s %s: answer larger than %d bytes", method, req.URL.Path, maxBody)
+	}
+	if resp.StatusCode/100 != 2 {
+		return apiError(resp.StatusCode, b)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("%s %s: malformed answer: field %s has the wrong type", method, req.URL.Path, te.Field)
+		}
+		return fmt.Errorf("%s %s: malformed answer (status %d, not the expected JSON)", method, req.URL.Path, resp.StatusCode)
+	}
+	return nil
+}
+
+func apiError(status int, b []byte) error {
+	var e struct {
+		Error struct {
+			Code    any `json:"code"`
+			Message any `json:"message"`
+		} `json:"error"`
+	}
+	ae := &APIError{Status: status}
+	if json.Unmarshal(b, &e) == nil {
+		if s, ok := e.Error.Code.(string); ok {
+			ae.Code = session.Sanitize(s, 64)
+		}
+		if s, ok := e.Error.Message.(string); ok {
+			ae.Message = session.Sanitize(s, 200)
+		}
+	}
+	return ae
+}
+
+func newCreate(o session.Options, fl *flags) *cobra.Command {
+	var (
+		name    string
+		days    int
+		roles   []string
+		noRoles bool
+	)
+	c := &cobra.Command{
+		Use:   "create --name NAME [--expires-in-days N] [--role R]... [--no-roles]",
+		Short: "Create an API key; the key is printed once",
+		Long: `Create an API key. The key is printed on stdout, alone on a line (with
+--json: the whole answer as one JSON line, the key in "key"), and only this
+once: llm-api keeps only its HMAC. Its details and that reminder go to
+stderr.
+
+Roles default to your current roles without admin (llm-api's rule); --role
+picks some of the roles you hold, --no-roles makes a key without roles.`,
+		Example: `  KEY=$(edgectl keys create --name ci --expires-in-days 30)
+  edgectl keys create --name notebook --role user --json | jq -r .key`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if strings.TrimSpace(name) == "" {
+				return errors.New("--name is required")
+			}
+			if noRoles && len(roles) > 0 {
+				return errors.New("--role and --no-roles exclude each other")
+			}
+			if days < 0 {
+				return errors.New("--expires-in-days must be positive")
+			}
+			req := map[string]any{"name": name}
+			if days > 0 {
+				req["expires_in_days"] = days
+			}
+			switch {
+			case noRoles:
+				req["roles"] = []string{}
+			case len(roles) > 0:
+				req["roles"] = roles
+			}
+			a, err := open(c.Context(), o, fl, c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			var k Key
+			if err := a.do(c.Context(), http.MethodPost, Path, req, &k); err != nil {
+				return outcome.Fail(err)
+			}
+			return printNewKey(c, fl, k, "Created")
+		},
+	}
+	c.Flags().StringVar(&name, "name", "", "the key's name, unique among your active keys (required)")
+	c.Flags().IntVar(&days, "expires-in-days", 0, "lifetime in days (default: llm-api's API_KEY_DEFAULT_EXPIRES_DAYS)")
+	c.Flags().StringSliceVar(&roles, "role", nil, "a realm role you hold, comma-separated or repeated (default: your roles without admin)")
+	c.Flags().BoolVar(&noRoles, "no-roles", false, "a key without roles")
+	return c
+}
+
+func printNewKey(c *cobra.Command, fl *flags, k Key, verb string) error {
+	if k.Key == "" {
+		return outcome.Failf("llm-api's answer carries no key")
+	}
+	stderr := c.ErrOrStderr()
+	if fl.asJSON {
+		if err := outcome.WriteLine(c.OutOrStdout(), k); err != nil {
+			return err
+		}
+	} else if _, err := fmt.Fprintln(c.OutOrStdout(), session.Sanitize(k.Key, 256)); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "%s API key %q (id %s, kid %s, roles %s, expires %s).\n",
+		verb, session.Sanitize(k.Name, 64), session.Sanitize(k.ID, 64), session.Sanitize(k.KID, 16),
+		strings.Join(sanitizeAll(k.Roles), ","), when(k.ExpiresAt))
+	if k.ReplacedID != "" {
+		fmt.Fprintf(stderr, "It replaces key %s (kid %s), revoked at %s.\n",
+			session.Sanitize(k.ReplacedID, 64), session.Sanitize(k.ReplacedKID, 16), when(k.ReplacedRevokedAt))
+	}
+	fmt.Fprintln(stderr, "The key is shown only this once: store it now (it cannot be retrieved again).")
+	return nil
+}
+
+func sanitizeAll(in []string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = session.Sanitize(s, 64)
+	}
+	if len(out) == 0 {
+		return []string{"none"}
+	}
+	return out
+}
+
+func when(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func newList(o session.Options, fl *flags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List your API keys (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			a, err := open(c.Context(), o, fl, c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			var l struct {
+				Keys []Key `json:"keys"`
+			}
+			if err := a.do(c.Context(), http.MethodGet, Path, nil, &l); err != nil {
+				return outcome.Fail(err)
+			}
+			for i := range l.Keys {
+				l.Keys[i].Key = "" // a list never carries secrets; make sure none is printed
+			}
+			if l.Keys == nil {
+				l.Keys = []Key{}
+			}
+			if fl.asJSON {
+				return outcome.WriteLine(c.OutOrStdout(), l)
+			}
+			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tKID\tNAME\tSTATUS\tROLES\tEXPIRES\tLAST USED")
+			for _, k := range l.Keys {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", session.Sanitize(k.ID, 64), session.Sanitize(k.KID, 16),
+					session.Sanitize(k.Name, 64), session.Sanitize(k.Status, 16), strings.Join(sanitizeAll(k.Roles), ","),
+					when(k.ExpiresAt), when(k.LastUsedAt))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func checkID(args []string) error {
+	if len(args) != 1 || strings.TrimSpace(args[0]) == "" {
+		return errors.New("give exactly one key ID (from edgectl keys list)")
+	}
+	return nil
+}
+
+func newRevoke(o session.Options, fl *flags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an API key (at once; the edge learns of it within a second)",
+		Args:  func(_ *cobra.Command, args []string) error { return checkID(args) },
+		RunE: func(c *cobra.Command, args []string) error {
+			a, err := open(c.Context(), o, fl, c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if err := a.do(c.Context(), http.MethodDelete, Path+"/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return outcome.Fail(err)
+			}
+			if fl.asJSON {
+				return outcome.WriteLine(c.OutOrStdout(), map[string]any{"revoked": true, "id": args[0]})
+			}
+			_, err = fmt.Fprintf(c.OutOrStdout(), "revoked %s\n", session.Sanitize(args[0], 64))
+			return err
+		},
+	}
+}
+
+func newRotate(o session.Options, fl *flags) *cobra.Command {
+	var grace time.Duration
+	c := &cobra.Command{
+		Use:   "rotate ID [--grace DURATION]",
+		Short: "Replace an API key with a new one (same name, roles, lifetime); the new key is printed once",
+		Long: `Replace an API key with a new one (new secret, new kid, same name, roles and
+lifetime). The old key keeps working for --grace (default 0: revoked at
+once). The new key is printed like "keys create" prints it.`,
+		Args: func(_ *cobra.Command, args []string) error { return checkID(args) },
+		RunE: func(c *cobra.Command, args []string) error {
+			if grace < 0 || grace > 7*24*time.Hour || grace%time.Second != 0 {
+				return errors.New("--grace must be whole seconds between 0 and 168h")
+			}
+			a, err := open(c.Context(), o, fl, c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			var k Key
+			body := map[string]any{"grace_seconds": int64(grace / time.Second)}
+			if err := a.do(c.Context(), http.MethodPost, Path+"/"+url.PathEscape(args[0])+"/rotate", body, &k); err != nil {
+				return outcome.Fail(err)
+			}
+			return printNewKey(c, fl, k, "Rotated: new")
+		},
+	}
+	c.Flags().DurationVar(&grace, "grace", 0, "how long the old key stays valid (0: revoked at once; at most 168h)")
+	return c
+}

@@ -30,6 +30,21 @@ else
 	log "WARNING: Keycloak did not start (the error is above): the Keycloak suites will SKIP"
 fi
 
+# Headless Chromium and playwright-core for edgectl's device-flow e2e test
+# (cli/e2e). If they cannot be installed, that test fails under CI=true with
+# the command and its error (EDGEGUARD_BROWSER_ERROR), and skips otherwise.
+brlog="$TMPROOT/chromium-install.log"
+if brenv=$(scripts/chromium.sh install 2>"$brlog"); then
+	cat "$brlog" >&2
+	set -a
+	eval "$brenv"
+	set +a
+else
+	cat "$brlog" >&2
+	export EDGEGUARD_BROWSER_ERROR="'scripts/chromium.sh install' failed: $(tail -n 5 "$brlog" | tr '\n' ' ')"
+	log "WARNING: $EDGEGUARD_BROWSER_ERROR"
+fi
+
 export EDGEGUARD_BIN="$ROOT/bin"
 status=0
 for m in pkg plugins cli services/llm-api tests/e2e; do

@@ -33,3 +33,14 @@ func Shared(cfg Config) (*Validator, error) {
 	registry.validators[fp] = v
 	return v, nil
 }
+
+// SharedValidators returns every process-wide validator (for metrics).
+func SharedValidators() []*Validator {
+	registry.Lock()
+	defer registry.Unlock()
+	out := make([]*Validator, 0, len(registry.validators))
+	for _, v := range registry.validators {
+		out = append(out, v)
+	}
+	return out
+}

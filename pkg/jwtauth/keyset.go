@@ -67,6 +67,7 @@ type KeySet struct {
 	failures    int
 
 	fetches  atomic.Int64 // JWKS documents requested (for tests and metrics)
+	failed   atomic.Int64 // fetches that failed (metrics)
 	stop     chan struct{}
 	stopOnce sync.Once
 }
@@ -110,6 +111,12 @@ func (ks *KeySet) Close() { ks.stopOnce.Do(func() { close(ks.stop) }) }
 
 // Fetches is the number of JWKS fetch attempts so far.
 func (ks *KeySet) Fetches() int64 { return ks.fetches.Load() }
+
+// Failures is the number of failed JWKS fetches so far.
+func (ks *KeySet) Failures() int64 { return ks.failed.Load() }
+
+// Issuer is the issuer whose keys the set holds.
+func (ks *KeySet) Issuer() string { return ks.issuer }
 
 // Age is how long ago the current key set was fetched (-1 if never).
 func (ks *KeySet) Age() time.Duration {
@@ -208,6 +215,7 @@ func (ks *KeySet) fetch(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
+	ks.failed.Add(1)
 	now := ks.cfg.now()
 	ks.mu.Lock()
 	ks.discovered = "" // rediscover next time

@@ -228,3 +228,14 @@ func Shared(cfg Config) (*Verifier, error) {
 	registry.verifiers[fp] = v
 	return v, nil
 }
+
+// SharedKeySets returns every process-wide key set (for metrics).
+func SharedKeySets() []*KeySet {
+	registry.Lock()
+	defer registry.Unlock()
+	out := make([]*KeySet, 0, len(registry.keySets))
+	for _, ks := range registry.keySets {
+		out = append(out, ks)
+	}
+	return out
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/Kong/go-pdk/server"
 
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
+	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 )
 
 // Version is the plugin version Kong reports (set with -ldflags "-X main.Version=...").
@@ -25,6 +26,9 @@ const Priority = 1510
 func New() interface{} { return headerguard.New() }
 
 func main() {
+	if err := pluginmetrics.ServeFromFlag(); err != nil {
+		log.Fatal(err)
+	}
 	if err := server.StartServer(New, Version, Priority); err != nil {
 		log.Fatalf("header-guard: %v", err)
 	}

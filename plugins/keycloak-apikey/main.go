@@ -8,6 +8,8 @@ import (
 
 	"github.com/Kong/go-pdk/server"
 
+	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
+
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
 )
 
@@ -15,6 +17,9 @@ import (
 var Version = "0.1.0"
 
 func main() {
+	if err := pluginmetrics.ServeFromFlag(); err != nil {
+		log.Fatal(err)
+	}
 	if err := server.StartServer(keycloakapikey.New, Version, keycloakapikey.Priority); err != nil {
 		log.Fatal(err)
 	}

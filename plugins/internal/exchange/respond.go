@@ -34,5 +34,8 @@ func Deny(ex Exchange, status int, code, message string, headers map[string]stri
 		h[k] = v
 	}
 	h["Content-Type"] = ContentTypeJSON
+	if r, ok := ex.(interface{ RecordDenial(code string) }); ok {
+		r.RecordDenial(code) // hosts that count outcomes (kongx)
+	}
 	ex.Exit(status, ErrorBody(code, message), h)
 }

@@ -99,6 +99,9 @@ type Adapter struct {
 	ident     *identity.Identity
 	identRead bool
 
+	exitStatus int
+	denial     string
+
 	upstream []header
 	clears   []string
 	response []header
@@ -163,6 +166,9 @@ func (a *Adapter) failClosed() {
 // nil. A failed read is answered as absent or empty, so a plugin must not
 // let a request through when Failed is set; Serve checks it.
 func (a *Adapter) Failed() error { return a.err }
+
+// CallCount is the number of PDK calls made so far.
+func (a *Adapter) CallCount() int { return len(a.calls) }
 
 // Calls returns the PDK calls made so far, in order.
 func (a *Adapter) Calls() []string {
@@ -313,7 +319,7 @@ func (a *Adapter) Exit(status int, body []byte, headers map[string]string) {
 	if a.exited {
 		return
 	}
-	a.exited = true
+	a.exited, a.exitStatus = true, status
 	h := make(map[string][]string, len(a.response)+len(headers))
 	for _, r := range a.response {
 		if !hasFold(headers, r.name) {
@@ -330,6 +336,16 @@ func (a *Adapter) Exit(status int, body []byte, headers map[string]string) {
 
 // Exited reports whether Exit was called.
 func (a *Adapter) Exited() bool { return a.exited }
+
+// ExitStatus is the status of the Exit call (0 when the request went on).
+func (a *Adapter) ExitStatus() int { return a.exitStatus }
+
+// RecordDenial notes the error code of the answer (exchange.Deny calls it),
+// for metrics.
+func (a *Adapter) RecordDenial(code string) { a.denial = code }
+
+// Denial is the error code of the answer, "" when the request went on.
+func (a *Adapter) Denial() string { return a.denial }
 
 // Flush sends the buffered writes: one kong.service.request.clear_header per
 // cleared name, except names also being set (set_headers overrides a header

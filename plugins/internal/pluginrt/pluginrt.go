@@ -22,6 +22,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/redact"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
+	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 )
 
 // Logger returns the JSON logger of a plugin: stderr (which Kong's plugin
@@ -135,9 +136,11 @@ func (in *Instance[T]) Handle(plugin string, ex exchange.Exchange, provision fun
 // adapter, which reads max_headers+1 headers in one call.
 func (in *Instance[T]) Access(plugin string, kong *pdk.PDK, provision func() (T, error)) {
 	h, err := in.Get(plugin, provision)
+	var a *kongx.Adapter
 	if err != nil {
-		kongx.Serve(kong, kongx.Options{}, Misconfigured)
-		return
+		a = kongx.Serve(kong, kongx.Options{}, Misconfigured)
+	} else {
+		a = kongx.Serve(kong, kongx.Options{MaxHeaders: h.MaxHeaders()}, h.Handle)
 	}
-	kongx.Serve(kong, kongx.Options{MaxHeaders: h.MaxHeaders()}, h.Handle)
+	pluginmetrics.Observe(plugin, a.CallCount(), a.ExitStatus(), a.Denial())
 }

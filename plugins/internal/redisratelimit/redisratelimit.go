@@ -33,6 +33,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
+	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
 	"github.com/edgeguard/edgeguard/plugins/internal/redisopts"
 )
@@ -284,6 +285,18 @@ var limiters = struct {
 	sync.Mutex
 	m map[string]*ratelimit.Limiter
 }{m: map[string]*ratelimit.Limiter{}}
+
+func init() {
+	pluginmetrics.SetLimiters(func() []*ratelimit.Limiter {
+		limiters.Lock()
+		defer limiters.Unlock()
+		out := make([]*ratelimit.Limiter, 0, len(limiters.m))
+		for _, l := range limiters.m {
+			out = append(out, l)
+		}
+		return out
+	})
+}
 
 // Handle runs the plugin on one request (dev gateway, all-in-one plugin).
 func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision) }

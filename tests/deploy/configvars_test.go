@@ -270,7 +270,7 @@ func TestEveryVariableTheCodeReadsIsDocumented(t *testing.T) {
 			// Read by tests only: not configuration. Documenting it in the
 			// test-only table is welcome but not required.
 		case !ok:
-			t.Errorf("%s (read by %s) is not in config/README.md", name, r.at)
+			t.Errorf("%s (read by %s) is not in config/README.md: add a row to its service's table (and to .env.template; secrets as %s_FILE)", name, r.at, strings.TrimSuffix(name, "_FILE"))
 		case r.prod && !documentedIn(d, "service", "other"):
 			t.Errorf("%s is read by %s (not a test) but config/README.md lists it only as test-only or third-party", name, r.at)
 		}

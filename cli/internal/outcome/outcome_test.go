@@ -13,6 +13,9 @@ func TestCodeNeverZeroForAnError(t *testing.T) {
 		ErrInvalid:                            Invalid,
 		fmt.Errorf("verdict: %w", ErrInvalid): Invalid,
 		errors.New("unknown flag: --x"):       Usage,
+		Fail(errors.New("not logged in")):     Invalid,
+		fmt.Errorf("w: %w", Failf("denied")):  Invalid,
+		Fail(nil):                             OK,
 	} {
 		if got := Code(err); got != want {
 			t.Errorf("Code(%v) = %d, want %d", err, got, want)

@@ -143,6 +143,9 @@ func TestKeysCommandsUseTheLogin(t *testing.T) {
 	if r.code != 0 || r.stdout != "revoked 6f1c-id/../x\n" || !strings.HasPrefix(api.reqs[len(api.reqs)-1], "DELETE /auth/api-keys/6f1c-id%2F..%2Fx ") {
 		t.Fatalf("revoke: exit %d %q; request %q", r.code, r.stdout, api.reqs[len(api.reqs)-1])
 	}
+	if r := u.run(append([]string{"keys", "revoke", "id-2", "--json"}, apiArgs...)...); r.stdout != `{"revoked":true,"id":"id-2"}`+"\n" {
+		t.Errorf("revoke --json: %q", r.stdout)
+	}
 	r = u.run(append([]string{"keys", "rotate", "old-id", "--grace", "5m"}, apiArgs...)...)
 	last := api.keys[len(api.keys)-1]
 	if r.code != 0 || r.stdout != last+"\n" || !strings.Contains(r.stderr, "replaces key old-id") {

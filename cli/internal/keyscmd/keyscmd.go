@@ -391,7 +391,10 @@ func newRevoke(o session.Options, fl *flags) *cobra.Command {
 				return outcome.Fail(err)
 			}
 			if fl.asJSON {
-				return outcome.WriteLine(c.OutOrStdout(), map[string]any{"revoked": true, "id": args[0]})
+				return outcome.WriteLine(c.OutOrStdout(), struct {
+					Revoked bool   `json:"revoked"`
+					ID      string `json:"id"`
+				}{true, args[0]})
 			}
 			_, err = fmt.Fprintf(c.OutOrStdout(), "revoked %s\n", session.Sanitize(args[0], 64))
 			return err

@@ -1,0 +1,224 @@
+// Package app wires mcp-tools together from its configuration: the
+// authenticators (the edge's X-Edge-Identity and, when configured, Keycloak
+// JWTs), the approval store, the guarded fetch client, the sandbox client,
+// the MCP server, and the public and internal HTTP listeners. main stays
+// thin; tests build an App with fakes injected through Deps.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/edgehttp"
+	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/pkg/jwtauth"
+	"github.com/edgeguard/edgeguard/pkg/ssrf"
+	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/approval"
+	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/config"
+	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/fetch"
+	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/sandbox"
+	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/server"
+	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/tools"
+	"github.com/rs/zerolog"
+)
+
+// RoleAdmin is the realm role that decides approvals.
+const RoleAdmin = "admin"
+
+// Deps overrides dependencies (tests). Zero fields are built from Config.
+type Deps struct {
+	// Verifier replaces the jwtauth verifier built from AUTH_* (with
+	// AUTH_ACCEPT_JWT=true).
+	Verifier edgehttp.Verifier
+	// FetchOptions are the test seams of fetch_url's pkg/ssrf client (a
+	// Resolver; InsecureAllowPrefixes to reach an httptest server). Its
+	// timeout and body cap come from Config.
+	FetchOptions ssrf.Options
+	// SandboxClient replaces the sandbox's HTTP client.
+	SandboxClient *http.Client
+	Now           func() time.Time
+}
+
+// App is a wired mcp-tools.
+type App struct {
+	cfg       *config.Config
+	log       zerolog.Logger
+	Tools     *tools.Server
+	Approvals *approval.Store
+	Public    http.Handler
+	Internal  http.Handler
+
+	verifier *jwtauth.Verifier
+}
+
+// New builds the App. No listener is opened and nothing is dialed.
+func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
+	a := &App{cfg: cfg, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+
+	authn, err := a.authenticator(deps, now)
+	if err != nil {
+		return nil, err
+	}
+	mcpAuth, err := edgehttp.New(edgehttp.Config{Authenticator: authn, Policy: identity.Policy{}, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	adminAuth, err := edgehttp.New(edgehttp.Config{Authenticator: authn, Logger: log, Policy: identity.Policy{
+		RequiredRoles: []string{RoleAdmin}, AuthMethods: []string{identity.MethodJWT},
+	}})
+	if err != nil {
+		return nil, err
+	}
+
+	tcfg := tools.Config{
+		RequireApproval: cfg.RequireApproval, MaxCodeBytes: cfg.SandboxMaxCodeBytes,
+		Timeout: cfg.ToolTimeout, Now: now, Logger: log,
+	}
+	if tcfg.Fetcher, err = fetch.New(fetch.Config{Client: guardedClient(cfg, deps.FetchOptions), Blocked: blocked,
+		MaxBytes: cfg.FetchMaxBytes, Timeout: cfg.FetchTimeout}); err != nil {
+		return nil, err
+	}
+	if cfg.SandboxURL != "" {
+		sb, err := sandbox.New(sandbox.Config{URL: cfg.SandboxURL, Token: cfg.SandboxToken,
+			Timeout: cfg.SandboxTimeout, HTTPClient: deps.SandboxClient})
+		if err != nil {
+			return nil, fmt.Errorf("SANDBOX_URL: %w", err)
+		}
+		tcfg.Runner = sb
+		if cfg.RequireApproval {
+			a.Approvals = approval.New(approval.Config{TTL: cfg.ApprovalTTL, MaxPending: cfg.ApprovalMaxPending,
+				MaxPendingPerUser: cfg.ApprovalMaxPendingUser, Now: now})
+			tcfg.Approvals = a.Approvals
+		} else {
+			log.Warn().Msg("SANDBOX_FUSION_REQUIRE_APPROVAL=false: run_python runs without a human approval")
+		}
+	} else {
+		log.Info().Msg("SANDBOX_URL unset: run_python is not offered")
+	}
+	if a.Tools, err = tools.New(tcfg); err != nil {
+		return nil, err
+	}
+
+	scfg := server.Config{MCP: a.Tools.MCP, MCPAuth: mcpAuth, Approvals: a.Approvals, AdminAuth: adminAuth,
+		MaxBodyBytes: cfg.MaxBodyBytes, TrustedProxies: cfg.TrustedProxies, Logger: log}
+	if a.Public, err = server.Public(scfg); err != nil {
+		return nil, err
+	}
+	if a.Internal, err = server.Internal(scfg); err != nil {
+		return nil, err
+	}
+	log.Info().Strs("tools", a.Tools.Tools()).Bool("approvals", a.Approvals != nil).Msg("mcp-tools configured")
+	ok = true
+	return a, nil
+}
+
+// authenticator builds the chain: the edge's assertion first, then (when
+// configured) a Keycloak JWT. The first credential present decides.
+func (a *App) authenticator(deps Deps, now func() time.Time) (edgehttp.Authenticator, error) {
+	cfg := a.cfg
+	var chain edgehttp.Chain
+	if cfg.EdgeJWKS != nil {
+		v, err := edgeid.NewVerifier(cfg.EdgeJWKS, cfg.ServiceName, now)
+		if err != nil {
+			return nil, fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %w", err)
+		}
+		chain = append(chain, &edgehttp.EdgeIdentity{Verifier: v})
+	}
+	if cfg.AuthAcceptJWT {
+		v := deps.Verifier
+		if v == nil {
+			var err error
+			a.verifier, err = jwtauth.New(jwtauth.Config{
+				Issuers:    []jwtauth.Issuer{{Issuer: cfg.AuthIssuer, JWKSURL: cfg.AuthJWKSURL}},
+				Audiences:  cfg.AuthAudience,
+				AllowedAZP: cfg.AuthAllowedAZP,
+				Logger:     a.log.With().Str("component", "jwtauth").Logger(),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("AUTH_ISSUER/AUTH_AUDIENCE/AUTH_JWKS_URL: %w", err)
+			}
+			v = a.verifier
+		}
+		chain = append(chain, &edgehttp.JWT{Verifier: v})
+	}
+	if len(chain) == 0 {
+		return nil, errors.New("EDGE_IDENTITY_JWKS_FILE: required unless AUTH_ACCEPT_JWT is true")
+	}
+	return chain, nil
+}
+
+// Run serves the public and internal listeners until ctx ends, then shuts
+// down gracefully (10 s).
+func (a *App) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// A write may last as long as a tool call (plus slack for encoding).
+	write := a.cfg.ToolTimeout + 15*time.Second
+	servers := []*http.Server{a.httpServer(a.cfg.ListenAddr, a.Public, write), a.httpServer(a.cfg.InternalListenAddr, a.Internal, 10*time.Second)}
+	listeners := make([]net.Listener, len(servers))
+	for i, s := range servers {
+		ln, err := net.Listen("tcp", s.Addr)
+		if err != nil {
+			for _, l := range listeners[:i] {
+				_ = l.Close()
+			}
+			name := "LISTEN_ADDR"
+			if i == 1 {
+				name = "INTERNAL_LISTEN_ADDR"
+			}
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		listeners[i] = ln
+	}
+	a.log.Info().Str("public", listeners[0].Addr().String()).Str("internal", listeners[1].Addr().String()).Msg("mcp-tools listening")
+	errs := make(chan error, len(servers))
+	for i, s := range servers {
+		go func() {
+			if err := s.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- err
+			}
+		}()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	for _, s := range servers {
+		_ = s.Shutdown(sctx)
+	}
+	return runErr
+}
+
+func (a *App) httpServer(addr string, h http.Handler, write time.Duration) *http.Server {
+	return &http.Server{
+		Addr: addr, Handler: h,
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: write, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 32 << 10,
+	}
+}
+
+// Close releases the JWT verifier.
+func (a *App) Close() {
+	if a.verifier != nil {
+		a.verifier.Close()
+	}
+}

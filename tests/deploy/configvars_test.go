@@ -84,7 +84,10 @@ func codeEnvReads(t *testing.T) map[string]envRead {
 		for _, f := range files {
 			af, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
 			if err != nil {
-				t.Fatalf("%s: %v", f, err)
+				// Its own module's build reports it; here it may be a file
+				// someone is writing at this moment.
+				t.Logf("skipped, does not parse: %v", err)
+				continue
 			}
 			parsed[f] = af
 			for _, decl := range af.Decls {

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -181,6 +182,7 @@ func New(o Options) (*Gateway, error) {
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.proxyError,
 		ErrorLog:       log.New(logWriter{g.log}, "", 0),
+		BufferPool:     copyBuffers{},
 	}
 	return g, nil
 }
@@ -556,6 +558,15 @@ func (w *recorder) Write(b []byte) (int, error) {
 }
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// copyBuffers lends the reverse proxy its 32 KiB body-copy buffers (it
+// would allocate one per request).
+type copyBuffers struct{}
+
+var bufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *bufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { bufferPool.Put(&b) }
 
 // logWriter sends net/http's and the reverse proxy's own messages to the
 // gateway's logger.

@@ -43,6 +43,7 @@ func newUpstream(t testing.TB, handler http.HandlerFunc) *upstream {
 		u.mu.Lock()
 		u.reqs = append(u.reqs, seen{r.Method, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.Host, r.Header.Clone(), body, r.ContentLength})
 		u.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		handler(w, r)
 	}))
 	t.Cleanup(u.Close)

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 MODULES := pkg plugins cli services/llm-api tests/e2e tests/deploy
 BIN := $(CURDIR)/bin
-PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey edgeguard
+PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey edgeguard devgateway
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build test test-unit lint bench fuzz clean tidy

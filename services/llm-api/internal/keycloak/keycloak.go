@@ -1,12 +1,15 @@
-// Package keycloak is llm-api's keys.RoleSource on Keycloak's admin API
-// (gocloak): the llm-api confidential client logs in with client
-// credentials (its service account needs only view-users / manage-users on
-// the realm, never master-realm admin), keeps the token until shortly before
-// it expires, and reads a user (enabled, username, e-mail) and the user's
-// effective realm roles (composite role mappings, so default-roles-<realm>
-// expands to user, offline_access…).
+// Package keycloak is llm-api's client of Keycloak (gocloak). Source is the
+// keys.RoleSource and the guests.Directory on the admin API: the llm-api
+// confidential client logs in with client credentials (its service account
+// has manage-users, view-users and query-groups on the realm, never
+// master-realm admin), keeps the token until shortly before it expires,
+// reads a user and the user's effective realm roles (composite role
+// mappings, so default-roles-<realm> expands to user, offline_access…), and
+// creates, lists and deletes guests. GuestTokens is the guests.Issuer on the
+// token endpoint, as the confidential guest-login client.
 //
-// It does not cache users: wrap it in keys.CachedRoles.
+// It does not cache users: wrap the Source in keys.CachedRoles. Errors carry
+// HTTP statuses, never Keycloak's response bodies, tokens or secrets.
 package keycloak
 
 import (
@@ -31,6 +34,9 @@ type Config struct {
 	ClientSecret string // never logged or put in an error
 	Timeout      time.Duration
 	Now          func() time.Time
+	// GuestGroup is the group guests are created in (default "guests"; it
+	// carries the realm role guest).
+	GuestGroup string
 }
 
 // Source implements keys.RoleSource.
@@ -63,13 +69,34 @@ func New(cfg Config) (*Source, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.GuestGroup == "" {
+		cfg.GuestGroup = "guests"
+	}
+	return &Source{cfg: cfg, gc: newGoCloak(cfg)}, nil
+}
+
+// newGoCloak returns a gocloak client that never follows redirects (a
+// redirect would carry the bearer token or client secret elsewhere), never
+// retries, and never writes to stderr itself: resty's own log lines (the
+// "Basic Auth over HTTP" warning, transport errors, which we get back as
+// errors anyway) are dropped.
+func newGoCloak(cfg Config) *gocloak.GoCloak {
 	gc := gocloak.NewClient(strings.TrimRight(cfg.URL, "/"))
 	rc := gc.RestyClient()
 	rc.SetTimeout(cfg.Timeout)
-	rc.SetRedirectPolicy(noRedirects{}) // a redirect would carry the bearer token elsewhere
+	rc.SetRedirectPolicy(noRedirects{})
 	rc.SetDebug(false)
-	return &Source{cfg: cfg, gc: gc}, nil
+	rc.SetDisableWarn(true)
+	rc.SetLogger(quietLogger{})
+	rc.SetRetryCount(0)
+	return gc
 }
+
+type quietLogger struct{}
+
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Warnf(string, ...any)  {}
+func (quietLogger) Debugf(string, ...any) {}
 
 func safeName(s string) bool {
 	if s == "" || len(s) > 255 {

@@ -1,7 +1,9 @@
 // Package app wires llm-api together from its configuration: PostgreSQL
-// (migrated at start-up), Redis for revocation announcements, Keycloak for
-// owners' current roles, the JWT verifier, the key service, and the public
-// and internal HTTP listeners. main stays thin; tests build an App with
+// (migrated at start-up), Redis for revocation announcements and the guest
+// limits, Keycloak for owners' current roles and guest sessions, the
+// authenticators (X-Edge-Identity, and the JWT verifier when accepted), the
+// key service, the guest service and its cleanup, and the public and
+// internal HTTP listeners. main stays thin; tests build an App with
 // fakes injected through Deps.
 package app
 
@@ -17,10 +19,13 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/apikey"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
+	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
+	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/pkg/redisconn"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/config"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keycloak"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/server"
@@ -33,7 +38,13 @@ import (
 type Deps struct {
 	Roles    keys.RoleSource   // default: Keycloak (cached)
 	Verifier edgehttp.Verifier // default: jwtauth from AUTH_*
-	Now      func() time.Time
+	// GuestDirectory, GuestIssuer and GuestLimiter default to Keycloak's
+	// admin API (llm-api service account), Keycloak's token endpoint
+	// (guest-login client) and pkg/ratelimit on Redis.
+	GuestDirectory guests.Directory
+	GuestIssuer    guests.Issuer
+	GuestLimiter   guests.Limiter
+	Now            func() time.Time
 	// UsageInterval and SweepInterval override the background periods.
 	UsageInterval time.Duration
 	SweepInterval time.Duration
@@ -41,17 +52,22 @@ type Deps struct {
 
 // App is a wired llm-api.
 type App struct {
-	cfg      *config.Config
-	log      zerolog.Logger
-	Store    *store.PG
-	Keys     *keys.Service
-	Usage    *keys.Usage
-	Sweeper  *keys.Sweeper
+	cfg     *config.Config
+	log     zerolog.Logger
+	Store   *store.PG
+	Keys    *keys.Service
+	Usage   *keys.Usage
+	Sweeper *keys.Sweeper
+	// Guests is nil when guest login is off; Cleaner is nil when
+	// GUEST_LOGIN_ENABLED is false.
+	Guests   *guests.Service
+	Cleaner  *guests.Cleaner
 	Public   http.Handler
 	Internal http.Handler
 
 	rdb      redis.UniversalClient
 	verifier *jwtauth.Verifier
+	limiter  *ratelimit.Limiter
 }
 
 // RedisPublisher announces revocations with apikey.PublishRevocation
@@ -102,13 +118,16 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 		log.Warn().Msg("REDIS_ADDR unset (STRICT=false): revocations are not announced; edges drop revoked keys only when their cache entries expire")
 	}
 
-	roles := deps.Roles
-	if roles == nil {
-		src, err := keycloak.New(keycloak.Config{URL: cfg.KeycloakURL, Realm: cfg.KeycloakRealm,
+	var src *keycloak.Source
+	if deps.Roles == nil || (cfg.GuestLoginEnabled && deps.GuestDirectory == nil) {
+		src, err = keycloak.New(keycloak.Config{URL: cfg.KeycloakURL, Realm: cfg.KeycloakRealm,
 			ClientID: cfg.KeycloakClientID, ClientSecret: string(cfg.KeycloakClientSecret)})
 		if err != nil {
 			return nil, fmt.Errorf("KEYCLOAK_URL: %w", err)
 		}
+	}
+	roles := deps.Roles
+	if roles == nil {
 		roles = src
 	}
 	roles = keys.NewCachedRoles(roles, cfg.KeycloakCacheTTL, 0, now)
@@ -123,10 +142,56 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 		return nil, err
 	}
 
+	if err := a.guests(cfg, deps, src, now, log); err != nil {
+		return nil, err
+	}
+
 	var mw *edgehttp.Middleware
 	if cfg.AuthEnabled {
+		auth, err := a.authenticator(cfg, deps, now, log)
+		if err != nil {
+			return nil, err
+		}
+		mw, err = edgehttp.New(edgehttp.Config{
+			Authenticator: auth,
+			Policy:        identity.Policy{AuthMethods: []string{identity.MethodJWT}, ForbiddenRoles: []string{identity.RoleGuest}},
+			Logger:        log,
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn().Msg("AUTH_ENABLED=false (STRICT=false): API-key management answers 503 auth_disabled")
+	}
+
+	scfg := server.Config{Keys: a.Keys, Auth: mw, Guests: a.Guests, InternalToken: cfg.InternalToken, IncludeEmail: cfg.ValidateEmail,
+		TrustedProxies: cfg.TrustedProxies, Ready: a.Store.Ping, Logger: log}
+	if a.Public, err = server.Public(scfg); err != nil {
+		return nil, err
+	}
+	if a.Internal, err = server.Internal(scfg); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+// authenticator builds the credential chain of the authenticated routes:
+// the edge's X-Edge-Identity assertion (EDGE_IDENTITY_JWKS_FILE, aud
+// SERVICE_NAME), then — with AUTH_ACCEPT_JWT — a Keycloak JWT verified here.
+func (a *App) authenticator(cfg *config.Config, deps Deps, now func() time.Time, log zerolog.Logger) (edgehttp.Authenticator, error) {
+	var chain edgehttp.Chain
+	if len(cfg.EdgeIdentityJWKS) > 0 {
+		ev, err := edgeid.NewVerifier(cfg.EdgeIdentityJWKS, cfg.ServiceName, now)
+		if err != nil {
+			return nil, fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %w", err)
+		}
+		chain = append(chain, &edgehttp.EdgeIdentity{Verifier: ev})
+	}
+	if cfg.AuthAcceptJWT {
 		v := deps.Verifier
 		if v == nil {
+			var err error
 			a.verifier, err = jwtauth.New(jwtauth.Config{
 				Issuers:    []jwtauth.Issuer{{Issuer: cfg.AuthIssuer, JWKSURL: cfg.AuthJWKSURL}},
 				Audiences:  cfg.AuthAudience,
@@ -138,28 +203,61 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 			}
 			v = a.verifier
 		}
-		mw, err = edgehttp.New(edgehttp.Config{
-			Authenticator: &edgehttp.JWT{Verifier: v},
-			Policy:        identity.Policy{AuthMethods: []string{identity.MethodJWT}, ForbiddenRoles: []string{identity.RoleGuest}},
-			Logger:        log,
-		})
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		log.Warn().Msg("AUTH_ENABLED=false (STRICT=false): API-key management answers 503 auth_disabled")
+		chain = append(chain, &edgehttp.JWT{Verifier: v})
 	}
+	if len(chain) == 0 {
+		return nil, errors.New("AUTH_ACCEPT_JWT: false needs EDGE_IDENTITY_JWKS_FILE (no credential would be accepted)")
+	}
+	log.Info().Bool("edge_identity", len(cfg.EdgeIdentityJWKS) > 0).Str("service_name", cfg.ServiceName).
+		Bool("jwt", cfg.AuthAcceptJWT).Msg("credentials accepted")
+	return chain, nil
+}
 
-	scfg := server.Config{Keys: a.Keys, Auth: mw, InternalToken: cfg.InternalToken, IncludeEmail: cfg.ValidateEmail,
-		TrustedProxies: cfg.TrustedProxies, Ready: a.Store.Ping, Logger: log}
-	if a.Public, err = server.Public(scfg); err != nil {
-		return nil, err
+// guests builds guest login (Keycloak, the guest-login client, limits on
+// Redis) and the cleanup of expired guests, when GUEST_LOGIN_ENABLED.
+func (a *App) guests(cfg *config.Config, deps Deps, src *keycloak.Source, now func() time.Time, log zerolog.Logger) error {
+	if !cfg.GuestLoginEnabled {
+		log.Info().Msg("GUEST_LOGIN_ENABLED=false: guest routes answer 503 guest_login_disabled; no guest cleanup")
+		return nil
 	}
-	if a.Internal, err = server.Internal(scfg); err != nil {
-		return nil, err
+	glog := log.With().Str("component", "guests").Logger()
+	dir := deps.GuestDirectory
+	if dir == nil {
+		dir = src
 	}
-	ok = true
-	return a, nil
+	a.Cleaner = &guests.Cleaner{Directory: dir, TTL: cfg.GuestTTL, Interval: cfg.GuestCleanupInterval, Now: now,
+		Logger: log.With().Str("component", "guest-cleanup").Logger()}
+	issuer := deps.GuestIssuer
+	if issuer == nil {
+		if cfg.GuestLoginClientSecret == nil {
+			log.Warn().Msg("GUEST_LOGIN_CLIENT_SECRET_FILE unset (STRICT=false): guest routes answer 503 guest_login_disabled")
+			return nil
+		}
+		gt, err := keycloak.NewGuestTokens(keycloak.Config{URL: cfg.KeycloakURL, Realm: cfg.KeycloakRealm,
+			ClientID: cfg.GuestLoginClientID, ClientSecret: string(cfg.GuestLoginClientSecret)})
+		if err != nil {
+			return fmt.Errorf("GUEST_LOGIN_CLIENT_ID: %w", err)
+		}
+		issuer = gt
+	}
+	lim := deps.GuestLimiter
+	if lim == nil {
+		var err error
+		if a.rdb != nil {
+			a.limiter, err = ratelimit.New(ratelimit.Config{Client: a.rdb, OnRedisError: ratelimit.OnErrorLocal, Logger: &glog})
+			lim = a.limiter
+		} else {
+			log.Warn().Msg("REDIS_ADDR unset (STRICT=false): guest limits are per process")
+			lim, err = ratelimit.NewLocal(ratelimit.LocalConfig{Now: now})
+		}
+		if err != nil {
+			return fmt.Errorf("guest limits: %w", err)
+		}
+	}
+	var err error
+	a.Guests, err = guests.New(guests.Config{Directory: dir, Issuer: issuer, Limiter: lim,
+		PerIP: cfg.GuestLimitPerIP, MaxPerHour: cfg.GuestMaxPerHour, SessionPerIP: cfg.GuestSessionLimitPerIP, Logger: log})
+	return err
 }
 
 func (a *App) openStore(ctx context.Context) error {
@@ -199,13 +297,16 @@ func (a *App) tryStore(ctx context.Context) error {
 	return nil
 }
 
-// Background runs the last-used batcher and the revocation sweeper until
-// ctx ends.
+// Background runs the last-used batcher, the revocation sweeper and the
+// guest cleanup until ctx ends.
 func (a *App) Background(ctx context.Context) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Usage.Run(ctx) })
 	if a.Sweeper != nil {
 		wg.Go(func() { a.Sweeper.Run(ctx) })
+	}
+	if a.Cleaner != nil {
+		wg.Go(func() { a.Cleaner.Run(ctx) })
 	}
 	return &wg
 }
@@ -266,8 +367,12 @@ func (a *App) httpServer(addr string, h http.Handler) *http.Server {
 	}
 }
 
-// Close releases the database pool, the Redis client and the verifier.
+// Close releases the database pool, the Redis client, the limiter and the
+// verifier.
 func (a *App) Close() {
+	if a.limiter != nil {
+		_ = a.limiter.Close()
+	}
 	if a.Store != nil {
 		a.Store.Close()
 	}

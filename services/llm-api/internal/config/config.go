@@ -1,9 +1,9 @@
 // Package config reads llm-api's configuration from the environment.
 // Secrets come from files (*_FILE); an inline value (API_KEY_PEPPER,
 // INTERNAL_TOKEN, …) is accepted only with STRICT=false. In strict mode
-// (the default) a missing, short or placeholder secret, AUTH_ENABLED=false
-// or a missing dependency refuses the start with one error naming the
-// variable. Every variable is documented in the service README and
+// (the default) a missing, short or placeholder secret, AUTH_ENABLED=false,
+// a missing edge JWKS (EDGE_IDENTITY_JWKS_FILE) or a missing dependency
+// refuses the start with one error naming the variable. Every variable is documented in the service README and
 // config/README.md.
 //
 // It reads; it does not connect to anything.
@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/rs/zerolog"
 )
 
@@ -60,6 +62,27 @@ type Config struct {
 	AuthAudience   []string
 	AuthJWKSURL    string
 	AuthAllowedAZP []string
+	// AuthAcceptJWT: a request without X-Edge-Identity may authenticate
+	// with a Keycloak access token the service verifies itself.
+	AuthAcceptJWT bool
+
+	// ServiceName is this service's name at the edge: the aud of the
+	// X-Edge-Identity assertions it accepts (the plugins' upstream_name).
+	ServiceName string
+	// EdgeIdentityJWKSFile names the edge's public JWKS; EdgeIdentityJWKS is
+	// its content (validated). Both empty: no assertion is accepted.
+	EdgeIdentityJWKSFile string
+	EdgeIdentityJWKS     []byte
+
+	// Guest sessions (POST /auth/guest-login, /auth/refresh, /auth/logout).
+	GuestLoginEnabled      bool
+	GuestLoginClientID     string
+	GuestLoginClientSecret Secret // nil outside strict mode: guest login off
+	GuestLimitPerIP        []ratelimit.Limit
+	GuestMaxPerHour        int
+	GuestSessionLimitPerIP []ratelimit.Limit
+	GuestTTL               time.Duration
+	GuestCleanupInterval   time.Duration
 
 	Pepper         Secret
 	PepperPrevious Secret
@@ -169,9 +192,15 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.AuthAudience = l.listDefault("AUTH_AUDIENCE", []string{"jan-api"})
 	c.AuthJWKSURL = l.str("AUTH_JWKS_URL", "")
 	c.AuthAllowedAZP = l.listDefault("AUTH_ALLOWED_AZP", []string{"jan-cli", "jan-web", "guest-login"})
-	if c.AuthEnabled {
+	if c.AuthAcceptJWT, err = l.boolean("AUTH_ACCEPT_JWT", true); err != nil {
+		return nil, err
+	}
+	if err := l.edgeIdentity(c); err != nil {
+		return nil, err
+	}
+	if c.AuthEnabled && c.AuthAcceptJWT {
 		if c.AuthIssuer == "" {
-			return nil, errors.New("AUTH_ISSUER: required when AUTH_ENABLED is true")
+			return nil, errors.New("AUTH_ISSUER: required when AUTH_ENABLED and AUTH_ACCEPT_JWT are true")
 		}
 		if err := checkHTTPURL(c.AuthIssuer); err != nil {
 			return nil, fmt.Errorf("AUTH_ISSUER: %w", err)
@@ -215,7 +244,125 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	if c.ValidateEmail, err = l.boolean("API_KEY_VALIDATE_INCLUDE_EMAIL", false); err != nil {
 		return nil, err
 	}
+	if err := l.guests(c); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// edgeIdentity reads SERVICE_NAME and EDGE_IDENTITY_JWKS_FILE. In strict
+// mode with AUTH_ENABLED the JWKS file is required: services take identity
+// from the edge's assertion. Without it, AUTH_ACCEPT_JWT must be true.
+func (l *loader) edgeIdentity(c *Config) error {
+	c.ServiceName = l.str("SERVICE_NAME", "llm-api")
+	if !safeName(c.ServiceName) {
+		return fmt.Errorf("SERVICE_NAME: %q is not 1-64 characters of [a-z0-9-]", c.ServiceName)
+	}
+	c.EdgeIdentityJWKSFile = l.str("EDGE_IDENTITY_JWKS_FILE", "")
+	if c.EdgeIdentityJWKSFile == "" {
+		switch {
+		case !c.AuthEnabled:
+		case c.Strict:
+			return errors.New("EDGE_IDENTITY_JWKS_FILE: required in strict mode (the edge's public keys for X-Edge-Identity)")
+		case !c.AuthAcceptJWT:
+			return errors.New("AUTH_ACCEPT_JWT: false needs EDGE_IDENTITY_JWKS_FILE (no credential would be accepted)")
+		}
+		return nil
+	}
+	b, err := l.readFile(c.EdgeIdentityJWKSFile)
+	if err != nil {
+		return fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: cannot read %s", c.EdgeIdentityJWKSFile)
+	}
+	if _, err := edgeid.NewVerifier(b, c.ServiceName, nil); err != nil {
+		return fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %s is not a JWKS of Ed25519 public keys", c.EdgeIdentityJWKSFile)
+	}
+	c.EdgeIdentityJWKS = b
+	return nil
+}
+
+// guests reads the guest-session variables. The guest-login client secret
+// is required in strict mode while guest login is enabled; outside strict
+// mode a missing one turns guest login off (the app says so in its log).
+func (l *loader) guests(c *Config) error {
+	var err error
+	if c.GuestLoginEnabled, err = l.boolean("GUEST_LOGIN_ENABLED", true); err != nil {
+		return err
+	}
+	c.GuestLoginClientID = l.str("GUEST_LOGIN_CLIENT_ID", "guest-login")
+	if !safeClientID(c.GuestLoginClientID) {
+		return fmt.Errorf("GUEST_LOGIN_CLIENT_ID: %q is not a client id ([A-Za-z0-9._-])", c.GuestLoginClientID)
+	}
+	if c.GuestLoginClientSecret, err = l.secret("GUEST_LOGIN_CLIENT_SECRET", MinClientSecretBytes, c.GuestLoginEnabled && c.Strict); err != nil {
+		return err
+	}
+	if c.GuestLimitPerIP, err = l.limits("GUEST_LOGIN_LIMIT_PER_IP", "5/h"); err != nil {
+		return err
+	}
+	if c.GuestMaxPerHour, err = l.integer("GUEST_MAX_PER_HOUR", 1000, 1, 1_000_000); err != nil {
+		return err
+	}
+	if c.GuestSessionLimitPerIP, err = l.limits("GUEST_SESSION_LIMIT_PER_IP", "60/min"); err != nil {
+		return err
+	}
+	if c.GuestTTL, err = l.duration("GUEST_TTL", 24*time.Hour, 10*time.Minute, 30*24*time.Hour); err != nil {
+		return err
+	}
+	if c.GuestCleanupInterval, err = l.duration("GUEST_CLEANUP_INTERVAL", 10*time.Minute, 10*time.Second, 24*time.Hour); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (l *loader) limits(name, def string) ([]ratelimit.Limit, error) {
+	spec := l.str(name, def)
+	lims, err := ratelimit.ParseLimits(spec)
+	if err == nil {
+		_, err = ratelimit.NewPolicy(lims...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %q is not a limit list like \"5/h\" or \"10/min, 100/h\"", name, spec)
+	}
+	return lims, nil
+}
+
+func (l *loader) duration(name string, def, lo, hi time.Duration) (time.Duration, error) {
+	v := strings.TrimSpace(l.getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo || d > hi {
+		return 0, fmt.Errorf("%s: %q is not a duration in %s..%s (e.g. 24h, 90m)", name, v, lo, hi)
+	}
+	return d, nil
+}
+
+// safeName: a service name, [a-z0-9-]{1,64}.
+func safeName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// safeClientID: a Keycloak client id, [A-Za-z0-9._-]{1,255}.
+func safeClientID(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // PepperID names a pepper without revealing it: "p" + the first 12 hex

@@ -1,37 +1,58 @@
 package config_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"io/fs"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/edgeid"
 
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/config"
 )
 
 const (
-	pepper   = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978"
-	token    = "9c8b7a695847362514f3e2d1c0b9a8978695a4b3c2d1e0f"
-	kcSecret = "kc-7d9f3a2b1c8e4f6a"
-	redisPw  = "r3d1s-7d9f3a2b1c8e4f6a"
+	pepper      = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978"
+	token       = "9c8b7a695847362514f3e2d1c0b9a8978695a4b3c2d1e0f"
+	kcSecret    = "kc-7d9f3a2b1c8e4f6a"
+	guestSecret = "gl-4a1b9c7d2e8f3a6b"
+	redisPw     = "r3d1s-7d9f3a2b1c8e4f6a"
 )
+
+// edgeJWKS is a public JWKS of two Ed25519 keys (a rotation).
+var edgeJWKS = func() string {
+	k1, _, _ := ed25519.GenerateKey(rand.Reader)
+	k2, _, _ := ed25519.GenerateKey(rand.Reader)
+	b, err := edgeid.PublicJWKS(k1, k2)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // env is a strict, complete configuration with secrets in files.
 func env() (map[string]string, map[string]string) {
 	return map[string]string{
-			"DATABASE_URL_FILE":           "/run/secrets/db",
-			"REDIS_ADDR":                  "redis:6379",
-			"REDIS_PASSWORD_FILE":         "/run/secrets/redis",
-			"KEYCLOAK_URL":                "http://keycloak:8080",
-			"KEYCLOAK_CLIENT_SECRET_FILE": "/run/secrets/kc",
-			"AUTH_ISSUER":                 "https://gw.example/realms/jan",
-			"API_KEY_PEPPER_FILE":         "/run/secrets/pepper",
-			"INTERNAL_TOKEN_FILE":         "/run/secrets/internal",
+			"DATABASE_URL_FILE":              "/run/secrets/db",
+			"REDIS_ADDR":                     "redis:6379",
+			"REDIS_PASSWORD_FILE":            "/run/secrets/redis",
+			"KEYCLOAK_URL":                   "http://keycloak:8080",
+			"KEYCLOAK_CLIENT_SECRET_FILE":    "/run/secrets/kc",
+			"AUTH_ISSUER":                    "https://gw.example/realms/jan",
+			"API_KEY_PEPPER_FILE":            "/run/secrets/pepper",
+			"INTERNAL_TOKEN_FILE":            "/run/secrets/internal",
+			"EDGE_IDENTITY_JWKS_FILE":        "/run/edge/jwks.json",
+			"GUEST_LOGIN_CLIENT_SECRET_FILE": "/run/secrets/guest",
 		}, map[string]string{
 			"/run/secrets/db":       "postgres://llm:Xk29vLq8@db:5432/llm?sslmode=disable\n",
 			"/run/secrets/redis":    redisPw + "\n",
 			"/run/secrets/kc":       kcSecret,
 			"/run/secrets/pepper":   pepper + "\n",
 			"/run/secrets/internal": token,
+			"/run/secrets/guest":    guestSecret + "\n",
+			"/run/edge/jwks.json":   edgeJWKS,
 		}
 }
 
@@ -55,6 +76,39 @@ func TestStrictConfigLoadsWithDefaults(t *testing.T) {
 		string(c.Pepper) != pepper || string(c.InternalToken) != token || c.KeyEnv != "live" || c.ValidateEmail ||
 		c.KeycloakCacheTTL.Seconds() != 30 || len(c.TrustedProxies) != 0 {
 		t.Fatalf("config %+v", c)
+	}
+	if c.ServiceName != "llm-api" || !c.AuthAcceptJWT || string(c.EdgeIdentityJWKS) != edgeJWKS ||
+		!c.GuestLoginEnabled || c.GuestLoginClientID != "guest-login" || string(c.GuestLoginClientSecret) != guestSecret ||
+		c.GuestMaxPerHour != 1000 || c.GuestTTL != 24*time.Hour || c.GuestCleanupInterval != 10*time.Minute ||
+		len(c.GuestLimitPerIP) != 1 || c.GuestLimitPerIP[0].Rate != 5 || c.GuestLimitPerIP[0].Period != time.Hour ||
+		len(c.GuestSessionLimitPerIP) != 1 || c.GuestSessionLimitPerIP[0].Rate != 60 || c.GuestSessionLimitPerIP[0].Period != time.Minute {
+		t.Fatalf("edge identity / guest config %+v", c)
+	}
+}
+
+func TestEdgeIdentityAndGuestSettings(t *testing.T) {
+	vars, files := env()
+	vars["SERVICE_NAME"] = "llm-api-canary"
+	vars["AUTH_ACCEPT_JWT"] = "false"
+	delete(vars, "AUTH_ISSUER") // not needed without JWTs
+	vars["GUEST_LOGIN_LIMIT_PER_IP"] = "2/min, 10/h"
+	vars["GUEST_MAX_PER_HOUR"] = "50"
+	vars["GUEST_TTL"] = "2h"
+	vars["GUEST_CLEANUP_INTERVAL"] = "30s"
+	c, err := load(vars, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ServiceName != "llm-api-canary" || c.AuthAcceptJWT || len(c.GuestLimitPerIP) != 2 || c.GuestMaxPerHour != 50 ||
+		c.GuestTTL != 2*time.Hour || c.GuestCleanupInterval != 30*time.Second {
+		t.Fatalf("%+v", c)
+	}
+	// guest login off: no client secret needed, even in strict mode
+	vars, files = env()
+	vars["GUEST_LOGIN_ENABLED"] = "false"
+	delete(vars, "GUEST_LOGIN_CLIENT_SECRET_FILE")
+	if c, err := load(vars, files); err != nil || c.GuestLoginEnabled || c.GuestLoginClientSecret != nil {
+		t.Fatalf("guest login off: %+v %v", c, err)
 	}
 }
 
@@ -98,6 +152,27 @@ func TestStrictModeRefusesBadSecretsNamingTheVariable(t *testing.T) {
 		{"bad log level", func(v, f map[string]string) { v["LOG_LEVEL"] = "loud" }, "LOG_LEVEL"},
 		{"bad cache ttl", func(v, f map[string]string) { v["KEYCLOAK_CACHE_SECONDS"] = "61" }, "KEYCLOAK_CACHE_SECONDS"},
 		{"bad key env", func(v, f map[string]string) { v["API_KEY_ENV"] = "prod" }, "API_KEY_ENV"},
+		{"no edge jwks in strict mode", func(v, f map[string]string) { delete(v, "EDGE_IDENTITY_JWKS_FILE") }, "EDGE_IDENTITY_JWKS_FILE"},
+		{"unreadable edge jwks", func(v, f map[string]string) { v["EDGE_IDENTITY_JWKS_FILE"] = "/nope" }, "EDGE_IDENTITY_JWKS_FILE"},
+		{"edge jwks not a jwks", func(v, f map[string]string) { f["/run/edge/jwks.json"] = `{"keys":[]}x` }, "EDGE_IDENTITY_JWKS_FILE"},
+		{"edge jwks with a private key file", func(v, f map[string]string) { f["/run/edge/jwks.json"] = "-----BEGIN PRIVATE KEY-----" }, "EDGE_IDENTITY_JWKS_FILE"},
+		{"bad service name", func(v, f map[string]string) { v["SERVICE_NAME"] = "LLM API" }, "SERVICE_NAME"},
+		{"bad accept jwt", func(v, f map[string]string) { v["AUTH_ACCEPT_JWT"] = "sometimes" }, "AUTH_ACCEPT_JWT"},
+		{"missing guest-login secret", func(v, f map[string]string) { delete(v, "GUEST_LOGIN_CLIENT_SECRET_FILE") }, "GUEST_LOGIN_CLIENT_SECRET_FILE"},
+		{"short guest-login secret", func(v, f map[string]string) { f["/run/secrets/guest"] = "tiny" }, "GUEST_LOGIN_CLIENT_SECRET_FILE"},
+		{"placeholder guest-login secret", func(v, f map[string]string) { f["/run/secrets/guest"] = "changeme-changeme-1" }, "GUEST_LOGIN_CLIENT_SECRET_FILE"},
+		{"inline guest-login secret", func(v, f map[string]string) {
+			delete(v, "GUEST_LOGIN_CLIENT_SECRET_FILE")
+			v["GUEST_LOGIN_CLIENT_SECRET"] = guestSecret
+		}, "GUEST_LOGIN_CLIENT_SECRET"},
+		{"bad guest client id", func(v, f map[string]string) { v["GUEST_LOGIN_CLIENT_ID"] = "guest login" }, "GUEST_LOGIN_CLIENT_ID"},
+		{"bad per-ip limit", func(v, f map[string]string) { v["GUEST_LOGIN_LIMIT_PER_IP"] = "lots" }, "GUEST_LOGIN_LIMIT_PER_IP"},
+		{"zero per-ip limit", func(v, f map[string]string) { v["GUEST_LOGIN_LIMIT_PER_IP"] = "0/h" }, "GUEST_LOGIN_LIMIT_PER_IP"},
+		{"bad session limit", func(v, f map[string]string) { v["GUEST_SESSION_LIMIT_PER_IP"] = "5/fortnight" }, "GUEST_SESSION_LIMIT_PER_IP"},
+		{"bad global ceiling", func(v, f map[string]string) { v["GUEST_MAX_PER_HOUR"] = "0" }, "GUEST_MAX_PER_HOUR"},
+		{"guest ttl too short", func(v, f map[string]string) { v["GUEST_TTL"] = "1m" }, "GUEST_TTL"},
+		{"guest ttl not a duration", func(v, f map[string]string) { v["GUEST_TTL"] = "1 day" }, "GUEST_TTL"},
+		{"cleanup interval too short", func(v, f map[string]string) { v["GUEST_CLEANUP_INTERVAL"] = "1s" }, "GUEST_CLEANUP_INTERVAL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -111,7 +186,7 @@ func TestStrictModeRefusesBadSecretsNamingTheVariable(t *testing.T) {
 			if !strings.HasPrefix(msg, c.varName+":") || strings.Contains(msg, "\n") {
 				t.Fatalf("error %q does not start with %s:", msg, c.varName)
 			}
-			for _, s := range []string{pepper, token, kcSecret, redisPw, "Xk29vLq8"} {
+			for _, s := range []string{pepper, token, kcSecret, guestSecret, redisPw, "Xk29vLq8"} {
 				if strings.Contains(msg, s) {
 					t.Fatalf("error carries a secret: %q", msg)
 				}
@@ -133,8 +208,19 @@ func TestDevModeAcceptsInlineSecretsAndAuthOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Strict || c.AuthEnabled || c.RedisAddr != "" {
+	if c.Strict || c.AuthEnabled || c.RedisAddr != "" || c.GuestLoginClientSecret != nil || !c.GuestLoginEnabled {
 		t.Fatalf("%+v", c)
+	}
+	// dev mode with auth on and no edge JWKS: JWTs only; refusing JWTs too
+	// would accept nothing
+	dev := map[string]string{"STRICT": "false", "DATABASE_URL": "postgres://u:p@h/db", "KEYCLOAK_URL": "http://k",
+		"KEYCLOAK_CLIENT_SECRET": "dev", "AUTH_ISSUER": "http://k/realms/jan", "API_KEY_PEPPER": pepper, "INTERNAL_TOKEN": "dev"}
+	if c, err := load(dev, nil); err != nil || c.EdgeIdentityJWKS != nil || !c.AuthAcceptJWT {
+		t.Fatalf("dev without edge jwks: %+v %v", c, err)
+	}
+	dev["AUTH_ACCEPT_JWT"] = "false"
+	if _, err := load(dev, nil); err == nil || !strings.HasPrefix(err.Error(), "AUTH_ACCEPT_JWT:") {
+		t.Fatalf("nothing accepted: %v", err)
 	}
 	// the pepper minimum holds even in dev mode
 	_, err = load(map[string]string{"STRICT": "false", "DATABASE_URL": "postgres://u:p@h/db", "KEYCLOAK_URL": "http://k",

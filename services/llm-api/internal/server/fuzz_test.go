@@ -94,3 +94,65 @@ func FuzzCreateHandler(f *testing.F) {
 func callerAlice(*harness) *identity.Identity {
 	return &identity.Identity{Subject: "alice", RealmRoles: []string{"user"}, AuthMethod: identity.MethodJWT}
 }
+
+var sessionSeeds = []string{
+	`{"refresh_token":"eyJhbGciOiJIUzUxMiJ9.eyJ0eXAiOiJSZWZyZXNoIn0.c2ln"}`, `{"refresh_token":""}`, `{"refresh_token":null}`,
+	`{"refresh_token":1}`, `{"refresh_token":"a b"}`, `{"refresh_token":"\u0000"}`, `{}`, `{"x":1}`, `[]`, `null`, "",
+	`{"refresh_token":"a"}{}`, deep(100),
+}
+
+// The guest-login decoder accepts nothing but no body or {}.
+func FuzzDecodeGuestLogin(f *testing.F) {
+	for _, s := range append(sessionSeeds, bodySeeds...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if err := server.DecodeGuestLogin(body); err != nil {
+			checkDecodeErr(t, err)
+			return
+		}
+		if body != nil && strings.Trim(string(body), " \t\r\n{}") != "" {
+			t.Fatalf("accepted %q", body)
+		}
+	})
+}
+
+// The session decoder returns only tokens of JWT characters within the
+// bound, or a 4xx refusal.
+func FuzzDecodeSession(f *testing.F) {
+	for _, s := range append(sessionSeeds, bodySeeds...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		tok, err := server.DecodeSession(body)
+		if err != nil {
+			checkDecodeErr(t, err)
+			return
+		}
+		s := string(tok)
+		if s == "" || len(s) > server.MaxRefreshToken || strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+			t.Fatalf("accepted token %q", s)
+		}
+	})
+}
+
+// FuzzGuestRoutes runs bodies through the three guest routes against the
+// fake Keycloak: never a 5xx, every error JSON with a code.
+func FuzzGuestRoutes(f *testing.F) {
+	for _, s := range append(sessionSeeds, bodySeeds...) {
+		f.Add(s, uint8(0))
+		f.Add(s, uint8(1))
+		f.Add(s, uint8(2))
+	}
+	e := newGuestEnv(f, guestOpts{perIP: "1000000/s"})
+	paths := []string{"/auth/guest-login", "/auth/refresh", "/auth/logout"}
+	f.Fuzz(func(t *testing.T, body string, route uint8) {
+		r := e.post(paths[int(route)%len(paths)], body, "192.0.2.1:1000", nil)
+		if r.status >= 500 {
+			t.Fatalf("%d for %q: %s", r.status, body, r.body)
+		}
+		if r.status >= 400 && r.code() == "" {
+			t.Fatalf("%d without a code: %s", r.status, r.body)
+		}
+	})
+}

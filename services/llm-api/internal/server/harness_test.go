@@ -17,6 +17,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keystest"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/server"
@@ -72,6 +73,11 @@ type options struct {
 	includeEmail bool
 	authOff      bool
 	store        *keystest.MemStore
+	// auth replaces the JWT authenticator (X-Edge-Identity tests).
+	auth edgehttp.Authenticator
+	// guests turns the guest routes on; trusted sets TRUSTED_PROXIES.
+	guests  func(log zerolog.Logger) *guests.Service
+	trusted []string
 }
 
 func newHarness(t testing.TB, o options) *harness {
@@ -107,15 +113,22 @@ func newHarness(t testing.TB, o options) *harness {
 	}
 	t.Cleanup(v.Close)
 	var mw *edgehttp.Middleware
+	var auth edgehttp.Authenticator = &edgehttp.JWT{Verifier: v}
+	if o.auth != nil {
+		auth = o.auth
+	}
 	if !o.authOff {
-		mw, err = edgehttp.New(edgehttp.Config{Authenticator: &edgehttp.JWT{Verifier: v},
+		mw, err = edgehttp.New(edgehttp.Config{Authenticator: auth,
 			Policy: identity.Policy{AuthMethods: []string{identity.MethodJWT}, ForbiddenRoles: []string{identity.RoleGuest}}, Logger: log})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
 	cfg := server.Config{Keys: h.svc, Auth: mw, InternalToken: []byte(internalToken), IncludeEmail: o.includeEmail,
-		Ready: func(context.Context) error { return h.store.Fail }, Logger: log}
+		Ready: func(context.Context) error { return h.store.Fail }, Logger: log, TrustedProxies: o.trusted}
+	if o.guests != nil {
+		cfg.Guests = o.guests(log)
+	}
 	if h.public, err = server.Public(cfg); err != nil {
 		t.Fatal(err)
 	}

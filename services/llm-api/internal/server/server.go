@@ -1,6 +1,7 @@
 // Package server is llm-api's HTTP layer (gin): the public router (API-key
-// management under /auth/api-keys, authenticated by pkg/edgehttp) and the
-// internal router (/internal/api-keys/validate for the edge, /healthz,
+// management under /auth/api-keys, authenticated by pkg/edgehttp; guest
+// sessions under /auth/guest-login, /auth/refresh and /auth/logout, limited
+// per client address) and the internal router (/internal/api-keys/validate for the edge, /healthz,
 // /readyz), which listen on separate ports. It decodes and bounds every
 // input, maps package keys' errors to JSON answers with stable codes, and
 // logs each request with its request id — never a key, token or secret.
@@ -19,6 +20,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
@@ -45,6 +47,11 @@ type Config struct {
 	// TrustedProxies are the gateway addresses or prefixes whose
 	// X-Forwarded-For gin believes (none by default; never everything).
 	TrustedProxies []string
+	// Guests runs guest login, refresh and logout (/auth/guest-login,
+	// /auth/refresh, /auth/logout: no authentication, per-IP limits). Nil:
+	// guest sessions are disabled and those routes answer 503
+	// guest_login_disabled.
+	Guests *guests.Service
 	// Ready reports whether the database is reachable (/readyz).
 	Ready  func(ctx context.Context) error
 	Logger zerolog.Logger
@@ -112,6 +119,15 @@ func Public(cfg Config) (http.Handler, error) {
 	g.GET("", h.list)
 	g.DELETE("/:id", h.revoke)
 	g.POST("/:id/rotate", h.rotate)
+	if cfg.Guests != nil {
+		e.POST("/auth/guest-login", h.guestLogin)
+		e.POST("/auth/refresh", h.refresh)
+		e.POST("/auth/logout", h.logout)
+	} else {
+		for _, p := range []string{"/auth/guest-login", "/auth/refresh", "/auth/logout"} {
+			e.POST(p, guestsOff)
+		}
+	}
 	return e, nil
 }
 

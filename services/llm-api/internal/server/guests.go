@@ -1,0 +1,240 @@
+package server
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/ratelimit"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
+	"github.com/gin-gonic/gin"
+)
+
+// Body limits of the guest-session endpoints.
+const (
+	MaxGuestLoginBody = 1 << 10
+	MaxSessionBody    = 16 << 10
+	// MaxRefreshToken bounds a refresh token (Keycloak's are JWTs of about
+	// 0.5–2 KiB).
+	MaxRefreshToken = 8 << 10
+)
+
+// GuestLoginRequest is the (optional) body of POST /auth/guest-login: empty
+// or {}. Nothing the client sends shapes the guest.
+type GuestLoginRequest struct{}
+
+// DecodeGuestLogin accepts no body or an empty JSON object.
+func DecodeGuestLogin(body []byte) *decodeError {
+	if body == nil {
+		return nil
+	}
+	var req GuestLoginRequest
+	return decodeJSON(body, &req)
+}
+
+// SessionRequest is the body of POST /auth/refresh and POST /auth/logout.
+type SessionRequest struct {
+	RefreshToken *string `json:"refresh_token"`
+}
+
+// DecodeSession decodes a refresh/logout body: one JSON object with a
+// refresh_token of JWT characters ([A-Za-z0-9._-]), at most MaxRefreshToken
+// long. Anything else is 400 before Keycloak is asked.
+func DecodeSession(body []byte) (guests.Secret, *decodeError) {
+	if body == nil {
+		return "", &decodeError{http.StatusBadRequest, "invalid_json", "request body is required"}
+	}
+	var req SessionRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return "", err
+	}
+	if req.RefreshToken == nil || *req.RefreshToken == "" {
+		return "", &decodeError{http.StatusBadRequest, "invalid_refresh_token", "refresh_token is required"}
+	}
+	t := *req.RefreshToken
+	if len(t) > MaxRefreshToken || !tokenChars(t) {
+		return "", &decodeError{http.StatusBadRequest, "invalid_refresh_token", "refresh_token is not a token"}
+	}
+	return guests.Secret(t), nil
+}
+
+func tokenChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// TokenResponse is the answer of guest login and refresh: the tokens and
+// their lifetimes, nothing else (no ID token, no session state, never the
+// guest's password).
+type TokenResponse struct {
+	AccessToken      string `json:"access_token"`
+	RefreshToken     string `json:"refresh_token"`
+	ExpiresIn        int    `json:"expires_in"`
+	RefreshExpiresIn int    `json:"refresh_expires_in"`
+	TokenType        string `json:"token_type"`
+}
+
+func tokenResponse(t *guests.Tokens) TokenResponse {
+	tt := t.TokenType
+	if tt == "" || strings.EqualFold(tt, "bearer") {
+		tt = "Bearer"
+	}
+	return TokenResponse{AccessToken: string(t.AccessToken), RefreshToken: string(t.RefreshToken),
+		ExpiresIn: t.ExpiresIn, RefreshExpiresIn: t.RefreshExpiresIn, TokenType: tt}
+}
+
+// clientAddr is the client address as gin sees it: the peer, or — only when
+// the peer is one of TRUSTED_PROXIES — the rightmost untrusted
+// X-Forwarded-For address.
+func clientAddr(c *gin.Context) netip.Addr {
+	a, err := netip.ParseAddr(c.ClientIP())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// guestsOff answers the guest routes when guest login is disabled.
+func guestsOff(c *gin.Context) {
+	abort(c, http.StatusServiceUnavailable, "guest_login_disabled", "guest sessions are disabled on this server")
+}
+
+func (h *handlers) guestLogin(c *gin.Context) {
+	body, ok := h.body(c, MaxGuestLoginBody)
+	if !ok {
+		return
+	}
+	if derr := DecodeGuestLogin(body); derr != nil {
+		abort(c, derr.status, derr.code, derr.message)
+		return
+	}
+	res, err := h.cfg.Guests.AdmitLogin(c.Request.Context(), clientAddr(c))
+	if !admitted(c, res, err) {
+		return
+	}
+	toks, err := h.cfg.Guests.Login(c.Request.Context())
+	if err != nil {
+		guestFail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+	c.JSON(http.StatusOK, tokenResponse(toks))
+}
+
+func (h *handlers) session(c *gin.Context) (guests.Secret, bool) {
+	body, ok := h.body(c, MaxSessionBody)
+	if !ok {
+		return "", false
+	}
+	tok, derr := DecodeSession(body)
+	if derr != nil {
+		abort(c, derr.status, derr.code, derr.message)
+		return "", false
+	}
+	res, err := h.cfg.Guests.AdmitSession(c.Request.Context(), clientAddr(c))
+	return tok, admitted(c, res, err)
+}
+
+func (h *handlers) refresh(c *gin.Context) {
+	tok, ok := h.session(c)
+	if !ok {
+		return
+	}
+	toks, err := h.cfg.Guests.Refresh(c.Request.Context(), tok)
+	if err != nil {
+		guestFail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+	c.JSON(http.StatusOK, tokenResponse(toks))
+}
+
+func (h *handlers) logout(c *gin.Context) {
+	tok, ok := h.session(c)
+	if !ok {
+		return
+	}
+	if err := h.cfg.Guests.Logout(c.Request.Context(), tok); err != nil {
+		guestFail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Status(http.StatusNoContent)
+}
+
+// admitted sets the rate-limit headers of a decision and answers a denial
+// (429 rate_limited with Retry-After) or a limiter failure (503).
+func admitted(c *gin.Context, res ratelimit.Result, err error) bool {
+	setRateHeaders(c, res)
+	var lim *guests.LimitedError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &lim):
+		logger(c).Info().Str("reason", "rate_limited").Str("scope", lim.Scope).Msg("guest session request limited")
+		c.Header("Retry-After", strconv.Itoa(max(1, ceilSeconds(lim.Result.RetryAfter()))))
+		msg := "too many guest sessions from this address; try again later"
+		if lim.Scope == "global" {
+			msg = "guest sessions are limited right now; try again later"
+		}
+		abort(c, http.StatusTooManyRequests, "rate_limited", msg)
+	default:
+		logger(c).Error().Err(err).Msg("rate limiter failed")
+		c.Header("Retry-After", "5")
+		abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
+	}
+	return false
+}
+
+// setRateHeaders writes RateLimit-Limit/-Remaining/-Reset of the deciding
+// limit and X-RateLimit-Limit-<Window>/-Remaining-<Window> of each.
+func setRateHeaders(c *gin.Context, res ratelimit.Result) {
+	if len(res.Limits) == 0 {
+		return
+	}
+	d := res.Decided()
+	c.Header("RateLimit-Limit", strconv.Itoa(d.Limit.Rate))
+	c.Header("RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	c.Header("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.ResetAfter)))
+	for _, l := range res.Limits {
+		w := l.Limit.Name
+		if w != "" {
+			w = strings.ToUpper(w[:1]) + w[1:]
+		}
+		c.Header("X-RateLimit-Limit-"+w, strconv.Itoa(l.Limit.Rate))
+		c.Header("X-RateLimit-Remaining-"+w, strconv.Itoa(l.Remaining))
+	}
+}
+
+func ceilSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int(math.Ceil(d.Seconds()))
+}
+
+// guestFail maps an error of package guests to its answer; Keycloak's
+// answer is never echoed.
+func guestFail(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, guests.ErrInvalidGrant):
+		abort(c, http.StatusUnauthorized, "invalid_grant", "the refresh token is invalid, expired or revoked")
+	case errors.Is(err, guests.ErrIdP):
+		abort(c, http.StatusBadGateway, "idp_error", "the identity provider could not complete the request")
+	default:
+		logger(c).Error().Err(err).Msg("guest request failed")
+		c.Header("Retry-After", "5")
+		abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
+	}
+}

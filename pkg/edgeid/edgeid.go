@@ -87,7 +87,7 @@ func NewSigner(key ed25519.PrivateKey, kid string) (*Signer, error) {
 }
 
 // LoadSigner reads a PEM PKCS#8 Ed25519 private key file (what
-// `edgectl edge-key generate` writes). The key id is the key's thumbprint.
+// WriteKeyFiles and compose/gen-secrets.sh write). The key id is the key's thumbprint.
 func LoadSigner(path string) (*Signer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

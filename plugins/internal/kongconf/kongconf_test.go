@@ -156,6 +156,11 @@ func TestRepositoryKongYMLStripsNoPathAndGuardsEveryRoute(t *testing.T) {
 	for _, ref := range c.PluginConfigs("header-guard") {
 		guarded[ref.Route] = ref.Enabled
 	}
+	for _, ref := range c.PluginConfigs("edgeguard") { // the all-in-one runs header-guard as its first section
+		if _, ok := ref.Config["header_guard"].(map[string]any); ok {
+			guarded[ref.Route] = ref.Enabled
+		}
+	}
 	for _, s := range c.Services {
 		for _, r := range s.Routes {
 			if r.StripPathOrDefault() {

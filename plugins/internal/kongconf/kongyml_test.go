@@ -105,12 +105,34 @@ func effectivePlugins(c *Config, ro routeOf) map[string]map[string]any {
 		}
 	}
 	all := func(Plugin) bool { return true }
+	defer expandAllInOne(out)
 	add(ro.route.Plugins, all)
 	add(c.Plugins, func(p Plugin) bool { return string(p.Route) == ro.route.Name })
 	add(ro.service.Plugins, all)
 	add(c.Plugins, func(p Plugin) bool { return p.Route == "" && string(p.Service) == ro.service.Name })
 	add(c.Plugins, func(p Plugin) bool { return p.Route == "" && p.Service == "" })
 	return out
+}
+
+// allInOneSections maps the all-in-one edgeguard plugin's sections to the
+// separate plugins they run.
+var allInOneSections = map[string]string{
+	"header_guard": "header-guard", "jwt": "keycloak-jwt", "apikey": "keycloak-apikey", "ratelimit": "redis-ratelimit",
+}
+
+// expandAllInOne replaces an edgeguard plugin by its sections, so every
+// route check applies to what actually runs (a route must not carry both).
+func expandAllInOne(ps map[string]map[string]any) {
+	eg, ok := ps["edgeguard"]
+	if !ok {
+		return
+	}
+	delete(ps, "edgeguard")
+	for section, plugin := range allInOneSections {
+		if cfg, ok := eg[section].(map[string]any); ok {
+			ps[plugin] = cfg
+		}
+	}
 }
 
 func TestKongYMLRoutesAreDesignsTable(t *testing.T) {

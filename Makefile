@@ -1,7 +1,7 @@
 # edgeguard — build, test, lint, bench. See README.md.
 SHELL := /bin/bash
 GO ?= go
-MODULES := pkg plugins cli services/llm-api tests/e2e tests/deploy
+MODULES := $(shell ./scripts/modules.sh)
 BIN := $(CURDIR)/bin
 PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey edgeguard devgateway
 STATICCHECK_VERSION := v0.8.2

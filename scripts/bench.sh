@@ -18,7 +18,7 @@ eval "export $(scripts/redis.sh start)"
 eval "export $(scripts/postgres.sh start)"
 export EDGEGUARD_TEST_PG_DSN="$PG_DSN"
 
-for m in pkg plugins cli services/llm-api tests/e2e tests/deploy; do
+for m in $("$ROOT/scripts/modules.sh"); do
 	log "benchmarks in $m (count $COUNT, benchtime $BENCHTIME)"
 	(cd "$m" && go test -run '^$' -bench . -benchmem -count "$COUNT" -benchtime "$BENCHTIME" ./...) | tee "$out/$m.txt"
 done

@@ -6,7 +6,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 t=${1:-20s}
-for m in pkg plugins cli services/llm-api tests/e2e tests/deploy; do
+for m in $("$ROOT/scripts/modules.sh"); do
 	(
 		cd "$m"
 		for pkg in $(go list ./...); do

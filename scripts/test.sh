@@ -47,7 +47,7 @@ fi
 
 export EDGEGUARD_BIN="$ROOT/bin"
 status=0
-for m in pkg plugins cli services/llm-api tests/e2e tests/deploy; do
+for m in $("$ROOT/scripts/modules.sh"); do
 	log "go test -race ./... in $m"
 	(cd "$m" && go test -race -count=1 -timeout 10m ./...) || status=1
 done

@@ -58,8 +58,8 @@ type App struct {
 	Keys    *keys.Service
 	Usage   *keys.Usage
 	Sweeper *keys.Sweeper
-	// Guests is nil when guest login is off; Cleaner is nil when
-	// GUEST_LOGIN_ENABLED is false.
+	// Guests and Cleaner are nil when guest login is off
+	// (GUEST_LOGIN_ENABLED=false, or no guest-login secret with STRICT=false).
 	Guests   *guests.Service
 	Cleaner  *guests.Cleaner
 	Public   http.Handler
@@ -225,12 +225,10 @@ func (a *App) guests(cfg *config.Config, deps Deps, src *keycloak.Source, now fu
 	if dir == nil {
 		dir = src
 	}
-	a.Cleaner = &guests.Cleaner{Directory: dir, TTL: cfg.GuestTTL, Interval: cfg.GuestCleanupInterval, Now: now,
-		Logger: log.With().Str("component", "guest-cleanup").Logger()}
 	issuer := deps.GuestIssuer
 	if issuer == nil {
 		if cfg.GuestLoginClientSecret == nil {
-			log.Warn().Msg("GUEST_LOGIN_CLIENT_SECRET_FILE unset (STRICT=false): guest routes answer 503 guest_login_disabled")
+			log.Warn().Msg("GUEST_LOGIN_CLIENT_SECRET_FILE unset (STRICT=false): guest routes answer 503 guest_login_disabled; no guest cleanup")
 			return nil
 		}
 		gt, err := keycloak.NewGuestTokens(keycloak.Config{URL: cfg.KeycloakURL, Realm: cfg.KeycloakRealm,
@@ -254,6 +252,8 @@ func (a *App) guests(cfg *config.Config, deps Deps, src *keycloak.Source, now fu
 			return fmt.Errorf("guest limits: %w", err)
 		}
 	}
+	a.Cleaner = &guests.Cleaner{Directory: dir, TTL: cfg.GuestTTL, Interval: cfg.GuestCleanupInterval, Now: now,
+		Logger: log.With().Str("component", "guest-cleanup").Logger()}
 	var err error
 	a.Guests, err = guests.New(guests.Config{Directory: dir, Issuer: issuer, Limiter: lim,
 		PerIP: cfg.GuestLimitPerIP, MaxPerHour: cfg.GuestMaxPerHour, SessionPerIP: cfg.GuestSessionLimitPerIP, Logger: log})

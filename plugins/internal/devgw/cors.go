@@ -49,6 +49,8 @@ type cors struct {
 	maxAge   string
 }
 
+var _ step = (*cors)(nil)
+
 // regexMagic is what makes Kong treat an origin as a regex.
 var regexMagic = regexp.MustCompile(`[^A-Za-z0-9.:/-]`)
 

@@ -102,6 +102,8 @@ type Gateway struct {
 	notEmulated []string
 }
 
+var _ http.Handler = (*Gateway)(nil)
+
 // New builds the gateway of o.Config: services with their effective URLs,
 // routes with their plugin chains (configs decoded as Kong hands them to the
 // plugins; each instance provisioned once, on first use or Warm). Plugins it
@@ -562,6 +564,8 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // copyBuffers lends the reverse proxy its 32 KiB body-copy buffers (it
 // would allocate one per request).
 type copyBuffers struct{}
+
+var _ httputil.BufferPool = copyBuffers{}
 
 var bufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 

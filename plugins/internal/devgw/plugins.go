@@ -105,6 +105,8 @@ type edgeStep struct {
 	rt        pluginrt.Instance[pluginrt.Handler]
 }
 
+var _ step = (*edgeStep)(nil)
+
 func (s *edgeStep) handler() (pluginrt.Handler, error) { return s.rt.Get(s.name, s.provision) }
 
 func (s *edgeStep) run(ex *Exchange) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
@@ -33,6 +32,8 @@ type sizeLimit struct {
 	limit   int64
 	require bool
 }
+
+var _ step = (*sizeLimit)(nil)
 
 var sizeUnits = map[string]int64{"bytes": 1, "kilobytes": 1 << 10, "megabytes": 1 << 20}
 
@@ -94,9 +95,8 @@ func (s *sizeLimit) run(ex *Exchange) {
 	}
 	_ = r.Body.Close()
 	r.Body = io.NopCloser(bytes.NewReader(data))
-	r.ContentLength = int64(len(data))
+	r.ContentLength = int64(len(data)) // forwarded with a length, as Kong does after buffering
 	r.TransferEncoding = nil
-	r.Header.Set("Content-Length", strconv.Itoa(len(data)))
 }
 
 func (s *sizeLimit) refuse(ex *Exchange) {

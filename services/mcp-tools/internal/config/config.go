@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,10 +73,8 @@ type Config struct {
 	ApprovalMaxPendingUser int
 }
 
-// Bounds and minimum secret lengths.
-const (
-	MinSandboxToken = 16
-)
+// MinSandboxToken is the shortest SANDBOX_TOKEN accepted in strict mode.
+const MinSandboxToken = 16
 
 // placeholders are values that mark an unset secret.
 var placeholders = []string{"changeme", "change-me", "change_me", "secret", "password", "default", "example",
@@ -83,10 +82,9 @@ var placeholders = []string{"changeme", "change-me", "change_me", "secret", "pas
 
 func isPlaceholder(v []byte) bool {
 	s := strings.ToLower(string(v))
-	for _, p := range placeholders {
-		if s == p || strings.Contains(s, "changeme") || strings.Contains(s, "change-me") {
-			return true
-		}
+	if slices.Contains(placeholders, s) ||
+		strings.Contains(s, "changeme") || strings.Contains(s, "change-me") || strings.Contains(s, "change_me") {
+		return true
 	}
 	return len(s) > 0 && strings.Count(s, s[:1]) == len(s) // one repeated character
 }

@@ -1,0 +1,136 @@
+package config
+
+import (
+	"fmt"
+	"io/fs"
+	"strings"
+	"testing"
+	"time"
+)
+
+var files = map[string]string{
+	"/run/secrets/edge.jwks":      `{"keys":[]}`,
+	"/run/secrets/empty":          "\n",
+	"/run/secrets/sandbox-token":  "Zq3v9WmX2kLp8RtY5nB7cD1f\n",
+	"/run/secrets/sandbox-short":  "abc",
+	"/run/secrets/sandbox-change": "changeme-changeme-changeme",
+}
+
+func load(env map[string]string) (*Config, error) {
+	return Load(func(k string) string { return env[k] }, func(p string) ([]byte, error) {
+		if v, ok := files[p]; ok {
+			return []byte(v), nil
+		}
+		return nil, fs.ErrNotExist
+	})
+}
+
+func base(kv ...string) map[string]string {
+	env := map[string]string{"EDGE_IDENTITY_JWKS_FILE": "/run/secrets/edge.jwks"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		env[kv[i]] = kv[i+1]
+	}
+	return env
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(base())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint(true, ":8080", ":8081", "mcp-tools", false, []string{"jan-api"}, int64(256<<10), 60*time.Second,
+		64<<10, 10*time.Second, "", 30*time.Second, 64<<10, true, 10*time.Minute, 1000, 10)
+	got := fmt.Sprint(c.Strict, c.ListenAddr, c.InternalListenAddr, c.ServiceName, c.AuthAcceptJWT, c.AuthAudience, c.MaxBodyBytes,
+		c.ToolTimeout, c.FetchMaxBytes, c.FetchTimeout, c.SandboxURL, c.SandboxTimeout, c.SandboxMaxCodeBytes,
+		c.RequireApproval, c.ApprovalTTL, c.ApprovalMaxPending, c.ApprovalMaxPendingUser)
+	if got != want {
+		t.Fatalf("defaults\n got %s\nwant %s", got, want)
+	}
+	if string(c.EdgeJWKS) != files["/run/secrets/edge.jwks"] || c.SandboxToken != nil {
+		t.Fatalf("files: %q %v", c.EdgeJWKS, c.SandboxToken)
+	}
+}
+
+func TestJWTOnlyIsAValidSetUp(t *testing.T) {
+	c, err := load(map[string]string{"AUTH_ACCEPT_JWT": "true", "AUTH_ISSUER": "https://id.example/realms/jan",
+		"AUTH_JWKS_URL": "http://keycloak:8080/realms/jan/protocol/openid-connect/certs", "AUTH_AUDIENCE": "jan-api, other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.EdgeJWKS != nil || !c.AuthAcceptJWT || len(c.AuthAudience) != 2 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestSandboxTokenFromAFile(t *testing.T) {
+	c, err := load(base("SANDBOX_URL", "http://sandbox:8080", "SANDBOX_TOKEN_FILE", "/run/secrets/sandbox-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(c.SandboxToken) != "Zq3v9WmX2kLp8RtY5nB7cD1f" {
+		t.Fatal("token not read or not trimmed")
+	}
+	if s := fmt.Sprintf("%v %+v %#v %s", c.SandboxToken, c.SandboxToken, c.SandboxToken, c.SandboxToken); strings.Contains(s, "Zq3v") {
+		t.Fatalf("the secret printed: %s", s)
+	}
+	// dev mode: inline accepted
+	c, err = load(base("STRICT", "false", "SANDBOX_TOKEN", "short"))
+	if err != nil || string(c.SandboxToken) != "short" {
+		t.Fatalf("inline in dev: %v", err)
+	}
+}
+
+func TestBadConfigurationIsRefusedWithTheVariableName(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "EDGE_IDENTITY_JWKS_FILE: required unless AUTH_ACCEPT_JWT"},
+		{map[string]string{"STRICT": "false"}, "EDGE_IDENTITY_JWKS_FILE: required unless AUTH_ACCEPT_JWT"},
+		{map[string]string{"EDGE_IDENTITY_JWKS_FILE": "/nope"}, "EDGE_IDENTITY_JWKS_FILE: cannot read /nope"},
+		{map[string]string{"EDGE_IDENTITY_JWKS_FILE": "/run/secrets/empty"}, "EDGE_IDENTITY_JWKS_FILE: /run/secrets/empty is empty"},
+		{map[string]string{"AUTH_ACCEPT_JWT": "true"}, "AUTH_ISSUER: required when AUTH_ACCEPT_JWT is true"},
+		{map[string]string{"AUTH_ACCEPT_JWT": "yes please"}, "AUTH_ACCEPT_JWT: "},
+		{map[string]string{"AUTH_ACCEPT_JWT": "true", "AUTH_ISSUER": "id.example"}, "AUTH_ISSUER: not an absolute http(s) URL"},
+		{map[string]string{"AUTH_ACCEPT_JWT": "true", "AUTH_ISSUER": "https://id.example", "AUTH_JWKS_URL": "https://u:p@x/"}, "AUTH_JWKS_URL: must not carry"},
+		{base("STRICT", "maybe"), "STRICT: "},
+		{base("LISTEN_ADDR", ":9000", "INTERNAL_LISTEN_ADDR", ":9000"), "INTERNAL_LISTEN_ADDR: must differ"},
+		{base("TRUSTED_PROXIES", "10.0.0.1,0.0.0.0/0"), "TRUSTED_PROXIES: "},
+		{base("LOG_LEVEL", "loud"), "LOG_LEVEL: "},
+		{base("MCP_MAX_BODY_BYTES", "10"), "MCP_MAX_BODY_BYTES: "},
+		{base("MCP_MAX_BODY_BYTES", "8000000"), "MCP_MAX_BODY_BYTES: "},
+		{base("TOOL_TIMEOUT_SECONDS", "0"), "TOOL_TIMEOUT_SECONDS: "},
+		{base("FETCH_URL_MAX_BYTES", "-1"), "FETCH_URL_MAX_BYTES: "},
+		{base("FETCH_URL_TIMEOUT_SECONDS", "90"), "FETCH_URL_TIMEOUT_SECONDS: exceeds TOOL_TIMEOUT_SECONDS"},
+		{base("SANDBOX_URL", "sandbox:8080"), "SANDBOX_URL: not an absolute http(s) URL"},
+		{base("SANDBOX_URL", "http://sandbox:8080/?token=x"), "SANDBOX_URL: must not carry"},
+		{base("SANDBOX_TIMEOUT_SECONDS", "61"), "SANDBOX_TIMEOUT_SECONDS: exceeds TOOL_TIMEOUT_SECONDS"},
+		{base("SANDBOX_MAX_CODE_BYTES", "300000"), "SANDBOX_MAX_CODE_BYTES: must be below MCP_MAX_BODY_BYTES"},
+		{base("SANDBOX_FUSION_REQUIRE_APPROVAL", "nope"), "SANDBOX_FUSION_REQUIRE_APPROVAL: "},
+		{base("APPROVAL_TTL", "10"), "APPROVAL_TTL: "},
+		{base("APPROVAL_TTL", "30s"), "APPROVAL_TTL: "},
+		{base("APPROVAL_TTL", "48h"), "APPROVAL_TTL: "},
+		{base("APPROVAL_MAX_PENDING", "0"), "APPROVAL_MAX_PENDING: "},
+		{base("APPROVAL_MAX_PENDING", "5", "APPROVAL_MAX_PENDING_PER_USER", "6"), "APPROVAL_MAX_PENDING_PER_USER: exceeds"},
+		{base("SANDBOX_TOKEN", "Zq3v9WmX2kLp8RtY5nB7cD1f"), "SANDBOX_TOKEN: set SANDBOX_TOKEN_FILE"},
+		{base("SANDBOX_TOKEN_FILE", "/nope"), "SANDBOX_TOKEN_FILE: cannot read /nope"},
+		{base("SANDBOX_TOKEN_FILE", "/run/secrets/empty"), "SANDBOX_TOKEN_FILE: /run/secrets/empty is empty"},
+		{base("SANDBOX_TOKEN_FILE", "/run/secrets/sandbox-short"), "SANDBOX_TOKEN_FILE: 3 bytes, at least 16"},
+		{base("SANDBOX_TOKEN_FILE", "/run/secrets/sandbox-change"), "SANDBOX_TOKEN_FILE: a placeholder"},
+	} {
+		_, err := load(tc.env)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want prefix %q", tc.env, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "Zq3v") {
+			t.Errorf("the error shows the secret: %v", err)
+		}
+	}
+}
+
+func TestSecretNeverEncodes(t *testing.T) {
+	b, err := Secret("x").MarshalJSON()
+	if err != nil || string(b) != `"[secret]"` {
+		t.Fatal(string(b), err)
+	}
+}

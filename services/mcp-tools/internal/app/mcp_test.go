@@ -265,3 +265,25 @@ func TestWithoutASandboxRunPythonIsNotOffered(t *testing.T) {
 		t.Fatalf("tools = %v", names)
 	}
 }
+
+// TestBehindAGatewayOnTheSameHost: the gateway forwards its public Host
+// header to a loopback listener (the dev gateway does); authentication, not
+// the Host, decides.
+func TestBehindAGatewayOnTheSameHost(t *testing.T) {
+	h := newHarness(t)
+	hc := h.jwtClient(h.userToken("alice", "user"))
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/mcp",
+		strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}`))
+	req.Host = "gw.example"
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}

@@ -112,6 +112,15 @@ func Public(cfg Config) (http.Handler, error) {
 		Stateless:           true,
 		JSONResponse:        true,
 		MaxRequestBodyBytes: cfg.MaxBodyBytes,
+		// A client that goes away cancels its tool call (protocol
+		// 2026-07-28 and later; older ones end at the tool timeout).
+		PropagateRequestCancellation: true,
+		// The SDK refuses a non-loopback Host on a loopback listener (DNS
+		// rebinding against unauthenticated local servers). Here every
+		// request carries a verified credential, and behind a gateway on
+		// the same host (the dev gateway, a sidecar) the Host is the
+		// gateway's public name: the check would only break those set-ups.
+		DisableLocalhostProtection: true,
 	})
 	// Authentication first: nothing reads a body for an anonymous caller.
 	e.POST(PathMCP, ginedge.Authenticate(cfg.MCPAuth), requireJSON, limitBody(cfg.MaxBodyBytes), gin.WrapH(mcpHandler))

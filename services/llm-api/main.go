@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/redact"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/app"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/config"
 	"github.com/rs/zerolog"
@@ -24,7 +25,7 @@ func main() {
 		os.Exit(2)
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
-	log := zerolog.New(os.Stderr).Level(cfg.LogLevel).With().Timestamp().Str("service", "llm-api").Logger()
+	log := zerolog.New(redact.Writer(os.Stderr)).Level(cfg.LogLevel).With().Timestamp().Str("service", "llm-api").Logger()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -77,6 +77,7 @@ func (h *handlers) upload(c *gin.Context) {
 	}
 	mr, err := multipartReader(ct, body)
 	if err != nil {
+		closeConn(c)
 		abort(c, http.StatusBadRequest, "invalid_multipart", err.Error())
 		return
 	}

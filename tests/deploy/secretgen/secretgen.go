@@ -40,6 +40,7 @@ const (
 	KeycloakAdminPassword   = "keycloak_admin_password"
 	LLMAPIClientSecret      = "keycloak_llm_api_client_secret"
 	GuestLoginClientSecret  = "keycloak_guest_login_client_secret"
+	MediaURLSigningKey      = "media_url_signing_key"
 	DefaultDatabaseHostPort = "postgres:5432"
 )
 
@@ -48,7 +49,7 @@ const (
 // quoting in a URL or a shell).
 var Random = []string{
 	RedisPassword, InternalToken, APIKeyPepper, PostgresPassword, LLMAPIDBPassword,
-	KeycloakDBPassword, KeycloakAdminPassword, LLMAPIClientSecret, GuestLoginClientSecret,
+	KeycloakDBPassword, KeycloakAdminPassword, LLMAPIClientSecret, GuestLoginClientSecret, MediaURLSigningKey,
 }
 
 // All lists every file Generate writes.

@@ -91,7 +91,8 @@ type User struct {
 }
 
 // Approval is a snapshot of one approval. Payload is the exact payload (the
-// code) for the admins who decide; it is never logged.
+// code) for the admins who decide, kept while the approval is pending or
+// approved (PayloadHash stays); it is never logged.
 type Approval struct {
 	ID          string    `json:"id"`
 	Tool        string    `json:"tool"`
@@ -173,11 +174,15 @@ func (e *entry) snapshot(now time.Time) Approval {
 
 // sweep drops entries that ended (expired, used, denied) more than one TTL
 // ago: for one TTL they still answer "expired"/"used" instead of "not
-// found". Caller holds mu.
+// found", without their payload (memory holds the code of pending and
+// approved approvals only). Caller holds mu.
 func (s *Store) sweep(now time.Time) {
 	for id, e := range s.m {
-		if now.After(e.a.ExpiresAt.Add(s.cfg.TTL)) {
+		switch {
+		case now.After(e.a.ExpiresAt.Add(s.cfg.TTL)):
 			delete(s.m, id)
+		case e.state(now) == StateExpired:
+			e.a.Payload = ""
 		}
 	}
 }
@@ -291,7 +296,7 @@ func (s *Store) Decide(id string, admin User, approve bool) (Approval, error) {
 		e.a.State = StateApproved
 		e.a.ExpiresAt = now.Add(s.cfg.TTL)
 	} else {
-		e.a.State = StateDenied
+		e.a.State, e.a.Payload = StateDenied, ""
 	}
 	return e.snapshot(now), nil
 }
@@ -331,6 +336,6 @@ func (s *Store) Consume(id string, u User, tool string, payload []byte) (Approva
 	if err != nil {
 		return e.snapshot(now), err
 	}
-	e.a.State = StateUsed
+	e.a.State, e.a.Payload = StateUsed, ""
 	return e.snapshot(now), nil
 }

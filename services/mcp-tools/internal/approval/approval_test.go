@@ -89,7 +89,7 @@ func TestTheLifecycleOfAnApproval(t *testing.T) {
 		}
 	}
 	u, err := s.Consume(a.ID, alice, "run_python", code)
-	if err != nil || u.State != StateUsed {
+	if err != nil || u.State != StateUsed || u.Payload != "" || u.PayloadHash != a.PayloadHash {
 		t.Fatalf("consume = %+v, %v", u, err)
 	}
 	if _, err := s.Consume(a.ID, alice, "run_python", code); !errors.Is(err, ErrUsed) {
@@ -113,6 +113,12 @@ func TestApprovalsExpire(t *testing.T) {
 	if _, err := s.Consume(a.ID, alice, "run_python", []byte("x")); !errors.Is(err, ErrExpired) {
 		t.Fatalf("consume: %v", err)
 	}
+	if _, err := s.Request(bob, "run_python", []byte("z")); err != nil { // sweeps
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(a.ID); got.Payload != "" || got.PayloadHash == "" {
+		t.Fatalf("expired approval keeps its payload: %+v", got)
+	}
 	// one more TTL later it is gone (swept on the next request)
 	clk.Add(time.Minute + time.Second)
 	if _, err := s.Request(bob, "run_python", []byte("y")); err != nil {
@@ -126,7 +132,7 @@ func TestApprovalsExpire(t *testing.T) {
 func TestDeniedApprovalsCannotBeUsed(t *testing.T) {
 	s, _ := newStore(Config{})
 	a, _ := s.Request(alice, "run_python", []byte("x"))
-	if d, err := s.Decide(a.ID, carol, false); err != nil || d.State != StateDenied {
+	if d, err := s.Decide(a.ID, carol, false); err != nil || d.State != StateDenied || d.Payload != "" {
 		t.Fatalf("deny = %+v, %v", d, err)
 	}
 	if _, err := s.Consume(a.ID, alice, "run_python", []byte("x")); !errors.Is(err, ErrDenied) {

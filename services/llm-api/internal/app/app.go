@@ -20,6 +20,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/apikey"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
@@ -164,7 +165,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 		log.Warn().Msg("AUTH_ENABLED=false (STRICT=false): API-key management answers 503 auth_disabled")
 	}
 
-	scfg := server.Config{Keys: a.Keys, Auth: mw, Guests: a.Guests, InternalToken: cfg.InternalToken, IncludeEmail: cfg.ValidateEmail,
+	scfg := server.Config{Metrics: httpmetrics.New("llm-api"), Keys: a.Keys, Auth: mw, Guests: a.Guests, InternalToken: cfg.InternalToken, IncludeEmail: cfg.ValidateEmail,
 		TrustedProxies: cfg.TrustedProxies, Ready: a.Store.Ping, Logger: log}
 	if a.Public, err = server.Public(scfg); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/apikey"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
@@ -60,6 +61,7 @@ type harness struct {
 	svc      *keys.Service
 	public   http.Handler
 	internal http.Handler
+	metrics  *httpmetrics.Metrics
 	logs     *syncBuffer
 
 	mu  sync.Mutex
@@ -124,7 +126,8 @@ func newHarness(t testing.TB, o options) *harness {
 			t.Fatal(err)
 		}
 	}
-	cfg := server.Config{Keys: h.svc, Auth: mw, InternalToken: []byte(internalToken), IncludeEmail: o.includeEmail,
+	h.metrics = httpmetrics.New("llm-api")
+	cfg := server.Config{Metrics: h.metrics, Keys: h.svc, Auth: mw, InternalToken: []byte(internalToken), IncludeEmail: o.includeEmail,
 		Ready: func(context.Context) error { return h.store.Fail }, Logger: log, TrustedProxies: o.trusted}
 	if o.guests != nil {
 		cfg.Guests = o.guests(log)

@@ -20,6 +20,8 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics/ginmetrics"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 	"github.com/gin-gonic/gin"
@@ -55,6 +57,9 @@ type Config struct {
 	// Ready reports whether the database is reachable (/readyz).
 	Ready  func(ctx context.Context) error
 	Logger zerolog.Logger
+	// Metrics records every request of both routers and is served at
+	// /metrics on the internal listener (never routed by Kong). Nil: off.
+	Metrics *httpmetrics.Metrics
 }
 
 var ginMode sync.Once
@@ -86,6 +91,9 @@ func newEngine(cfg *Config, trusted []string) (*gin.Engine, error) {
 		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
 	e.Use(requestLog(cfg.Logger), recovery())
+	if cfg.Metrics != nil {
+		e.Use(ginmetrics.Middleware(cfg.Metrics))
+	}
 	e.NoRoute(func(c *gin.Context) { abort(c, http.StatusNotFound, "not_found", "no such endpoint") })
 	e.NoMethod(func(c *gin.Context) {
 		abort(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
@@ -144,6 +152,9 @@ func Internal(cfg Config) (http.Handler, error) {
 	e.POST("/internal/api-keys/validate", h.internalAuth, h.validate)
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", h.ready)
+	if cfg.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(cfg.Metrics.Handler()))
+	}
 	return e, nil
 }
 

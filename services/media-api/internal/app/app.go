@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/ssrf"
@@ -133,7 +134,7 @@ func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 		log.Warn().Msg("AUTH_ENABLED=false (STRICT=false): the media API answers 503 auth_disabled; only signed downloads work")
 	}
 
-	scfg := server.Config{Media: a.Media, Auth: mw, TrustedProxies: cfg.TrustedProxies, Ready: a.ready, Logger: log}
+	scfg := server.Config{Metrics: httpmetrics.New("media-api"), Media: a.Media, Auth: mw, TrustedProxies: cfg.TrustedProxies, Ready: a.ready, Logger: log}
 	if a.Public, err = server.Public(scfg); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics/ginmetrics"
 	"github.com/edgeguard/edgeguard/services/media-api/internal/media"
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
@@ -44,6 +46,16 @@ type Config struct {
 	// Ready reports whether the storage is usable (/readyz).
 	Ready  func(ctx context.Context) error
 	Logger zerolog.Logger
+	// Metrics records every request of both routers and is served at
+	// /metrics on the internal listener (never routed by Kong). Nil: off.
+	Metrics *httpmetrics.Metrics
+}
+
+// withMetrics records the engine's requests (before any route is added).
+func withMetrics(e *gin.Engine, m *httpmetrics.Metrics) {
+	if m != nil {
+		e.Use(ginmetrics.Middleware(m))
+	}
 }
 
 var ginMode sync.Once
@@ -94,6 +106,7 @@ func Public(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	withMetrics(e, cfg.Metrics)
 	h := &handlers{cfg: cfg}
 	var auth gin.HandlerFunc
 	if cfg.Auth != nil {
@@ -120,9 +133,13 @@ func Internal(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	withMetrics(e, cfg.Metrics)
 	h := &handlers{cfg: cfg}
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", h.ready)
+	if cfg.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(cfg.Metrics.Handler()))
+	}
 	return e, nil
 }
 

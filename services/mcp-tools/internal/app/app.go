@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/ssrf"
@@ -114,7 +115,7 @@ func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 		return nil, err
 	}
 
-	scfg := server.Config{MCP: a.Tools.MCP, MCPAuth: mcpAuth, Approvals: a.Approvals, AdminAuth: adminAuth,
+	scfg := server.Config{Metrics: httpmetrics.New("mcp-tools"), MCP: a.Tools.MCP, MCPAuth: mcpAuth, Approvals: a.Approvals, AdminAuth: adminAuth,
 		MaxBodyBytes: cfg.MaxBodyBytes, TrustedProxies: cfg.TrustedProxies, Logger: log}
 	if a.Public, err = server.Public(scfg); err != nil {
 		return nil, err

@@ -17,24 +17,15 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/edgeguard/edgeguard/pkg/envconf"
 )
 
-// Secret is a secret value that never prints.
-type Secret []byte
-
-func (s Secret) String() string { return "[secret]" }
-
-// GoString keeps %#v from printing the bytes.
-func (s Secret) GoString() string { return "config.Secret([secret])" }
-
-// MarshalJSON never encodes the value.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"[secret]"`), nil }
+// Secret is a secret value that never prints (pkg/envconf).
+type Secret = envconf.Secret
 
 // Config is mcp-tools' configuration. Defaults are documented on Load.
 type Config struct {
@@ -76,19 +67,6 @@ type Config struct {
 // MinSandboxToken is the shortest SANDBOX_TOKEN accepted in strict mode.
 const MinSandboxToken = 16
 
-// placeholders are values that mark an unset secret.
-var placeholders = []string{"changeme", "change-me", "change_me", "secret", "password", "default", "example",
-	"admin", "test", "xxx", "todo", "replace-me", "replaceme", "insecure"}
-
-func isPlaceholder(v []byte) bool {
-	s := strings.ToLower(string(v))
-	if slices.Contains(placeholders, s) ||
-		strings.Contains(s, "changeme") || strings.Contains(s, "change-me") || strings.Contains(s, "change_me") {
-		return true
-	}
-	return len(s) > 0 && strings.Count(s, s[:1]) == len(s) // one repeated character
-}
-
 // Load reads the configuration through getenv (os.Getenv in production) and
 // readFile (os.ReadFile).
 //
@@ -101,34 +79,34 @@ func isPlaceholder(v []byte) bool {
 // SANDBOX_FUSION_REQUIRE_APPROVAL=true, APPROVAL_TTL=10m,
 // APPROVAL_MAX_PENDING=1000, APPROVAL_MAX_PENDING_PER_USER=10.
 func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
-	l := loader{getenv: getenv, readFile: readFile}
+	l := &loader{Loader: envconf.Loader{Getenv: getenv, ReadFile: readFile}}
 	c := &Config{}
 	var err error
-	if c.Strict, err = l.boolean("STRICT", true); err != nil {
+	if c.Strict, err = l.Bool("STRICT", true); err != nil {
 		return nil, err
 	}
-	l.strict = c.Strict
+	l.Strict = c.Strict
 
-	c.ListenAddr = l.str("LISTEN_ADDR", ":8080")
-	c.InternalListenAddr = l.str("INTERNAL_LISTEN_ADDR", ":8081")
+	c.ListenAddr = l.Str("LISTEN_ADDR", ":8080")
+	c.InternalListenAddr = l.Str("INTERNAL_LISTEN_ADDR", ":8081")
 	if c.ListenAddr == c.InternalListenAddr {
 		return nil, errors.New("INTERNAL_LISTEN_ADDR: must differ from LISTEN_ADDR (internal endpoints listen on their own port)")
 	}
-	c.TrustedProxies = l.list("TRUSTED_PROXIES")
+	c.TrustedProxies = l.List("TRUSTED_PROXIES", nil)
 	for _, p := range c.TrustedProxies {
 		if p == "*" || p == "0.0.0.0/0" || p == "::/0" {
 			return nil, errors.New("TRUSTED_PROXIES: must list the gateway's addresses, never every address")
 		}
 	}
-	lvl := l.str("LOG_LEVEL", "info")
+	lvl := l.Str("LOG_LEVEL", "info")
 	if c.LogLevel, err = zerolog.ParseLevel(lvl); err != nil || lvl == "" {
 		return nil, fmt.Errorf("LOG_LEVEL: %q is not one of trace, debug, info, warn, error", lvl)
 	}
 
 	// Identity: the edge's assertion and/or a Keycloak JWT.
-	c.ServiceName = l.str("SERVICE_NAME", "mcp-tools")
-	if c.EdgeJWKSPath = l.str("EDGE_IDENTITY_JWKS_FILE", ""); c.EdgeJWKSPath != "" {
-		b, err := l.readFile(c.EdgeJWKSPath)
+	c.ServiceName = l.Str("SERVICE_NAME", "mcp-tools")
+	if c.EdgeJWKSPath = l.Str("EDGE_IDENTITY_JWKS_FILE", ""); c.EdgeJWKSPath != "" {
+		b, err := l.ReadFile(c.EdgeJWKSPath)
 		if err != nil {
 			return nil, fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: cannot read %s", c.EdgeJWKSPath)
 		}
@@ -137,13 +115,13 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		}
 		c.EdgeJWKS = b
 	}
-	if c.AuthAcceptJWT, err = l.boolean("AUTH_ACCEPT_JWT", false); err != nil {
+	if c.AuthAcceptJWT, err = l.Bool("AUTH_ACCEPT_JWT", false); err != nil {
 		return nil, err
 	}
-	c.AuthIssuer = l.str("AUTH_ISSUER", "")
-	c.AuthAudience = l.listDefault("AUTH_AUDIENCE", []string{"jan-api"})
-	c.AuthJWKSURL = l.str("AUTH_JWKS_URL", "")
-	c.AuthAllowedAZP = l.listDefault("AUTH_ALLOWED_AZP", []string{"jan-cli", "jan-web", "guest-login"})
+	c.AuthIssuer = l.Str("AUTH_ISSUER", "")
+	c.AuthAudience = l.List("AUTH_AUDIENCE", []string{"jan-api"})
+	c.AuthJWKSURL = l.Str("AUTH_JWKS_URL", "")
+	c.AuthAllowedAZP = l.List("AUTH_ALLOWED_AZP", []string{"jan-cli", "jan-web", "guest-login"})
 	if c.AuthAcceptJWT {
 		if c.AuthIssuer == "" {
 			return nil, errors.New("AUTH_ISSUER: required when AUTH_ACCEPT_JWT is true")
@@ -161,7 +139,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		return nil, errors.New("EDGE_IDENTITY_JWKS_FILE: required unless AUTH_ACCEPT_JWT is true (every MCP and approval request needs a verified identity)")
 	}
 
-	n, err := l.integer("MCP_MAX_BODY_BYTES", 256<<10, 1<<10, 4<<20)
+	n, err := l.Int("MCP_MAX_BODY_BYTES", 256<<10, 1<<10, 4<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +148,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		return nil, err
 	}
 
-	if c.FetchMaxBytes, err = l.integer("FETCH_URL_MAX_BYTES", 64<<10, 1<<10, 1<<20); err != nil {
+	if c.FetchMaxBytes, err = l.Int("FETCH_URL_MAX_BYTES", 64<<10, 1<<10, 1<<20); err != nil {
 		return nil, err
 	}
 	if c.FetchTimeout, err = l.seconds("FETCH_URL_TIMEOUT_SECONDS", 10, 1, 120); err != nil {
@@ -180,7 +158,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		return nil, errors.New("FETCH_URL_TIMEOUT_SECONDS: exceeds TOOL_TIMEOUT_SECONDS")
 	}
 
-	c.SandboxURL = l.str("SANDBOX_URL", "")
+	c.SandboxURL = l.Str("SANDBOX_URL", "")
 	if c.SandboxURL != "" {
 		if err := checkHTTPURL(c.SandboxURL); err != nil {
 			return nil, fmt.Errorf("SANDBOX_URL: %w", err)
@@ -195,22 +173,22 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	if c.SandboxTimeout > c.ToolTimeout {
 		return nil, errors.New("SANDBOX_TIMEOUT_SECONDS: exceeds TOOL_TIMEOUT_SECONDS")
 	}
-	if c.SandboxMaxCodeBytes, err = l.integer("SANDBOX_MAX_CODE_BYTES", 64<<10, 1, 1<<20); err != nil {
+	if c.SandboxMaxCodeBytes, err = l.Int("SANDBOX_MAX_CODE_BYTES", 64<<10, 1, 1<<20); err != nil {
 		return nil, err
 	}
 	if int64(c.SandboxMaxCodeBytes) >= c.MaxBodyBytes {
 		return nil, errors.New("SANDBOX_MAX_CODE_BYTES: must be below MCP_MAX_BODY_BYTES (the code travels inside an MCP request)")
 	}
-	if c.RequireApproval, err = l.boolean("SANDBOX_FUSION_REQUIRE_APPROVAL", true); err != nil {
+	if c.RequireApproval, err = l.Bool("SANDBOX_FUSION_REQUIRE_APPROVAL", true); err != nil {
 		return nil, err
 	}
-	if c.ApprovalTTL, err = l.duration("APPROVAL_TTL", 10*time.Minute, time.Minute, 24*time.Hour); err != nil {
+	if c.ApprovalTTL, err = l.Duration("APPROVAL_TTL", 10*time.Minute, time.Minute, 24*time.Hour); err != nil {
 		return nil, err
 	}
-	if c.ApprovalMaxPending, err = l.integer("APPROVAL_MAX_PENDING", 1000, 1, 100000); err != nil {
+	if c.ApprovalMaxPending, err = l.Int("APPROVAL_MAX_PENDING", 1000, 1, 100000); err != nil {
 		return nil, err
 	}
-	if c.ApprovalMaxPendingUser, err = l.integer("APPROVAL_MAX_PENDING_PER_USER", 10, 1, 1000); err != nil {
+	if c.ApprovalMaxPendingUser, err = l.Int("APPROVAL_MAX_PENDING_PER_USER", 10, 1, 1000); err != nil {
 		return nil, err
 	}
 	if c.ApprovalMaxPendingUser > c.ApprovalMaxPending {
@@ -219,110 +197,20 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	return c, nil
 }
 
+// loader is envconf's Loader with this service's helpers.
 type loader struct {
-	getenv   func(string) string
-	readFile func(string) ([]byte, error)
-	strict   bool
-}
-
-func (l *loader) str(name, def string) string {
-	if v := strings.TrimSpace(l.getenv(name)); v != "" {
-		return v
-	}
-	return def
-}
-
-func (l *loader) list(name string) []string {
-	var out []string
-	for v := range strings.SplitSeq(l.getenv(name), ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-func (l *loader) listDefault(name string, def []string) []string {
-	if v := l.list(name); len(v) > 0 {
-		return v
-	}
-	return def
-}
-
-func (l *loader) boolean(name string, def bool) (bool, error) {
-	v := strings.TrimSpace(l.getenv(name))
-	if v == "" {
-		return def, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("%s: %q is not true or false", name, v)
-	}
-	return b, nil
-}
-
-func (l *loader) integer(name string, def, lo, hi int) (int, error) {
-	v := strings.TrimSpace(l.getenv(name))
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, fmt.Errorf("%s: %q is not an integer in %d..%d", name, v, lo, hi)
-	}
-	return n, nil
+	envconf.Loader
 }
 
 func (l *loader) seconds(name string, def, lo, hi int) (time.Duration, error) {
-	n, err := l.integer(name, def, lo, hi)
+	n, err := l.Int(name, def, lo, hi)
 	return time.Duration(n) * time.Second, err
 }
 
-// duration reads a Go duration ("10m", "90s").
-func (l *loader) duration(name string, def, lo, hi time.Duration) (time.Duration, error) {
-	v := strings.TrimSpace(l.getenv(name))
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < lo || d > hi {
-		return 0, fmt.Errorf("%s: %q is not a duration in %s..%s (e.g. 10m)", name, v, lo, hi)
-	}
-	return d, nil
-}
-
-// secret reads NAME_FILE (trailing newline and spaces trimmed), or the inline
-// NAME outside strict mode; unset is nil. Short or placeholder values are
-// refused in strict mode.
+// secret reads NAME_FILE, or NAME inline outside strict mode (pkg/envconf);
+// unset is nil.
 func (l *loader) secret(name string, minLen int) (Secret, error) {
-	fileVar := name + "_FILE"
-	path := strings.TrimSpace(l.getenv(fileVar))
-	inline := l.getenv(name)
-	var v []byte
-	switch {
-	case path != "":
-		b, err := l.readFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("%s: cannot read %s", fileVar, path)
-		}
-		if v = bytes.TrimSpace(b); len(v) == 0 {
-			return nil, fmt.Errorf("%s: %s is empty", fileVar, path)
-		}
-	case inline != "":
-		if l.strict {
-			return nil, fmt.Errorf("%s: set %s (a file); an inline value is accepted only with STRICT=false", name, fileVar)
-		}
-		v = []byte(strings.TrimSpace(inline))
-	default:
-		return nil, nil
-	}
-	if l.strict && len(v) < minLen {
-		return nil, fmt.Errorf("%s: %d bytes, at least %d required", fileVar, len(v), minLen)
-	}
-	if l.strict && isPlaceholder(v) {
-		return nil, fmt.Errorf("%s: a placeholder or default value; generate a random secret", fileVar)
-	}
-	return Secret(v), nil
+	return l.Secret(name, envconf.SecretOpts{MinLen: minLen})
 }
 
 func checkHTTPURL(s string) error {

@@ -20,6 +20,8 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics/ginmetrics"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/approval"
 	"github.com/gin-gonic/gin"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -52,6 +54,16 @@ type Config struct {
 	// X-Forwarded-For gin believes (none by default; never everything).
 	TrustedProxies []string
 	Logger         zerolog.Logger
+	// Metrics records every request of both routers and is served at
+	// /metrics on the internal listener (never routed by Kong). Nil: off.
+	Metrics *httpmetrics.Metrics
+}
+
+// withMetrics records the engine's requests (before any route is added).
+func withMetrics(e *gin.Engine, m *httpmetrics.Metrics) {
+	if m != nil {
+		e.Use(ginmetrics.Middleware(m))
+	}
 }
 
 var ginMode sync.Once
@@ -105,6 +117,7 @@ func Public(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	withMetrics(e, cfg.Metrics)
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return cfg.MCP }, &mcp.StreamableHTTPOptions{
 		// Stateless: every POST carries its own credential and is decided
 		// alone (X-Edge-Identity is per request); no session table to
@@ -139,8 +152,12 @@ func Internal(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	withMetrics(e, cfg.Metrics)
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ready"}) })
+	if cfg.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(cfg.Metrics.Handler()))
+	}
 	return e, nil
 }
 

@@ -58,7 +58,9 @@ type Loader struct {
 }
 
 // FromOS is a Loader on the process environment and file system.
-func FromOS(strict bool) *Loader { return &Loader{Getenv: os.Getenv, ReadFile: os.ReadFile, Strict: strict} }
+func FromOS(strict bool) *Loader {
+	return &Loader{Getenv: os.Getenv, ReadFile: os.ReadFile, Strict: strict}
+}
 
 // Str returns the trimmed value of name, or def.
 func (l *Loader) Str(name, def string) string {

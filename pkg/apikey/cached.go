@@ -17,7 +17,7 @@ func (v *Validator) Cached(k Key) (*identity.Identity, bool) {
 	}
 	var buf [MaxLen]byte
 	h := sha256.Sum256(buf[:copy(buf[:], k.Secret())])
-	if e := v.cache.get(&h); e != nil && e.id != nil && v.hitNow().UnixNano() < e.fresh {
+	if e := v.cache.get(&h); e != nil && e.id != nil && v.hitNow() < e.fresh {
 		return e.id, true
 	}
 	return nil, false

@@ -95,7 +95,7 @@ type Validator struct {
 	client  *http.Client
 	ownHTTP bool
 	now     func() time.Time
-	hitNow  func() time.Time // coarseclock.Now unless a clock is injected
+	hitNow  func() int64 // Unix nanoseconds: coarseclock.NowNanos unless a clock is injected
 
 	cache    *keyCache
 	flights  flightGroup
@@ -141,7 +141,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 		url:        cfg.URL,
 		token:      string(cfg.InternalToken),
 		now:        cfg.Now,
-		hitNow:     cfg.Now,
+		hitNow:     func() int64 { return cfg.Now().UnixNano() },
 		cache:      newKeyCache(cfg.MaxEntries),
 		fails:      newFailureLimiter(lim.Rate, lim.Period, lim.Burst, cfg.FailureClients),
 		rdb:        cfg.Redis,
@@ -151,7 +151,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 	}
 	v.flights.m = make(map[hashKey]*flight)
 	if v.now == nil {
-		v.now, v.hitNow = time.Now, coarseclock.Now
+		v.now, v.hitNow = time.Now, coarseclock.NowNanos
 	}
 	if cfg.Logger != nil {
 		v.log = cfg.Logger.With().Str("component", "apikey").Logger()
@@ -246,7 +246,7 @@ func (v *Validator) Validate(ctx context.Context, clientIP string, k Key) (*iden
 	// the compiler's 32-byte conversion buffer).
 	var buf [MaxLen]byte
 	h := sha256.Sum256(buf[:copy(buf[:], k.Secret())])
-	if e := v.cache.get(&h); e != nil && e.id != nil && v.hitNow().UnixNano() < e.fresh {
+	if e := v.cache.get(&h); e != nil && e.id != nil && v.hitNow() < e.fresh {
 		return e.id, nil
 	}
 	return v.validateSlow(ctx, clientIP, k, h) // by value: &h would move h to the heap on the hit path too

@@ -44,15 +44,16 @@ type cacheEntry struct {
 	st    *keyState // the key set the token was verified under
 }
 
-// valid reports whether the entry may still be served at now: before exp,
-// and its key still in a usable key set (a pointer compare while the key
-// set has not changed since the token was verified).
-func (e *cacheEntry) valid(now time.Time) bool {
-	if now.Unix() >= e.exp {
+// valid reports whether the entry may still be served at nowNanos (Unix
+// nanoseconds): before exp, and its key still in a usable key set (a
+// pointer compare while the key set has not changed since the token was
+// verified). Integer compares only: this is the cache-hit path.
+func (e *cacheEntry) valid(nowNanos int64) bool {
+	if nowNanos >= e.exp*1e9 {
 		return false
 	}
 	st := e.ks.state.Load()
-	if !e.ks.usable(st, now) {
+	if !usableAt(st, nowNanos) {
 		return false
 	}
 	return st == e.st || st.keys[e.key.ID] == e.key
@@ -77,8 +78,9 @@ func (c *tokenCache) shard(t string) *cacheShard {
 	return &c.shards[t[len(t)-1]%cacheShards]
 }
 
-// get returns the cached identity or nil. It does not allocate.
-func (c *tokenCache) get(token string, now time.Time) *identity.Identity {
+// get returns the cached identity or nil at nowNanos (Unix nanoseconds).
+// It does not allocate.
+func (c *tokenCache) get(token string, nowNanos int64) *identity.Identity {
 	if token == "" {
 		return nil
 	}
@@ -87,7 +89,7 @@ func (c *tokenCache) get(token string, now time.Time) *identity.Identity {
 	sh.mu.RLock()
 	e := sh.m[t]
 	sh.mu.RUnlock()
-	if e == nil || e.token != token || !e.valid(now) {
+	if e == nil || e.token != token || !e.valid(nowNanos) {
 		return nil
 	}
 	return e.id
@@ -107,7 +109,7 @@ func (c *tokenCache) put(token string, e *cacheEntry, now time.Time) {
 		// among a few, else one arbitrary entry (random eviction).
 		n, removed := 0, false
 		for k, v := range sh.m {
-			if !v.valid(now) {
+			if !v.valid(now.UnixNano()) {
 				delete(sh.m, k)
 				removed = true
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -34,6 +35,9 @@ func (c *Config) keySetConfig() keySetConfig {
 type keyState struct {
 	keys    map[string]*Key
 	fetched time.Time
+	// staleAt is fetched + max stale in Unix nanoseconds: the cache-hit path
+	// compares integers, not times.
+	staleAt int64
 }
 
 // fetchCall is one JWKS fetch in flight; callers join it instead of starting
@@ -129,6 +133,20 @@ func (ks *KeySet) Age() time.Duration {
 
 func (ks *KeySet) usable(st *keyState, now time.Time) bool {
 	return st != nil && now.Sub(st.fetched) <= ks.cfg.maxStale
+}
+
+// usableAt is usable for a time in Unix nanoseconds (the cache-hit path).
+func usableAt(st *keyState, nowNanos int64) bool {
+	return st != nil && nowNanos <= st.staleAt
+}
+
+// addNanos adds d to a Unix-nanosecond time, saturating instead of
+// overflowing (static key sets never go stale).
+func addNanos(t int64, d time.Duration) int64 {
+	if int64(d) > math.MaxInt64-t {
+		return math.MaxInt64
+	}
+	return t + int64(d)
 }
 
 // lookup finds the key for kid, refreshing the set when the kid is unknown
@@ -255,7 +273,8 @@ func (ks *KeySet) fetchOnce(ctx context.Context) error {
 	if len(keys) == 0 {
 		return fmt.Errorf("jwks %s: no usable signature keys (%s)", u, strings.Join(skipped, "; "))
 	}
-	old := ks.state.Swap(&keyState{keys: keys, fetched: ks.cfg.now()})
+	now := ks.cfg.now()
+	old := ks.state.Swap(&keyState{keys: keys, fetched: now, staleAt: addNanos(now.UnixNano(), ks.cfg.maxStale)})
 	if old == nil || len(old.keys) != len(keys) || !sameKIDs(old.keys, keys) {
 		ks.cfg.log.Info().Str("issuer", ks.issuer).Int("keys", len(keys)).Int("skipped", len(skipped)).Msg("jwks loaded")
 	}

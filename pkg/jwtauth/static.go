@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -75,7 +76,7 @@ func (k *StaticKeys) VerifySignature(token string, algorithms []string) (Signatu
 func staticKeySet(issuer string, k *StaticKeys, cfg keySetConfig) *KeySet {
 	cfg.maxStale = 1<<63 - 1
 	ks := newKeySet(issuer, "", cfg)
-	ks.state.Store(&keyState{keys: k.keys, fetched: time.Unix(0, 0)})
+	ks.state.Store(&keyState{keys: k.keys, fetched: time.Unix(0, 0), staleAt: math.MaxInt64})
 	ks.lastAttempt = time.Unix(1<<40, 0) // no refresh is ever "allowed"
 	return ks
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/coarseclock"
 	"github.com/edgeguard/edgeguard/pkg/identity"
@@ -19,7 +18,7 @@ import (
 // Kong creates a new plugin instance on every config change).
 type Verifier struct {
 	cfg    Config
-	hitNow func() time.Time // coarseclock.Now unless a clock is injected
+	hitNow func() int64 // Unix nanoseconds: coarseclock.NowNanos unless a clock is injected
 	algs   algSet
 	keys   map[string]*KeySet // by issuer
 	cache  *tokenCache
@@ -48,9 +47,9 @@ func New(cfg Config) (*Verifier, error) {
 }
 
 func build(cfg Config, keySet func(Issuer) *KeySet) *Verifier {
-	v := &Verifier{cfg: cfg, hitNow: cfg.Now, algs: newAlgSet(cfg.Algorithms), keys: map[string]*KeySet{}}
+	v := &Verifier{cfg: cfg, hitNow: func() int64 { return cfg.Now().UnixNano() }, algs: newAlgSet(cfg.Algorithms), keys: map[string]*KeySet{}}
 	if cfg.realClock {
-		v.hitNow = coarseclock.Now
+		v.hitNow = coarseclock.NowNanos
 	}
 	for _, is := range cfg.Issuers {
 		v.keys[is.Issuer] = keySet(is)

@@ -15,6 +15,7 @@ build:
 	cd plugins && for p in $(PLUGINS); do $(GO) build -trimpath -o $(BIN)/$$p ./$$p || exit 1; done
 	cd cli && $(GO) build -trimpath -o $(BIN)/edgectl ./edgectl
 	cd services/llm-api && $(GO) build -trimpath -o $(BIN)/llm-api .
+	cd services/llm-api && $(GO) build -trimpath -o $(BIN)/stub-upstream ./cmd/stub-upstream
 	cd services/mcp-tools && $(GO) build -trimpath -o $(BIN)/mcp-tools .
 	cd services/media-api && $(GO) build -trimpath -o $(BIN)/media-api .
 

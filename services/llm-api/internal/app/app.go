@@ -29,6 +29,7 @@ import (
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keycloak"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/llmproxy"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/server"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/store"
 	"github.com/redis/go-redis/v9"
@@ -69,6 +70,7 @@ type App struct {
 	rdb      redis.UniversalClient
 	verifier *jwtauth.Verifier
 	limiter  *ratelimit.Limiter
+	llm      *llmproxy.Proxy
 }
 
 // RedisPublisher announces revocations with apikey.PublishRevocation
@@ -147,7 +149,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 		return nil, err
 	}
 
-	var mw *edgehttp.Middleware
+	var mw, llmAuth *edgehttp.Middleware
 	if cfg.AuthEnabled {
 		auth, err := a.authenticator(cfg, deps, now, log)
 		if err != nil {
@@ -161,11 +163,34 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 		if err != nil {
 			return nil, err
 		}
+		// the model API: API keys and guests too (rate limits are the edge's)
+		llmAuth, err = edgehttp.New(edgehttp.Config{
+			Authenticator: auth,
+			Policy:        identity.Policy{AuthMethods: []string{identity.MethodJWT, identity.MethodAPIKey}},
+			Logger:        log,
+		})
+		if err != nil {
+			return nil, err
+		}
 	} else {
-		log.Warn().Msg("AUTH_ENABLED=false (STRICT=false): API-key management answers 503 auth_disabled")
+		log.Warn().Msg("AUTH_ENABLED=false (STRICT=false): API-key management and the model API answer 503 auth_disabled")
 	}
 
-	scfg := server.Config{Metrics: httpmetrics.New("llm-api"), Keys: a.Keys, Auth: mw, Guests: a.Guests, InternalToken: cfg.InternalToken, IncludeEmail: cfg.ValidateEmail,
+	var llm http.Handler
+	if cfg.LLMUpstreamURL != "" {
+		a.llm, err = llmproxy.New(llmproxy.Config{UpstreamURL: cfg.LLMUpstreamURL, APIKey: cfg.LLMUpstreamAPIKey,
+			Timeout: cfg.LLMUpstreamTimeout, HeaderTimeout: cfg.LLMUpstreamHeaderTimeout, MaxBodyBytes: cfg.LLMMaxBodyBytes,
+			Logger: log.With().Str("component", "llmproxy").Logger()})
+		if err != nil {
+			return nil, fmt.Errorf("LLM_UPSTREAM_URL: %w", err)
+		}
+		llm = a.llm
+		log.Info().Bool("upstream_key", len(cfg.LLMUpstreamAPIKey) > 0).Dur("timeout", cfg.LLMUpstreamTimeout).Msg("model API enabled")
+	} else {
+		log.Warn().Msg("LLM_UPSTREAM_URL unset: the model API (/v1/...) answers 503 llm_not_configured")
+	}
+
+	scfg := server.Config{Metrics: httpmetrics.New("llm-api"), Keys: a.Keys, Auth: mw, LLM: llm, LLMAuth: llmAuth, Guests: a.Guests, InternalToken: cfg.InternalToken, IncludeEmail: cfg.ValidateEmail,
 		TrustedProxies: cfg.TrustedProxies, Ready: a.Store.Ping, Logger: log}
 	if a.Public, err = server.Public(scfg); err != nil {
 		return nil, err
@@ -371,6 +396,9 @@ func (a *App) httpServer(addr string, h http.Handler) *http.Server {
 // Close releases the database pool, the Redis client, the limiter and the
 // verifier.
 func (a *App) Close() {
+	if a.llm != nil {
+		a.llm.Close()
+	}
 	if a.limiter != nil {
 		_ = a.limiter.Close()
 	}

@@ -81,6 +81,15 @@ type Config struct {
 	PepperPrevious Secret
 	InternalToken  Secret
 
+	// OpenAI-compatible upstream (/v1/models, /v1/chat/completions,
+	// /v1/completions, /v1/embeddings). Empty LLMUpstreamURL: those routes
+	// answer 503 llm_not_configured.
+	LLMUpstreamURL           string
+	LLMUpstreamAPIKey        Secret // optional
+	LLMUpstreamTimeout       time.Duration
+	LLMUpstreamHeaderTimeout time.Duration
+	LLMMaxBodyBytes          int64
+
 	MaxKeysPerUser     int
 	DefaultExpiresDays int
 	MaxExpiresDays     int
@@ -94,6 +103,7 @@ const (
 	MinInternalTokenLen  = 32
 	MinClientSecretBytes = 16
 	MinRedisPassword     = 16
+	MinUpstreamKeyLen    = 8
 )
 
 // Load reads the configuration through getenv (os.Getenv in production)
@@ -222,7 +232,41 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	if err := l.guests(c); err != nil {
 		return nil, err
 	}
+	if err := l.llm(c); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// llm reads the upstream model server's variables. LLM_UPSTREAM_URL is
+// optional in every mode (a deployment may run llm-api for keys and guests
+// only); the app logs when it is unset.
+func (l *loader) llm(c *Config) error {
+	c.LLMUpstreamURL = l.Str("LLM_UPSTREAM_URL", "")
+	if c.LLMUpstreamURL != "" {
+		if err := checkHTTPURL(c.LLMUpstreamURL); err != nil {
+			return fmt.Errorf("LLM_UPSTREAM_URL: %w", err)
+		}
+	}
+	var err error
+	if c.LLMUpstreamAPIKey, err = l.secret("LLM_UPSTREAM_API_KEY", MinUpstreamKeyLen, false); err != nil {
+		return err
+	}
+	if c.LLMUpstreamTimeout, err = l.Duration("LLM_UPSTREAM_TIMEOUT", 120*time.Second, time.Second, time.Hour); err != nil {
+		return err
+	}
+	if c.LLMUpstreamHeaderTimeout, err = l.Duration("LLM_UPSTREAM_HEADER_TIMEOUT", c.LLMUpstreamTimeout, time.Second, time.Hour); err != nil {
+		return err
+	}
+	if c.LLMUpstreamHeaderTimeout > c.LLMUpstreamTimeout {
+		return errors.New("LLM_UPSTREAM_HEADER_TIMEOUT: exceeds LLM_UPSTREAM_TIMEOUT")
+	}
+	n, err := l.Int("LLM_MAX_BODY_BYTES", 10<<20, 1<<10, 100<<20)
+	if err != nil {
+		return err
+	}
+	c.LLMMaxBodyBytes = int64(n)
+	return nil
 }
 
 // edgeIdentity reads SERVICE_NAME and EDGE_IDENTITY_JWKS_FILE. In strict

@@ -248,3 +248,45 @@ func TestSecretsNeverPrint(t *testing.T) {
 		t.Fatal("pepper ids collide")
 	}
 }
+
+func TestModelUpstreamSettings(t *testing.T) {
+	vars, files := env()
+	c, err := load(vars, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LLMUpstreamURL != "" || c.LLMUpstreamAPIKey != nil || c.LLMUpstreamTimeout != 120*time.Second ||
+		c.LLMUpstreamHeaderTimeout != 120*time.Second || c.LLMMaxBodyBytes != 10<<20 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	vars["LLM_UPSTREAM_URL"] = "http://vllm:8000/v1"
+	vars["LLM_UPSTREAM_API_KEY_FILE"] = "/run/secrets/vllm"
+	files["/run/secrets/vllm"] = "vllm-k3y-9a8b7c6d\n"
+	vars["LLM_UPSTREAM_TIMEOUT"] = "5m"
+	vars["LLM_UPSTREAM_HEADER_TIMEOUT"] = "30s"
+	vars["LLM_MAX_BODY_BYTES"] = "2048"
+	if c, err = load(vars, files); err != nil {
+		t.Fatal(err)
+	}
+	if c.LLMUpstreamURL != "http://vllm:8000/v1" || string(c.LLMUpstreamAPIKey) != "vllm-k3y-9a8b7c6d" ||
+		c.LLMUpstreamTimeout != 5*time.Minute || c.LLMUpstreamHeaderTimeout != 30*time.Second || c.LLMMaxBodyBytes != 2048 {
+		t.Fatalf("set: %+v", c)
+	}
+	bad := map[string]string{
+		"LLM_UPSTREAM_URL":            "http://user:pw@vllm/v1",
+		"LLM_UPSTREAM_TIMEOUT":        "0s",
+		"LLM_UPSTREAM_HEADER_TIMEOUT": "10m",
+		"LLM_MAX_BODY_BYTES":          "1",
+		"LLM_UPSTREAM_API_KEY":        "inline-key-in-strict-mode",
+	}
+	for name, v := range bad {
+		t.Run(name, func(t *testing.T) {
+			vars, files := env()
+			vars[name] = v
+			_, err := load(vars, files)
+			if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "pw@") {
+				t.Fatalf("%s=%q: %v", name, v, err)
+			}
+		})
+	}
+}

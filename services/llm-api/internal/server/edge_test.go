@@ -22,7 +22,10 @@ type edgeEnv struct {
 	now    time.Time
 }
 
-func newEdgeEnv(t *testing.T) *edgeEnv {
+func newEdgeEnv(t *testing.T) *edgeEnv { t.Helper(); return newEdgeEnvWith(t, options{}) }
+
+// newEdgeEnvWith is newEdgeEnv with harness options (auth is replaced).
+func newEdgeEnvWith(t *testing.T, o options) *edgeEnv {
 	t.Helper()
 	dir := t.TempDir()
 	keyFile, jwksFile := filepath.Join(dir, "edge.key"), filepath.Join(dir, "edge.jwks.json")
@@ -40,9 +43,10 @@ func newEdgeEnv(t *testing.T) *edgeEnv {
 	e := &edgeEnv{signer: s, now: time.Now()}
 	// the JWT half uses the harness's own jwttest realm
 	var jwtAuth *edgehttp.JWT
-	e.harness = newHarness(t, options{auth: authFunc(func(r *http.Request) (*identity.Identity, error) {
+	o.auth = authFunc(func(r *http.Request) (*identity.Identity, error) {
 		return edgehttp.Chain{&edgehttp.EdgeIdentity{Verifier: v}, jwtAuth}.Authenticate(r)
-	})})
+	})
+	e.harness = newHarness(t, o)
 	jv, err := jwtauth.New(jwtauth.Config{Issuers: []jwtauth.Issuer{{Issuer: e.idp.Issuer, JWKSURL: e.idp.JWKSURL()}}, Audiences: []string{"jan-api"}})
 	if err != nil {
 		t.Fatal(err)

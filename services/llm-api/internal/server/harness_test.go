@@ -80,6 +80,8 @@ type options struct {
 	// guests turns the guest routes on; trusted sets TRUSTED_PROXIES.
 	guests  func(log zerolog.Logger) *guests.Service
 	trusted []string
+	// llm serves the /v1 model routes (package llmproxy).
+	llm http.Handler
 }
 
 func newHarness(t testing.TB, o options) *harness {
@@ -114,7 +116,7 @@ func newHarness(t testing.TB, o options) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(v.Close)
-	var mw *edgehttp.Middleware
+	var mw, llmAuth *edgehttp.Middleware
 	var auth edgehttp.Authenticator = &edgehttp.JWT{Verifier: v}
 	if o.auth != nil {
 		auth = o.auth
@@ -125,10 +127,16 @@ func newHarness(t testing.TB, o options) *harness {
 		if err != nil {
 			t.Fatal(err)
 		}
+		llmAuth, err = edgehttp.New(edgehttp.Config{Authenticator: auth,
+			Policy: identity.Policy{AuthMethods: []string{identity.MethodJWT, identity.MethodAPIKey}}, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	h.metrics = httpmetrics.New("llm-api")
 	cfg := server.Config{Metrics: h.metrics, Keys: h.svc, Auth: mw, InternalToken: []byte(internalToken), IncludeEmail: o.includeEmail,
-		Ready: func(context.Context) error { return h.store.Fail }, Logger: log, TrustedProxies: o.trusted}
+		Ready: func(context.Context) error { return h.store.Fail }, Logger: log, TrustedProxies: o.trusted,
+		LLM: o.llm, LLMAuth: llmAuth}
 	if o.guests != nil {
 		cfg.Guests = o.guests(log)
 	}

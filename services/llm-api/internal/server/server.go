@@ -1,5 +1,6 @@
-// Package server is llm-api's HTTP layer (gin): the public router (API-key
-// management under /auth/api-keys, authenticated by pkg/edgehttp; guest
+// Package server is llm-api's HTTP layer (gin): the public router (the
+// OpenAI-compatible /v1 routes forwarded by package llmproxy and API-key
+// management under /auth/api-keys, both authenticated by pkg/edgehttp; guest
 // sessions under /auth/guest-login, /auth/refresh and /auth/logout, limited
 // per client address) and the internal router (/internal/api-keys/validate for the edge, /healthz,
 // /readyz), which listen on separate ports. It decodes and bounds every
@@ -54,6 +55,16 @@ type Config struct {
 	// guest sessions are disabled and those routes answer 503
 	// guest_login_disabled.
 	Guests *guests.Service
+	// LLM forwards the OpenAI-compatible routes (/v1/models,
+	// /v1/chat/completions, /v1/completions, /v1/embeddings) to the model
+	// server (package llmproxy). Nil: LLM_UPSTREAM_URL is unset and those
+	// routes answer 503 llm_not_configured.
+	LLM http.Handler
+	// LLMAuth authenticates the OpenAI-compatible routes: the same
+	// credential chain as Auth with a policy accepting both methods (jwt,
+	// apikey) and every role, guests included (rate limits are the edge's).
+	// Nil: AUTH_ENABLED=false; the routes answer 503 auth_disabled.
+	LLMAuth *edgehttp.Middleware
 	// Ready reports whether the database is reachable (/readyz).
 	Ready  func(ctx context.Context) error
 	Logger zerolog.Logger
@@ -127,6 +138,24 @@ func Public(cfg Config) (http.Handler, error) {
 	g.GET("", h.list)
 	g.DELETE("/:id", h.revoke)
 	g.POST("/:id/rotate", h.rotate)
+	v1 := e.Group("/v1")
+	if cfg.LLMAuth != nil {
+		v1.Use(ginedge.Authenticate(cfg.LLMAuth))
+	} else {
+		v1.Use(func(c *gin.Context) {
+			abort(c, http.StatusServiceUnavailable, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): the model API is unavailable")
+		})
+	}
+	llm := gin.HandlerFunc(func(c *gin.Context) {
+		abort(c, http.StatusServiceUnavailable, "llm_not_configured", "no model server is configured")
+	})
+	if cfg.LLM != nil {
+		llm = gin.WrapH(cfg.LLM)
+	}
+	v1.GET("/models", llm)
+	for _, p := range []string{"/chat/completions", "/completions", "/embeddings"} {
+		v1.POST(p, llm)
+	}
 	if cfg.Guests != nil {
 		e.POST("/auth/guest-login", h.guestLogin)
 		e.POST("/auth/refresh", h.refresh)

@@ -354,3 +354,27 @@ func TestModelRoutesWithoutUpstreamOrAuth(t *testing.T) {
 		t.Fatalf("other path: %d %s", r.status, r.body)
 	}
 }
+
+// TestStreamOutlivesTheListenersWriteTimeout: the proxy extends the write
+// deadline of a model exchange past the listener's WriteTimeout (30 s in
+// production, 200 ms here).
+func TestStreamOutlivesTheListenersWriteTimeout(t *testing.T) {
+	e := newLLMEnv(t, func(c *llmproxy.Config) { c.Timeout = 10 * time.Second })
+	e.stub.Hold = make(chan struct{})
+	srv := httptest.NewUnstartedServer(e.public)
+	srv.Config.WriteTimeout = 200 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	time.AfterFunc(600*time.Millisecond, func() { close(e.stub.Hold) })
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true}`))
+	req.Header.Set("Authorization", "Bearer "+e.token("alice", "user"))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || !strings.HasSuffix(string(b), "data: [DONE]\n\n") {
+		t.Fatalf("stream cut by the write timeout: %v %q", err, b)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/gin-gonic/gin"
@@ -105,7 +106,7 @@ func clientAddr(c *gin.Context) netip.Addr {
 
 // guestsOff answers the guest routes when guest login is disabled.
 func guestsOff(c *gin.Context) {
-	abort(c, http.StatusServiceUnavailable, "guest_login_disabled", "guest sessions are disabled on this server")
+	ginedge.Abort(c, http.StatusServiceUnavailable, "guest_login_disabled", "guest sessions are disabled on this server")
 }
 
 func (h *handlers) guestLogin(c *gin.Context) {
@@ -114,7 +115,7 @@ func (h *handlers) guestLogin(c *gin.Context) {
 		return
 	}
 	if derr := DecodeGuestLogin(body); derr != nil {
-		abort(c, derr.status, derr.code, derr.message)
+		ginedge.Abort(c, derr.status, derr.code, derr.message)
 		return
 	}
 	res, err := h.cfg.Guests.AdmitLogin(c.Request.Context(), clientAddr(c))
@@ -138,7 +139,7 @@ func (h *handlers) session(c *gin.Context) (guests.Secret, bool) {
 	}
 	tok, derr := DecodeSession(body)
 	if derr != nil {
-		abort(c, derr.status, derr.code, derr.message)
+		ginedge.Abort(c, derr.status, derr.code, derr.message)
 		return "", false
 	}
 	res, err := h.cfg.Guests.AdmitSession(c.Request.Context(), clientAddr(c))
@@ -182,17 +183,17 @@ func admitted(c *gin.Context, res ratelimit.Result, err error) bool {
 	case err == nil:
 		return true
 	case errors.As(err, &lim):
-		logger(c).Info().Str("reason", "rate_limited").Str("scope", lim.Scope).Msg("guest session request limited")
+		ginedge.Logger(c).Info().Str("reason", "rate_limited").Str("scope", lim.Scope).Msg("guest session request limited")
 		c.Header("Retry-After", strconv.Itoa(max(1, ceilSeconds(lim.Result.RetryAfter()))))
 		msg := "too many guest sessions from this address; try again later"
 		if lim.Scope == "global" {
 			msg = "guest sessions are limited right now; try again later"
 		}
-		abort(c, http.StatusTooManyRequests, "rate_limited", msg)
+		ginedge.Abort(c, http.StatusTooManyRequests, "rate_limited", msg)
 	default:
-		logger(c).Error().Err(err).Msg("rate limiter failed")
+		ginedge.Logger(c).Error().Err(err).Msg("rate limiter failed")
 		c.Header("Retry-After", "5")
-		abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
+		ginedge.Abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
 	}
 	return false
 }
@@ -229,12 +230,12 @@ func ceilSeconds(d time.Duration) int {
 func guestFail(c *gin.Context, err error) {
 	switch {
 	case errors.Is(err, guests.ErrInvalidGrant):
-		abort(c, http.StatusUnauthorized, "invalid_grant", "the refresh token is invalid, expired or revoked")
+		ginedge.Abort(c, http.StatusUnauthorized, "invalid_grant", "the refresh token is invalid, expired or revoked")
 	case errors.Is(err, guests.ErrIdP):
-		abort(c, http.StatusBadGateway, "idp_error", "the identity provider could not complete the request")
+		ginedge.Abort(c, http.StatusBadGateway, "idp_error", "the identity provider could not complete the request")
 	default:
-		logger(c).Error().Err(err).Msg("guest request failed")
+		ginedge.Logger(c).Error().Err(err).Msg("guest request failed")
 		c.Header("Retry-After", "5")
-		abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
+		ginedge.Abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
 	}
 }

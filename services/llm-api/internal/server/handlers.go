@@ -165,7 +165,7 @@ func DecodeValidate(body []byte) (string, *decodeError) {
 func (h *handlers) body(c *gin.Context, limit int64) ([]byte, bool) {
 	body, err := readBody(c.Request, limit)
 	if err != nil {
-		abort(c, err.status, err.code, err.message)
+		ginedge.Abort(c, err.status, err.code, err.message)
 		return nil, false
 	}
 	return body, true
@@ -204,7 +204,7 @@ func (h *handlers) create(c *gin.Context) {
 	}
 	in, derr := DecodeCreate(body)
 	if derr != nil {
-		abort(c, derr.status, derr.code, derr.message)
+		ginedge.Abort(c, derr.status, derr.code, derr.message)
 		return
 	}
 	created, err := h.cfg.Keys.Create(c.Request.Context(), caller, in)
@@ -237,7 +237,7 @@ func (h *handlers) list(c *gin.Context) {
 func keyID(c *gin.Context) (string, bool) {
 	id := c.Param("id")
 	if !keys.ValidUUID(id) {
-		abort(c, http.StatusNotFound, "key_not_found", "no such api key")
+		ginedge.Abort(c, http.StatusNotFound, "key_not_found", "no such api key")
 		return "", false
 	}
 	return id, true
@@ -276,7 +276,7 @@ func (h *handlers) rotate(c *gin.Context) {
 	}
 	in, derr := DecodeRotate(body)
 	if derr != nil {
-		abort(c, derr.status, derr.code, derr.message)
+		ginedge.Abort(c, derr.status, derr.code, derr.message)
 		return
 	}
 	r, err := h.cfg.Keys.Rotate(c.Request.Context(), caller, id, in)
@@ -307,24 +307,24 @@ func (h *handlers) validate(c *gin.Context) {
 	// every malformed body is 400 invalid_request (docs/contracts.md)
 	body, derr := readBody(c.Request, MaxValidateBody)
 	if derr != nil {
-		abort(c, http.StatusBadRequest, "invalid_request", derr.message)
+		ginedge.Abort(c, http.StatusBadRequest, "invalid_request", derr.message)
 		return
 	}
 	raw, derr := DecodeValidate(body)
 	if derr != nil {
-		abort(c, derr.status, derr.code, derr.message)
+		ginedge.Abort(c, derr.status, derr.code, derr.message)
 		return
 	}
 	v, err := h.cfg.Keys.Validate(c.Request.Context(), raw)
 	if err != nil {
 		var reason keys.Reason
 		if errors.As(err, &reason) {
-			logger(c).Debug().Str("reason", string(reason)).Msg("api key refused")
+			ginedge.Logger(c).Debug().Str("reason", string(reason)).Msg("api key refused")
 		}
 		fail(c, err)
 		return
 	}
-	logger(c).Debug().Str("kid", v.KeyID).Msg("api key valid")
+	ginedge.Logger(c).Debug().Str("kid", v.KeyID).Msg("api key valid")
 	resp := ValidateResponse{Subject: v.Subject, Username: v.Username, Roles: v.Roles, KeyID: v.KeyID, ExpiresAt: v.ExpiresAt, Guest: v.Guest}
 	if resp.Roles == nil {
 		resp.Roles = []string{}

@@ -13,16 +13,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/netip"
-	"sync"
-	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
-	"github.com/edgeguard/edgeguard/pkg/httpmetrics/ginmetrics"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 	"github.com/gin-gonic/gin"
@@ -73,44 +68,8 @@ type Config struct {
 	Metrics *httpmetrics.Metrics
 }
 
-var ginMode sync.Once
-
 // ErrTrustAll refuses a trusted-proxy list that trusts every address.
-var ErrTrustAll = errors.New("TRUSTED_PROXIES must not trust every address (0.0.0.0/0, ::/0)")
-
-func newEngine(cfg *Config, trusted []string) (*gin.Engine, error) {
-	ginMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
-	e := gin.New()
-	e.HandleMethodNotAllowed = true
-	e.RedirectTrailingSlash = false
-	e.RedirectFixedPath = false
-	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
-	for _, p := range trusted {
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			if a, aerr := netip.ParseAddr(p); aerr == nil {
-				pfx = netip.PrefixFrom(a, a.BitLen())
-			} else {
-				return nil, fmt.Errorf("TRUSTED_PROXIES: %q is not an address or CIDR prefix", p)
-			}
-		}
-		if pfx.Bits() == 0 {
-			return nil, ErrTrustAll
-		}
-	}
-	if err := e.SetTrustedProxies(trusted); err != nil { // nil: trust none
-		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
-	}
-	e.Use(requestLog(cfg.Logger), recovery())
-	if cfg.Metrics != nil {
-		e.Use(ginmetrics.Middleware(cfg.Metrics))
-	}
-	e.NoRoute(func(c *gin.Context) { abort(c, http.StatusNotFound, "not_found", "no such endpoint") })
-	e.NoMethod(func(c *gin.Context) {
-		abort(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
-	})
-	return e, nil
-}
+var ErrTrustAll = ginedge.ErrTrustAll
 
 // Public returns the public router.
 func Public(cfg Config) (http.Handler, error) {
@@ -121,7 +80,7 @@ func Public(cfg Config) (http.Handler, error) {
 	if len(trusted) == 0 {
 		trusted = nil
 	}
-	e, err := newEngine(&cfg, trusted)
+	e, err := ginedge.NewEngine(cfg.Logger, trusted, cfg.Metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +90,7 @@ func Public(cfg Config) (http.Handler, error) {
 		g.Use(ginedge.Authenticate(cfg.Auth))
 	} else {
 		g.Use(func(c *gin.Context) {
-			abort(c, http.StatusServiceUnavailable, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): API-key management is unavailable")
+			ginedge.Abort(c, http.StatusServiceUnavailable, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): API-key management is unavailable")
 		})
 	}
 	g.POST("", h.create)
@@ -143,11 +102,11 @@ func Public(cfg Config) (http.Handler, error) {
 		v1.Use(ginedge.Authenticate(cfg.LLMAuth))
 	} else {
 		v1.Use(func(c *gin.Context) {
-			abort(c, http.StatusServiceUnavailable, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): the model API is unavailable")
+			ginedge.Abort(c, http.StatusServiceUnavailable, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): the model API is unavailable")
 		})
 	}
 	llm := gin.HandlerFunc(func(c *gin.Context) {
-		abort(c, http.StatusServiceUnavailable, "llm_not_configured", "no model server is configured")
+		ginedge.Abort(c, http.StatusServiceUnavailable, "llm_not_configured", "no model server is configured")
 	})
 	if cfg.LLM != nil {
 		llm = gin.WrapH(cfg.LLM)
@@ -173,14 +132,14 @@ func Internal(cfg Config) (http.Handler, error) {
 	if cfg.Keys == nil || len(cfg.InternalToken) == 0 {
 		return nil, errors.New("server: keys service and internal token required")
 	}
-	e, err := newEngine(&cfg, nil)
+	e, err := ginedge.NewEngine(cfg.Logger, nil, cfg.Metrics)
 	if err != nil {
 		return nil, err
 	}
 	h := &handlers{cfg: cfg, tokenSum: sha256.Sum256(cfg.InternalToken)}
 	e.POST("/internal/api-keys/validate", h.internalAuth, h.validate)
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	e.GET("/readyz", h.ready)
+	e.GET("/readyz", ginedge.Ready(cfg.Ready, "database"))
 	if cfg.Metrics != nil {
 		e.GET("/metrics", gin.WrapH(cfg.Metrics.Handler()))
 	}
@@ -202,78 +161,11 @@ func (h *handlers) internalAuth(c *gin.Context) {
 		ok = subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) == 1
 	}
 	if !ok {
-		logger(c).Warn().Str("reason", "internal_auth_failed").Msg("validate call without a valid internal token")
-		abort(c, http.StatusUnauthorized, "internal_auth_failed", "missing or wrong internal token")
+		ginedge.Logger(c).Warn().Str("reason", "internal_auth_failed").Msg("validate call without a valid internal token")
+		ginedge.Abort(c, http.StatusUnauthorized, "internal_auth_failed", "missing or wrong internal token")
 		return
 	}
 	c.Next()
-}
-
-func (h *handlers) ready(c *gin.Context) {
-	if h.cfg.Ready != nil {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-		defer cancel()
-		if err := h.cfg.Ready(ctx); err != nil {
-			logger(c).Warn().Err(err).Msg("not ready")
-			abort(c, http.StatusServiceUnavailable, "not_ready", "database unavailable")
-			return
-		}
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready"})
-}
-
-// requestLog gives every request a request id (X-Request-ID when valid,
-// else a new one), echoes it, puts a logger carrying it in the request
-// context, and logs one line per request: no query string, no headers, no
-// body.
-func requestLog(base zerolog.Logger) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		start := time.Now()
-		id := edgehttp.RequestID(c.Request)
-		c.Header(edgehttp.HeaderRequestID, id)
-		l := base.With().Str("request_id", id).Logger()
-		c.Request = c.Request.WithContext(l.WithContext(c.Request.Context()))
-		c.Next()
-		route := c.FullPath()
-		if route == "" {
-			route = "unmatched"
-		}
-		lvl := zerolog.InfoLevel
-		if route == "/healthz" || route == "/readyz" {
-			lvl = zerolog.DebugLevel
-		}
-		l.WithLevel(lvl).Str("method", c.Request.Method).Str("route", route).
-			Int("status", c.Writer.Status()).Dur("duration", time.Since(start)).
-			Str("client_ip", c.ClientIP()).Msg("request")
-	}
-}
-
-// recovery answers a panic with 500 internal_error instead of dropping the
-// connection (a bug, never bad input: inputs are validated).
-func recovery() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		defer func() {
-			if r := recover(); r != nil {
-				if r == http.ErrAbortHandler {
-					panic(r)
-				}
-				logger(c).Error().Str("panic", fmt.Sprintf("%T", r)).Msg("handler panicked")
-				if !c.Writer.Written() {
-					abort(c, http.StatusInternalServerError, "internal_error", "internal error")
-				}
-				c.Abort()
-			}
-		}()
-		c.Next()
-	}
-}
-
-func logger(c *gin.Context) *zerolog.Logger { return zerolog.Ctx(c.Request.Context()) }
-
-// abort answers {"error":{"code","message"}} and stops the chain.
-func abort(c *gin.Context, status int, code, message string) {
-	edgehttp.WriteError(c.Writer, status, code, message)
-	c.Abort()
 }
 
 // fail maps an error of package keys to its answer.
@@ -282,24 +174,24 @@ func fail(c *gin.Context, err error) {
 	var reason keys.Reason
 	switch {
 	case errors.As(err, &in):
-		abort(c, http.StatusBadRequest, in.Code, in.Message)
+		ginedge.Abort(c, http.StatusBadRequest, in.Code, in.Message)
 	case errors.As(err, &reason):
-		abort(c, http.StatusUnauthorized, string(reason), "api key refused")
+		ginedge.Abort(c, http.StatusUnauthorized, string(reason), "api key refused")
 	case errors.Is(err, keys.ErrGuest):
-		abort(c, http.StatusForbidden, "forbidden_role", "guests cannot manage api keys")
+		ginedge.Abort(c, http.StatusForbidden, "forbidden_role", "guests cannot manage api keys")
 	case errors.Is(err, keys.ErrRolesNotHeld):
-		abort(c, http.StatusForbidden, "roles_not_held", "a key can only carry roles you hold")
+		ginedge.Abort(c, http.StatusForbidden, "roles_not_held", "a key can only carry roles you hold")
 	case errors.Is(err, keys.ErrLimit):
-		abort(c, http.StatusConflict, "key_limit_reached", "too many active api keys")
+		ginedge.Abort(c, http.StatusConflict, "key_limit_reached", "too many active api keys")
 	case errors.Is(err, keys.ErrNameTaken):
-		abort(c, http.StatusConflict, "name_taken", "an active api key already has this name")
+		ginedge.Abort(c, http.StatusConflict, "name_taken", "an active api key already has this name")
 	case errors.Is(err, keys.ErrNotFound):
-		abort(c, http.StatusNotFound, "key_not_found", "no such api key")
+		ginedge.Abort(c, http.StatusNotFound, "key_not_found", "no such api key")
 	case errors.Is(err, keys.ErrNotActive):
-		abort(c, http.StatusConflict, "key_not_active", "the api key is revoked, expired or already rotated")
+		ginedge.Abort(c, http.StatusConflict, "key_not_active", "the api key is revoked, expired or already rotated")
 	default:
-		logger(c).Error().Err(err).Msg("request failed")
+		ginedge.Logger(c).Error().Err(err).Msg("request failed")
 		c.Header("Retry-After", "5")
-		abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
+		ginedge.Abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
 	}
 }

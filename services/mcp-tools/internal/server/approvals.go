@@ -78,7 +78,7 @@ func DecodeDecision(body []byte) (approve bool, err error) {
 
 func (h *approvals) enabled(c *gin.Context) bool {
 	if h.store == nil {
-		abort(c, http.StatusNotFound, "approvals_disabled", "approvals are not enabled on this service")
+		ginedge.Abort(c, http.StatusNotFound, "approvals_disabled", "approvals are not enabled on this service")
 		return false
 	}
 	return true
@@ -117,7 +117,7 @@ func (h *approvals) decide(c *gin.Context) {
 	if c.Request.ContentLength != 0 {
 		if ct := c.GetHeader("Content-Type"); ct != "" {
 			if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-				abort(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+				ginedge.Abort(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
 				return
 			}
 		}
@@ -126,17 +126,17 @@ func (h *approvals) decide(c *gin.Context) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "request body over 1 KiB")
+			ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "request body over 1 KiB")
 			return
 		}
-		abort(c, http.StatusBadRequest, "body_unreadable", "the request body could not be read")
+		ginedge.Abort(c, http.StatusBadRequest, "body_unreadable", "the request body could not be read")
 		return
 	}
 	approve, err := DecodeDecision(body)
 	if err != nil {
 		var in *inputError
 		if errors.As(err, &in) {
-			abort(c, http.StatusBadRequest, in.code, in.message)
+			ginedge.Abort(c, http.StatusBadRequest, in.code, in.message)
 			return
 		}
 		fail(c, err)
@@ -144,7 +144,7 @@ func (h *approvals) decide(c *gin.Context) {
 	}
 	admin, ok := ginedge.Identity(c)
 	if !ok { // the route's middleware guarantees one
-		abort(c, http.StatusUnauthorized, "credential_missing", "authentication required")
+		ginedge.Abort(c, http.StatusUnauthorized, "credential_missing", "authentication required")
 		return
 	}
 	a, err := h.store.Decide(id, approval.User{Subject: admin.Subject, Username: admin.Username}, approve)
@@ -152,7 +152,7 @@ func (h *approvals) decide(c *gin.Context) {
 	if !approve {
 		decision = DecisionDeny
 	}
-	ev := logger(c).Info().Str("approval_id", id).Str("decision", decision).Str("admin_sub", admin.Subject)
+	ev := ginedge.Logger(c).Info().Str("approval_id", id).Str("decision", decision).Str("admin_sub", admin.Subject)
 	if a.ID != "" {
 		ev = ev.Str("requester_sub", a.RequestedBy.Subject).Str("tool", a.Tool).Str("payload_sha256", a.PayloadHash)
 	}
@@ -186,17 +186,17 @@ func reasonOf(err error) string {
 func fail(c *gin.Context, err error) {
 	switch code := reasonOf(err); code {
 	case "invalid_approval_id":
-		abort(c, http.StatusBadRequest, code, "not an approval id")
+		ginedge.Abort(c, http.StatusBadRequest, code, "not an approval id")
 	case "approval_not_found":
-		abort(c, http.StatusNotFound, code, "no such approval")
+		ginedge.Abort(c, http.StatusNotFound, code, "no such approval")
 	case "approval_expired":
-		abort(c, http.StatusConflict, code, "the approval expired")
+		ginedge.Abort(c, http.StatusConflict, code, "the approval expired")
 	case "approval_not_pending":
-		abort(c, http.StatusConflict, code, "the approval was already decided")
+		ginedge.Abort(c, http.StatusConflict, code, "the approval was already decided")
 	case "self_approval_forbidden":
-		abort(c, http.StatusForbidden, code, "an approval must be decided by another administrator than its requester")
+		ginedge.Abort(c, http.StatusForbidden, code, "an approval must be decided by another administrator than its requester")
 	default:
-		logger(c).Error().Err(err).Msg("request failed")
-		abort(c, http.StatusInternalServerError, "internal_error", "internal error")
+		ginedge.Logger(c).Error().Err(err).Msg("request failed")
+		ginedge.Abort(c, http.StatusInternalServerError, "internal_error", "internal error")
 	}
 }

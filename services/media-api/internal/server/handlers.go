@@ -41,7 +41,7 @@ func (h *handlers) mediaJSON(m media.Meta) MediaJSON {
 func subject(c *gin.Context) (string, bool) {
 	id, ok := ginedge.Identity(c)
 	if !ok || id.Subject == "" {
-		abort(c, http.StatusUnauthorized, "credential_missing", "authentication required")
+		ginedge.Abort(c, http.StatusUnauthorized, "credential_missing", "authentication required")
 		return "", false
 	}
 	return id.Subject, true
@@ -78,7 +78,7 @@ func (h *handlers) upload(c *gin.Context) {
 	mr, err := multipartReader(ct, body)
 	if err != nil {
 		closeConn(c)
-		abort(c, http.StatusBadRequest, "invalid_multipart", err.Error())
+		ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", err.Error())
 		return
 	}
 	part, err := mr.NextPart()
@@ -88,7 +88,7 @@ func (h *handlers) upload(c *gin.Context) {
 	}
 	if part.FormName() != "file" {
 		closeConn(c)
-		abort(c, http.StatusBadRequest, "invalid_multipart", `the first part must be the form field "file"`)
+		ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", `the first part must be the form field "file"`)
 		return
 	}
 	m, err := h.cfg.Media.Upload(c.Request.Context(), owner, part)
@@ -104,11 +104,11 @@ func (h *handlers) upload(c *gin.Context) {
 		// a second part, or a body that does not end properly: nothing
 		// half-understood is kept
 		if derr := h.cfg.Media.Delete(c.Request.Context(), owner, m.ID); derr != nil {
-			logger(c).Warn().Err(derr).Str("media_id", m.ID).Msg("could not remove a refused upload")
+			ginedge.Logger(c).Warn().Err(derr).Str("media_id", m.ID).Msg("could not remove a refused upload")
 		}
 		if err == nil {
 			closeConn(c)
-			abort(c, http.StatusBadRequest, "invalid_multipart", `exactly one part, the form field "file", is accepted`)
+			ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", `exactly one part, the form field "file", is accepted`)
 			return
 		}
 		multipartFail(c, err)
@@ -137,9 +137,9 @@ func multipartFail(c *gin.Context, err error) {
 		fail(c, media.ErrTooLarge)
 		return
 	}
-	logger(c).Debug().Err(err).Msg("malformed multipart body")
+	ginedge.Logger(c).Debug().Err(err).Msg("malformed multipart body")
 	closeConn(c)
-	abort(c, http.StatusBadRequest, "invalid_multipart", `the body must be multipart/form-data with one part, the form field "file"`)
+	ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", `the body must be multipart/form-data with one part, the form field "file"`)
 }
 
 func (h *handlers) created(c *gin.Context, m media.Meta) {
@@ -213,29 +213,29 @@ func (h *handlers) fetch(c *gin.Context) {
 	}
 	if ct := c.Request.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			abort(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+			ginedge.Abort(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
 			return
 		}
 	}
 	if c.Request.ContentLength > MaxFetchBody {
-		abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is too large")
+		ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is too large")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxFetchBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is too large")
+			ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is too large")
 			return
 		}
-		abort(c, http.StatusBadRequest, "invalid_body", "the request body could not be read")
+		ginedge.Abort(c, http.StatusBadRequest, "invalid_body", "the request body could not be read")
 		return
 	}
 	req, err := DecodeFetch(body)
 	if err != nil {
 		var in *InputError
 		if errors.As(err, &in) {
-			abort(c, in.Status, in.Code, in.Message)
+			ginedge.Abort(c, in.Status, in.Code, in.Message)
 			return
 		}
 		fail(c, err)

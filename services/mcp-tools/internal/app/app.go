@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -170,42 +169,13 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancel()
 	// A write may last as long as a tool call (plus slack for encoding).
 	write := a.cfg.ToolTimeout + 15*time.Second
-	servers := []*http.Server{a.httpServer(a.cfg.ListenAddr, a.Public, write), a.httpServer(a.cfg.InternalListenAddr, a.Internal, 10*time.Second)}
-	listeners := make([]net.Listener, len(servers))
-	for i, s := range servers {
-		ln, err := net.Listen("tcp", s.Addr)
-		if err != nil {
-			for _, l := range listeners[:i] {
-				_ = l.Close()
-			}
-			name := "LISTEN_ADDR"
-			if i == 1 {
-				name = "INTERNAL_LISTEN_ADDR"
-			}
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		listeners[i] = ln
+	srv := edgehttp.Servers{Public: a.httpServer(a.cfg.ListenAddr, a.Public, write), Internal: a.httpServer(a.cfg.InternalListenAddr, a.Internal, 10*time.Second)}
+	pub, in, err := srv.Listen()
+	if err != nil {
+		return err
 	}
-	a.log.Info().Str("public", listeners[0].Addr().String()).Str("internal", listeners[1].Addr().String()).Msg("mcp-tools listening")
-	errs := make(chan error, len(servers))
-	for i, s := range servers {
-		go func() {
-			if err := s.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errs <- err
-			}
-		}()
-	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errs:
-	}
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer scancel()
-	for _, s := range servers {
-		_ = s.Shutdown(sctx)
-	}
-	return runErr
+	a.log.Info().Str("public", pub.Addr().String()).Str("internal", in.Addr().String()).Msg("mcp-tools listening")
+	return srv.Serve(ctx, pub, in)
 }
 
 func (a *App) httpServer(addr string, h http.Handler, write time.Duration) *http.Server {

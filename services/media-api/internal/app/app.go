@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -168,47 +167,19 @@ func (a *App) Background(ctx context.Context) *sync.WaitGroup {
 func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	servers := []*http.Server{a.httpServer(a.cfg.ListenAddr, a.Public), a.httpServer(a.cfg.InternalListenAddr, a.Internal)}
-	listeners := make([]net.Listener, len(servers))
-	for i, s := range servers {
-		ln, err := net.Listen("tcp", s.Addr)
-		if err != nil {
-			for _, l := range listeners[:i] {
-				_ = l.Close()
-			}
-			name := "LISTEN_ADDR"
-			if i == 1 {
-				name = "INTERNAL_LISTEN_ADDR"
-			}
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		listeners[i] = ln
+	srv := edgehttp.Servers{Public: a.httpServer(a.cfg.ListenAddr, a.Public), Internal: a.httpServer(a.cfg.InternalListenAddr, a.Internal)}
+	pub, in, err := srv.Listen()
+	if err != nil {
+		return err
 	}
-	a.log.Info().Str("public", listeners[0].Addr().String()).Str("internal", listeners[1].Addr().String()).
+	a.log.Info().Str("public", pub.Addr().String()).Str("internal", in.Addr().String()).
 		Str("storage", a.Store.Dir()).Int64("max_bytes", a.cfg.MaxBytes).Bool("fetch", a.cfg.FetchEnabled).
 		Msg("media-api listening")
 	bg := a.Background(ctx)
-	errs := make(chan error, len(servers))
-	for i, s := range servers {
-		go func() {
-			if err := s.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errs <- err
-			}
-		}()
-	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errs:
-	}
+	err = srv.Serve(ctx, pub, in)
 	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer scancel()
-	for _, s := range servers {
-		_ = s.Shutdown(sctx)
-	}
 	bg.Wait()
-	return runErr
+	return err
 }
 
 // httpServer: uploads and downloads of up to MEDIA_MAX_BYTES need more time

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +23,6 @@ import (
 	"github.com/edgeguard/edgeguard/cli/internal/credstore"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // edgectl runs edgectl in process with its own config directory and the
 // key-file fallback (there is no OS keyring here).
@@ -70,7 +52,7 @@ func (e edgectl) run(ctx context.Context, args ...string) result {
 // login is a running "edgectl login".
 type login struct {
 	url            string
-	stdout, stderr *syncBuffer
+	stdout, stderr *testenv.Buffer
 	done           chan int
 }
 
@@ -79,7 +61,7 @@ type login struct {
 func (e edgectl) startLogin(ctx context.Context, t *testing.T, server string) *login {
 	t.Helper()
 	pr, pw := io.Pipe()
-	l := &login{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	l := &login{stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan int, 1)}
 	go func() {
 		l.done <- e.env(pw, l.stderr).Run(ctx, []string{"login", "--server", server})
 		_ = pw.Close()

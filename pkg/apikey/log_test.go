@@ -1,11 +1,11 @@
 package apikey
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"net/http"
 	"os"
 	"strings"
@@ -17,30 +17,12 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// syncBuffer is a bytes.Buffer safe for the validator's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestDebugLogsNeverCarryAKeyAPepperOrTheInternalToken runs every path of
 // the validator with logging at debug level (and logs the package's types
 // the way callers would), then greps the captured logs for every secret the
 // test used, raw and in the usual encodings.
 func TestDebugLogsNeverCarryAKeyAPepperOrTheInternalToken(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.Buffer
 	logger := zerolog.New(&buf).Level(zerolog.DebugLevel)
 	f := newFakeLLM(t)
 	clock := newFakeClock()

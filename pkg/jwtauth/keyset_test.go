@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"fmt"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"net/http"
 	"strings"
 	"sync"
@@ -64,7 +65,7 @@ func TestNewKidIsFetchedOnceAndRemovedKidStopsVerifying(t *testing.T) {
 
 func TestIdPDownServesStaleKeysThenIdPUnavailable(t *testing.T) {
 	testKeys(t)
-	var logs syncBuffer
+	var logs testenv.Buffer
 	p := newIdP(t, jwksJSON(t, keyA()))
 	clk := newClock()
 	v := newTestVerifier(t, p, clk, func(c *Config) {
@@ -105,7 +106,7 @@ func TestIdPDownServesStaleKeysThenIdPUnavailable(t *testing.T) {
 
 func TestWarningsAreRateLimitedPerRefreshInterval(t *testing.T) {
 	testKeys(t)
-	var logs syncBuffer
+	var logs testenv.Buffer
 	p := newIdP(t, jwksJSON(t, keyA()))
 	clk := newClock()
 	v := newTestVerifier(t, p, clk, func(c *Config) { c.Logger = zerolog.New(&logs) })
@@ -295,24 +296,6 @@ func TestStaticKeysVerifySignatureOnly(t *testing.T) {
 	if _, r := keys.VerifySignature("garbage", nil); r != ReasonMalformed {
 		t.Fatalf("garbage: %q", r)
 	}
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestPrivateJWKsAreReducedToTheirPublicHalf(t *testing.T) {

@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -167,7 +167,7 @@ func TestFailPoliciesWhenRedisIsDown(t *testing.T) {
 }
 
 func TestRedisFailureIsLoggedOncePerIntervalWithoutSecrets(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.Buffer
 	log := zerolog.New(&buf)
 	l := deadLimiter(t, OnErrorDeny, &log)
 	l.cfg.ProbeInterval = time.Nanosecond // every decision goes to Redis and fails
@@ -253,22 +253,4 @@ func TestClosedLimiterRefusesDecisions(t *testing.T) {
 	if _, err := l.Allow(context.Background(), "a", mustLimits(t, "1/s")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("err = %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (zerolog).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

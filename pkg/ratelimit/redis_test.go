@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"strconv"
 	"strings"
 	"sync"
@@ -304,7 +305,7 @@ func TestRedisPasswordNeverAppearsInErrorsOrLogs(t *testing.T) {
 		"wrong user":     func(c *Config) { c.Redis.Username = "nobody"; c.Redis.Password = wrong },
 	} {
 		t.Run(name, func(t *testing.T) {
-			var buf syncBuffer
+			var buf testenv.Buffer
 			log := zerolog.New(&buf)
 			l := newTestLimiter(t, srv.Addr(), func(c *Config) {
 				mutate(c)

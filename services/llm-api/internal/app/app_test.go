@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -300,7 +300,7 @@ func freeAddr(t *testing.T) string {
 }
 
 func TestNoSecretsInServiceLogs(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	e := start(t, logs)
 	tok := e.idp.Token(t, "alice", nil)
 	k := e.create(t, "k")
@@ -321,21 +321,4 @@ func TestNoSecretsInServiceLogs(t *testing.T) {
 	if !strings.Contains(out, "request_id") {
 		t.Fatal("no request logs captured")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -73,7 +74,7 @@ func refreshBody(tok string) string {
 // edge identity chain and that no secret reaches the log.
 func TestGuestSessionsThroughTheService(t *testing.T) {
 	kc := kctest.New(t)
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	idp := jwttest.New(t)
 	cfg := testConfig(t, idp, pgtest.Schema(t), redisAddr(t))
 	cfg.KeycloakURL, cfg.KeycloakClientSecret = kc.URL, config.Secret(kctest.ServiceSecret)

@@ -133,7 +133,7 @@ func TestGuestSessionsOnRealKeycloak(t *testing.T) {
 		}
 	})
 
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	cfg := &config.Config{
 		Strict: true, ListenAddr: "127.0.0.1:0", InternalListenAddr: "127.0.0.1:0", LogLevel: zerolog.DebugLevel,
 		DatabaseURL: config.Secret(pgtest.Schema(t)), RedisAddr: redisAddr(t),

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,7 +29,7 @@ func TestModelAPIThroughTheService(t *testing.T) {
 	const key = "vllm-service-key-0123456789"
 	cfg.LLMUpstreamURL, cfg.LLMUpstreamAPIKey = up.URL+"/v1", config.Secret(key)
 	cfg.LLMUpstreamTimeout, cfg.LLMUpstreamHeaderTimeout, cfg.LLMMaxBodyBytes = time.Minute, time.Minute, 1<<20
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	a, err := app.New(context.Background(), cfg, zerolog.New(logs).Level(zerolog.DebugLevel), app.Deps{Roles: keystest.NewRoles()})
 	if err != nil {
 		t.Fatal(err)

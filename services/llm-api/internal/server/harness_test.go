@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -32,24 +33,6 @@ var (
 	pepperPrev = []byte("pepper-previous-0123456789abcdef012345678")
 )
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	t        testing.TB
 	idp      *jwttest.IdP
@@ -62,7 +45,7 @@ type harness struct {
 	public   http.Handler
 	internal http.Handler
 	metrics  *httpmetrics.Metrics
-	logs     *syncBuffer
+	logs     *testenv.Buffer
 
 	mu  sync.Mutex
 	now time.Time
@@ -87,7 +70,7 @@ type options struct {
 func newHarness(t testing.TB, o options) *harness {
 	t.Helper()
 	h := &harness{t: t, idp: jwttest.New(t), store: o.store, roles: keystest.NewRoles(), pub: &keystest.Publisher{},
-		logs: &syncBuffer{}, now: time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)}
+		logs: &testenv.Buffer{}, now: time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)}
 	if h.store == nil {
 		h.store = keystest.NewMemStore()
 	}

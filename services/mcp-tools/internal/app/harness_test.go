@@ -1,9 +1,9 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -40,20 +40,6 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
 }
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // fakeSandbox stands in for SandboxFusion's /run_code.
 type fakeSandbox struct {
@@ -122,14 +108,14 @@ type harness struct {
 	signer  *edgeid.Signer
 	clock   *clock
 	sandbox *fakeSandbox
-	logs    *syncBuffer
+	logs    *testenv.Buffer
 }
 
 type option func(env map[string]string, deps *app.Deps)
 
 func newHarness(t *testing.T, opts ...option) *harness {
 	t.Helper()
-	h := &harness{t: t, idp: jwttest.New(t), clock: &clock{t: time.Now()}, sandbox: newFakeSandbox(t), logs: &syncBuffer{}}
+	h := &harness{t: t, idp: jwttest.New(t), clock: &clock{t: time.Now()}, sandbox: newFakeSandbox(t), logs: &testenv.Buffer{}}
 	dir := t.TempDir()
 	keyPath, jwksPath := filepath.Join(dir, "edge.key"), filepath.Join(dir, "edge.jwks")
 	if err := edgeid.WriteKeyFiles(keyPath, jwksPath); err != nil {

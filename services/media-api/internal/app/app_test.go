@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,23 +27,6 @@ import (
 )
 
 const signingKey = "app-test-url-signing-key-5e0c2a9f7b3d1e8c6a4f"
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The whole service on real listeners and a real directory: the edge's
 // assertion and a Keycloak JWT authenticate, an upload becomes a signed
@@ -76,7 +58,7 @@ func TestServiceOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	log := zerolog.New(redact.Writer(logs)).Level(zerolog.TraceLevel)
 	a, err := app.New(cfg, log, app.Deps{})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -36,24 +37,6 @@ const serviceName = "media-api"
 
 var signingKey = []byte("media-url-signing-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0")
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	t        testing.TB
 	idp      *jwttest.IdP
@@ -63,7 +46,7 @@ type harness struct {
 	svc      *media.Service
 	public   http.Handler
 	internal http.Handler
-	logs     *syncBuffer
+	logs     *testenv.Buffer
 	// secrets collects every credential and signature the test used: none
 	// may appear in the logs.
 	secrets []string
@@ -82,7 +65,7 @@ type options struct {
 
 func newHarness(t testing.TB, o options) *harness {
 	t.Helper()
-	h := &harness{t: t, idp: jwttest.New(t), logs: &syncBuffer{}, now: time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)}
+	h := &harness{t: t, idp: jwttest.New(t), logs: &testenv.Buffer{}, now: time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)}
 	if o.maxBytes == 0 {
 		o.maxBytes = 256 << 10
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io"
 	"net"
@@ -50,7 +51,7 @@ type env struct {
 
 func testConfig(t testing.TB, idp *jwttest.IdP, dsn, redisAddr string) *config.Config {
 	return &config.Config{
-		Strict: true, ListenAddr: "127.0.0.1:0", InternalListenAddr: "127.0.0.1:0", LogLevel: zerolog.DebugLevel,
+		Service:     envconf.Service{Strict: true, ListenAddr: "127.0.0.1:0", InternalListenAddr: "127.0.0.1:0", LogLevel: zerolog.DebugLevel},
 		DatabaseURL: config.Secret(dsn), RedisAddr: redisAddr,
 		KeycloakURL: "http://127.0.0.1:1", KeycloakRealm: "jan", KeycloakClientID: "llm-api", KeycloakClientSecret: config.Secret("unused-in-tests"),
 		KeycloakCacheTTL: time.Second,

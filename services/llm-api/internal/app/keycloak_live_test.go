@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -135,7 +136,8 @@ func TestGuestSessionsOnRealKeycloak(t *testing.T) {
 
 	logs := &testenv.Buffer{}
 	cfg := &config.Config{
-		Strict: true, ListenAddr: "127.0.0.1:0", InternalListenAddr: "127.0.0.1:0", LogLevel: zerolog.DebugLevel,
+		Service: envconf.Service{Strict: true, ListenAddr: "127.0.0.1:0", InternalListenAddr: "127.0.0.1:0", LogLevel: zerolog.DebugLevel,
+			TrustedProxies: []string{"127.0.0.1"}},
 		DatabaseURL: config.Secret(pgtest.Schema(t)), RedisAddr: redisAddr(t),
 		KeycloakURL: kc.url, KeycloakRealm: kc.realm, KeycloakClientID: "llm-api", KeycloakClientSecret: config.Secret(kc.llmSecret),
 		KeycloakCacheTTL: time.Second,
@@ -147,7 +149,6 @@ func TestGuestSessionsOnRealKeycloak(t *testing.T) {
 		GuestLimitPerIP: []ratelimit.Limit{{Rate: 5, Period: time.Hour}}, GuestMaxPerHour: 1_000_000,
 		GuestSessionLimitPerIP: []ratelimit.Limit{{Rate: 60, Period: time.Minute}},
 		GuestTTL:               24 * time.Hour, GuestCleanupInterval: time.Hour,
-		TrustedProxies: []string{"127.0.0.1"},
 	}
 	a, err := app.New(ctx, cfg, zerolog.New(logs).Level(zerolog.DebugLevel), app.Deps{GuestDirectory: dir})
 	if err != nil {

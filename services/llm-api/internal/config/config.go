@@ -20,8 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
@@ -32,12 +30,8 @@ type Secret = envconf.Secret
 
 // Config is llm-api's configuration.
 type Config struct {
-	Strict bool
-
-	ListenAddr         string
-	InternalListenAddr string
-	TrustedProxies     []string
-	LogLevel           zerolog.Level
+	// Strict, the listeners, TRUSTED_PROXIES and LOG_LEVEL.
+	envconf.Service
 
 	DatabaseURL Secret // may carry a password
 
@@ -112,25 +106,8 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	l := &loader{Loader: envconf.Loader{Getenv: getenv, ReadFile: readFile}}
 	c := &Config{}
 	var err error
-	if c.Strict, err = l.Bool("STRICT", true); err != nil {
+	if c.Service, err = l.Service(); err != nil {
 		return nil, err
-	}
-	l.Strict = c.Strict
-
-	c.ListenAddr = l.Str("LISTEN_ADDR", ":8080")
-	c.InternalListenAddr = l.Str("INTERNAL_LISTEN_ADDR", ":8081")
-	if c.ListenAddr == c.InternalListenAddr {
-		return nil, errors.New("INTERNAL_LISTEN_ADDR: must differ from LISTEN_ADDR (internal endpoints listen on their own port)")
-	}
-	c.TrustedProxies = l.List("TRUSTED_PROXIES", nil)
-	for _, p := range c.TrustedProxies {
-		if p == "*" || p == "0.0.0.0/0" || p == "::/0" {
-			return nil, errors.New("TRUSTED_PROXIES: must list the gateway's addresses, never every address")
-		}
-	}
-	lvl := l.Str("LOG_LEVEL", "info")
-	if c.LogLevel, err = zerolog.ParseLevel(lvl); err != nil || lvl == "" {
-		return nil, fmt.Errorf("LOG_LEVEL: %q is not one of trace, debug, info, warn, error", lvl)
 	}
 
 	// database: DATABASE_URL_FILE, or DATABASE_URL
@@ -153,7 +130,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	if c.KeycloakURL == "" {
 		return nil, errors.New("KEYCLOAK_URL: required (key roles are checked against the owner's current realm roles)")
 	}
-	if err := checkHTTPURL(c.KeycloakURL); err != nil {
+	if err := envconf.HTTPURL(c.KeycloakURL); err != nil {
 		return nil, fmt.Errorf("KEYCLOAK_URL: %w", err)
 	}
 	c.KeycloakRealm = l.Str("KEYCLOAK_REALM", "jan")
@@ -187,11 +164,11 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		if c.AuthIssuer == "" {
 			return nil, errors.New("AUTH_ISSUER: required when AUTH_ENABLED and AUTH_ACCEPT_JWT are true")
 		}
-		if err := checkHTTPURL(c.AuthIssuer); err != nil {
+		if err := envconf.HTTPURL(c.AuthIssuer); err != nil {
 			return nil, fmt.Errorf("AUTH_ISSUER: %w", err)
 		}
 		if c.AuthJWKSURL != "" {
-			if err := checkHTTPURL(c.AuthJWKSURL); err != nil {
+			if err := envconf.HTTPURL(c.AuthJWKSURL); err != nil {
 				return nil, fmt.Errorf("AUTH_JWKS_URL: %w", err)
 			}
 		}
@@ -244,7 +221,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 func (l *loader) llm(c *Config) error {
 	c.LLMUpstreamURL = l.Str("LLM_UPSTREAM_URL", "")
 	if c.LLMUpstreamURL != "" {
-		if err := checkHTTPURL(c.LLMUpstreamURL); err != nil {
+		if err := envconf.HTTPURL(c.LLMUpstreamURL); err != nil {
 			return fmt.Errorf("LLM_UPSTREAM_URL: %w", err)
 		}
 	}
@@ -274,7 +251,7 @@ func (l *loader) llm(c *Config) error {
 // from the edge's assertion. Without it, AUTH_ACCEPT_JWT must be true.
 func (l *loader) edgeIdentity(c *Config) error {
 	c.ServiceName = l.Str("SERVICE_NAME", "llm-api")
-	if !safeName(c.ServiceName) {
+	if !envconf.ServiceName(c.ServiceName) {
 		return fmt.Errorf("SERVICE_NAME: %q is not 1-64 characters of [a-z0-9-]", c.ServiceName)
 	}
 	c.EdgeIdentityJWKSFile = l.Str("EDGE_IDENTITY_JWKS_FILE", "")
@@ -344,20 +321,6 @@ func (l *loader) limits(name, def string) ([]ratelimit.Limit, error) {
 	return lims, nil
 }
 
-// safeName: a service name, [a-z0-9-]{1,64}.
-func safeName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // safeClientID: a Keycloak client id, [A-Za-z0-9._-]{1,255}.
 func safeClientID(s string) bool {
 	if s == "" || len(s) > 255 {
@@ -412,17 +375,6 @@ func checkDSN(dsn Secret, strict bool) error {
 	}
 	if pw, ok := u.User.Password(); ok && strict && envconf.IsPlaceholder([]byte(pw)) {
 		return errors.New("DATABASE_URL: the database password is a placeholder or default value")
-	}
-	return nil
-}
-
-func checkHTTPURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("not an absolute http(s) URL")
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("must not carry credentials, a query or a fragment")
 	}
 	return nil
 }

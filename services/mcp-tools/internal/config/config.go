@@ -15,11 +15,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/envconf"
 )
@@ -29,12 +26,8 @@ type Secret = envconf.Secret
 
 // Config is mcp-tools' configuration. Defaults are documented on Load.
 type Config struct {
-	Strict bool
-
-	ListenAddr         string
-	InternalListenAddr string
-	TrustedProxies     []string
-	LogLevel           zerolog.Level
+	// Strict, the listeners, TRUSTED_PROXIES and LOG_LEVEL.
+	envconf.Service
 
 	// ServiceName is the aud an X-Edge-Identity assertion must carry.
 	ServiceName string
@@ -82,29 +75,15 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	l := &loader{Loader: envconf.Loader{Getenv: getenv, ReadFile: readFile}}
 	c := &Config{}
 	var err error
-	if c.Strict, err = l.Bool("STRICT", true); err != nil {
+	if c.Service, err = l.Service(); err != nil {
 		return nil, err
-	}
-	l.Strict = c.Strict
-
-	c.ListenAddr = l.Str("LISTEN_ADDR", ":8080")
-	c.InternalListenAddr = l.Str("INTERNAL_LISTEN_ADDR", ":8081")
-	if c.ListenAddr == c.InternalListenAddr {
-		return nil, errors.New("INTERNAL_LISTEN_ADDR: must differ from LISTEN_ADDR (internal endpoints listen on their own port)")
-	}
-	c.TrustedProxies = l.List("TRUSTED_PROXIES", nil)
-	for _, p := range c.TrustedProxies {
-		if p == "*" || p == "0.0.0.0/0" || p == "::/0" {
-			return nil, errors.New("TRUSTED_PROXIES: must list the gateway's addresses, never every address")
-		}
-	}
-	lvl := l.Str("LOG_LEVEL", "info")
-	if c.LogLevel, err = zerolog.ParseLevel(lvl); err != nil || lvl == "" {
-		return nil, fmt.Errorf("LOG_LEVEL: %q is not one of trace, debug, info, warn, error", lvl)
 	}
 
 	// Identity: the edge's assertion and/or a Keycloak JWT.
 	c.ServiceName = l.Str("SERVICE_NAME", "mcp-tools")
+	if !envconf.ServiceName(c.ServiceName) {
+		return nil, fmt.Errorf("SERVICE_NAME: %q is not 1-64 characters of [a-z0-9-]", c.ServiceName)
+	}
 	if c.EdgeJWKSPath = l.Str("EDGE_IDENTITY_JWKS_FILE", ""); c.EdgeJWKSPath != "" {
 		b, err := l.ReadFile(c.EdgeJWKSPath)
 		if err != nil {
@@ -126,11 +105,11 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		if c.AuthIssuer == "" {
 			return nil, errors.New("AUTH_ISSUER: required when AUTH_ACCEPT_JWT is true")
 		}
-		if err := checkHTTPURL(c.AuthIssuer); err != nil {
+		if err := envconf.HTTPURL(c.AuthIssuer); err != nil {
 			return nil, fmt.Errorf("AUTH_ISSUER: %w", err)
 		}
 		if c.AuthJWKSURL != "" {
-			if err := checkHTTPURL(c.AuthJWKSURL); err != nil {
+			if err := envconf.HTTPURL(c.AuthJWKSURL); err != nil {
 				return nil, fmt.Errorf("AUTH_JWKS_URL: %w", err)
 			}
 		}
@@ -160,7 +139,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 
 	c.SandboxURL = l.Str("SANDBOX_URL", "")
 	if c.SandboxURL != "" {
-		if err := checkHTTPURL(c.SandboxURL); err != nil {
+		if err := envconf.HTTPURL(c.SandboxURL); err != nil {
 			return nil, fmt.Errorf("SANDBOX_URL: %w", err)
 		}
 	}
@@ -211,17 +190,6 @@ func (l *loader) seconds(name string, def, lo, hi int) (time.Duration, error) {
 // unset is nil.
 func (l *loader) secret(name string, minLen int) (Secret, error) {
 	return l.Secret(name, envconf.SecretOpts{MinLen: minLen})
-}
-
-func checkHTTPURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("not an absolute http(s) URL")
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("must not carry credentials, a query or a fragment")
-	}
-	return nil
 }
 
 // FromEnv is Load with the process environment and file system.

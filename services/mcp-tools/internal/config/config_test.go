@@ -95,6 +95,7 @@ func TestBadConfigurationIsRefusedWithTheVariableName(t *testing.T) {
 		{map[string]string{"AUTH_ACCEPT_JWT": "true", "AUTH_ISSUER": "https://id.example", "AUTH_JWKS_URL": "https://u:p@x/"}, "AUTH_JWKS_URL: must not carry"},
 		{base("STRICT", "maybe"), "STRICT: "},
 		{base("LISTEN_ADDR", ":9000", "INTERNAL_LISTEN_ADDR", ":9000"), "INTERNAL_LISTEN_ADDR: must differ"},
+		{base("SERVICE_NAME", "MCP Tools"), "SERVICE_NAME: "},
 		{base("TRUSTED_PROXIES", "10.0.0.1,0.0.0.0/0"), "TRUSTED_PROXIES: "},
 		{base("LOG_LEVEL", "loud"), "LOG_LEVEL: "},
 		{base("MCP_MAX_BODY_BYTES", "10"), "MCP_MAX_BODY_BYTES: "},

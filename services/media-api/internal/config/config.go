@@ -12,14 +12,12 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
-	"github.com/rs/zerolog"
 )
 
 // Secret is a secret value that never prints (pkg/envconf).
@@ -27,12 +25,8 @@ type Secret = envconf.Secret
 
 // Config is media-api's configuration.
 type Config struct {
-	Strict bool
-
-	ListenAddr         string
-	InternalListenAddr string
-	TrustedProxies     []string
-	LogLevel           zerolog.Level
+	// Strict, the listeners, TRUSTED_PROXIES and LOG_LEVEL.
+	envconf.Service
 
 	// Authentication: the edge's X-Edge-Identity assertion, and/or (with
 	// AuthAcceptJWT) a Keycloak access token verified here.
@@ -73,25 +67,8 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	l := &envconf.Loader{Getenv: getenv, ReadFile: readFile}
 	c := &Config{}
 	var err error
-	if c.Strict, err = l.Bool("STRICT", true); err != nil {
+	if c.Service, err = l.Service(); err != nil {
 		return nil, err
-	}
-	l.Strict = c.Strict
-
-	c.ListenAddr = l.Str("LISTEN_ADDR", ":8080")
-	c.InternalListenAddr = l.Str("INTERNAL_LISTEN_ADDR", ":8081")
-	if c.ListenAddr == c.InternalListenAddr {
-		return nil, errors.New("INTERNAL_LISTEN_ADDR: must differ from LISTEN_ADDR (internal endpoints listen on their own port)")
-	}
-	c.TrustedProxies = l.List("TRUSTED_PROXIES", nil)
-	for _, p := range c.TrustedProxies {
-		if p == "*" || p == "0.0.0.0/0" || p == "::/0" {
-			return nil, errors.New("TRUSTED_PROXIES: must list the gateway's addresses, never every address")
-		}
-	}
-	lvl := l.Str("LOG_LEVEL", "info")
-	if c.LogLevel, err = zerolog.ParseLevel(lvl); err != nil || lvl == "" {
-		return nil, fmt.Errorf("LOG_LEVEL: %q is not one of trace, debug, info, warn, error", lvl)
 	}
 
 	if err := readAuth(l, c); err != nil {
@@ -163,17 +140,17 @@ func readAuth(l *envconf.Loader, c *Config) error {
 		if c.AuthIssuer == "" {
 			return errors.New("AUTH_ISSUER: required when AUTH_ACCEPT_JWT is true")
 		}
-		if err := checkHTTPURL(c.AuthIssuer); err != nil {
+		if err := envconf.HTTPURL(c.AuthIssuer); err != nil {
 			return fmt.Errorf("AUTH_ISSUER: %w", err)
 		}
 		if c.AuthJWKSURL != "" {
-			if err := checkHTTPURL(c.AuthJWKSURL); err != nil {
+			if err := envconf.HTTPURL(c.AuthJWKSURL); err != nil {
 				return fmt.Errorf("AUTH_JWKS_URL: %w", err)
 			}
 		}
 	}
 	c.ServiceName = l.Str("SERVICE_NAME", "media-api")
-	if !safeName(c.ServiceName) {
+	if !envconf.ServiceName(c.ServiceName) {
 		return fmt.Errorf("SERVICE_NAME: %q is not 1-64 characters of [a-z0-9-]", c.ServiceName)
 	}
 	c.EdgeIdentityJWKSFile = l.Str("EDGE_IDENTITY_JWKS_FILE", "")
@@ -198,40 +175,15 @@ func readAuth(l *envconf.Loader, c *Config) error {
 	return nil
 }
 
-func checkHTTPURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("not an absolute http(s) URL")
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("must not carry credentials, a query or a fragment")
-	}
-	return nil
-}
-
 // checkBaseURL: an http(s) origin, optionally with a path prefix.
 func checkBaseURL(s string) error {
-	if err := checkHTTPURL(s); err != nil {
+	if err := envconf.HTTPURL(s); err != nil {
 		return err
 	}
 	if strings.ContainsAny(s, "?#") {
 		return errors.New("must not carry a query or a fragment")
 	}
 	return nil
-}
-
-// safeName: a service name, [a-z0-9-]{1,64}.
-func safeName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // FromEnv is Load with the process environment and file system.

@@ -1,0 +1,80 @@
+package envconf
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/rs/zerolog"
+)
+
+// Service holds the settings every private service reads the same way.
+type Service struct {
+	// Strict (STRICT, default true) refuses missing, short or placeholder
+	// secrets and insecure switches.
+	Strict bool
+	// ListenAddr (LISTEN_ADDR, default :8080) is the public listener;
+	// InternalListenAddr (INTERNAL_LISTEN_ADDR, default :8081) serves
+	// health, readiness and metrics and must differ from it.
+	ListenAddr         string
+	InternalListenAddr string
+	// TrustedProxies (TRUSTED_PROXIES, default none) are the gateway
+	// addresses whose X-Forwarded-For is believed; never every address.
+	TrustedProxies []string
+	// LogLevel (LOG_LEVEL, default info).
+	LogLevel zerolog.Level
+}
+
+// Service reads STRICT, LISTEN_ADDR, INTERNAL_LISTEN_ADDR, TRUSTED_PROXIES
+// and LOG_LEVEL, and sets l.Strict for the secrets read after it.
+func (l *Loader) Service() (Service, error) {
+	var s Service
+	var err error
+	if s.Strict, err = l.Bool("STRICT", true); err != nil {
+		return s, err
+	}
+	l.Strict = s.Strict
+	s.ListenAddr = l.Str("LISTEN_ADDR", ":8080")
+	s.InternalListenAddr = l.Str("INTERNAL_LISTEN_ADDR", ":8081")
+	if s.ListenAddr == s.InternalListenAddr {
+		return s, errors.New("INTERNAL_LISTEN_ADDR: must differ from LISTEN_ADDR (internal endpoints listen on their own port)")
+	}
+	s.TrustedProxies = l.List("TRUSTED_PROXIES", nil)
+	for _, p := range s.TrustedProxies {
+		if p == "*" || p == "0.0.0.0/0" || p == "::/0" {
+			return s, errors.New("TRUSTED_PROXIES: must list the gateway's addresses, never every address")
+		}
+	}
+	lvl := l.Str("LOG_LEVEL", "info")
+	if s.LogLevel, err = zerolog.ParseLevel(lvl); err != nil || lvl == "" {
+		return s, fmt.Errorf("LOG_LEVEL: %q is not one of trace, debug, info, warn, error", lvl)
+	}
+	return s, nil
+}
+
+// HTTPURL checks an absolute http(s) URL without credentials, a query or a
+// fragment (issuers, JWKS and upstream URLs).
+func HTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("not an absolute http(s) URL")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("must not carry credentials, a query or a fragment")
+	}
+	return nil
+}
+
+// ServiceName reports whether s is a service name: [a-z0-9-]{1,64}.
+func ServiceName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

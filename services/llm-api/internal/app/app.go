@@ -9,7 +9,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/apikey"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
-	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
@@ -149,11 +147,12 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 	}
 
 	var mw, llmAuth *edgehttp.Middleware
-	if cfg.AuthEnabled {
-		auth, err := a.authenticator(cfg, deps, now, log)
+	if cfg.Auth.Enabled {
+		auth, built, err := cfg.Auth.Authenticator(deps.Verifier, now, log)
 		if err != nil {
 			return nil, err
 		}
+		a.verifier = built
 		mw, err = edgehttp.New(edgehttp.Config{
 			Authenticator: auth,
 			Policy:        identity.Policy{AuthMethods: []string{identity.MethodJWT}, ForbiddenRoles: []string{identity.RoleGuest}},
@@ -199,43 +198,6 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 	}
 	ok = true
 	return a, nil
-}
-
-// authenticator builds the credential chain of the authenticated routes:
-// the edge's X-Edge-Identity assertion (EDGE_IDENTITY_JWKS_FILE, aud
-// SERVICE_NAME), then — with AUTH_ACCEPT_JWT — a Keycloak JWT verified here.
-func (a *App) authenticator(cfg *config.Config, deps Deps, now func() time.Time, log zerolog.Logger) (edgehttp.Authenticator, error) {
-	var chain edgehttp.Chain
-	if len(cfg.EdgeIdentityJWKS) > 0 {
-		ev, err := edgeid.NewVerifier(cfg.EdgeIdentityJWKS, cfg.ServiceName, now)
-		if err != nil {
-			return nil, fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %w", err)
-		}
-		chain = append(chain, &edgehttp.EdgeIdentity{Verifier: ev})
-	}
-	if cfg.AuthAcceptJWT {
-		v := deps.Verifier
-		if v == nil {
-			var err error
-			a.verifier, err = jwtauth.New(jwtauth.Config{
-				Issuers:    []jwtauth.Issuer{{Issuer: cfg.AuthIssuer, JWKSURL: cfg.AuthJWKSURL}},
-				Audiences:  cfg.AuthAudience,
-				AllowedAZP: cfg.AuthAllowedAZP,
-				Logger:     log.With().Str("component", "jwtauth").Logger(),
-			})
-			if err != nil {
-				return nil, fmt.Errorf("AUTH_ISSUER/AUTH_AUDIENCE/AUTH_JWKS_URL: %w", err)
-			}
-			v = a.verifier
-		}
-		chain = append(chain, &edgehttp.JWT{Verifier: v})
-	}
-	if len(chain) == 0 {
-		return nil, errors.New("AUTH_ACCEPT_JWT: false needs EDGE_IDENTITY_JWKS_FILE (no credential would be accepted)")
-	}
-	log.Info().Bool("edge_identity", len(cfg.EdgeIdentityJWKS) > 0).Str("service_name", cfg.ServiceName).
-		Bool("jwt", cfg.AuthAcceptJWT).Msg("credentials accepted")
-	return chain, nil
 }
 
 // guests builds guest login (Keycloak, the guest-login client, limits on

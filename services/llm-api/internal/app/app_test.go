@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
+	"github.com/edgeguard/edgeguard/pkg/svcauth"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io"
 	"net"
@@ -55,8 +56,8 @@ func testConfig(t testing.TB, idp *jwttest.IdP, dsn, redisAddr string) *config.C
 		DatabaseURL: config.Secret(dsn), RedisAddr: redisAddr,
 		KeycloakURL: "http://127.0.0.1:1", KeycloakRealm: "jan", KeycloakClientID: "llm-api", KeycloakClientSecret: config.Secret("unused-in-tests"),
 		KeycloakCacheTTL: time.Second,
-		AuthEnabled:      true, AuthIssuer: idp.Issuer, AuthJWKSURL: idp.JWKSURL(), AuthAudience: []string{"jan-api"},
-		AuthAllowedAZP: []string{"jan-cli"}, AuthAcceptJWT: true, ServiceName: "llm-api",
+		Auth: svcauth.Config{Enabled: true, Issuer: idp.Issuer, JWKSURL: idp.JWKSURL(), Audience: []string{"jan-api"},
+			AllowedAZP: []string{"jan-cli"}, AcceptJWT: true, ServiceName: "llm-api"},
 		Pepper: config.Secret("app-test-pepper-0123456789abcdef0123456789"), InternalToken: config.Secret(internalToken),
 		MaxKeysPerUser: 10, DefaultExpiresDays: 90, MaxExpiresDays: 365, KeyEnv: "live",
 	}

@@ -88,7 +88,7 @@ func TestGuestSessionsThroughTheService(t *testing.T) {
 	if err := edgeid.WriteKeyFiles(filepath.Join(dir, "k"), filepath.Join(dir, "j")); err != nil {
 		t.Fatal(err)
 	}
-	cfg.EdgeIdentityJWKS, _ = os.ReadFile(filepath.Join(dir, "j"))
+	cfg.Auth.EdgeIdentityJWKS, _ = os.ReadFile(filepath.Join(dir, "j"))
 	signer, err := edgeid.LoadSigner(filepath.Join(dir, "k"))
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
+	"github.com/edgeguard/edgeguard/pkg/svcauth"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -141,8 +142,8 @@ func TestGuestSessionsOnRealKeycloak(t *testing.T) {
 		DatabaseURL: config.Secret(pgtest.Schema(t)), RedisAddr: redisAddr(t),
 		KeycloakURL: kc.url, KeycloakRealm: kc.realm, KeycloakClientID: "llm-api", KeycloakClientSecret: config.Secret(kc.llmSecret),
 		KeycloakCacheTTL: time.Second,
-		AuthEnabled:      true, AuthAcceptJWT: true, AuthIssuer: kc.issuer, AuthJWKSURL: kc.jwksURL, AuthAudience: []string{"jan-api"},
-		AuthAllowedAZP: []string{"jan-cli", "jan-web", "guest-login"}, ServiceName: "llm-api",
+		Auth: svcauth.Config{Enabled: true, AcceptJWT: true, Issuer: kc.issuer, JWKSURL: kc.jwksURL, Audience: []string{"jan-api"},
+			AllowedAZP: []string{"jan-cli", "jan-web", "guest-login"}, ServiceName: "llm-api"},
 		Pepper: config.Secret("live-test-pepper-0123456789abcdef0123456789"), InternalToken: config.Secret(internalToken),
 		MaxKeysPerUser: 10, DefaultExpiresDays: 90, MaxExpiresDays: 365, KeyEnv: "live",
 		GuestLoginEnabled: true, GuestLoginClientID: "guest-login", GuestLoginClientSecret: config.Secret(kc.guestSecret),

@@ -20,9 +20,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
+	"github.com/edgeguard/edgeguard/pkg/svcauth"
 )
 
 // Secret is a secret value that never prints (pkg/envconf).
@@ -44,22 +44,8 @@ type Config struct {
 	KeycloakClientSecret Secret
 	KeycloakCacheTTL     time.Duration
 
-	AuthEnabled    bool
-	AuthIssuer     string
-	AuthAudience   []string
-	AuthJWKSURL    string
-	AuthAllowedAZP []string
-	// AuthAcceptJWT: a request without X-Edge-Identity may authenticate
-	// with a Keycloak access token the service verifies itself.
-	AuthAcceptJWT bool
-
-	// ServiceName is this service's name at the edge: the aud of the
-	// X-Edge-Identity assertions it accepts (the plugins' upstream_name).
-	ServiceName string
-	// EdgeIdentityJWKSFile names the edge's public JWKS; EdgeIdentityJWKS is
-	// its content (validated). Both empty: no assertion is accepted.
-	EdgeIdentityJWKSFile string
-	EdgeIdentityJWKS     []byte
+	// Authentication: AUTH_*, SERVICE_NAME, EDGE_IDENTITY_JWKS_FILE.
+	Auth svcauth.Config
 
 	// Guest sessions (POST /auth/guest-login, /auth/refresh, /auth/logout).
 	GuestLoginEnabled      bool
@@ -144,34 +130,8 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	}
 	c.KeycloakCacheTTL = time.Duration(ttl) * time.Second
 
-	if c.AuthEnabled, err = l.Bool("AUTH_ENABLED", true); err != nil {
+	if c.Auth, err = svcauth.Read(&l.Loader, svcauth.Options{ServiceName: "llm-api", AcceptJWT: true, Switchable: true}); err != nil {
 		return nil, err
-	}
-	if !c.AuthEnabled && c.Strict {
-		return nil, errors.New("AUTH_ENABLED: cannot be false in strict mode")
-	}
-	c.AuthIssuer = l.Str("AUTH_ISSUER", "")
-	c.AuthAudience = l.List("AUTH_AUDIENCE", []string{"jan-api"})
-	c.AuthJWKSURL = l.Str("AUTH_JWKS_URL", "")
-	c.AuthAllowedAZP = l.List("AUTH_ALLOWED_AZP", []string{"jan-cli", "jan-web", "guest-login"})
-	if c.AuthAcceptJWT, err = l.Bool("AUTH_ACCEPT_JWT", true); err != nil {
-		return nil, err
-	}
-	if err := l.edgeIdentity(c); err != nil {
-		return nil, err
-	}
-	if c.AuthEnabled && c.AuthAcceptJWT {
-		if c.AuthIssuer == "" {
-			return nil, errors.New("AUTH_ISSUER: required when AUTH_ENABLED and AUTH_ACCEPT_JWT are true")
-		}
-		if err := envconf.HTTPURL(c.AuthIssuer); err != nil {
-			return nil, fmt.Errorf("AUTH_ISSUER: %w", err)
-		}
-		if c.AuthJWKSURL != "" {
-			if err := envconf.HTTPURL(c.AuthJWKSURL); err != nil {
-				return nil, fmt.Errorf("AUTH_JWKS_URL: %w", err)
-			}
-		}
 	}
 
 	if c.Pepper, err = l.secret("API_KEY_PEPPER", MinPepperBytes, true); err != nil {
@@ -243,36 +203,6 @@ func (l *loader) llm(c *Config) error {
 		return err
 	}
 	c.LLMMaxBodyBytes = int64(n)
-	return nil
-}
-
-// edgeIdentity reads SERVICE_NAME and EDGE_IDENTITY_JWKS_FILE. In strict
-// mode with AUTH_ENABLED the JWKS file is required: services take identity
-// from the edge's assertion. Without it, AUTH_ACCEPT_JWT must be true.
-func (l *loader) edgeIdentity(c *Config) error {
-	c.ServiceName = l.Str("SERVICE_NAME", "llm-api")
-	if !envconf.ServiceName(c.ServiceName) {
-		return fmt.Errorf("SERVICE_NAME: %q is not 1-64 characters of [a-z0-9-]", c.ServiceName)
-	}
-	c.EdgeIdentityJWKSFile = l.Str("EDGE_IDENTITY_JWKS_FILE", "")
-	if c.EdgeIdentityJWKSFile == "" {
-		switch {
-		case !c.AuthEnabled:
-		case c.Strict:
-			return errors.New("EDGE_IDENTITY_JWKS_FILE: required in strict mode (the edge's public keys for X-Edge-Identity)")
-		case !c.AuthAcceptJWT:
-			return errors.New("AUTH_ACCEPT_JWT: false needs EDGE_IDENTITY_JWKS_FILE (no credential would be accepted)")
-		}
-		return nil
-	}
-	b, err := l.ReadFile(c.EdgeIdentityJWKSFile)
-	if err != nil {
-		return fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: cannot read %s", c.EdgeIdentityJWKSFile)
-	}
-	if _, err := edgeid.NewVerifier(b, c.ServiceName, nil); err != nil {
-		return fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %s is not a JWKS of Ed25519 public keys", c.EdgeIdentityJWKSFile)
-	}
-	c.EdgeIdentityJWKS = b
 	return nil
 }
 

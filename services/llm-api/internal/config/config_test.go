@@ -71,13 +71,13 @@ func TestStrictConfigLoadsWithDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Strict || !c.AuthEnabled || c.ListenAddr != ":8080" || c.InternalListenAddr != ":8081" || c.MaxKeysPerUser != 10 ||
-		c.KeycloakRealm != "jan" || c.KeycloakClientID != "llm-api" || strings.Join(c.AuthAudience, ",") != "jan-api" ||
+	if !c.Strict || !c.Auth.Enabled || c.ListenAddr != ":8080" || c.InternalListenAddr != ":8081" || c.MaxKeysPerUser != 10 ||
+		c.KeycloakRealm != "jan" || c.KeycloakClientID != "llm-api" || strings.Join(c.Auth.Audience, ",") != "jan-api" ||
 		string(c.Pepper) != pepper || string(c.InternalToken) != token || c.KeyEnv != "live" || c.ValidateEmail ||
 		c.KeycloakCacheTTL.Seconds() != 30 || len(c.TrustedProxies) != 0 {
 		t.Fatalf("config %+v", c)
 	}
-	if c.ServiceName != "llm-api" || !c.AuthAcceptJWT || string(c.EdgeIdentityJWKS) != edgeJWKS ||
+	if c.Auth.ServiceName != "llm-api" || !c.Auth.AcceptJWT || string(c.Auth.EdgeIdentityJWKS) != edgeJWKS ||
 		!c.GuestLoginEnabled || c.GuestLoginClientID != "guest-login" || string(c.GuestLoginClientSecret) != guestSecret ||
 		c.GuestMaxPerHour != 1000 || c.GuestTTL != 24*time.Hour || c.GuestCleanupInterval != 10*time.Minute ||
 		len(c.GuestLimitPerIP) != 1 || c.GuestLimitPerIP[0].Rate != 5 || c.GuestLimitPerIP[0].Period != time.Hour ||
@@ -99,7 +99,7 @@ func TestEdgeIdentityAndGuestSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ServiceName != "llm-api-canary" || c.AuthAcceptJWT || len(c.GuestLimitPerIP) != 2 || c.GuestMaxPerHour != 50 ||
+	if c.Auth.ServiceName != "llm-api-canary" || c.Auth.AcceptJWT || len(c.GuestLimitPerIP) != 2 || c.GuestMaxPerHour != 50 ||
 		c.GuestTTL != 2*time.Hour || c.GuestCleanupInterval != 30*time.Second {
 		t.Fatalf("%+v", c)
 	}
@@ -208,18 +208,18 @@ func TestDevModeAcceptsInlineSecretsAndAuthOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Strict || c.AuthEnabled || c.RedisAddr != "" || c.GuestLoginClientSecret != nil || !c.GuestLoginEnabled {
+	if c.Strict || c.Auth.Enabled || c.RedisAddr != "" || c.GuestLoginClientSecret != nil || !c.GuestLoginEnabled {
 		t.Fatalf("%+v", c)
 	}
 	// dev mode with auth on and no edge JWKS: JWTs only; refusing JWTs too
 	// would accept nothing
 	dev := map[string]string{"STRICT": "false", "DATABASE_URL": "postgres://u:p@h/db", "KEYCLOAK_URL": "http://k",
 		"KEYCLOAK_CLIENT_SECRET": "dev", "AUTH_ISSUER": "http://k/realms/jan", "API_KEY_PEPPER": pepper, "INTERNAL_TOKEN": "dev"}
-	if c, err := load(dev, nil); err != nil || c.EdgeIdentityJWKS != nil || !c.AuthAcceptJWT {
+	if c, err := load(dev, nil); err != nil || c.Auth.EdgeIdentityJWKS != nil || !c.Auth.AcceptJWT {
 		t.Fatalf("dev without edge jwks: %+v %v", c, err)
 	}
 	dev["AUTH_ACCEPT_JWT"] = "false"
-	if _, err := load(dev, nil); err == nil || !strings.HasPrefix(err.Error(), "AUTH_ACCEPT_JWT:") {
+	if _, err := load(dev, nil); err == nil || !strings.HasPrefix(err.Error(), "EDGE_IDENTITY_JWKS_FILE:") {
 		t.Fatalf("nothing accepted: %v", err)
 	}
 	// the pepper minimum holds even in dev mode

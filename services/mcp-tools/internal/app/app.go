@@ -7,13 +7,11 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
-	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
@@ -70,10 +68,11 @@ func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 		now = time.Now
 	}
 
-	authn, err := a.authenticator(deps, now)
+	authn, built, err := cfg.Auth.Authenticator(deps.Verifier, now, log)
 	if err != nil {
 		return nil, err
 	}
+	a.verifier = built
 	mcpAuth, err := edgehttp.New(edgehttp.Config{Authenticator: authn, Policy: identity.Policy{}, Logger: log})
 	if err != nil {
 		return nil, err
@@ -125,41 +124,6 @@ func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 	log.Info().Strs("tools", a.Tools.Tools()).Bool("approvals", a.Approvals != nil).Msg("mcp-tools configured")
 	ok = true
 	return a, nil
-}
-
-// authenticator builds the chain: the edge's assertion first, then (when
-// configured) a Keycloak JWT. The first credential present decides.
-func (a *App) authenticator(deps Deps, now func() time.Time) (edgehttp.Authenticator, error) {
-	cfg := a.cfg
-	var chain edgehttp.Chain
-	if cfg.EdgeJWKS != nil {
-		v, err := edgeid.NewVerifier(cfg.EdgeJWKS, cfg.ServiceName, now)
-		if err != nil {
-			return nil, fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %w", err)
-		}
-		chain = append(chain, &edgehttp.EdgeIdentity{Verifier: v})
-	}
-	if cfg.AuthAcceptJWT {
-		v := deps.Verifier
-		if v == nil {
-			var err error
-			a.verifier, err = jwtauth.New(jwtauth.Config{
-				Issuers:    []jwtauth.Issuer{{Issuer: cfg.AuthIssuer, JWKSURL: cfg.AuthJWKSURL}},
-				Audiences:  cfg.AuthAudience,
-				AllowedAZP: cfg.AuthAllowedAZP,
-				Logger:     a.log.With().Str("component", "jwtauth").Logger(),
-			})
-			if err != nil {
-				return nil, fmt.Errorf("AUTH_ISSUER/AUTH_AUDIENCE/AUTH_JWKS_URL: %w", err)
-			}
-			v = a.verifier
-		}
-		chain = append(chain, &edgehttp.JWT{Verifier: v})
-	}
-	if len(chain) == 0 {
-		return nil, errors.New("EDGE_IDENTITY_JWKS_FILE: required unless AUTH_ACCEPT_JWT is true")
-	}
-	return chain, nil
 }
 
 // Run serves the public and internal listeners until ctx ends, then shuts

@@ -12,13 +12,13 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/envconf"
+	"github.com/edgeguard/edgeguard/pkg/svcauth"
 )
 
 // Secret is a secret value that never prints (pkg/envconf).
@@ -29,17 +29,8 @@ type Config struct {
 	// Strict, the listeners, TRUSTED_PROXIES and LOG_LEVEL.
 	envconf.Service
 
-	// ServiceName is the aud an X-Edge-Identity assertion must carry.
-	ServiceName string
-	// EdgeJWKS is the content of EDGE_IDENTITY_JWKS_FILE (nil: unset).
-	EdgeJWKS     []byte
-	EdgeJWKSPath string
-
-	AuthAcceptJWT  bool
-	AuthIssuer     string
-	AuthAudience   []string
-	AuthJWKSURL    string
-	AuthAllowedAZP []string
+	// Authentication: AUTH_*, SERVICE_NAME, EDGE_IDENTITY_JWKS_FILE.
+	Auth svcauth.Config
 
 	MaxBodyBytes int64
 	ToolTimeout  time.Duration
@@ -80,42 +71,8 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	}
 
 	// Identity: the edge's assertion and/or a Keycloak JWT.
-	c.ServiceName = l.Str("SERVICE_NAME", "mcp-tools")
-	if !envconf.ServiceName(c.ServiceName) {
-		return nil, fmt.Errorf("SERVICE_NAME: %q is not 1-64 characters of [a-z0-9-]", c.ServiceName)
-	}
-	if c.EdgeJWKSPath = l.Str("EDGE_IDENTITY_JWKS_FILE", ""); c.EdgeJWKSPath != "" {
-		b, err := l.ReadFile(c.EdgeJWKSPath)
-		if err != nil {
-			return nil, fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: cannot read %s", c.EdgeJWKSPath)
-		}
-		if len(bytes.TrimSpace(b)) == 0 {
-			return nil, fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %s is empty", c.EdgeJWKSPath)
-		}
-		c.EdgeJWKS = b
-	}
-	if c.AuthAcceptJWT, err = l.Bool("AUTH_ACCEPT_JWT", false); err != nil {
+	if c.Auth, err = svcauth.Read(&l.Loader, svcauth.Options{ServiceName: "mcp-tools", JWTOnlyInStrict: true}); err != nil {
 		return nil, err
-	}
-	c.AuthIssuer = l.Str("AUTH_ISSUER", "")
-	c.AuthAudience = l.List("AUTH_AUDIENCE", []string{"jan-api"})
-	c.AuthJWKSURL = l.Str("AUTH_JWKS_URL", "")
-	c.AuthAllowedAZP = l.List("AUTH_ALLOWED_AZP", []string{"jan-cli", "jan-web", "guest-login"})
-	if c.AuthAcceptJWT {
-		if c.AuthIssuer == "" {
-			return nil, errors.New("AUTH_ISSUER: required when AUTH_ACCEPT_JWT is true")
-		}
-		if err := envconf.HTTPURL(c.AuthIssuer); err != nil {
-			return nil, fmt.Errorf("AUTH_ISSUER: %w", err)
-		}
-		if c.AuthJWKSURL != "" {
-			if err := envconf.HTTPURL(c.AuthJWKSURL); err != nil {
-				return nil, fmt.Errorf("AUTH_JWKS_URL: %w", err)
-			}
-		}
-	}
-	if c.EdgeJWKS == nil && !c.AuthAcceptJWT {
-		return nil, errors.New("EDGE_IDENTITY_JWKS_FILE: required unless AUTH_ACCEPT_JWT is true (every MCP and approval request needs a verified identity)")
 	}
 
 	n, err := l.Int("MCP_MAX_BODY_BYTES", 256<<10, 1<<10, 4<<20)

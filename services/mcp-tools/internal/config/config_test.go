@@ -1,15 +1,28 @@
 package config
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
+	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"io/fs"
 	"strings"
 	"testing"
 	"time"
 )
 
+// edgeJWKS is a public JWKS of one Ed25519 key.
+var edgeJWKS = func() string {
+	k, _, _ := ed25519.GenerateKey(rand.Reader)
+	b, err := edgeid.PublicJWKS(k)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
+
 var files = map[string]string{
-	"/run/secrets/edge.jwks":      `{"keys":[]}`,
+	"/run/secrets/edge.jwks":      edgeJWKS,
 	"/run/secrets/empty":          "\n",
 	"/run/secrets/sandbox-token":  "Zq3v9WmX2kLp8RtY5nB7cD1f\n",
 	"/run/secrets/sandbox-short":  "abc",
@@ -40,14 +53,14 @@ func TestDefaults(t *testing.T) {
 	}
 	want := fmt.Sprint(true, ":8080", ":8081", "mcp-tools", false, []string{"jan-api"}, int64(256<<10), 60*time.Second,
 		64<<10, 10*time.Second, "", 30*time.Second, 64<<10, true, 10*time.Minute, 1000, 10)
-	got := fmt.Sprint(c.Strict, c.ListenAddr, c.InternalListenAddr, c.ServiceName, c.AuthAcceptJWT, c.AuthAudience, c.MaxBodyBytes,
+	got := fmt.Sprint(c.Strict, c.ListenAddr, c.InternalListenAddr, c.Auth.ServiceName, c.Auth.AcceptJWT, c.Auth.Audience, c.MaxBodyBytes,
 		c.ToolTimeout, c.FetchMaxBytes, c.FetchTimeout, c.SandboxURL, c.SandboxTimeout, c.SandboxMaxCodeBytes,
 		c.RequireApproval, c.ApprovalTTL, c.ApprovalMaxPending, c.ApprovalMaxPendingUser)
 	if got != want {
 		t.Fatalf("defaults\n got %s\nwant %s", got, want)
 	}
-	if string(c.EdgeJWKS) != files["/run/secrets/edge.jwks"] || c.SandboxToken != nil {
-		t.Fatalf("files: %q %v", c.EdgeJWKS, c.SandboxToken)
+	if string(c.Auth.EdgeIdentityJWKS) != files["/run/secrets/edge.jwks"] || c.SandboxToken != nil {
+		t.Fatalf("files: %q %v", c.Auth.EdgeIdentityJWKS, c.SandboxToken)
 	}
 }
 
@@ -57,7 +70,7 @@ func TestJWTOnlyIsAValidSetUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.EdgeJWKS != nil || !c.AuthAcceptJWT || len(c.AuthAudience) != 2 {
+	if c.Auth.EdgeIdentityJWKS != nil || !c.Auth.AcceptJWT || len(c.Auth.Audience) != 2 {
 		t.Fatalf("%+v", c)
 	}
 }
@@ -96,6 +109,7 @@ func TestBadConfigurationIsRefusedWithTheVariableName(t *testing.T) {
 		{base("STRICT", "maybe"), "STRICT: "},
 		{base("LISTEN_ADDR", ":9000", "INTERNAL_LISTEN_ADDR", ":9000"), "INTERNAL_LISTEN_ADDR: must differ"},
 		{base("SERVICE_NAME", "MCP Tools"), "SERVICE_NAME: "},
+		{base("EDGE_IDENTITY_JWKS_FILE", "/run/secrets/sandbox-short"), "EDGE_IDENTITY_JWKS_FILE: /run/secrets/sandbox-short is not a JWKS"},
 		{base("TRUSTED_PROXIES", "10.0.0.1,0.0.0.0/0"), "TRUSTED_PROXIES: "},
 		{base("LOG_LEVEL", "loud"), "LOG_LEVEL: "},
 		{base("MCP_MAX_BODY_BYTES", "10"), "MCP_MAX_BODY_BYTES: "},

@@ -8,7 +8,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
-	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
@@ -95,34 +93,12 @@ func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 	}
 
 	var mw *edgehttp.Middleware
-	if cfg.AuthEnabled {
-		var chain edgehttp.Chain
-		if cfg.EdgeIdentityJWKS != nil {
-			ev, err := edgeid.NewVerifier(cfg.EdgeIdentityJWKS, cfg.ServiceName, now)
-			if err != nil {
-				return nil, fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %w", err)
-			}
-			chain = append(chain, &edgehttp.EdgeIdentity{Verifier: ev})
+	if cfg.Auth.Enabled {
+		chain, built, err := cfg.Auth.Authenticator(deps.Verifier, now, log)
+		if err != nil {
+			return nil, err
 		}
-		if cfg.AuthAcceptJWT {
-			v := deps.Verifier
-			if v == nil {
-				a.verifier, err = jwtauth.New(jwtauth.Config{
-					Issuers:    []jwtauth.Issuer{{Issuer: cfg.AuthIssuer, JWKSURL: cfg.AuthJWKSURL}},
-					Audiences:  cfg.AuthAudience,
-					AllowedAZP: cfg.AuthAllowedAZP,
-					Logger:     log.With().Str("component", "jwtauth").Logger(),
-				})
-				if err != nil {
-					return nil, fmt.Errorf("AUTH_ISSUER/AUTH_AUDIENCE/AUTH_JWKS_URL: %w", err)
-				}
-				v = a.verifier
-			}
-			chain = append(chain, &edgehttp.JWT{Verifier: v})
-		}
-		if len(chain) == 0 {
-			return nil, errors.New("EDGE_IDENTITY_JWKS_FILE: required unless AUTH_ACCEPT_JWT is true")
-		}
+		a.verifier = built
 		// Any authenticated identity (JWT or API key at the edge, guests
 		// included) may store media; ownership does the rest.
 		mw, err = edgehttp.New(edgehttp.Config{Authenticator: chain, Policy: identity.Policy{}, Logger: log})

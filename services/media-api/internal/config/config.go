@@ -16,8 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
+	"github.com/edgeguard/edgeguard/pkg/svcauth"
 )
 
 // Secret is a secret value that never prints (pkg/envconf).
@@ -28,17 +28,8 @@ type Config struct {
 	// Strict, the listeners, TRUSTED_PROXIES and LOG_LEVEL.
 	envconf.Service
 
-	// Authentication: the edge's X-Edge-Identity assertion, and/or (with
-	// AuthAcceptJWT) a Keycloak access token verified here.
-	AuthEnabled          bool
-	AuthAcceptJWT        bool
-	AuthIssuer           string
-	AuthAudience         []string
-	AuthJWKSURL          string
-	AuthAllowedAZP       []string
-	ServiceName          string
-	EdgeIdentityJWKSFile string
-	EdgeIdentityJWKS     []byte
+	// Authentication: AUTH_*, SERVICE_NAME, EDGE_IDENTITY_JWKS_FILE.
+	Auth svcauth.Config
 
 	StorageDir      string
 	MaxBytes        int64
@@ -71,7 +62,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		return nil, err
 	}
 
-	if err := readAuth(l, c); err != nil {
+	if c.Auth, err = svcauth.Read(l, svcauth.Options{ServiceName: "media-api", Switchable: true}); err != nil {
 		return nil, err
 	}
 
@@ -116,63 +107,6 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		return nil, err
 	}
 	return c, nil
-}
-
-// auth reads the authentication variables. In strict mode AUTH_ENABLED must
-// stay true and the edge's JWKS is required; outside strict mode a missing
-// JWKS needs AUTH_ACCEPT_JWT=true (else no credential would be accepted).
-func readAuth(l *envconf.Loader, c *Config) error {
-	var err error
-	if c.AuthEnabled, err = l.Bool("AUTH_ENABLED", true); err != nil {
-		return err
-	}
-	if !c.AuthEnabled && c.Strict {
-		return errors.New("AUTH_ENABLED: cannot be false in strict mode")
-	}
-	if c.AuthAcceptJWT, err = l.Bool("AUTH_ACCEPT_JWT", false); err != nil {
-		return err
-	}
-	c.AuthIssuer = l.Str("AUTH_ISSUER", "")
-	c.AuthAudience = l.List("AUTH_AUDIENCE", []string{"jan-api"})
-	c.AuthJWKSURL = l.Str("AUTH_JWKS_URL", "")
-	c.AuthAllowedAZP = l.List("AUTH_ALLOWED_AZP", []string{"jan-cli", "jan-web", "guest-login"})
-	if c.AuthEnabled && c.AuthAcceptJWT {
-		if c.AuthIssuer == "" {
-			return errors.New("AUTH_ISSUER: required when AUTH_ACCEPT_JWT is true")
-		}
-		if err := envconf.HTTPURL(c.AuthIssuer); err != nil {
-			return fmt.Errorf("AUTH_ISSUER: %w", err)
-		}
-		if c.AuthJWKSURL != "" {
-			if err := envconf.HTTPURL(c.AuthJWKSURL); err != nil {
-				return fmt.Errorf("AUTH_JWKS_URL: %w", err)
-			}
-		}
-	}
-	c.ServiceName = l.Str("SERVICE_NAME", "media-api")
-	if !envconf.ServiceName(c.ServiceName) {
-		return fmt.Errorf("SERVICE_NAME: %q is not 1-64 characters of [a-z0-9-]", c.ServiceName)
-	}
-	c.EdgeIdentityJWKSFile = l.Str("EDGE_IDENTITY_JWKS_FILE", "")
-	if c.EdgeIdentityJWKSFile == "" {
-		switch {
-		case !c.AuthEnabled:
-		case c.Strict:
-			return errors.New("EDGE_IDENTITY_JWKS_FILE: required in strict mode (the edge's public keys for X-Edge-Identity)")
-		case !c.AuthAcceptJWT:
-			return errors.New("EDGE_IDENTITY_JWKS_FILE: required unless AUTH_ACCEPT_JWT is true (no credential would be accepted)")
-		}
-		return nil
-	}
-	b, err := l.ReadFile(c.EdgeIdentityJWKSFile)
-	if err != nil {
-		return fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: cannot read %s", c.EdgeIdentityJWKSFile)
-	}
-	if _, err := edgeid.NewVerifier(b, c.ServiceName, nil); err != nil {
-		return fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %s is not a JWKS of Ed25519 public keys", c.EdgeIdentityJWKSFile)
-	}
-	c.EdgeIdentityJWKS = b
-	return nil
 }
 
 // checkBaseURL: an http(s) origin, optionally with a path prefix.

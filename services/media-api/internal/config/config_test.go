@@ -53,12 +53,12 @@ func TestStrictConfigLoadsWithDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Strict || !c.AuthEnabled || c.AuthAcceptJWT || c.ListenAddr != ":8080" || c.InternalListenAddr != ":8081" ||
-		c.ServiceName != "media-api" || string(c.EdgeIdentityJWKS) != edgeJWKS || c.StorageDir != "/var/lib/media" ||
+	if !c.Strict || !c.Auth.Enabled || c.Auth.AcceptJWT || c.ListenAddr != ":8080" || c.InternalListenAddr != ":8081" ||
+		c.Auth.ServiceName != "media-api" || string(c.Auth.EdgeIdentityJWKS) != edgeJWKS || c.StorageDir != "/var/lib/media" ||
 		c.MaxBytes != 20<<20 || string(c.URLSigningKey) != signingKey || c.URLTTL != 5*time.Minute ||
 		c.Retention != 30*24*time.Hour || c.CleanupInterval != time.Hour || c.FetchEnabled ||
 		c.FetchTimeout != 10*time.Second || c.FetchMaxRedirects != 3 || c.PublicBaseURL != "" ||
-		strings.Join(c.AuthAudience, ",") != "jan-api" || strings.Join(c.AuthAllowedAZP, ",") != "jan-cli,jan-web,guest-login" {
+		strings.Join(c.Auth.Audience, ",") != "jan-api" || strings.Join(c.Auth.AllowedAZP, ",") != "jan-cli,jan-web,guest-login" {
 		t.Fatalf("config %+v", c)
 	}
 }
@@ -80,9 +80,9 @@ func TestEveryVariableIsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.ListenAddr != "127.0.0.1:9000" || c.InternalListenAddr != "127.0.0.1:9001" || len(c.TrustedProxies) != 2 ||
-		c.LogLevel.String() != "debug" || c.ServiceName != "media-canary" || !c.AuthAcceptJWT ||
-		c.AuthIssuer != "https://gw.example/realms/jan" || len(c.AuthAudience) != 2 || c.AuthJWKSURL == "" ||
-		c.AuthAllowedAZP[0] != "jan-web" || c.MaxBytes != 1<<20 || c.URLTTL != 90*time.Second ||
+		c.LogLevel.String() != "debug" || c.Auth.ServiceName != "media-canary" || !c.Auth.AcceptJWT ||
+		c.Auth.Issuer != "https://gw.example/realms/jan" || len(c.Auth.Audience) != 2 || c.Auth.JWKSURL == "" ||
+		c.Auth.AllowedAZP[0] != "jan-web" || c.MaxBytes != 1<<20 || c.URLTTL != 90*time.Second ||
 		c.PublicBaseURL != "https://gw.example" || c.Retention != 7*24*time.Hour || c.CleanupInterval != 15*time.Minute ||
 		!c.FetchEnabled || c.FetchTimeout != 5*time.Second || c.FetchMaxRedirects != 0 {
 		t.Fatalf("config %+v", c)
@@ -160,7 +160,7 @@ func TestDevModeAcceptsInlineSecretsAndJWTOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Strict || string(c.URLSigningKey) != signingKey || c.EdgeIdentityJWKS != nil {
+	if c.Strict || string(c.URLSigningKey) != signingKey || c.Auth.EdgeIdentityJWKS != nil {
 		t.Fatalf("config %+v", c)
 	}
 	// outside strict mode a short key is still refused

@@ -1,6 +1,7 @@
-// Command llm-api is edgeguard's LLM API service. This issue brings its
-// API-key service: key management for users (public listener) and key
-// validation for the edge (internal listener). See README.md.
+// Command llm-api is edgeguard's LLM API service: API keys (management for
+// users on the public listener, validation for the edge on the internal
+// one), guest sessions, and the OpenAI-compatible proxy to the model
+// upstream. See README.md.
 package main
 
 import (

@@ -120,7 +120,7 @@ func corsRun(t *testing.T, c corsConfig, method string, h http.Header) *Exchange
 
 func respHeaders(ex *Exchange) http.Header {
 	out := http.Header{}
-	if ex.exited {
+	if ex.Exited() {
 		rec := httptest.NewRecorder()
 		ex.writeExit(rec)
 		return rec.Header()
@@ -182,8 +182,8 @@ func TestCORSOriginRulesAsKong(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ex := corsRun(t, tt.conf, tt.method, tt.req)
-			if ex.exited != tt.exited {
-				t.Fatalf("exited = %v", ex.exited)
+			if ex.Exited() != tt.exited {
+				t.Fatalf("exited = %v", ex.Exited())
 			}
 			if tt.exited && ex.exitStatus != 200 {
 				t.Fatalf("preflight status %d", ex.exitStatus)

@@ -375,7 +375,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.ex = newExchange(r, path, g.trusted)
 	for _, p := range rt.chain {
 		p.step.run(st.ex)
-		if st.ex.exited {
+		if st.ex.Exited() {
 			st.ex.writeExit(rec)
 			return
 		}

@@ -368,8 +368,8 @@ func TestPanickingPluginFailsClosed(t *testing.T) {
 	s := &edgeStep{name: "p", log: l, provision: func() (pluginrt.Handler, error) { return panicky{}, nil }}
 	ex := newTestExchange(t, nil)
 	s.run(ex)
-	if !ex.exited || ex.exitStatus != 500 || errorCode(t, ex.exitBody) != "edge_error" {
-		t.Fatalf("exit %v %d %s", ex.exited, ex.exitStatus, ex.exitBody)
+	if !ex.Exited() || ex.exitStatus != 500 || errorCode(t, ex.exitBody) != "edge_error" {
+		t.Fatalf("exit %v %d %s", ex.Exited(), ex.exitStatus, ex.exitBody)
 	}
 	out := http.Header{}
 	ex.applyUpstream(out)

@@ -44,15 +44,13 @@ type Exchange struct {
 	clientIP     string
 	clientIPRead bool
 
-	upstream []header
-	clears   []string
-	response []header
-	adds     []header // appended, not replaced (cors' Vary)
+	// the buffered upstream and response header writes
+	exchange.Buffer
+	adds []exchange.Header // appended, not replaced (cors' Vary)
 
-	exited      bool
 	exitStatus  int
 	exitBody    []byte
-	exitHeaders []header
+	exitHeaders []exchange.Header
 
 	ident     *identity.Identity
 	own       *identity.Identity // set during this plugin's turn
@@ -67,8 +65,6 @@ type Exchange struct {
 type Consumer struct {
 	ID, Username, CredentialID string
 }
-
-type header struct{ name, value string }
 
 var _ exchange.Exchange = (*Exchange)(nil)
 
@@ -152,69 +148,32 @@ func (e *Exchange) ClientIP() string {
 	return e.clientIP
 }
 
-// SetUpstreamHeader buffers an upstream header; a later set of the same
-// name (any ASCII case) replaces it.
-func (e *Exchange) SetUpstreamHeader(name, value string) {
-	if e.exited {
-		return
-	}
-	e.upstream = setHeader(e.upstream, name, value)
-}
-
-// ClearUpstreamHeader buffers the removal of a client header (every line of
-// that name, any ASCII case) from the upstream request, and drops an earlier
-// buffered set of that name.
-func (e *Exchange) ClearUpstreamHeader(name string) {
-	if e.exited {
-		return
-	}
-	e.upstream = removeHeader(e.upstream, name)
-	for _, c := range e.clears {
-		if headername.EqualFold(c, name) {
-			return
-		}
-	}
-	e.clears = append(e.clears, name)
-}
-
-// SetResponseHeader buffers a header of the client response.
-func (e *Exchange) SetResponseHeader(name, value string) {
-	if e.exited {
-		return
-	}
-	e.response = setHeader(e.response, name, value)
-}
-
 // addResponseHeader buffers a response header value that is appended to the
 // response's own lines of that name (cors' Vary: Origin).
 func (e *Exchange) addResponseHeader(name, value string) {
-	if e.exited {
+	if e.Exited() {
 		return
 	}
-	e.adds = append(e.adds, header{name, value})
+	e.adds = append(e.adds, exchange.Header{Name: name, Value: value})
 }
 
 // Exit ends the request with this response, the buffered response headers
 // merged under headers (headers win). Later calls and writes are ignored.
 func (e *Exchange) Exit(status int, body []byte, headers map[string]string) {
-	if e.exited {
+	if !e.MarkExited() {
 		return
 	}
-	e.exited = true
 	e.exitStatus, e.exitBody = status, body
-	for _, r := range e.response {
-		if !hasFold(headers, r.name) {
+	for _, r := range e.Response {
+		if !hasFold(headers, r.Name) {
 			e.exitHeaders = append(e.exitHeaders, r)
 		}
 	}
 	for k, v := range headers {
-		e.exitHeaders = append(e.exitHeaders, header{k, v})
+		e.exitHeaders = append(e.exitHeaders, exchange.Header{Name: k, Value: v})
 	}
-	e.upstream, e.clears, e.response = nil, nil, nil
+	e.Reset()
 }
-
-// Exited reports whether Exit was called.
-func (e *Exchange) Exited() bool { return e.exited }
 
 // Authenticated returns the identity an earlier plugin (or this one)
 // recorded for this request — never anything from a request header. After
@@ -233,7 +192,7 @@ func (e *Exchange) Authenticated() (*identity.Identity, bool) {
 
 // SetAuthenticated records id for later plugins. A nil id is ignored.
 func (e *Exchange) SetAuthenticated(id *identity.Identity) {
-	if e.exited || id == nil {
+	if e.Exited() || id == nil {
 		return
 	}
 	e.ident, e.own, e.identRead = id, id, true
@@ -251,7 +210,7 @@ func (e *Exchange) NoPriorIdentity() {
 
 // AuthenticateConsumer records who the request is, for the access log.
 func (e *Exchange) AuthenticateConsumer(consumerID, username, credentialID string) {
-	if e.exited || consumerID == "" {
+	if e.Exited() || consumerID == "" {
 		return
 	}
 	e.consumer = Consumer{ID: consumerID, Username: username, CredentialID: credentialID}
@@ -263,11 +222,11 @@ func (e *Exchange) Consumer() Consumer { return e.consumer }
 // applyUpstream applies the buffered clears, then the sets, to the headers
 // of the outgoing request.
 func (e *Exchange) applyUpstream(h http.Header) {
-	for _, name := range e.clears {
+	for _, name := range e.Clears {
 		deleteFold(h, name)
 	}
-	for _, u := range e.upstream {
-		setFold(h, u.name, u.value)
+	for _, u := range e.Upstream {
+		setFold(h, u.Name, u.Value)
 	}
 }
 
@@ -276,15 +235,15 @@ func (e *Exchange) applyUpstream(h http.Header) {
 // the edge's values replace the upstream's of the same name; appended
 // values join them.
 func (e *Exchange) applyResponse(h http.Header) {
-	for _, r := range e.response {
-		setFold(h, r.name, r.value)
+	for _, r := range e.Response {
+		setFold(h, r.Name, r.Value)
 	}
 	e.applyAdds(h)
 }
 
 func (e *Exchange) applyAdds(h http.Header) {
 	for _, a := range e.adds {
-		h.Add(a.name, a.value)
+		h.Add(a.Name, a.Value)
 	}
 }
 
@@ -292,7 +251,7 @@ func (e *Exchange) applyAdds(h http.Header) {
 func (e *Exchange) writeExit(w http.ResponseWriter) {
 	h := w.Header()
 	for _, x := range e.exitHeaders {
-		setFold(h, x.name, x.value)
+		setFold(h, x.Name, x.Value)
 	}
 	e.applyAdds(h)
 	w.WriteHeader(e.exitStatus)
@@ -303,36 +262,14 @@ func (e *Exchange) writeExit(w http.ResponseWriter) {
 
 // responseHeader returns the buffered (or exit) response header name.
 func (e *Exchange) responseHeader(name string) string {
-	list := e.response
-	if e.exited {
+	list := e.Response
+	if e.Exited() {
 		list = e.exitHeaders
 	}
-	for _, r := range list {
-		if headername.EqualFold(r.name, name) {
-			return r.value
-		}
+	if i := exchange.IndexHeader(list, name); i >= 0 {
+		return list[i].Value
 	}
 	return ""
-}
-
-func setHeader(list []header, name, value string) []header {
-	for i, h := range list {
-		if headername.EqualFold(h.name, name) {
-			list[i] = header{name, value}
-			return list
-		}
-	}
-	return append(list, header{name, value})
-}
-
-func removeHeader(list []header, name string) []header {
-	out := list[:0]
-	for _, h := range list {
-		if !headername.EqualFold(h.name, name) {
-			out = append(out, h)
-		}
-	}
-	return out
 }
 
 func hasFold(m map[string]string, name string) bool {

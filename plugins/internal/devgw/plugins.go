@@ -122,7 +122,7 @@ func (s *edgeStep) run(ex *Exchange) {
 		// writes dropped.
 		if r := recover(); r != nil {
 			s.log.Error().Str("panic", fmt.Sprint(r)).Msg("plugin handler panicked")
-			ex.upstream, ex.clears = nil, nil
+			ex.Upstream, ex.Clears = nil, nil
 			exchange.Deny(ex, 500, "edge_error", "the gateway could not process the request", nil)
 		}
 	}()

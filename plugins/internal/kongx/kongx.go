@@ -79,8 +79,6 @@ func (o Options) maxHeaders() int {
 	return o.MaxHeaders
 }
 
-type header struct{ name, value string }
-
 // Adapter serves one request's Exchange from go-pdk.
 type Adapter struct {
 	kong *pdk.PDK
@@ -102,12 +100,9 @@ type Adapter struct {
 	exitStatus int
 	denial     string
 
-	upstream []header
-	clears   []string
-	response []header
-
-	exited bool
-	err    error
+	// the buffered upstream and response header writes
+	exchange.Buffer
+	err error
 }
 
 var _ exchange.Exchange = (*Adapter)(nil)
@@ -132,7 +127,7 @@ func Serve(kong *pdk.PDK, opts Options, handle func(exchange.Exchange)) *Adapter
 		a.failClosed()
 		return a
 	}
-	if a.exited {
+	if a.Exited() {
 		return a
 	}
 	if a.err != nil {
@@ -158,7 +153,7 @@ func (a *Adapter) run(handle func(exchange.Exchange)) (ok bool) {
 }
 
 func (a *Adapter) failClosed() {
-	a.upstream, a.clears = nil, nil
+	a.Upstream, a.Clears = nil, nil
 	exchange.Deny(a, 500, "edge_error", "the gateway could not process the request", nil)
 }
 
@@ -280,62 +275,27 @@ func (a *Adapter) ClientIP() string {
 	return a.readString(CallGetForwardedIP, &a.clientIPRead, &a.clientIP, a.kong.Client.GetForwardedIp)
 }
 
-// SetUpstreamHeader buffers an upstream header; a later set of the same name
-// (any ASCII case) replaces it.
-func (a *Adapter) SetUpstreamHeader(name, value string) {
-	if a.exited {
-		return
-	}
-	a.upstream = setHeader(a.upstream, name, value)
-}
-
-// ClearUpstreamHeader buffers the removal of a client header from the
-// upstream request; it also drops an earlier buffered set of that name.
-func (a *Adapter) ClearUpstreamHeader(name string) {
-	if a.exited {
-		return
-	}
-	a.upstream = removeHeader(a.upstream, name)
-	for _, c := range a.clears {
-		if headername.EqualFold(c, name) {
-			return
-		}
-	}
-	a.clears = append(a.clears, name)
-}
-
-// SetResponseHeader buffers a header of the client response.
-func (a *Adapter) SetResponseHeader(name, value string) {
-	if a.exited {
-		return
-	}
-	a.response = setHeader(a.response, name, value)
-}
-
 // Exit ends the request in one kong.response.exit call, with the buffered
 // response headers merged under headers (headers win). Later calls and
 // writes are ignored, and Flush does nothing.
 func (a *Adapter) Exit(status int, body []byte, headers map[string]string) {
-	if a.exited {
+	if !a.MarkExited() {
 		return
 	}
-	a.exited, a.exitStatus = true, status
-	h := make(map[string][]string, len(a.response)+len(headers))
-	for _, r := range a.response {
-		if !hasFold(headers, r.name) {
-			h[r.name] = []string{r.value}
+	a.exitStatus = status
+	h := make(map[string][]string, len(a.Response)+len(headers))
+	for _, r := range a.Response {
+		if !hasFold(headers, r.Name) {
+			h[r.Name] = []string{r.Value}
 		}
 	}
 	for k, v := range headers {
 		h[k] = []string{v}
 	}
-	a.upstream, a.clears, a.response = nil, nil, nil
+	a.Reset()
 	a.record(CallExit)
 	a.kong.Response.Exit(status, body, h)
 }
-
-// Exited reports whether Exit was called.
-func (a *Adapter) Exited() bool { return a.exited }
 
 // ExitStatus is the status of the Exit call (0 when the request went on).
 func (a *Adapter) ExitStatus() int { return a.exitStatus }
@@ -354,14 +314,14 @@ func (a *Adapter) Denial() string { return a.denial }
 // kong.response.set_headers for all response headers. Nothing is sent when
 // nothing is buffered, and nothing after Exit. The buffers are emptied.
 func (a *Adapter) Flush() error {
-	if a.exited {
+	if a.Exited() {
 		return nil
 	}
-	clears, upstream, response := a.clears, a.upstream, a.response
-	a.clears, a.upstream, a.response = nil, nil, nil
+	clears, upstream, response := a.Clears, a.Upstream, a.Response
+	a.Reset()
 
 	for _, name := range clears {
-		if indexFold(upstream, name) >= 0 {
+		if exchange.IndexHeader(upstream, name) >= 0 {
 			continue
 		}
 		a.record(CallClearHeader)
@@ -414,7 +374,7 @@ func (a *Adapter) Authenticated() (*identity.Identity, bool) {
 // kong.ctx.shared.set call); Authenticated then returns it without a call.
 // A nil id is ignored.
 func (a *Adapter) SetAuthenticated(id *identity.Identity) {
-	if a.exited || id == nil {
+	if a.Exited() || id == nil {
 		return
 	}
 	b, err := json.Marshal(id)
@@ -444,7 +404,7 @@ func (a *Adapter) NoPriorIdentity() {
 // kong.client.authenticate call), so Kong's own plugins and logs see the
 // consumer and credential. The consumer need not exist in Kong's database.
 func (a *Adapter) AuthenticateConsumer(consumerID, username, credentialID string) {
-	if a.exited || consumerID == "" {
+	if a.Exited() || consumerID == "" {
 		return
 	}
 	a.record(CallAuthenticate)
@@ -456,33 +416,6 @@ func (a *Adapter) AuthenticateConsumer(consumerID, username, credentialID string
 	}
 }
 
-func setHeader(list []header, name, value string) []header {
-	if i := indexFold(list, name); i >= 0 {
-		list[i] = header{name, value}
-		return list
-	}
-	return append(list, header{name, value})
-}
-
-func removeHeader(list []header, name string) []header {
-	out := list[:0]
-	for _, h := range list {
-		if !headername.EqualFold(h.name, name) {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
-func indexFold(list []header, name string) int {
-	for i, h := range list {
-		if headername.EqualFold(h.name, name) {
-			return i
-		}
-	}
-	return -1
-}
-
 func hasFold(m map[string]string, name string) bool {
 	for k := range m {
 		if headername.EqualFold(k, name) {
@@ -492,10 +425,10 @@ func hasFold(m map[string]string, name string) bool {
 	return false
 }
 
-func toMap(list []header) map[string][]string {
+func toMap(list []exchange.Header) map[string][]string {
 	m := make(map[string][]string, len(list))
 	for _, h := range list {
-		m[h.name] = []string{h.value}
+		m[h.Name] = []string{h.Value}
 	}
 	return m
 }

@@ -112,7 +112,7 @@ func codeEnvReads(t *testing.T) map[string]envRead {
 			rel = filepath.ToSlash(rel)
 			prod := !strings.HasSuffix(f, "_test.go") && !strings.HasPrefix(rel, "tests/") &&
 				!strings.HasSuffix(af.Name.Name, "test") && af.Name.Name != "testenv"
-			isConfig := af.Name.Name == "config"
+			isConfig := af.Name.Name == "config" || af.Name.Name == "envconf" // envconf.Service reads the shared ones
 			for _, imp := range af.Imports {
 				isConfig = isConfig || strings.HasSuffix(imp.Path.Value, `/pkg/envconf"`)
 			}

@@ -6,7 +6,7 @@ BIN := $(CURDIR)/bin
 PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey edgeguard devgateway
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build test test-unit lint bench fuzz clean tidy
+.PHONY: all build test test-unit lint bench fuzz clean tidy dev dev-down
 
 all: build
 
@@ -18,6 +18,16 @@ build:
 	cd services/llm-api && $(GO) build -trimpath -o $(BIN)/stub-upstream ./cmd/stub-upstream
 	cd services/mcp-tools && $(GO) build -trimpath -o $(BIN)/mcp-tools .
 	cd services/media-api && $(GO) build -trimpath -o $(BIN)/media-api .
+	cd tests/deploy && $(GO) build -trimpath -o $(BIN)/gen-secrets ./cmd/gen-secrets
+
+# make dev: the whole stack on this machine (scripts/dev.sh; README "Quick
+# start"). Ctrl-C stops it; DETACH=1 returns once it is ready, make dev-down
+# stops it then.
+dev: build
+	./scripts/dev.sh up $(if $(DETACH),--detach)
+
+dev-down:
+	./scripts/dev.sh down
 
 # make test: every test of every module, with -race, against the real components
 # that scripts/test-services.sh installs and starts (and stops afterwards).

@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# scripts/dev.sh up [--detach] | down | env — the whole edgeguard stack on one
+# machine (what `make dev` and `make dev-down` run). Not for production.
+#
+#   up        start what is missing: Redis, PostgreSQL, Keycloak (realm jan,
+#             hostname = the gateway), the stub LLM upstream, llm-api,
+#             media-api, mcp-tools and the dev gateway on kong/kong.yml; wait
+#             until each is ready; print the URLs and two commands to try.
+#             In the foreground Ctrl-C stops everything it started; with
+#             --detach it returns once ready (stop with `make dev-down`).
+#   down      stop everything a detached `up` started.
+#   env       print the running stack's env lines (exit 1 when none runs).
+#
+# Everything lives under DEV_DIR (default .dev/, git-ignored): secrets
+# generated once (secrets/, kept across runs), logs (logs/), pid files (run/)
+# and the components' data (components/, separate from `make test`'s .tmp/).
+#
+# Variables (all optional; config/README.md "make dev"):
+#   DEV_DIR               where the stack's files live (default $ROOT/.dev)
+#   DEV_GATEWAY_PORT      the gateway's port on 127.0.0.1 (default 8000; 0 = a
+#                         free port). Keycloak's --hostname is
+#                         http://localhost:<port>, so tokens carry that issuer.
+#   REDIS_ADDR, PG_DSN    use this Redis / PostgreSQL instead of starting one
+#   KEYCLOAK_URL, KEYCLOAK_ISSUER, KEYCLOAK_LLM_API_CLIENT_SECRET_FILE,
+#   KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE
+#                         use this Keycloak (scripts/keycloak.sh's env lines)
+#                         instead of starting one
+#   DEV_GATEWAY_VALIDATE_URL  the gateway's API-key validate URL (default:
+#                         llm-api's internal listener; tests put a proxy there)
+# Service variables exported by the caller (GUEST_LOGIN_LIMIT_PER_IP,
+# LOG_LEVEL, …) reach the services unchanged; the script sets only what wires
+# the stack together.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
+RUN="$DEV_DIR/run"
+LOGS="$DEV_DIR/logs"
+SECRETS="$DEV_DIR/secrets"
+BIN="${EDGEGUARD_BIN:-$ROOT/bin}"
+SERVICES=(stub-upstream llm-api media-api mcp-tools devgateway)
+
+# components run scripts/<name>.sh with the stack's own data folder.
+components() { EDGEGUARD_TMP="$DEV_DIR/components" "$ROOT/scripts/$1.sh" "${@:2}"; }
+
+alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+down() {
+	local s pid
+	for s in devgateway mcp-tools media-api llm-api stub-upstream; do
+		if alive "$s"; then
+			pid=$(cat "$RUN/$s.pid")
+			kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+			for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+			kill -KILL -- "-$pid" 2>/dev/null || true
+		fi
+		rm -f "$RUN/$s.pid"
+	done
+	# The components this stack started (never ones it was given).
+	for s in keycloak postgres redis; do
+		if [ -f "$RUN/started-$s" ]; then
+			components "$s" stop >/dev/null 2>&1 || true
+			rm -f "$RUN/started-$s"
+		fi
+	done
+	rm -f "$RUN/env"
+}
+
+# start NAME CMD... runs a service in its own process group, logs to logs/NAME.log.
+start() {
+	local name=$1
+	shift
+	setsid "$@" </dev/null >"$LOGS/$name.log" 2>&1 &
+	echo $! >"$RUN/$name.pid"
+}
+
+# wait_http NAME URL SECONDS polls URL until it answers 200.
+wait_http() {
+	local name=$1 url=$2 secs=$3 i
+	for ((i = 0; i < secs * 5; i++)); do
+		curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null && return 0
+		if [ -f "$RUN/$name.pid" ] && ! alive "$name"; then
+			tail -n 20 "$LOGS/$name.log" >&2 || true
+			die "$name exited (log tail above; full log $LOGS/$name.log)"
+		fi
+		sleep 0.2
+	done
+	tail -n 20 "$LOGS/$name.log" >&2 || true
+	die "$name was not ready at $url within ${secs}s (log $LOGS/$name.log)"
+}
+
+up() {
+	local detach=false
+	[ "${1:-}" = "--detach" ] && detach=true
+	if [ -f "$RUN/env" ] && alive devgateway; then
+		log "the dev stack already runs (make dev-down stops it)"
+		cat "$RUN/env"
+		return 0
+	fi
+	for b in "${SERVICES[@]}" gen-secrets; do
+		[ -x "$BIN/$b" ] || die "$BIN/$b is missing: run make build (make dev does)"
+	done
+	command -v curl >/dev/null || apt_install curl
+	mkdir -p "$RUN" "$LOGS" "$DEV_DIR/media"
+	down # leftovers of a crashed run
+	# Interrupted while starting: stop what has started so far.
+	trap 'log "interrupted: stopping"; down; exit 130' INT TERM
+	local t0=$SECONDS
+
+	# The gateway's port first: Keycloak's hostname and the issuer depend on it.
+	local gwport="${DEV_GATEWAY_PORT:-8000}"
+	[ "$gwport" = 0 ] && gwport=$(free_port)
+	if (exec 3<>"/dev/tcp/127.0.0.1/$gwport") 2>/dev/null; then
+		die "port $gwport on 127.0.0.1 is in use: stop what listens there or set DEV_GATEWAY_PORT"
+	fi
+	local gw="http://localhost:$gwport"
+
+	# Secrets, generated once (kept across runs; delete the folder to renew).
+	"$BIN/gen-secrets" "$SECRETS" >/dev/null
+
+	# Keycloak takes longest: started first, in the background.
+	local kcenv="$RUN/keycloak.env" kcpid=""
+	if [ -n "${KEYCLOAK_URL:-}" ]; then
+		: "${KEYCLOAK_ISSUER:?KEYCLOAK_URL is set: KEYCLOAK_ISSUER must be too}"
+		: "${KEYCLOAK_LLM_API_CLIENT_SECRET_FILE:?KEYCLOAK_URL is set: KEYCLOAK_LLM_API_CLIENT_SECRET_FILE must be too}"
+		: "${KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE:?KEYCLOAK_URL is set: KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE must be too}"
+	else
+		touch "$RUN/started-keycloak"
+		(KEYCLOAK_PUBLIC_URL="$gw" components keycloak start >"$kcenv") &
+		kcpid=$!
+	fi
+	if [ -z "${REDIS_ADDR:-}" ]; then
+		touch "$RUN/started-redis"
+		eval "$(components redis start)"
+	fi
+	if [ -z "${PG_DSN:-}" ]; then
+		touch "$RUN/started-postgres"
+		eval "$(components postgres start)"
+	fi
+	if [ -n "$kcpid" ]; then
+		wait "$kcpid" || die "Keycloak did not start (the error is above)"
+		set -a
+		eval "$(cat "$kcenv")"
+		set +a
+	fi
+
+	# The database URL is a secret file too (it carries the password).
+	(umask 077 && printf '%s\n' "$PG_DSN" >"$SECRETS/dev_database_url")
+
+	local p_stub p_llm p_llm_int p_media p_media_int p_mcp p_mcp_int
+	p_stub=$(free_port) p_llm=$(free_port) p_llm_int=$(free_port) p_media=$(free_port)
+	p_media_int=$(free_port) p_mcp=$(free_port) p_mcp_int=$(free_port)
+	local jwks="$KEYCLOAK_URL/realms/jan/protocol/openid-connect/certs"
+
+	# What every service shares: dev mode, loopback listeners, the gateway
+	# as the only trusted proxy, the edge's public keys.
+	local common=(
+		STRICT="${STRICT:-false}"
+		TRUSTED_PROXIES=127.0.0.1
+		EDGE_IDENTITY_JWKS_FILE="$SECRETS/edge_identity.jwks.json"
+		AUTH_ISSUER="$KEYCLOAK_ISSUER"
+		AUTH_JWKS_URL="$jwks"
+	)
+	start stub-upstream "$BIN/stub-upstream" -addr "127.0.0.1:$p_stub"
+	start llm-api env "${common[@]}" \
+		LISTEN_ADDR="127.0.0.1:$p_llm" INTERNAL_LISTEN_ADDR="127.0.0.1:$p_llm_int" \
+		DATABASE_URL_FILE="$SECRETS/dev_database_url" REDIS_ADDR="$REDIS_ADDR" \
+		KEYCLOAK_URL="$KEYCLOAK_URL" KEYCLOAK_CLIENT_SECRET_FILE="$KEYCLOAK_LLM_API_CLIENT_SECRET_FILE" \
+		GUEST_LOGIN_CLIENT_SECRET_FILE="$KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE" \
+		API_KEY_PEPPER_FILE="$SECRETS/api_key_pepper" INTERNAL_TOKEN_FILE="$SECRETS/internal_token" \
+		LLM_UPSTREAM_URL="http://127.0.0.1:$p_stub/v1" \
+		"$BIN/llm-api"
+	start media-api env "${common[@]}" \
+		LISTEN_ADDR="127.0.0.1:$p_media" INTERNAL_LISTEN_ADDR="127.0.0.1:$p_media_int" \
+		MEDIA_STORAGE_DIR="$DEV_DIR/media" MEDIA_URL_SIGNING_KEY_FILE="$SECRETS/media_url_signing_key" \
+		MEDIA_PUBLIC_BASE_URL="$gw" \
+		"$BIN/media-api"
+	start mcp-tools env "${common[@]}" \
+		LISTEN_ADDR="127.0.0.1:$p_mcp" INTERNAL_LISTEN_ADDR="127.0.0.1:$p_mcp_int" \
+		"$BIN/mcp-tools"
+	wait_http llm-api "http://127.0.0.1:$p_llm_int/readyz" 60
+	wait_http media-api "http://127.0.0.1:$p_media_int/readyz" 30
+	wait_http mcp-tools "http://127.0.0.1:$p_mcp_int/readyz" 30
+
+	# The gateway: kong/kong.yml as is, its container names and secret paths
+	# rewritten to this machine (plugins/devgateway/README.md).
+	local validate="${DEV_GATEWAY_VALIDATE_URL:-http://127.0.0.1:$p_llm_int/internal/api-keys/validate}"
+	start devgateway "$BIN/devgateway" --config "$ROOT/kong/kong.yml" --listen "127.0.0.1:$gwport" \
+		--upstream "llm-api=http://127.0.0.1:$p_llm" \
+		--upstream "media-api=http://127.0.0.1:$p_media" \
+		--upstream "mcp-tools=http://127.0.0.1:$p_mcp" \
+		--upstream "keycloak=$KEYCLOAK_URL" \
+		--rewrite "http://localhost:8000/realms/jan=$KEYCLOAK_ISSUER" \
+		--rewrite "http://keycloak:8080/realms/jan/protocol/openid-connect/certs=$jwks" \
+		--rewrite "http://llm-api:8081/internal/api-keys/validate=$validate" \
+		--rewrite "redis:6379=$REDIS_ADDR" \
+		--rewrite "/etc/kong/secrets/redis_password=" \
+		--rewrite "/etc/kong/secrets/=$SECRETS/"
+	wait_http devgateway "http://127.0.0.1:$gwport/realms/jan/.well-known/openid-configuration" 60
+
+	cat >"$RUN/env" <<EOF
+GATEWAY_URL=http://127.0.0.1:$gwport
+GATEWAY_PUBLIC_URL=$gw
+KEYCLOAK_URL=$KEYCLOAK_URL
+KEYCLOAK_ISSUER=$KEYCLOAK_ISSUER
+REDIS_ADDR=$REDIS_ADDR
+LLM_API_URL=http://127.0.0.1:$p_llm
+LLM_API_INTERNAL_URL=http://127.0.0.1:$p_llm_int
+MEDIA_API_URL=http://127.0.0.1:$p_media
+MEDIA_API_INTERNAL_URL=http://127.0.0.1:$p_media_int
+MCP_TOOLS_URL=http://127.0.0.1:$p_mcp
+MCP_TOOLS_INTERNAL_URL=http://127.0.0.1:$p_mcp_int
+STUB_UPSTREAM_URL=http://127.0.0.1:$p_stub
+DEV_LOGS=$LOGS
+DEV_SECRETS=$SECRETS
+EOF
+	banner "$gw" "$gwport" $((SECONDS - t0)) >&2
+	cat "$RUN/env"
+	$detach && return 0
+
+	trap 'log "stopping"; down; exit 0' INT TERM
+	# Foreground: until Ctrl-C, or until a process dies (then stop the rest).
+	while true; do
+		for s in "${SERVICES[@]}"; do
+			if ! alive "$s"; then
+				tail -n 20 "$LOGS/$s.log" >&2 || true
+				log "$s exited (log tail above): stopping the stack"
+				down
+				exit 1
+			fi
+		done
+		sleep 1
+	done
+}
+
+banner() {
+	local gw=$1 port=$2 secs=$3
+	cat <<EOF
+
+edgeguard dev stack ready in ${secs}s (not for production: the dev gateway stands in for Kong)
+
+  gateway (Kong's role)      $gw              OpenAI-compatible API at $gw/v1
+  Keycloak account console   $gw/realms/jan/account   (through the gateway)
+  Keycloak admin console     $KEYCLOAK_URL/admin/   (loopback only; user admin,
+                             password in ${KEYCLOAK_ADMIN_PASSWORD_FILE:-the file scripts/keycloak.sh prints})
+  logs                       $LOGS/
+  stop                       Ctrl-C (or make dev-down after make dev DETACH=1)
+
+Try it (a guest token, then a chat completion with it):
+# --- try ---
+TOKEN=\$(curl -s -X POST http://localhost:$port/auth/guest-login | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+curl -s http://localhost:$port/v1/chat/completions -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"model":"stub-model","messages":[{"role":"user","content":"hello"}]}'
+# --- end ---
+
+EOF
+}
+
+case "${1:-}" in
+up) up "${2:-}" ;;
+down) down ;;
+env) [ -f "$RUN/env" ] && alive devgateway && cat "$RUN/env" ;;
+*)
+	echo "usage: $0 up [--detach] | down | env" >&2
+	exit 2
+	;;
+esac

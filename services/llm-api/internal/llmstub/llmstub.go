@@ -13,6 +13,8 @@
 //   - model "stall-stream" → a streamed answer that sends one chunk and then
 //     stalls.
 //
+// GET /_stub/requests lists what it recorded (methods, paths, headers).
+//
 // It is not a model and not for production; cmd/stub-upstream serves it.
 package llmstub
 
@@ -73,7 +75,25 @@ type body struct {
 	Stream bool   `json:"stream"`
 }
 
+// RecordPath answers GET with the recorded requests' methods, paths and
+// headers as JSON (no bodies), for tests that run the stub as a process
+// (cmd/stub-upstream) and must assert what reached the upstream.
+const RecordPath = "/_stub/requests"
+
 func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == RecordPath {
+		type rec struct {
+			Method string      `json:"method"`
+			Path   string      `json:"path"`
+			Header http.Header `json:"header"`
+		}
+		out := []rec{}
+		for _, q := range s.Requests() {
+			out = append(out, rec{q.Method, q.Path, q.Header})
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
 	raw := make([]byte, 0, 512)
 	if r.Body != nil {
 		buf := make([]byte, 32<<10)

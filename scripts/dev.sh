@@ -27,6 +27,8 @@
 #                         instead of starting one
 #   DEV_GATEWAY_VALIDATE_URL  the gateway's API-key validate URL (default:
 #                         llm-api's internal listener; tests put a proxy there)
+#   DEV_GATEWAY_TRUSTED_PROXIES  the gateway's --trusted-proxies (default none:
+#                         every client is its TCP peer)
 # Service variables exported by the caller (GUEST_LOGIN_LIMIT_PER_IP,
 # LOG_LEVEL, …) reach the services unchanged; the script sets only what wires
 # the stack together.
@@ -185,7 +187,9 @@ up() {
 	# The gateway: kong/kong.yml as is, its container names and secret paths
 	# rewritten to this machine (plugins/devgateway/README.md).
 	local validate="${DEV_GATEWAY_VALIDATE_URL:-http://127.0.0.1:$p_llm_int/internal/api-keys/validate}"
-	start devgateway "$BIN/devgateway" --config "$ROOT/kong/kong.yml" --listen "127.0.0.1:$gwport" \
+	local trusted=()
+	[ -n "${DEV_GATEWAY_TRUSTED_PROXIES:-}" ] && trusted=(--trusted-proxies "$DEV_GATEWAY_TRUSTED_PROXIES")
+	start devgateway "$BIN/devgateway" --config "$ROOT/kong/kong.yml" --listen "127.0.0.1:$gwport" "${trusted[@]}" \
 		--upstream "llm-api=http://127.0.0.1:$p_llm" \
 		--upstream "media-api=http://127.0.0.1:$p_media" \
 		--upstream "mcp-tools=http://127.0.0.1:$p_mcp" \

@@ -45,6 +45,20 @@ else
 	log "WARNING: $EDGEGUARD_BROWSER_ERROR"
 fi
 
+# The official openai SDK (npm, pinned) for tests/e2e's gateway suite; under
+# CI=true a failed install fails that suite with the command and its error.
+oalog="$TMPROOT/openai-install.log"
+if oaenv=$(scripts/openai-sdk.sh install 2>"$oalog"); then
+	cat "$oalog" >&2
+	set -a
+	eval "$oaenv"
+	set +a
+else
+	cat "$oalog" >&2
+	export EDGEGUARD_OPENAI_ERROR="'scripts/openai-sdk.sh install' failed: $(tail -n 5 "$oalog" | tr '\n' ' ')"
+	log "WARNING: $EDGEGUARD_OPENAI_ERROR"
+fi
+
 export EDGEGUARD_BIN="$ROOT/bin"
 status=0
 for m in $("$ROOT/scripts/modules.sh"); do

@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -152,6 +154,13 @@ func (s *suite) createGuest(t *testing.T) (id, username string, pw keycloak.Secr
 // mapped on top of the default ones.
 func (s *suite) createUser(t *testing.T, roles ...string) (id, username string, pw keycloak.Secret) {
 	t.Helper()
+	return s.createUserUntil(t, t.Cleanup, roles...)
+}
+
+// createUserUntil is createUser with the user's deletion handed to cleanup
+// (t.Cleanup, or the end of the run for users shared by several tests).
+func (s *suite) createUserUntil(t *testing.T, cleanup func(func()), roles ...string) (id, username string, pw keycloak.Secret) {
+	t.Helper()
 	tok, err := s.kc.AdminToken(s.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +170,12 @@ func (s *suite) createUser(t *testing.T, roles ...string) (id, username string, 
 	if err != nil {
 		t.Fatalf("create user: %v", err)
 	}
-	t.Cleanup(func() { _ = s.kc.DeleteUser(context.WithoutCancel(s.ctx), id) })
+	kc := s.kc
+	cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = kc.DeleteUser(ctx, id)
+	})
 	for _, name := range roles {
 		var r keycloak.Role
 		if _, err := s.kc.Admin(s.ctx, http.MethodGet, "/roles/"+name, nil, &r); err != nil {
@@ -280,4 +294,77 @@ func pkce() (verifier, challenge string) {
 	verifier = randHex(32)
 	sum := sha256.Sum256([]byte(verifier))
 	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// deviceLogin runs jan-cli's device flow for username: the device
+// authorization and the token polls go to realm (the realm's base URL:
+// Keycloak on loopback, or the gateway), the person's browser logs in on
+// Keycloak and grants the device.
+func (s *suite) deviceLogin(t *testing.T, realm, username string, pw keycloak.Secret) *keycloak.Tokens {
+	t.Helper()
+	var dev struct {
+		DeviceCode              string `json:"device_code"`
+		UserCode                string `json:"user_code"`
+		VerificationURI         string `json:"verification_uri"`
+		VerificationURIComplete string `json:"verification_uri_complete"`
+		Interval                int    `json:"interval"`
+	}
+	resp, err := s.kc.HTTP.PostForm(realm+"/protocol/openid-connect/auth/device", url.Values{"client_id": {clientCLI}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("device authorization: status %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&dev); err != nil {
+		t.Fatal(err)
+	}
+	if dev.VerificationURI != s.env.Issuer+"/device" || dev.UserCode == "" || dev.Interval <= 0 {
+		t.Fatalf("device answer: verification_uri %q, user code %t, interval %d", dev.VerificationURI, dev.UserCode != "", dev.Interval)
+	}
+	poll := func() (*keycloak.Tokens, error) {
+		return s.kc.TokenAt(s.ctx, realm+"/protocol/openid-connect/token", url.Values{
+			"grant_type":  {"urn:ietf:params:oauth:grant-type:device_code"},
+			"device_code": {dev.DeviceCode},
+			"client_id":   {clientCLI},
+		})
+	}
+	firstPoll := time.Now()
+	var oe *keycloak.OAuthError
+	if _, err := poll(); !errors.As(err, &oe) || oe.Code != "authorization_pending" {
+		t.Fatalf("poll before approval: %v, want authorization_pending", err)
+	}
+
+	// The person opens verification_uri_complete (here on loopback) and
+	// logs in.
+	if want := dev.VerificationURI + "?user_code=" + url.QueryEscape(dev.UserCode); dev.VerificationURIComplete != want {
+		t.Fatalf("verification_uri_complete %q, want %q", dev.VerificationURIComplete, want)
+	}
+	b := s.kc.NewBrowser("")
+	p, err := b.Get(s.ctx, s.kc.RealmURL()+"/device?user_code="+url.QueryEscape(dev.UserCode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = b.Login(s.ctx, p, username, pw); err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != http.StatusOK {
+		t.Fatalf("device approval: status %d", p.Status)
+	}
+	// Keycloak always asks the person to grant the device access.
+	if p, err = b.Submit(s.ctx, p, "/login-actions/consent", url.Values{"accept": {"Yes"}}); err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != http.StatusOK {
+		t.Fatalf("device consent: status %d", p.Status)
+	}
+
+	// Poll no faster than the server's interval (else slow_down).
+	time.Sleep(time.Until(firstPoll.Add(time.Duration(dev.Interval)*time.Second + 200*time.Millisecond)))
+	tok, err := poll()
+	if err != nil {
+		t.Fatalf("poll after approval: %v", err)
+	}
+	return tok
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -533,70 +532,7 @@ func TestAdminMustSetUpOTPAtBrowserLogin(t *testing.T) {
 func TestDeviceFlowOnJanCLI(t *testing.T) {
 	s := newSuite(t)
 	_, username, pw := s.createUser(t)
-	var dev struct {
-		DeviceCode              string `json:"device_code"`
-		UserCode                string `json:"user_code"`
-		VerificationURI         string `json:"verification_uri"`
-		VerificationURIComplete string `json:"verification_uri_complete"`
-		Interval                int    `json:"interval"`
-	}
-	resp, err := s.kc.HTTP.PostForm(s.kc.RealmURL()+"/protocol/openid-connect/auth/device", url.Values{"client_id": {clientCLI}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("device authorization: status %d", resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&dev); err != nil {
-		t.Fatal(err)
-	}
-	if dev.VerificationURI != s.env.Issuer+"/device" || dev.UserCode == "" || dev.Interval <= 0 {
-		t.Fatalf("device answer: verification_uri %q, user code %t, interval %d", dev.VerificationURI, dev.UserCode != "", dev.Interval)
-	}
-	poll := func() (*keycloak.Tokens, error) {
-		return s.kc.Token(s.ctx, url.Values{
-			"grant_type":  {"urn:ietf:params:oauth:grant-type:device_code"},
-			"device_code": {dev.DeviceCode},
-			"client_id":   {clientCLI},
-		})
-	}
-	firstPoll := time.Now()
-	var oe *keycloak.OAuthError
-	if _, err := poll(); !errors.As(err, &oe) || oe.Code != "authorization_pending" {
-		t.Fatalf("poll before approval: %v, want authorization_pending", err)
-	}
-
-	// The person opens verification_uri_complete (here on loopback) and
-	// logs in.
-	if want := dev.VerificationURI + "?user_code=" + url.QueryEscape(dev.UserCode); dev.VerificationURIComplete != want {
-		t.Fatalf("verification_uri_complete %q, want %q", dev.VerificationURIComplete, want)
-	}
-	b := s.kc.NewBrowser("")
-	p, err := b.Get(s.ctx, s.kc.RealmURL()+"/device?user_code="+url.QueryEscape(dev.UserCode))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err = b.Login(s.ctx, p, username, pw); err != nil {
-		t.Fatal(err)
-	}
-	if p.Status != http.StatusOK {
-		t.Fatalf("device approval: status %d", p.Status)
-	}
-	// Keycloak always asks the person to grant the device access.
-	if p, err = b.Submit(s.ctx, p, "/login-actions/consent", url.Values{"accept": {"Yes"}}); err != nil {
-		t.Fatal(err)
-	}
-	if p.Status != http.StatusOK {
-		t.Fatalf("device consent: status %d", p.Status)
-	}
-
-	// Poll no faster than the server's interval (else slow_down).
-	time.Sleep(time.Until(firstPoll.Add(time.Duration(dev.Interval)*time.Second + 200*time.Millisecond)))
-	tok, err := poll()
-	if err != nil {
-		t.Fatalf("poll after approval: %v", err)
-	}
+	tok := s.deviceLogin(t, s.kc.RealmURL(), username, pw)
 	v, _ := s.verifier(t, nil)
 	id, err := v.Verify(s.ctx, tok.AccessToken)
 	if err != nil {

@@ -191,10 +191,12 @@ func (c *Client) TokenURL() string { return c.RealmURL() + "/protocol/openid-con
 
 // Token posts form to the realm's token endpoint.
 func (c *Client) Token(ctx context.Context, form url.Values) (*Tokens, error) {
-	return c.tokenAt(ctx, c.TokenURL(), form)
+	return c.TokenAt(ctx, c.TokenURL(), form)
 }
 
-func (c *Client) tokenAt(ctx context.Context, endpoint string, form url.Values) (*Tokens, error) {
+// TokenAt posts form to a token endpoint at another address (the realm
+// through the gateway).
+func (c *Client) TokenAt(ctx context.Context, endpoint string, form url.Values) (*Tokens, error) {
 	var t Tokens
 	if err := c.postForm(ctx, endpoint, form, &t); err != nil {
 		return nil, err
@@ -274,7 +276,7 @@ func (c *Client) AdminToken(ctx context.Context) (Secret, error) {
 	if c.adminTok != "" && time.Now().Before(c.adminExp) {
 		return Secret(c.adminTok), nil
 	}
-	t, err := c.tokenAt(ctx, c.Env.URL+"/realms/master/protocol/openid-connect/token", url.Values{
+	t, err := c.TokenAt(ctx, c.Env.URL+"/realms/master/protocol/openid-connect/token", url.Values{
 		"grant_type": {"password"},
 		"client_id":  {"admin-cli"},
 		"username":   {c.Env.AdminUser},

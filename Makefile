@@ -19,6 +19,7 @@ build:
 	cd services/mcp-tools && $(GO) build -trimpath -o $(BIN)/mcp-tools .
 	cd services/media-api && $(GO) build -trimpath -o $(BIN)/media-api .
 	cd tests/deploy && $(GO) build -trimpath -o $(BIN)/gen-secrets ./cmd/gen-secrets
+	cd tests/deploy && $(GO) build -trimpath -o $(BIN)/secret-sweep ./cmd/secret-sweep
 
 # make dev: the whole stack on this machine (scripts/dev.sh; README "Quick
 # start"). Ctrl-C stops it; DETACH=1 returns once it is ready, make dev-down

@@ -60,9 +60,23 @@ else
 fi
 
 export EDGEGUARD_BIN="$ROOT/bin"
+# The whole run's secret sweep: tests register the secrets they use
+# (pkg/testenv.RecordSecret) here, every module's output is kept, and
+# bin/secret-sweep fails the run if a registered secret — or anything shaped
+# like a signed JWT or a valid API key — is in any of it or in the
+# components' logs.
+SWEEP="$TMPROOT/sweep"
+rm -rf "$SWEEP"
+(umask 077 && mkdir -p "$SWEEP/secrets" "$SWEEP/logs")
+export EDGEGUARD_TEST_SECRETS_DIR="$SWEEP/secrets"
 status=0
 for m in $("$ROOT/scripts/modules.sh"); do
 	log "go test -race ./... in $m"
-	(cd "$m" && go test -race -count=1 -timeout 10m ./...) || status=1
+	(cd "$m" && go test -race -count=1 -timeout 10m ./... 2>&1) | tee "$SWEEP/logs/$(echo "$m" | tr '/.' '__').log" || status=1
 done
+logs=("$SWEEP/logs")
+for f in "${KEYCLOAK_LOG_FILE:-}" "$TMPROOT/redis/redis.log"; do
+	[ -n "$f" ] && [ -r "$f" ] && logs+=("$f")
+done
+"$ROOT/bin/secret-sweep" -secrets "$SWEEP/secrets" "${logs[@]}" || status=1
 exit $status

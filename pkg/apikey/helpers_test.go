@@ -20,6 +20,8 @@ import (
 // testToken is the internal token of the fake llm-api.
 var testToken = []byte("itok-7d1c0a4f9b2e8c3d5a6f7e8d9c0b1a2f")
 
+func init() { testenv.RecordSecret(string(testToken)) } // the run's secret sweep
+
 // fakeClock is an injected clock.
 type fakeClock struct {
 	mu sync.Mutex

@@ -1,6 +1,9 @@
 package testenv
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -37,4 +40,23 @@ func TestBufferTakesConcurrentWriters(t *testing.T) {
 	if got := b.String(); got != strings.Repeat("ab", 8) {
 		t.Fatalf("got %q", got)
 	}
+}
+
+func TestRecordSecret(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(VarSecretsDir, dir)
+	RecordSecret("short", "a-long-enough-secret-value", "another-long-secret-value")
+	b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("secrets-%d.txt", os.Getpid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(string(b))
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2 (short values are not kept)", len(lines))
+	}
+	if strings.Contains(string(b), "a-long-enough-secret-value") {
+		t.Error("the registry holds a value in clear")
+	}
+	t.Setenv(VarSecretsDir, "")
+	RecordSecret("never-written-anywhere-value") // no folder: nothing, no panic
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"net/http"
 	"net/url"
 	"os"
@@ -69,6 +70,7 @@ func (u *secretSet) add(s string) {
 	if s == "" {
 		return
 	}
+	testenv.RecordSecret(s) // also the whole run's sweep (scripts/test.sh)
 	u.mu.Lock()
 	u.s = append(u.s, s)
 	u.mu.Unlock()

@@ -52,6 +52,9 @@ func TestMain(m *testing.M) {
 		}
 		fmt.Fprintf(os.Stderr, "secrets sweep: %d secrets, %d logs, no leak found\n", len(used.all()), len(logs))
 	}
+	if edge != nil && code == 0 {
+		_ = os.RemoveAll(edge.Dir()) // kept after a failure, for its logs
+	}
 	os.Exit(code)
 }
 

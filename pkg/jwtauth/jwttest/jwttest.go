@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -196,5 +197,7 @@ func Sign(t testing.TB, k Key, claims map[string]any) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return input + "." + enc.EncodeToString(sig)
+	token := input + "." + enc.EncodeToString(sig)
+	testenv.RecordSecret(token) // the run's secret sweep (scripts/test.sh)
+	return token
 }

@@ -30,6 +30,7 @@ func secretFile(t *testing.T, dir, name string) (path, value string) {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	value = hex.EncodeToString(b)
+	testenv.RecordSecret(value)
 	path = filepath.Join(dir, name)
 	if err := os.WriteFile(path, []byte(value), 0o600); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ package plugintest
 
 import (
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -79,6 +80,13 @@ func EdgeKey(t testing.TB) (keyPath string, jwks []byte) {
 	keyPath, jwksPath := filepath.Join(dir, "edge.pem"), filepath.Join(dir, "edge.jwks.json")
 	if err := edgeid.WriteKeyFiles(keyPath, jwksPath); err != nil {
 		t.Fatal(err)
+	}
+	if pem, err := os.ReadFile(keyPath); err == nil {
+		for _, line := range strings.Split(string(pem), "\n") {
+			if !strings.HasPrefix(line, "-----") {
+				testenv.RecordSecret(line) // the run's secret sweep
+			}
+		}
 	}
 	jwks, err := os.ReadFile(jwksPath)
 	if err != nil {

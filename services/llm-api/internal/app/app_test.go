@@ -324,3 +324,5 @@ func TestNoSecretsInServiceLogs(t *testing.T) {
 		t.Fatal("no request logs captured")
 	}
 }
+
+func init() { testenv.RecordSecret(internalToken) } // the run's secret sweep (scripts/test.sh)

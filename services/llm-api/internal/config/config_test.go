@@ -3,6 +3,7 @@ package config_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io/fs"
 	"strings"
 	"testing"
@@ -290,3 +291,5 @@ func TestModelUpstreamSettings(t *testing.T) {
 		})
 	}
 }
+
+func init() { testenv.RecordSecret(pepper) } // the run's secret sweep (scripts/test.sh)

@@ -217,3 +217,5 @@ func (h *harness) create(token, body string) created {
 	r.json(h.t, &c)
 	return c
 }
+
+func init() { testenv.RecordSecret(internalToken) } // the run's secret sweep (scripts/test.sh)

@@ -80,6 +80,9 @@ func (s *Stack) TryCommands() string {
 	return m[1]
 }
 
+// Dir is the stack's DEV_DIR.
+func (s *Stack) Dir() string { return s.dir }
+
 // LogFiles lists every log the stack's processes wrote.
 func (s *Stack) LogFiles() ([]string, error) {
 	return filepath.Glob(filepath.Join(s.Env["DEV_LOGS"], "*.log"))

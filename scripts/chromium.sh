@@ -17,12 +17,9 @@ set -euo pipefail
 
 CHROMIUM=/usr/bin/chromium
 DIR="$ROOT/cli/e2e/browser"
-PW_VERSION=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packages"]["node_modules/playwright-core"]["version"])' "$DIR/package-lock.json")
+PW_VERSION=$(npm_locked_version "$DIR" playwright-core)
 
-installed_pw() {
-	[ -f "$DIR/node_modules/playwright-core/package.json" ] &&
-		[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$DIR/node_modules/playwright-core/package.json")" = "$PW_VERSION" ]
-}
+installed_pw() { npm_installed "$DIR" playwright-core; }
 
 print_env() {
 	echo "EDGEGUARD_CHROMIUM=$CHROMIUM"
@@ -33,16 +30,7 @@ case "${1:-}" in
 install)
 	[ -x "$CHROMIUM" ] || apt_install chromium
 	[ -x "$CHROMIUM" ] || die "apt-get install chromium succeeded but $CHROMIUM is missing"
-	command -v node >/dev/null || apt_install nodejs
-	command -v npm >/dev/null || apt_install npm
-	if ! installed_pw; then
-		log "npm ci in cli/e2e/browser (playwright-core $PW_VERSION)"
-		out="$TMPROOT/npm-ci-browser.log"
-		if ! (cd "$DIR" && npm ci --no-audit --no-fund --ignore-scripts) >"$out" 2>&1; then
-			cat "$out" >&2
-			die "'npm ci --no-audit --no-fund --ignore-scripts' in cli/e2e/browser failed (output above)"
-		fi
-	fi
+	installed_pw || npm_ci "$DIR"
 	# Chromium must start headless here (a missing library fails at once).
 	errf="$TMPROOT/chromium-version.err"
 	if ! ver=$(timeout 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-background-networking \

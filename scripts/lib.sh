@@ -43,3 +43,28 @@ wait_tcp() {
 	done
 	return 1
 }
+
+# npm_locked_version DIR PKG prints PKG's version pinned in DIR/package-lock.json.
+npm_locked_version() {
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packages"]["node_modules/"+sys.argv[2]]["version"])' "$1/package-lock.json" "$2"
+}
+
+# npm_installed DIR PKG succeeds when DIR/node_modules holds PKG at its locked version.
+npm_installed() {
+	[ -f "$1/node_modules/$2/package.json" ] &&
+		[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$1/node_modules/$2/package.json")" = "$(npm_locked_version "$1" "$2")" ]
+}
+
+# npm_ci DIR installs DIR's locked packages (npm ci, no install scripts) into
+# DIR/node_modules, with Node.js and npm from Debian when missing.
+npm_ci() {
+	local dir=$1 out
+	out="$TMPROOT/npm-ci-$(basename "$dir").log"
+	command -v node >/dev/null || apt_install nodejs
+	command -v npm >/dev/null || apt_install npm
+	log "npm ci in ${dir#"$ROOT"/}"
+	if ! (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts) >"$out" 2>&1; then
+		cat "$out" >&2
+		die "'npm ci --no-audit --no-fund --ignore-scripts' in ${dir#"$ROOT"/} failed (output above)"
+	fi
+}

@@ -10,25 +10,11 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 DIR="$ROOT/tests/e2e/openai"
-VERSION=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packages"]["node_modules/openai"]["version"])' "$DIR/package-lock.json")
-
-installed() {
-	[ -f "$DIR/node_modules/openai/package.json" ] &&
-		[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$DIR/node_modules/openai/package.json")" = "$VERSION" ]
-}
+installed() { npm_installed "$DIR" openai; }
 
 case "${1:-}" in
 install)
-	command -v node >/dev/null || apt_install nodejs
-	command -v npm >/dev/null || apt_install npm
-	if ! installed; then
-		log "npm ci in tests/e2e/openai (openai $VERSION)"
-		out="$TMPROOT/npm-ci-openai.log"
-		if ! (cd "$DIR" && npm ci --no-audit --no-fund --ignore-scripts) >"$out" 2>&1; then
-			cat "$out" >&2
-			die "'npm ci --no-audit --no-fund --ignore-scripts' in tests/e2e/openai failed (output above)"
-		fi
-	fi
+	installed || npm_ci "$DIR"
 	echo "EDGEGUARD_OPENAI_DIR=$DIR"
 	;;
 env)

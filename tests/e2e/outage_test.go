@@ -11,7 +11,10 @@ import (
 // checks what the edge promises: known tokens and cached keys keep working,
 // Redis failing falls back to the configured policy (kong.yml:
 // on_redis_error: local), nothing answers 500, and everything works again
-// once the component is back.
+// once the component is back. The validate endpoint goes before Redis: when
+// Redis comes back, every edge's revocation subscriber resubscribes and drops
+// its whole API-key cache (revocations may have been missed meanwhile,
+// pkg/apikey), so a cached key needs the validate endpoint once more.
 func TestOutages(t *testing.T) {
 	s, e := requireEdge(t)
 	_, jwt := e.userToken(t, s)
@@ -56,6 +59,30 @@ func TestOutages(t *testing.T) {
 		}
 	})
 
+	t.Run("validate endpoint down", func(t *testing.T) {
+		_, cached := e.apiKey(t, jwt, "outage-validate-cached")
+		_, unseen := e.apiKey(t, jwt, "outage-validate-unseen")
+		if a := e.do(t, http.MethodPost, "/v1/chat/completions", cached, chat, nil); a.status != http.StatusOK {
+			t.Fatalf("before: %d %s", a.status, a.body)
+		}
+		e.validate.Stop()
+		defer func() { _ = e.validate.Start() }()
+		if a := e.do(t, http.MethodPost, "/v1/chat/completions", cached, chat, nil); a.status != http.StatusOK {
+			t.Errorf("validate down, a cached key: %d %s", a.status, a.body)
+		}
+		a := e.do(t, http.MethodPost, "/v1/chat/completions", unseen, chat, nil)
+		if a.status != http.StatusServiceUnavailable || a.code() != "key_validation_unavailable" {
+			t.Errorf("validate down, a key never seen: %d %q, want 503 key_validation_unavailable", a.status, a.code())
+		}
+		if err := e.validate.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if !eventually(10*time.Second, func() bool {
+			return e.do(t, http.MethodPost, "/v1/chat/completions", unseen, chat, nil).status == http.StatusOK
+		}) {
+			t.Error("the unseen key did not work after the validate endpoint came back")
+		}
+	})
 	t.Run("redis down", func(t *testing.T) {
 		_, key := e.apiKey(t, jwt, "outage-redis")
 		if a := e.do(t, http.MethodPost, "/v1/chat/completions", key, chat, nil); a.status != http.StatusOK {
@@ -84,28 +111,4 @@ func TestOutages(t *testing.T) {
 		}
 	})
 
-	t.Run("validate endpoint down", func(t *testing.T) {
-		_, cached := e.apiKey(t, jwt, "outage-validate-cached")
-		_, unseen := e.apiKey(t, jwt, "outage-validate-unseen")
-		if a := e.do(t, http.MethodPost, "/v1/chat/completions", cached, chat, nil); a.status != http.StatusOK {
-			t.Fatalf("before: %d %s", a.status, a.body)
-		}
-		e.validate.Stop()
-		defer func() { _ = e.validate.Start() }()
-		if a := e.do(t, http.MethodPost, "/v1/chat/completions", cached, chat, nil); a.status != http.StatusOK {
-			t.Errorf("validate down, a cached key: %d %s", a.status, a.body)
-		}
-		a := e.do(t, http.MethodPost, "/v1/chat/completions", unseen, chat, nil)
-		if a.status != http.StatusServiceUnavailable || a.code() != "key_validation_unavailable" {
-			t.Errorf("validate down, a key never seen: %d %q, want 503 key_validation_unavailable", a.status, a.code())
-		}
-		if err := e.validate.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if !eventually(10*time.Second, func() bool {
-			return e.do(t, http.MethodPost, "/v1/chat/completions", unseen, chat, nil).status == http.StatusOK
-		}) {
-			t.Error("the unseen key did not work after the validate endpoint came back")
-		}
-	})
 }

@@ -6,7 +6,7 @@ BIN := $(CURDIR)/bin
 PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey edgeguard devgateway
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build test test-unit lint bench fuzz clean tidy dev dev-down
+.PHONY: all build test test-unit lint bench fuzz clean tidy dev dev-down load soak
 
 all: build
 
@@ -49,6 +49,20 @@ lint:
 # make bench: every benchmark, 5 runs each, written to bench/results/ for benchstat.
 bench:
 	./scripts/bench.sh
+
+# make load: wrk against the stub, nginx (the floor), the dev gateway with no
+# plugins and with the full chain (JWT, API key); ratios to nginx (bench/README.md).
+LOAD_ROUNDS ?= 5
+LOAD_DURATION ?= 10s
+load: build
+	./scripts/load.sh wrk --rounds $(LOAD_ROUNDS) --duration $(LOAD_DURATION)
+
+# make soak SOAK_DURATION=10m SOAK_RATE=200: a fixed rate through the full chain
+# with invalid tokens and random API keys; memory, JWKS fetches, validate calls, 5xx.
+SOAK_DURATION ?= 10m
+SOAK_RATE ?= 200
+soak: build
+	./scripts/load.sh soak --duration $(SOAK_DURATION) --rate $(SOAK_RATE)
 
 # make fuzz FUZZTIME=30s: runs every Fuzz* target for FUZZTIME each.
 FUZZTIME ?= 20s

@@ -1,0 +1,287 @@
+// Command loadrig is the rig of `make load` and `make soak` (bench/README.md):
+//
+//	loadrig serve -dir D -stub URL -redis HOST:PORT   the JWKS + validate endpoint, writes D/kong.yml and the credentials
+//	loadrig soak  -dir D -gateway URL -pid PID …       the fixed-rate soak through the gateway's /chain route
+//	loadrig table -dir D/results                       the wrk rounds as a Markdown table of ratios to nginx
+//
+// For loopback load runs only.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/edgeguard/edgeguard/bench/internal/rig"
+	"github.com/edgeguard/edgeguard/bench/internal/soak"
+	"github.com/edgeguard/edgeguard/bench/internal/wrkout"
+	"github.com/edgeguard/edgeguard/pkg/apikey"
+	"github.com/edgeguard/edgeguard/pkg/edgeid"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "soak":
+		err = runSoak(os.Args[2:])
+	case "table":
+		err = table(os.Args[2:], os.Stdout)
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadrig:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: loadrig serve|soak|table [flags] (-h for each)")
+	os.Exit(2)
+}
+
+// info is D/rig.json: what the soak and the script need besides secrets.
+type info struct {
+	URL     string `json:"url"`
+	Issuer  string `json:"issuer"`
+	KID     string `json:"kid"`
+	JWKSURL string `json:"jwks_url"`
+}
+
+func writeFile(dir, name string, b []byte, mode os.FileMode) error {
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, name))
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	dir := fs.String("dir", "", "output folder (kong.yml, secrets, tokens, rig.json); created")
+	listen := fs.String("listen", "127.0.0.1:0", "listen address (loopback)")
+	stub := fs.String("stub", "", "the stub upstream's base URL, e.g. http://127.0.0.1:18000")
+	redisAddr := fs.String("redis", "", "host:port of the Redis the chain uses")
+	nkeys := fs.Int("keys", 4, "valid API keys to generate")
+	ttl := fs.Duration("token-ttl", 24*time.Hour, "lifetime of the minted JWT")
+	_ = fs.Parse(args)
+	if *dir == "" || *stub == "" || *redisAddr == "" || *nkeys < 1 {
+		return errors.New("serve: -dir, -stub, -redis and -keys ≥ 1 are required")
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return err
+	}
+	var tok [32]byte
+	_, _ = rand.Read(tok[:])
+	token := []byte(hex.EncodeToString(tok[:]))
+	keys := make([]apikey.Key, *nkeys)
+	var keyLines strings.Builder
+	for i := range keys {
+		k, err := apikey.Generate(apikey.EnvLive)
+		if err != nil {
+			return err
+		}
+		keys[i] = k
+		keyLines.WriteString(k.Secret() + "\n")
+	}
+	r, err := rig.New(token, keys)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+	r.Issuer = base + "/realms/bench"
+	jwt, err := r.Mint("bench-user", time.Now(), *ttl)
+	if err != nil {
+		return err
+	}
+	keyFile, jwksFile := filepath.Join(*dir, "edge_identity.pem"), filepath.Join(*dir, "edge_identity.jwks.json")
+	_ = os.Remove(keyFile)
+	_ = os.Remove(jwksFile)
+	if err := edgeid.WriteKeyFiles(keyFile, jwksFile); err != nil {
+		return err
+	}
+	kong, err := rig.KongYML(rig.KongConfig{
+		StubURL: strings.TrimSuffix(*stub, "/"), Issuer: r.Issuer, JWKSURL: base + rig.JWKSPath,
+		ValidateURL: base + rig.ValidatePath, InternalTokenFile: filepath.Join(*dir, "internal_token"),
+		EdgeKeyFile: keyFile, RedisAddr: *redisAddr,
+	})
+	if err != nil {
+		return err
+	}
+	inf, _ := json.Marshal(info{URL: base, Issuer: r.Issuer, KID: r.KID, JWKSURL: base + rig.JWKSPath})
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{
+		{"internal_token", append(token, '\n')}, {"jwt", []byte(jwt + "\n")}, {"apikeys", []byte(keyLines.String())},
+		{"kong.yml", kong}, {"rig.json", inf}, // rig.json last: its presence means ready
+	} {
+		if err := writeFile(*dir, f.name, f.b, 0o600); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Println("RIG_URL=" + base)
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	s := r.Stats()
+	fmt.Fprintf(os.Stderr, "loadrig: served %d JWKS fetches, %d validate calls\n", s.JWKSFetches, s.ValidateCalls)
+	return nil
+}
+
+func readLines(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+func runSoak(args []string) error {
+	fs := flag.NewFlagSet("soak", flag.ExitOnError)
+	dir := fs.String("dir", "", "the folder `loadrig serve` wrote")
+	gateway := fs.String("gateway", "", "the dev gateway's base URL, e.g. http://127.0.0.1:8000")
+	pid := fs.Int("pid", 0, "the dev gateway's pid (RSS from /proc/<pid>/status)")
+	rate := fs.Int("rate", 200, "requests per second (fixed)")
+	duration := fs.Duration("duration", 10*time.Minute, "measured phase")
+	warmup := fs.Duration("warmup", 15*time.Second, "traffic before the measured phase")
+	sample := fs.Duration("sample", 5*time.Second, "RSS sampling period")
+	out := fs.String("out", "", "also write the report (Markdown) here")
+	_ = fs.Parse(args)
+	if *dir == "" || *gateway == "" || *pid <= 0 {
+		return errors.New("soak: -dir, -gateway and -pid are required")
+	}
+	var inf info
+	b, err := os.ReadFile(filepath.Join(*dir, "rig.json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &inf); err != nil {
+		return fmt.Errorf("rig.json: %w", err)
+	}
+	jwt, err := readLines(filepath.Join(*dir, "jwt"))
+	if err != nil || len(jwt) != 1 {
+		return fmt.Errorf("jwt file: %v", err)
+	}
+	keys, err := readLines(filepath.Join(*dir, "apikeys"))
+	if err != nil {
+		return err
+	}
+	creds, err := soak.NewCredentials(inf.Issuer, inf.KID, jwt[0], keys)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(os.Stderr, "soak: %d req/s for %s after %s of warm-up through %s%s\n", *rate, *duration, *warmup, *gateway, rig.ChainPath)
+	res, err := soak.Run(ctx, soak.Config{
+		URL: strings.TrimSuffix(*gateway, "/") + rig.ChainPath, RigURL: inf.URL, Creds: creds, Rate: *rate,
+		Duration: *duration, Warmup: *warmup, SampleEvery: *sample, PID: *pid, Progress: os.Stderr,
+	})
+	if err != nil {
+		return err
+	}
+	var w io.Writer = os.Stdout
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = io.MultiWriter(os.Stdout, f)
+	}
+	res.Write(w)
+	if !res.OK() {
+		return errors.New("soak: a check failed (see the table)")
+	}
+	return nil
+}
+
+// Targets of `make load`, in table order, and their labels.
+var (
+	targets = []string{"stub", "nginx", "gw-plain", "gw-jwt", "gw-key"}
+	labels  = map[string]string{
+		"stub":     "stub upstream direct",
+		"nginx":    "nginx reverse proxy (floor)",
+		"gw-plain": "devgateway, no plugins",
+		"gw-jwt":   "devgateway, full chain, JWT (cached)",
+		"gw-key":   "devgateway, full chain, API key (cached)",
+	}
+)
+
+// Targets of issue 7 for the full chain.
+const (
+	minRatio     = 0.60
+	maxP99Growth = time.Millisecond
+)
+
+func table(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("table", flag.ExitOnError)
+	dir := fs.String("dir", "", "folder of round<N>-<target>.txt wrk reports")
+	_ = fs.Parse(args)
+	rounds, err := wrkout.ReadDir(*dir)
+	if err != nil {
+		return err
+	}
+	rows, err := wrkout.Table(rounds, "nginx", targets)
+	if err != nil {
+		return err
+	}
+	wrkout.WriteMarkdown(w, rows, "nginx", labels)
+	fmt.Fprintln(w)
+	for _, r := range rows {
+		if r.Target != "gw-jwt" && r.Target != "gw-key" {
+			continue
+		}
+		verdict := func(ok bool) string {
+			if ok {
+				return "met"
+			}
+			return "NOT met"
+		}
+		fmt.Fprintf(w, "- %s: %.0f %% of nginx's throughput (target ≥ %.0f %%: %s); p99 %+.2f ms over nginx (target ≤ +%.0f ms: %s)\n",
+			labels[r.Target], r.Ratio*100, minRatio*100, verdict(r.Ratio >= minRatio),
+			float64(r.P99Delta)/1e6, float64(maxP99Growth)/1e6, verdict(r.P99Delta <= maxP99Growth))
+		if r.Non2xx > 0 || r.SocketErrors > 0 {
+			fmt.Fprintf(w, "  WARNING: %d non-2xx answers and %d socket errors: this row measured refusals, not the chain\n", r.Non2xx, r.SocketErrors)
+		}
+	}
+	return nil
+}

@@ -75,7 +75,7 @@ const (
 // ClientIP returns the X-Forwarded-For address of request i.
 func ClientIP(i int) string {
 	if KindOf(i).Valid() {
-		return fmt.Sprintf("198.51.100.%d", 1+i%ValidIPPool)
+		return fmt.Sprintf("198.51.100.%d", 1+(i/2)%ValidIPPool)
 	}
 	return AttackerIP
 }

@@ -6,8 +6,10 @@
 #         plugins, and the full edgeguard chain with a JWT and with an API key;
 #         a warm-up before every measurement, ROUNDS interleaved rounds (the
 #         order rotates), the table of ratios to nginx at the end.
+#         Then the same rounds at a fixed rate (loadrig latency, open loop):
+#         the p99 of a gateway under a given load rather than at saturation.
 #         Flags: --rounds N (5) --duration D (10s) --warmup D (3s)
-#                --connections N (32) --threads N (2)
+#                --connections N (32) --threads N (2) --latency-rate N (500)
 #   soak  (make soak): a fixed request rate through the full chain with 10 %
 #         invalid tokens and 10 % random API keys (bench/cmd/loadrig soak).
 #         Flags: --duration D (10m) --rate N (200) --warmup D (15s)
@@ -24,7 +26,7 @@ cd "$ROOT"
 mode=${1:-}
 [ "$mode" = wrk ] || [ "$mode" = soak ] || { echo "usage: $0 wrk|soak [flags]" >&2; exit 2; }
 shift
-ROUNDS=5 DURATION=10s WARMUP=3s CONNECTIONS=32 THREADS=2 RATE=200
+ROUNDS=5 DURATION=10s WARMUP=3s CONNECTIONS=32 THREADS=2 RATE=200 LATENCY_RATE=500
 [ "$mode" = soak ] && DURATION=10m WARMUP=15s
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
 	--connections) CONNECTIONS=$2 ;;
 	--threads) THREADS=$2 ;;
 	--rate) RATE=$2 ;;
+	--latency-rate) LATENCY_RATE=$2 ;;
 	*) die "unknown flag $1" ;;
 	esac
 	shift 2
@@ -41,8 +44,8 @@ done
 
 DIR="$TMPROOT/load"
 RUN="$DIR/run"
-rm -rf "$RUN" "$DIR/results" "$DIR/nginx"
-mkdir -p "$RUN" "$DIR/results" "$DIR/bin"
+rm -rf "$RUN" "$DIR/results" "$DIR/results-rate" "$DIR/nginx"
+mkdir -p "$RUN" "$DIR/results" "$DIR/results-rate" "$DIR/bin"
 
 pids=()
 redis_started=""
@@ -197,6 +200,14 @@ run_wrk() { # target duration out
 	esac
 	wrk -t"$THREADS" -c"$CONNECTIONS" -d"$d" --latency "${h[@]}" "$(url_of "$t")" >"$out"
 }
+run_rate() { # target duration out
+	local t=$1 d=$2 out=$3 h=()
+	case "$t" in
+	gw-jwt) h=(-H "Authorization: Bearer $JWT") ;;
+	gw-key) h=(-H "Authorization: Bearer $KEY") ;;
+	esac
+	"$DIR/bin/loadrig" latency -url "$(url_of "$t")" -rate "$LATENCY_RATE" -duration "$d" "${h[@]}" >"$out"
+}
 
 targets=(stub nginx gw-plain gw-jwt gw-key)
 {
@@ -216,10 +227,27 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		log "round $r/$ROUNDS $t: $(grep -h 'Requests/sec' "$DIR/results/round$r-$t.txt" | tr -s ' ')"
 	done
 done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$DIR/results/env.txt"
+echo "load average after the wrk rounds: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$DIR/results/env.txt"
+for ((r = 1; r <= ROUNDS; r++)); do
+	n=${#targets[@]}
+	for ((j = 0; j < n; j++)); do
+		t=${targets[$(((j + r - 1) % n))]}
+		restart_stub
+		run_rate "$t" "$WARMUP" /dev/null
+		run_rate "$t" "$DURATION" "$DIR/results-rate/round$r-$t.txt"
+		log "round $r/$ROUNDS $t at $LATENCY_RATE req/s: $(grep -h '99%' "$DIR/results-rate/round$r-$t.txt" | tr -s ' ')"
+	done
+done
+echo "load average after the fixed-rate rounds: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$DIR/results/env.txt"
 {
 	cat "$DIR/results/env.txt"
 	echo
+	echo "## wrk -t$THREADS -c$CONNECTIONS (saturation)"
+	echo
 	"$DIR/bin/loadrig" table -dir "$DIR/results"
+	echo
+	echo "## fixed rate $LATENCY_RATE req/s (loadrig latency, open loop)"
+	echo
+	"$DIR/bin/loadrig" table -fixed-rate -dir "$DIR/results-rate"
 } | tee "$DIR/load-report.md"
 log "report: $DIR/load-report.md (raw wrk output in $DIR/results/)"

@@ -2,7 +2,8 @@
 //
 //	loadrig serve -dir D -stub URL -redis HOST:PORT   the JWKS + validate endpoint, writes D/kong.yml and the credentials
 //	loadrig soak  -dir D -gateway URL -pid PID …       the fixed-rate soak through the gateway's /chain route
-//	loadrig table -dir D/results                       the wrk rounds as a Markdown table of ratios to nginx
+//	loadrig latency -url URL [-H "Name: value"] -rate N the latency at a fixed rate, printed as wrk --latency does
+//	loadrig table -dir D/results [-fixed-rate]          the rounds as a Markdown table of ratios to nginx
 //
 // For loopback load runs only.
 package main
@@ -25,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgeguard/edgeguard/bench/internal/fixedrate"
 	"github.com/edgeguard/edgeguard/bench/internal/rig"
 	"github.com/edgeguard/edgeguard/bench/internal/soak"
 	"github.com/edgeguard/edgeguard/bench/internal/wrkout"
@@ -42,6 +44,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "soak":
 		err = runSoak(os.Args[2:])
+	case "latency":
+		err = latency(os.Args[2:], os.Stdout)
 	case "table":
 		err = table(os.Args[2:], os.Stdout)
 	default:
@@ -54,7 +58,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadrig serve|soak|table [flags] (-h for each)")
+	fmt.Fprintln(os.Stderr, "usage: loadrig serve|soak|latency|table [flags] (-h for each)")
 	os.Exit(2)
 }
 
@@ -234,6 +238,36 @@ func runSoak(args []string) error {
 	return nil
 }
 
+// headerFlag collects repeatable -H "Name: value".
+type headerFlag http.Header
+
+func (h headerFlag) String() string { return "" }
+func (h headerFlag) Set(s string) error {
+	name, value, ok := strings.Cut(s, ":")
+	if !ok || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("header %q: want \"Name: value\"", s)
+	}
+	http.Header(h).Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	return nil
+}
+
+func latency(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("latency", flag.ExitOnError)
+	h := headerFlag{}
+	url := fs.String("url", "", "target URL (GET)")
+	fs.Var(h, "H", "request header \"Name: value\" (repeatable)")
+	rate := fs.Int("rate", 500, "requests per second (fixed)")
+	duration := fs.Duration("duration", 10*time.Second, "how long")
+	_ = fs.Parse(args)
+	cfg := fixedrate.Config{URL: *url, Header: http.Header(h), Rate: *rate, Duration: *duration}
+	res, err := fixedrate.Run(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	res.WriteWrkFormat(w, cfg)
+	return nil
+}
+
 // Targets of `make load`, in table order, and their labels.
 var (
 	targets = []string{"stub", "nginx", "gw-plain", "gw-jwt", "gw-key"}
@@ -255,6 +289,7 @@ const (
 func table(args []string, w io.Writer) error {
 	fs := flag.NewFlagSet("table", flag.ExitOnError)
 	dir := fs.String("dir", "", "folder of round<N>-<target>.txt wrk reports")
+	fixed := fs.Bool("fixed-rate", false, "the reports are fixed-rate latency runs: judge p99 only")
 	_ = fs.Parse(args)
 	rounds, err := wrkout.ReadDir(*dir)
 	if err != nil {
@@ -276,9 +311,14 @@ func table(args []string, w io.Writer) error {
 			}
 			return "NOT met"
 		}
-		fmt.Fprintf(w, "- %s: %.0f %% of nginx's throughput (target ≥ %.0f %%: %s); p99 %+.2f ms over nginx (target ≤ +%.0f ms: %s)\n",
-			labels[r.Target], r.Ratio*100, minRatio*100, verdict(r.Ratio >= minRatio),
+		p99 := fmt.Sprintf("p99 %+.2f ms over nginx (target ≤ +%.0f ms: %s)",
 			float64(r.P99Delta)/1e6, float64(maxP99Growth)/1e6, verdict(r.P99Delta <= maxP99Growth))
+		if *fixed {
+			fmt.Fprintf(w, "- %s at a fixed rate: %s\n", labels[r.Target], p99)
+		} else {
+			fmt.Fprintf(w, "- %s: %.0f %% of nginx's throughput (target ≥ %.0f %%: %s); %s at saturation\n",
+				labels[r.Target], r.Ratio*100, minRatio*100, verdict(r.Ratio >= minRatio), p99)
+		}
 		if r.Non2xx > 0 || r.SocketErrors > 0 {
 			fmt.Fprintf(w, "  WARNING: %d non-2xx answers and %d socket errors: this row measured refusals, not the chain\n", r.Non2xx, r.SocketErrors)
 		}

@@ -85,6 +85,46 @@ func (f *failureLimiter) reserve(client string, now int64) (retryAfter time.Dura
 	return 0, true
 }
 
+// check reports, without reserving, whether client could make one more
+// lookup at now — reserve's test. A request that joins a lookup already in
+// flight for its key makes none of its own: it is checked (so a client over
+// its limit is still refused) but reserves nothing, so a client sending one
+// key on many connections is not refused for its own concurrency.
+func (f *failureLimiter) check(client string, now int64) (retryAfter time.Duration, ok bool) {
+	sh := f.shard(client)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s := sh.m[client]
+	if s == nil {
+		return 0, true
+	}
+	if now < s.blockedUntil {
+		return time.Duration(s.blockedUntil - now), false
+	}
+	tat := max(s.tat, now)
+	if next := tat + (s.pending+1)*f.emission; next-now > f.tolerance {
+		return time.Duration(next - now - f.tolerance), false
+	}
+	return 0, true
+}
+
+// charge counts one failure of client that held no reservation (a request
+// that joined another's lookup and was rejected with it).
+func (f *failureLimiter) charge(client string, now int64) {
+	sh := f.shard(client)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s := sh.m[client]
+	if s == nil {
+		if len(sh.m) >= f.perShard {
+			sh.makeRoom(now, f.perShard)
+		}
+		s = &failState{}
+		sh.m[client] = s
+	}
+	s.tat = max(s.tat, now) + f.emission
+}
+
 // release ends a reservation of client, charging one failure if failed.
 func (f *failureLimiter) release(client string, now int64, failed bool) {
 	sh := f.shard(client)

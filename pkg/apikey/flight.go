@@ -24,12 +24,18 @@ type flightResult struct {
 	src string
 }
 
-// join returns the flight of h, starting one (leader true) if none runs.
-func (g *flightGroup) join(h *hashKey) (f *flight, leader bool) {
+// join returns the flight of h, starting one (leader true) if none runs and
+// lead allows it (the leader's failure-limit reservation, taken under the
+// group's lock so that no request can join a flight that never starts); f
+// is nil when lead refused.
+func (g *flightGroup) join(h *hashKey, lead func() bool) (f *flight, leader bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if f := g.m[*h]; f != nil {
 		return f, false
+	}
+	if !lead() {
+		return nil, false
 	}
 	f = &flight{done: make(chan struct{})}
 	g.m[*h] = f

@@ -260,16 +260,27 @@ func (v *Validator) validateSlow(ctx context.Context, clientIP string, k Key, hv
 	v.nMisses.Add(1)
 	client := clientKey(clientIP)
 	now := v.now()
-	if retry, ok := v.fails.reserve(client, now.UnixNano()); !ok {
+	refuse := func(retry time.Duration) (*identity.Identity, error) {
 		v.nTooMany.Add(1)
 		v.log.Debug().Str("kid", k.KID()).Str("client", client).Str("result", "too_many_auth_failures").
 			Dur("retry_after", retry).Msg("api key lookup refused")
 		return nil, &TooManyFailuresError{RetryAfter: retry}
 	}
-	id, src, err := v.lookup(ctx, k, h, now)
+	if retry, ok := v.fails.check(client, now.UnixNano()); !ok {
+		return refuse(retry)
+	}
+	id, src, reserved, retry, err := v.lookup(ctx, k, h, now, client)
+	if retry > 0 {
+		return refuse(retry)
+	}
 	failed := ReasonOf(err) != ""
 	end := v.now()
-	v.fails.release(client, end.UnixNano(), failed)
+	switch {
+	case reserved:
+		v.fails.release(client, end.UnixNano(), failed)
+	case failed:
+		v.fails.charge(client, end.UnixNano())
+	}
 	if failed && v.shared != nil {
 		v.chargeShared(ctx, client, end)
 	}
@@ -286,17 +297,28 @@ func (v *Validator) validateSlow(ctx context.Context, clientIP string, k Key, hv
 }
 
 // lookup answers from a fresh cache entry or a flight; src says which
-// ("cache", "flight", "stale").
-func (v *Validator) lookup(ctx context.Context, k Key, h *hashKey, now time.Time) (*identity.Identity, string, error) {
+// ("cache", "flight", "stale"). Only a request that starts a lookup reserves
+// a failure-limit cell for its client (reserved true); one that joins a
+// flight in progress, or is answered from the cache, causes no lookup. A
+// positive retry means the client may not start a lookup now.
+func (v *Validator) lookup(ctx context.Context, k Key, h *hashKey, now time.Time, client string) (id *identity.Identity, src string, reserved bool, retry time.Duration, err error) {
 	if e := v.cache.get(h); e != nil && now.UnixNano() < e.fresh {
 		if e.id != nil {
-			return e.id, "cache", nil
+			return e.id, "cache", false, 0, nil
 		}
 		v.nNegHits.Add(1)
-		return nil, "cache", e.reason
+		return nil, "cache", false, 0, e.reason
 	}
-	f, leader := v.flights.join(h)
+	f, leader := v.flights.join(h, func() bool {
+		var ok bool
+		retry, ok = v.fails.reserve(client, now.UnixNano())
+		return ok
+	})
+	if f == nil {
+		return nil, "", false, max(retry, time.Nanosecond), nil
+	}
 	if leader {
+		reserved = true
 		if !v.goBackground(func() { v.run(h, k, f, requestID(ctx)) }) {
 			v.flights.finish(h, f, flightResult{err: ErrClosed})
 		}
@@ -304,24 +326,24 @@ func (v *Validator) lookup(ctx context.Context, k Key, h *hashKey, now time.Time
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		return nil, "flight", ctx.Err()
+		return nil, "flight", reserved, 0, ctx.Err()
 	}
 	r := f.res
 	if r.err == nil {
 		if r.e.id != nil {
-			return r.e.id, r.src, nil
+			return r.e.id, r.src, reserved, 0, nil
 		}
-		return nil, r.src, r.e.reason
+		return nil, r.src, reserved, 0, r.e.reason
 	}
 	if errors.Is(r.err, ErrClosed) {
-		return nil, "flight", r.err
+		return nil, "flight", reserved, 0, r.err
 	}
 	if e := v.cache.get(h); e != nil && e.id != nil && v.now().UnixNano() < e.stale {
 		v.nStale.Add(1)
 		v.warn("validator_failed_serving_stale", r.err, k.KID())
-		return e.id, "stale", nil
+		return e.id, "stale", reserved, 0, nil
 	}
-	return nil, r.src, r.err
+	return nil, r.src, reserved, 0, r.err
 }
 
 // run is a flight: the one lookup of a key that every concurrent request

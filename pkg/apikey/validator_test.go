@@ -170,6 +170,47 @@ func TestConcurrentLookupsOfOneKeyMakeOneCall(t *testing.T) {
 	}
 }
 
+// Requests from ONE client joining the lookup of one key in flight cause no
+// lookup of their own, so they must not count against the client's failure
+// budget: a busy client (a backend, a NAT) sending one valid key on more
+// connections than the burst used to get 429 too_many_auth_failures each
+// time the key's entry expired — found by `make load`.
+func TestConcurrentRequestsOfOneKeyFromOneClientAreNotRefused(t *testing.T) {
+	f := newFakeLLM(t)
+	v := newTestValidator(t, f, nil, nil)
+	k := mustGenerate(t, EnvLive)
+	f.add(k, fakeKey{subject: "s"})
+	release := f.hold()
+	n := 3 * DefaultFailureLimit.Rate
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := v.Validate(context.Background(), clientA, k); err != nil {
+				errs <- err
+				return
+			}
+			ok.Add(1)
+		}()
+	}
+	if !eventually(5*time.Second, func() bool { return f.inFlight.Load() == 1 }) {
+		t.Fatal("no call reached the validator")
+	}
+	time.Sleep(50 * time.Millisecond) // let the others join the flight
+	release()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("refused: %v", err)
+	}
+	if ok.Load() != int64(n) || f.calls.Load() != 1 {
+		t.Fatalf("%d of %d succeeded with %d calls, want all with 1", ok.Load(), n, f.calls.Load())
+	}
+}
+
 func TestAWaiterGivingUpDoesNotFailTheFlight(t *testing.T) {
 	f := newFakeLLM(t)
 	v := newTestValidator(t, f, nil, nil)

@@ -7,11 +7,13 @@ package fixedrate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,7 @@ type Config struct {
 // Result of a run.
 type Result struct {
 	Sent, Skipped, Errors, Non2xx int64
+	Refusals                      map[string]int64 // non-2xx answers by "status code" (the JSON error code, if any)
 	Elapsed                       time.Duration
 	P50, P90, P99, Max            time.Duration // of the answered requests, send to end of body
 }
@@ -58,6 +61,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		non2xx   atomic.Int64
 		res      Result
 	)
+	res.Refusals = map[string]int64{}
 	interval := time.Second / time.Duration(cfg.Rate)
 	total := int(cfg.Duration / interval)
 	start := time.Now()
@@ -89,19 +93,29 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				errs.Add(1)
 				return
 			}
-			_, err = io.Copy(io.Discard, resp.Body)
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			d := time.Since(t0)
 			if err != nil {
 				errs.Add(1)
 				return
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			if resp.StatusCode < 200 || resp.StatusCode > 399 {
 				non2xx.Add(1)
+				var e struct {
+					Error struct {
+						Code string `json:"code"`
+					} `json:"error"`
+				}
+				_ = json.Unmarshal(body, &e)
+				if len(e.Error.Code) > 64 {
+					e.Error.Code = "(long code)"
+				}
+				res.Refusals[strings.TrimSpace(fmt.Sprintf("%d %s", resp.StatusCode, e.Error.Code))]++
 			}
-			mu.Lock()
 			lat = append(lat, d)
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -127,5 +141,13 @@ func (r *Result) WriteWrkFormat(w io.Writer, cfg Config) {
 	fmt.Fprintf(w, "  %d requests in %.2fs\n", r.Sent, r.Elapsed.Seconds())
 	fmt.Fprintf(w, "  Socket errors: connect 0, read %d, write 0, timeout %d\n", r.Errors, r.Skipped)
 	fmt.Fprintf(w, "  Non-2xx or 3xx responses: %d\n", r.Non2xx)
+	codes := make([]string, 0, len(r.Refusals))
+	for c := range r.Refusals {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	for _, c := range codes {
+		fmt.Fprintf(w, "  non-2xx: %s × %d\n", c, r.Refusals[c])
+	}
 	fmt.Fprintf(w, "Requests/sec: %.2f\n", float64(r.Sent)/r.Elapsed.Seconds())
 }

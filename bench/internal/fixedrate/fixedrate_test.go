@@ -17,6 +17,8 @@ func TestRunSendsOnScheduleAndPrintsWhatWrkoutReads(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1)%10 == 0 {
 			w.WriteHeader(http.StatusTeapot)
+			_, _ = w.Write([]byte(`{"error":{"code":"teapot"}}`))
+			return
 		}
 		if r.Header.Get("X-Test") != "yes" {
 			w.WriteHeader(http.StatusBadRequest)
@@ -28,7 +30,7 @@ func TestRunSendsOnScheduleAndPrintsWhatWrkoutReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Sent != 100 || res.Skipped != 0 || res.Errors != 0 || res.Non2xx != 10 {
+	if res.Sent != 100 || res.Skipped != 0 || res.Errors != 0 || res.Non2xx != 10 || res.Refusals["418 teapot"] != 10 {
 		t.Fatalf("%+v", res)
 	}
 	if res.Elapsed < 490*time.Millisecond || res.P50 <= 0 || res.P50 > res.P99 || res.P99 > res.Max {

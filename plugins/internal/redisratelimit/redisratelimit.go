@@ -364,9 +364,12 @@ func (p *Plugin) Handle(ex exchange.Exchange) {
 		exchange.Deny(ex, http.StatusForbidden, CodeNoSubject, "cannot identify the client", nil)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout+p.timeout/2)
-	res, err := p.limiter.Allow(ctx, subject, pol)
-	cancel()
+	// No deadline of our own: the limiter bounds its Redis round trip by
+	// timeout_ms and then lets on_redis_error decide. A deadline here raced
+	// that bound — on a starved CPU it expired first, the limiter answered
+	// "the caller gave up" and the request got 503 even with
+	// on_redis_error: local (found by make load).
+	res, err := p.limiter.Allow(context.Background(), subject, pol)
 	if err != nil {
 		// ErrUnavailable (on_redis_error=deny) or an unexpected failure:
 		// both are the limiter's fault, never the client's.

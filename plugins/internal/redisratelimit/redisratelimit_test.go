@@ -2,6 +2,7 @@ package redisratelimit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Kong/go-pdk/test"
 	"github.com/rs/zerolog"
@@ -291,4 +293,48 @@ func FuzzSubjectHeaders(f *testing.F) {
 			t.Fatalf("status %d %s", fk.ExitStatus, fk.ExitBody)
 		}
 	})
+}
+
+// slowDecider answers like ratelimit.Limiter whose Redis is slower than its
+// caller's deadline: with a deadline on ctx, the caller's error once it
+// passes; without one, the fail policy's answer (here: allowed).
+type slowDecider struct{ sawDeadline bool }
+
+func (d *slowDecider) Allow(ctx context.Context, _ string, p *ratelimit.Policy) (ratelimit.Result, error) {
+	if _, ok := ctx.Deadline(); ok {
+		d.sawDeadline = true
+		<-ctx.Done()
+		return ratelimit.Result{}, ctx.Err()
+	}
+	return ratelimit.Result{Allowed: true}, nil
+}
+
+// The limiter bounds its own Redis round trip (timeout_ms) and then applies
+// on_redis_error; the plugin must not race it with a deadline of its own,
+// which turned a slow Redis into 503 rate_limiter_unavailable under
+// on_redis_error: local on a starved CPU (make load).
+func TestTheLimitersOwnTimeoutDecidesNotAPluginDeadline(t *testing.T) {
+	c := decode(t, kongJSON(t, map[string]any{"second": 10, "timeout_ms": 1,
+		"redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}}))
+	d := &slowDecider{}
+	if _, err := c.rt.Get(Name, func() (*Plugin, error) {
+		p, err := c.compile()
+		if p != nil {
+			p.limiter = d
+		}
+		return p, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := request(&identity.Identity{Subject: "u"}, "", nil)
+	done := make(chan struct{})
+	go func() { defer close(done); c.Handle(f) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the plugin hung")
+	}
+	if d.sawDeadline || f.ExitStatus != 0 {
+		t.Fatalf("deadline on the limiter's context: %t; answer %d %s", d.sawDeadline, f.ExitStatus, f.ExitBody)
+	}
 }

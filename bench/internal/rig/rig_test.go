@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/apikey"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 )
 
 const testToken = "internal-token-for-the-rig-tests"
@@ -30,6 +31,7 @@ func newRig(t testing.TB) (*Rig, *httptest.Server, apikey.Key) {
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	r.Issuer = srv.URL + "/realms/bench"
+	testenv.RecordSecret(testToken, k.Secret()) // the run's secret sweep (scripts/test.sh)
 	return r, srv, k
 }
 

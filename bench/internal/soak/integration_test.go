@@ -95,6 +95,7 @@ func TestShortSoakThroughTheDevGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testenv.RecordSecret(append([]string{token, jwt}, secrets...)...) // the run's secret sweep (scripts/test.sh)
 	creds, err := NewCredentials(r.Issuer, r.KID, jwt, secrets)
 	if err != nil {
 		t.Fatal(err)

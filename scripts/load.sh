@@ -129,6 +129,7 @@ expect 401 "http://127.0.0.1:$GW_PORT/chain"
 if [ "$mode" = soak ]; then
 	report="$DIR/soak-report.md"
 	status=0
+	load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 	"$DIR/bin/loadrig" soak -dir "$RUN" -gateway "http://127.0.0.1:$GW_PORT" -pid "$gw_pid" \
 		-rate "$RATE" -duration "$DURATION" -warmup "$WARMUP" -out "$report" || status=$?
 	# The gateway logged every request: no credential may appear in it.
@@ -138,6 +139,7 @@ if [ "$mode" = soak ]; then
 			status=1
 		fi
 	done
+	echo "Load average (1/5/15 min) before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)." | tee -a "$report"
 	log "report: $report"
 	exit $status
 fi

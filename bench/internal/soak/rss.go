@@ -90,3 +90,26 @@ func Summarize(s []Sample) (RSSSummary, error) {
 	r.Flat = r.GrowthPercent <= FlatThresholdPercent
 	return r, nil
 }
+
+// PerMinute returns the mean RSS of the samples of each minute, in order
+// (the shape a reader needs to tell a plateau from a leak).
+func PerMinute(s []Sample) []int64 {
+	var out []int64
+	var sum, n int64
+	minute := time.Duration(0)
+	for _, v := range s {
+		for v.At >= minute+time.Minute {
+			if n > 0 {
+				out = append(out, sum/n)
+			}
+			sum, n = 0, 0
+			minute += time.Minute
+		}
+		sum += v.RSS
+		n++
+	}
+	if n > 0 {
+		out = append(out, sum/n)
+	}
+	return out
+}

@@ -378,6 +378,13 @@ func (r *Result) Write(w io.Writer) {
 	fmt.Fprintf(w, "Gateway RSS (%d samples): first %s, last %s, min %s, max %s; first-quarter mean %s, last-quarter mean %s (%+.1f %%).\n\n",
 		r.RSS.Samples, mib(r.RSS.First), mib(r.RSS.Last), mib(r.RSS.Min), mib(r.RSS.Max),
 		mib(r.RSS.FirstQuarterMean), mib(r.RSS.LastQuarterMean), r.RSS.GrowthPercent)
+	if per := PerMinute(r.Samples); len(per) > 1 {
+		fmt.Fprintf(w, "RSS by minute (mean of the samples):")
+		for _, v := range per {
+			fmt.Fprintf(w, " %.1f", float64(v)/(1<<20))
+		}
+		fmt.Fprintf(w, " MiB.\n\n")
+	}
 	fmt.Fprintf(w, "Rig counters over the run (warm-up included): JWKS fetches %d (bound %d), validate calls %d (bound %d: valid %d, unknown %d, refused %d).\n\n",
 		r.RigAfter.JWKSFetches-r.RigBefore.JWKSFetches, r.Bounds.JWKSFetches,
 		r.RigAfter.ValidateCalls-r.RigBefore.ValidateCalls, r.Bounds.ValidateCalls,

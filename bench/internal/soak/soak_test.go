@@ -87,6 +87,13 @@ func TestSummarizeComparesFirstAndLastQuarter(t *testing.T) {
 	if growing.Flat || growing.GrowthPercent < 60 {
 		t.Fatalf("growing: %+v", growing)
 	}
+	var byMinute []Sample
+	for i := range 5 {
+		byMinute = append(byMinute, Sample{At: time.Duration(i) * 30 * time.Second, RSS: int64(10+i) << 20})
+	}
+	if got := PerMinute(byMinute); len(got) != 3 || got[0] != 21<<19 || got[1] != 25<<19 || got[2] != 14<<20 {
+		t.Fatalf("per minute: %v", got)
+	}
 	if _, err := Summarize(mk(1, 2, 3)); err == nil {
 		t.Fatal("3 samples summarized")
 	}

@@ -178,9 +178,12 @@ func New(o Options) (*Gateway, error) {
 	}
 
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:        g.rewrite,
-		Transport:      roundTripper(g.roundTrip),
-		FlushInterval:  -1, // flush every write: SSE streams as the upstream writes
+		Rewrite:   g.rewrite,
+		Transport: roundTripper(g.roundTrip),
+		// 0: ReverseProxy itself flushes every write of a text/event-stream or
+		// unknown-length (streamed) answer; answers of known length are not
+		// flushed per write (a syscall each, ~12 % of the gateway under load).
+		FlushInterval:  0,
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.proxyError,
 		ErrorLog:       log.New(logWriter{g.log}, "", 0),

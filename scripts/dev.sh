@@ -218,11 +218,13 @@ STUB_UPSTREAM_URL=http://127.0.0.1:$p_stub
 DEV_LOGS=$LOGS
 DEV_SECRETS=$SECRETS
 EOF
+	# From here Ctrl-C is the normal way to stop (exit 0); set before the env
+	# lines go out, since whoever reads them may interrupt at once.
+	$detach || trap 'log "stopping"; down; exit 0' INT TERM
 	banner "$gw" "$gwport" $((SECONDS - t0)) >&2
 	cat "$RUN/env"
 	$detach && return 0
 
-	trap 'log "stopping"; down; exit 0' INT TERM
 	# Foreground: until Ctrl-C, or until a process dies (then stop the rest).
 	while true; do
 		for s in "${SERVICES[@]}"; do

@@ -1,0 +1,348 @@
+// Package audit records who did what at the edge: a closed Event type
+// (actions, outcomes and severities are enumerations, every other field is a
+// bounded identifier), an Emitter that appends events to a Redis Stream
+// without ever blocking the request path, and a Consumer that reads them
+// back with a consumer group.
+//
+// An Event has no free-form field: no message, no header, no claim set.
+// Every field is checked against a charset and a length bound, and values
+// shaped like credentials (sk_ keys, JWTs) are refused, so an event cannot
+// carry a secret even by mistake. Stream contents are untrusted: Parse
+// validates every field again when reading back.
+//
+// It is not a log: operational detail goes to the component's zerolog
+// logger. Storage and queries are llm-api's.
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Action is what was done. The set is closed.
+type Action string
+
+// Actions.
+const (
+	ActionAuthDenied      Action = "auth.denied"
+	ActionAuthRateLimited Action = "auth.rate_limited"
+	ActionAPIKeyCreated   Action = "apikey.created"
+	ActionAPIKeyRevoked   Action = "apikey.revoked"
+	ActionAPIKeyRotated   Action = "apikey.rotated"
+	ActionGuestCreated    Action = "guest.created"
+	ActionGuestDeleted    Action = "guest.deleted"
+	ActionApprovalGranted Action = "approval.granted"
+	ActionApprovalDenied  Action = "approval.denied"
+	ActionConfigRejected  Action = "config.rejected"
+)
+
+// Actions lists every action.
+var Actions = []Action{ActionAuthDenied, ActionAuthRateLimited, ActionAPIKeyCreated, ActionAPIKeyRevoked,
+	ActionAPIKeyRotated, ActionGuestCreated, ActionGuestDeleted, ActionApprovalGranted, ActionApprovalDenied,
+	ActionConfigRejected}
+
+// Outcome says whether the action happened.
+type Outcome string
+
+// Outcomes.
+const (
+	OutcomeSuccess Outcome = "success"
+	OutcomeDenied  Outcome = "denied"
+	OutcomeFailure Outcome = "failure"
+)
+
+// Outcomes lists every outcome.
+var Outcomes = []Outcome{OutcomeSuccess, OutcomeDenied, OutcomeFailure}
+
+// Severity ranks events for operators.
+type Severity string
+
+// Severities.
+const (
+	SeverityInfo     Severity = "info"
+	SeverityWarning  Severity = "warning"
+	SeverityCritical Severity = "critical"
+)
+
+// Severities lists every severity.
+var Severities = []Severity{SeverityInfo, SeverityWarning, SeverityCritical}
+
+// Field bounds.
+const (
+	MaxRequestID = 128
+	MaxSubject   = 128
+	MaxKeyID     = 64
+	MaxTarget    = 128
+	MaxReason    = 64
+	MaxSource    = 64
+)
+
+// ErrInvalid is wrapped by every validation and parse error. Errors name
+// the field, never its value.
+var ErrInvalid = errors.New("invalid audit event")
+
+// Actor is who acted: the authenticated subject and key id when known, and
+// the client address.
+type Actor struct {
+	// Subject is the Keycloak subject (sub) or the service's own name.
+	Subject string `json:"subject"`
+	// KeyID is the public id (kid) of the API key used, never the key.
+	KeyID string `json:"key_id"`
+	// IP is the client address.
+	IP string `json:"ip"`
+}
+
+// Event is one audit record. Every field is an identifier or an
+// enumeration; see Validate.
+type Event struct {
+	Time      time.Time `json:"time"`
+	RequestID string    `json:"request_id"`
+	Actor     Actor     `json:"actor"`
+	Action    Action    `json:"action"`
+	// Target is what was acted on: a key id, a guest subject, an approval id,
+	// a plugin instance or route name.
+	Target   string   `json:"target"`
+	Outcome  Outcome  `json:"outcome"`
+	Reason   string   `json:"reason"`
+	Severity Severity `json:"severity"`
+	// Source is the emitting component (llm-api, keycloak-jwt, …).
+	Source string `json:"source"`
+}
+
+// Valid reports whether a is a known action.
+func (a Action) Valid() bool {
+	for _, v := range Actions {
+		if a == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Valid reports whether o is a known outcome.
+func (o Outcome) Valid() bool {
+	for _, v := range Outcomes {
+		if o == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Valid reports whether s is a known severity.
+func (s Severity) Valid() bool {
+	for _, v := range Severities {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// charset classes
+const (
+	classID     = iota // A-Z a-z 0-9 . _ - : @ /
+	classReason        // a-z 0-9 _ .
+	classKeyID         // A-Z a-z 0-9 _ -
+)
+
+func allowed(c byte, class int) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		return true
+	case class == classReason:
+		return c == '_' || c == '.'
+	case c >= 'A' && c <= 'Z':
+		return true
+	case class == classKeyID:
+		return c == '_' || c == '-'
+	default: // classID
+		return c == '.' || c == '_' || c == '-' || c == ':' || c == '@' || c == '/'
+	}
+}
+
+// looksLikeCredential refuses values shaped like an API key or a JWT, so a
+// caller that passes the wrong variable cannot store a secret.
+func looksLikeCredential(v string) bool {
+	for i := 0; i+3 <= len(v); i++ {
+		if (i == 0 || v[i-1] == '/' || v[i-1] == ':') && (v[i]|0x20) == 's' && (v[i+1]|0x20) == 'k' && v[i+2] == '_' {
+			return true
+		}
+	}
+	return strings.Contains(v, "eyJ") && strings.Count(v, ".") >= 2
+}
+
+func checkField(name, v string, max, class int, required bool) error {
+	if v == "" {
+		if required {
+			return fmt.Errorf("%w: %s is required", ErrInvalid, name)
+		}
+		return nil
+	}
+	if len(v) > max {
+		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalid, name, max)
+	}
+	for i := 0; i < len(v); i++ {
+		if !allowed(v[i], class) {
+			return fmt.Errorf("%w: %s has a character outside its charset", ErrInvalid, name)
+		}
+	}
+	if looksLikeCredential(v) {
+		return fmt.Errorf("%w: %s looks like a credential", ErrInvalid, name)
+	}
+	return nil
+}
+
+// Validate checks every field: known enumerations, identifiers within their
+// charset and bounds, a parseable IP, a time after 2000 and not years
+// ahead. It has no side effects.
+func (e Event) Validate() error {
+	if e.Time.IsZero() || e.Time.Year() < 2000 || e.Time.Year() > 9999 {
+		return fmt.Errorf("%w: time is out of range", ErrInvalid)
+	}
+	if !e.Action.Valid() {
+		return fmt.Errorf("%w: unknown action", ErrInvalid)
+	}
+	if !e.Outcome.Valid() {
+		return fmt.Errorf("%w: unknown outcome", ErrInvalid)
+	}
+	if !e.Severity.Valid() {
+		return fmt.Errorf("%w: unknown severity", ErrInvalid)
+	}
+	checks := [...]struct {
+		name     string
+		v        string
+		max      int
+		class    int
+		required bool
+	}{
+		{"request_id", e.RequestID, MaxRequestID, classID, false},
+		{"actor.subject", e.Actor.Subject, MaxSubject, classID, false},
+		{"actor.key_id", e.Actor.KeyID, MaxKeyID, classKeyID, false},
+		{"target", e.Target, MaxTarget, classID, false},
+		{"reason", e.Reason, MaxReason, classReason, false},
+		{"source", e.Source, MaxSource, classID, true},
+	}
+	for _, c := range checks {
+		if err := checkField(c.name, c.v, c.max, c.class, c.required); err != nil {
+			return err
+		}
+	}
+	if e.Actor.IP != "" {
+		a, err := netip.ParseAddr(e.Actor.IP)
+		var buf [64]byte
+		if err != nil || a.Zone() != "" || string(a.AppendTo(buf[:0])) != e.Actor.IP {
+			return fmt.Errorf("%w: actor.ip is not a canonical IP address", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// CleanIP returns the canonical form of a client address, or "" when it
+// is not an IP address (so an event never fails on a bad address).
+func CleanIP(s string) string {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return ""
+	}
+	return a.WithZone("").String()
+}
+
+// Stream field names (version 1 of the encoding).
+const (
+	fieldVersion   = "v"
+	fieldTime      = "t"
+	fieldRequestID = "rid"
+	fieldSubject   = "sub"
+	fieldKeyID     = "kid"
+	fieldIP        = "ip"
+	fieldAction    = "act"
+	fieldTarget    = "tgt"
+	fieldOutcome   = "out"
+	fieldReason    = "rsn"
+	fieldSeverity  = "sev"
+	fieldSource    = "src"
+	version        = "1"
+)
+
+// Fields encodes e as the flat field/value list of an XADD.
+func (e Event) Fields() []string {
+	return []string{
+		fieldVersion, version,
+		fieldTime, e.Time.UTC().Format(time.RFC3339Nano),
+		fieldRequestID, e.RequestID,
+		fieldSubject, e.Actor.Subject,
+		fieldKeyID, e.Actor.KeyID,
+		fieldIP, e.Actor.IP,
+		fieldAction, string(e.Action),
+		fieldTarget, e.Target,
+		fieldOutcome, string(e.Outcome),
+		fieldReason, e.Reason,
+		fieldSeverity, string(e.Severity),
+		fieldSource, e.Source,
+	}
+}
+
+// maxFields bounds what Parse looks at.
+const maxFields = 12
+
+// Parse decodes the fields of one stream entry (as go-redis returns them)
+// into a validated Event. Unknown, missing or non-string fields, another
+// encoding version and every Validate failure are refused with ErrInvalid.
+func Parse(values map[string]any) (Event, error) {
+	var e Event
+	if len(values) != maxFields {
+		return e, fmt.Errorf("%w: %d fields, want %d", ErrInvalid, len(values), maxFields)
+	}
+	get := func(name string) (string, error) {
+		raw, ok := values[name]
+		if !ok {
+			return "", fmt.Errorf("%w: field %s is missing", ErrInvalid, name)
+		}
+		s, ok := raw.(string)
+		if !ok {
+			return "", fmt.Errorf("%w: field %s is not a string", ErrInvalid, name)
+		}
+		return s, nil
+	}
+	var errs []error
+	str := func(name string) string {
+		s, err := get(name)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return s
+	}
+	if v := str(fieldVersion); v != version && len(errs) == 0 {
+		return e, fmt.Errorf("%w: unknown encoding version", ErrInvalid)
+	}
+	ts := str(fieldTime)
+	e.RequestID = str(fieldRequestID)
+	e.Actor.Subject = str(fieldSubject)
+	e.Actor.KeyID = str(fieldKeyID)
+	e.Actor.IP = str(fieldIP)
+	e.Action = Action(str(fieldAction))
+	e.Target = str(fieldTarget)
+	e.Outcome = Outcome(str(fieldOutcome))
+	e.Reason = str(fieldReason)
+	e.Severity = Severity(str(fieldSeverity))
+	e.Source = str(fieldSource)
+	if len(errs) > 0 {
+		return Event{}, errs[0]
+	}
+	if len(ts) > 40 {
+		return Event{}, fmt.Errorf("%w: time is not RFC 3339", ErrInvalid)
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: time is not RFC 3339", ErrInvalid)
+	}
+	e.Time = t.UTC()
+	if err := e.Validate(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}

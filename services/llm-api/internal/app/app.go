@@ -11,17 +11,20 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/apikey"
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/pkg/redisconn"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/auditlog"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/config"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keycloak"
@@ -44,6 +47,9 @@ type Deps struct {
 	GuestIssuer    guests.Issuer
 	GuestLimiter   guests.Limiter
 	Now            func() time.Time
+	// AuditConsumer names this instance in the audit stream's consumer
+	// group (default: the host name).
+	AuditConsumer string
 	// UsageInterval and SweepInterval override the background periods.
 	UsageInterval time.Duration
 	SweepInterval time.Duration
@@ -63,11 +69,16 @@ type App struct {
 	Cleaner  *guests.Cleaner
 	Public   http.Handler
 	Internal http.Handler
+	// Audit emits llm-api's events to the stream and Ingester stores the
+	// stream in PostgreSQL; both nil without Redis (STRICT=false only).
+	Audit    *audit.Emitter
+	Ingester *auditlog.Ingester
 
-	rdb      redis.UniversalClient
-	verifier *jwtauth.Verifier
-	limiter  *ratelimit.Limiter
-	llm      *llmproxy.Proxy
+	rdb          redis.UniversalClient
+	auditMetrics *audit.Metrics
+	verifier     *jwtauth.Verifier
+	limiter      *ratelimit.Limiter
+	llm          *llmproxy.Proxy
 }
 
 // RedisPublisher announces revocations with apikey.PublishRevocation
@@ -114,6 +125,9 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 			return nil, fmt.Errorf("REDIS_ADDR: %w", err)
 		}
 		a.Sweeper = keys.NewSweeper(a.Store, RedisPublisher{RDB: a.rdb}, deps.SweepInterval, now, log.With().Str("component", "revocations").Logger())
+		if err := a.audit(cfg, deps, now, log); err != nil {
+			return nil, err
+		}
 	} else {
 		log.Warn().Msg("REDIS_ADDR unset (STRICT=false): revocations are not announced; edges drop revoked keys only when their cache entries expire")
 	}
@@ -146,7 +160,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 		return nil, err
 	}
 
-	var mw, llmAuth *edgehttp.Middleware
+	var mw, llmAuth, adminAuth *edgehttp.Middleware
 	if cfg.Auth.Enabled {
 		auth, built, err := cfg.Auth.Authenticator(deps.Verifier, now, log)
 		if err != nil {
@@ -170,6 +184,15 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 		if err != nil {
 			return nil, err
 		}
+		// /v1/admin/: JWT only, role admin (the edge enforces the same)
+		adminAuth, err = edgehttp.New(edgehttp.Config{
+			Authenticator: auth,
+			Policy:        identity.Policy{AuthMethods: []string{identity.MethodJWT}, RequiredRoles: []string{"admin"}},
+			Logger:        log,
+		})
+		if err != nil {
+			return nil, err
+		}
 	} else {
 		log.Warn().Msg("AUTH_ENABLED=false (STRICT=false): API-key management and the model API answer 503 auth_disabled")
 	}
@@ -188,7 +211,15 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 		log.Warn().Msg("LLM_UPSTREAM_URL unset: the model API (/v1/...) answers 503 llm_not_configured")
 	}
 
-	scfg := server.Config{Metrics: httpmetrics.New("llm-api"), Keys: a.Keys, Auth: mw, LLM: llm, LLMAuth: llmAuth, Guests: a.Guests, InternalToken: cfg.InternalToken, IncludeEmail: cfg.ValidateEmail,
+	metrics := httpmetrics.New("llm-api")
+	if a.Audit != nil {
+		metrics.Registry().MustRegister(append(a.auditMetrics.Collectors(), a.Ingester.Metrics.Collectors()...)...)
+	}
+	var auditStore auditlog.Store
+	if a.Ingester != nil {
+		auditStore = a.Store
+	}
+	scfg := server.Config{Metrics: metrics, AdminAuth: adminAuth, Audit: a.Audit, AuditStore: auditStore, Keys: a.Keys, Auth: mw, LLM: llm, LLMAuth: llmAuth, Guests: a.Guests, InternalToken: cfg.InternalToken, IncludeEmail: cfg.ValidateEmail,
 		TrustedProxies: cfg.TrustedProxies, Ready: a.Store.Ping, Logger: log}
 	if a.Public, err = server.Public(scfg); err != nil {
 		return nil, err
@@ -198,6 +229,36 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 	}
 	ok = true
 	return a, nil
+}
+
+// audit builds the emitter (llm-api's own events) and the ingester (the
+// stream, every component's events, into PostgreSQL) on REDIS_ADDR.
+func (a *App) audit(cfg *config.Config, deps Deps, now func() time.Time, log zerolog.Logger) error {
+	alog := log.With().Str("component", "audit").Logger()
+	a.auditMetrics = audit.NewMetrics(nil)
+	var err error
+	a.Audit, err = audit.New(audit.Config{
+		Writer: audit.RedisWriter{Client: a.rdb, Stream: cfg.Audit.Stream, MaxLen: cfg.Audit.MaxLen},
+		Logger: alog, Metrics: a.auditMetrics, Now: now,
+	})
+	if err != nil {
+		return err
+	}
+	name := deps.AuditConsumer
+	if name == "" {
+		if name, err = os.Hostname(); err != nil || name == "" {
+			name = "llm-api"
+		}
+	}
+	a.Ingester = &auditlog.Ingester{
+		Reader:    &audit.Consumer{Client: a.rdb, Stream: cfg.Audit.Stream, Group: "llm-api", Name: name},
+		Store:     a.Store,
+		Logger:    alog,
+		Retention: time.Duration(cfg.AuditRetentionDays) * 24 * time.Hour,
+		Now:       now,
+		Metrics:   auditlog.NewIngestMetrics(),
+	}
+	return nil
 }
 
 // guests builds guest login (Keycloak, the guest-login client, limits on
@@ -239,7 +300,7 @@ func (a *App) guests(cfg *config.Config, deps Deps, src *keycloak.Source, now fu
 			return fmt.Errorf("guest limits: %w", err)
 		}
 	}
-	a.Cleaner = &guests.Cleaner{Directory: dir, TTL: cfg.GuestTTL, Interval: cfg.GuestCleanupInterval, Now: now,
+	a.Cleaner = &guests.Cleaner{Directory: dir, Audit: a.Audit, TTL: cfg.GuestTTL, Interval: cfg.GuestCleanupInterval, Now: now,
 		Logger: log.With().Str("component", "guest-cleanup").Logger()}
 	var err error
 	a.Guests, err = guests.New(guests.Config{Directory: dir, Issuer: issuer, Limiter: lim,
@@ -295,6 +356,9 @@ func (a *App) Background(ctx context.Context) *sync.WaitGroup {
 	if a.Cleaner != nil {
 		wg.Go(func() { a.Cleaner.Run(ctx) })
 	}
+	if a.Ingester != nil {
+		wg.Go(func() { a.Ingester.Run(ctx) })
+	}
 	return &wg
 }
 
@@ -329,6 +393,7 @@ func (a *App) httpServer(addr string, h http.Handler) *http.Server {
 // Close releases the database pool, the Redis client, the limiter and the
 // verifier.
 func (a *App) Close() {
+	a.Audit.Close() // flushes queued events while Redis is still open
 	if a.llm != nil {
 		a.llm.Close()
 	}

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/pkg/svcauth"
@@ -37,6 +38,12 @@ type Config struct {
 
 	RedisAddr     string
 	RedisPassword Secret
+
+	// Audit: the stream (on REDIS_ADDR) llm-api emits to and consumes into
+	// PostgreSQL, and how long stored events are kept. Without REDIS_ADDR
+	// (STRICT=false only) audit is off.
+	Audit              audit.StreamConfig
+	AuditRetentionDays int
 
 	KeycloakURL          string
 	KeycloakRealm        string
@@ -109,6 +116,13 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		return nil, errors.New("REDIS_ADDR: required in strict mode (revocations are announced to the edge on Redis)")
 	}
 	if c.RedisPassword, err = l.secret("REDIS_PASSWORD", MinRedisPassword, c.Strict && c.RedisAddr != ""); err != nil {
+		return nil, err
+	}
+
+	if c.Audit, err = audit.ReadStreamEnv(&l.Loader); err != nil {
+		return nil, err
+	}
+	if c.AuditRetentionDays, err = l.Int("AUDIT_RETENTION_DAYS", 90, 1, 3650); err != nil {
 		return nil, err
 	}
 

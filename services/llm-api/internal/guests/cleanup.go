@@ -3,6 +3,7 @@ package guests
 import (
 	"context"
 	"errors"
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"strings"
 	"time"
 
@@ -25,7 +26,9 @@ type Cleaner struct {
 	PageSize    int
 	MaxPerSweep int
 	Now         func() time.Time
-	Logger      zerolog.Logger
+	// Audit receives a guest.deleted event per deleted guest (nil: off).
+	Audit  *audit.Emitter
+	Logger zerolog.Logger
 }
 
 // SweepResult counts one sweep.
@@ -92,6 +95,8 @@ func (c *Cleaner) Sweep(ctx context.Context) (SweepResult, error) {
 		switch {
 		case err == nil, errors.Is(err, ErrUserNotFound):
 			res.Deleted++
+			c.Audit.Emit(audit.Event{Actor: audit.Actor{Subject: "llm-api"}, Action: audit.ActionGuestDeleted, Target: id,
+				Outcome: audit.OutcomeSuccess, Reason: "guest_expired", Severity: audit.SeverityInfo, Source: "llm-api"})
 		default:
 			res.Failed++
 			c.Logger.Warn().Err(err).Str("user_id", id).Msg("deleting an expired guest failed")

@@ -44,6 +44,9 @@ type Tokens struct {
 	ExpiresIn        int // seconds
 	RefreshExpiresIn int // seconds
 	TokenType        string
+	// UserID is the guest's Keycloak user id, set by Service.Login (not a
+	// secret: it is the guest's subject).
+	UserID string
 }
 
 // MarshalZerologObject logs which tokens are present, never the tokens.
@@ -275,6 +278,7 @@ func (s *Service) Login(ctx context.Context) (*Tokens, error) {
 		return nil, fmt.Errorf("%w: guest token", ErrIdP)
 	}
 	log.Info().Str("user_id", id).Msg("guest created")
+	toks.UserID = id
 	return toks, nil
 }
 

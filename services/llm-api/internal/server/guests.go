@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"math"
 	"net/http"
 	"net/netip"
@@ -127,6 +128,7 @@ func (h *handlers) guestLogin(c *gin.Context) {
 		guestFail(c, err)
 		return
 	}
+	h.emit(c, audit.ActionGuestCreated, toks.UserID, audit.OutcomeSuccess, "", audit.SeverityInfo)
 	c.Header("Cache-Control", "no-store")
 	c.Header("Pragma", "no-cache")
 	c.JSON(http.StatusOK, tokenResponse(toks))

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 	"github.com/gin-gonic/gin"
@@ -209,9 +210,11 @@ func (h *handlers) create(c *gin.Context) {
 	}
 	created, err := h.cfg.Keys.Create(c.Request.Context(), caller, in)
 	if err != nil {
+		h.emitDenied(c, audit.ActionAPIKeyCreated, "", err)
 		fail(c, err)
 		return
 	}
+	h.emit(c, audit.ActionAPIKeyCreated, created.Record.KID, audit.OutcomeSuccess, "", audit.SeverityInfo)
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, CreatedView{KeyView: view(&created.Record, h.cfg.Keys.Now()), Key: created.Key.Secret()})
 }
@@ -249,10 +252,13 @@ func (h *handlers) revoke(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if _, err := h.cfg.Keys.Revoke(c.Request.Context(), caller, id); err != nil {
+	rec, err := h.cfg.Keys.Revoke(c.Request.Context(), caller, id)
+	if err != nil {
+		h.emitDenied(c, audit.ActionAPIKeyRevoked, "", err)
 		fail(c, err)
 		return
 	}
+	h.emit(c, audit.ActionAPIKeyRevoked, rec.KID, audit.OutcomeSuccess, "", audit.SeverityInfo)
 	c.Status(http.StatusNoContent)
 }
 
@@ -281,9 +287,11 @@ func (h *handlers) rotate(c *gin.Context) {
 	}
 	r, err := h.cfg.Keys.Rotate(c.Request.Context(), caller, id, in)
 	if err != nil {
+		h.emitDenied(c, audit.ActionAPIKeyRotated, "", err)
 		fail(c, err)
 		return
 	}
+	h.emit(c, audit.ActionAPIKeyRotated, r.Old.KID, audit.OutcomeSuccess, "", audit.SeverityInfo)
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, RotatedView{
 		CreatedView: CreatedView{KeyView: view(&r.Record, h.cfg.Keys.Now()), Key: r.Key.Secret()},

@@ -15,9 +15,11 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/auditlog"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 	"github.com/gin-gonic/gin"
@@ -60,6 +62,14 @@ type Config struct {
 	// apikey) and every role, guests included (rate limits are the edge's).
 	// Nil: AUTH_ENABLED=false; the routes answer 503 auth_disabled.
 	LLMAuth *edgehttp.Middleware
+	// AdminAuth authenticates /v1/admin/ (policy: jwt only, role admin).
+	// Nil: AUTH_ENABLED=false; the routes answer 503 auth_disabled.
+	AdminAuth *edgehttp.Middleware
+	// Audit receives apikey.* and guest.created events. Nil: audit off.
+	Audit *audit.Emitter
+	// AuditStore serves /v1/admin/audit/events and /stats. Nil: those
+	// routes answer 503 audit_disabled.
+	AuditStore auditlog.Store
 	// Ready reports whether the database is reachable (/readyz).
 	Ready  func(ctx context.Context) error
 	Logger zerolog.Logger
@@ -97,6 +107,18 @@ func Public(cfg Config) (http.Handler, error) {
 	g.GET("", h.list)
 	g.DELETE("/:id", h.revoke)
 	g.POST("/:id/rotate", h.rotate)
+	// /v1/admin/: its own group (registered before /v1's so the model
+	// API's credential chain never applies to it): JWT only, role admin.
+	admin := e.Group("/v1/admin")
+	if cfg.AdminAuth != nil {
+		admin.Use(ginedge.Authenticate(cfg.AdminAuth))
+	} else {
+		admin.Use(func(c *gin.Context) {
+			ginedge.Abort(c, http.StatusServiceUnavailable, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): the admin API is unavailable")
+		})
+	}
+	admin.GET("/audit/events", h.auditEvents)
+	admin.GET("/audit/stats", h.auditStats)
 	v1 := e.Group("/v1")
 	if cfg.LLMAuth != nil {
 		v1.Use(ginedge.Authenticate(cfg.LLMAuth))

@@ -235,6 +235,12 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 // stream, every component's events, into PostgreSQL) on REDIS_ADDR.
 func (a *App) audit(cfg *config.Config, deps Deps, now func() time.Time, log zerolog.Logger) error {
 	alog := log.With().Str("component", "audit").Logger()
+	if cfg.Audit.Stream == "" {
+		cfg.Audit.Stream = audit.DefaultStream
+	}
+	if cfg.Audit.MaxLen == 0 {
+		cfg.Audit.MaxLen = audit.DefaultMaxLen
+	}
 	a.auditMetrics = audit.NewMetrics(nil)
 	var err error
 	a.Audit, err = audit.New(audit.Config{

@@ -3,10 +3,10 @@ package guests
 import (
 	"context"
 	"errors"
-	"github.com/edgeguard/edgeguard/pkg/audit"
 	"strings"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/rs/zerolog"
 )
 

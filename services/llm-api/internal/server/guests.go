@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"github.com/edgeguard/edgeguard/pkg/audit"
 	"math"
 	"net/http"
 	"net/netip"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"

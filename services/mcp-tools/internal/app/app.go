@@ -9,12 +9,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
+	"github.com/edgeguard/edgeguard/pkg/redisconn"
 	"github.com/edgeguard/edgeguard/pkg/ssrf"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/approval"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/config"
@@ -22,6 +25,7 @@ import (
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/sandbox"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/server"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/tools"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
@@ -50,8 +54,11 @@ type App struct {
 	Approvals *approval.Store
 	Public    http.Handler
 	Internal  http.Handler
+	// Audit emits approval decisions to the audit stream (nil: off).
+	Audit *audit.Emitter
 
 	verifier *jwtauth.Verifier
+	rdb      redis.UniversalClient
 }
 
 // New builds the App. No listener is opened and nothing is dialed.
@@ -113,7 +120,21 @@ func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 		return nil, err
 	}
 
-	scfg := server.Config{Metrics: httpmetrics.New("mcp-tools"), MCP: a.Tools.MCP, MCPAuth: mcpAuth, Approvals: a.Approvals, AdminAuth: adminAuth,
+	metrics := httpmetrics.New("mcp-tools")
+	if cfg.AuditRedisAddr != "" {
+		if a.rdb, err = redisconn.New(redisconn.Config{Addrs: strings.Split(cfg.AuditRedisAddr, ","), Password: string(cfg.AuditRedisPassword)}); err != nil {
+			return nil, fmt.Errorf("AUDIT_REDIS_ADDR: %w", err)
+		}
+		am := audit.NewMetrics(nil)
+		metrics.Registry().MustRegister(am.Collectors()...)
+		if a.Audit, err = audit.New(audit.Config{Writer: audit.RedisWriter{Client: a.rdb, Stream: cfg.Audit.Stream, MaxLen: cfg.Audit.MaxLen},
+			Metrics: am, Logger: log, Now: now}); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Info().Msg("AUDIT_REDIS_ADDR unset: approval decisions are not sent to the audit stream")
+	}
+	scfg := server.Config{Metrics: metrics, Audit: a.Audit, MCP: a.Tools.MCP, MCPAuth: mcpAuth, Approvals: a.Approvals, AdminAuth: adminAuth,
 		MaxBodyBytes: cfg.MaxBodyBytes, TrustedProxies: cfg.TrustedProxies, Logger: log}
 	if a.Public, err = server.Public(scfg); err != nil {
 		return nil, err
@@ -151,8 +172,13 @@ func (a *App) httpServer(addr string, h http.Handler, write time.Duration) *http
 	}
 }
 
-// Close releases the JWT verifier.
+// Close flushes the audit queue and releases the Redis client and the JWT
+// verifier.
 func (a *App) Close() {
+	a.Audit.Close()
+	if a.rdb != nil {
+		_ = a.rdb.Close()
+	}
 	if a.verifier != nil {
 		a.verifier.Close()
 	}

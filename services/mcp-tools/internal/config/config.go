@@ -17,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/pkg/svcauth"
 )
@@ -46,6 +47,12 @@ type Config struct {
 	ApprovalTTL            time.Duration
 	ApprovalMaxPending     int
 	ApprovalMaxPendingUser int
+
+	// Audit: approval.granted|denied events go to this Redis stream
+	// (AUDIT_REDIS_ADDR; "" turns audit off).
+	AuditRedisAddr     string
+	AuditRedisPassword Secret
+	Audit              audit.StreamConfig
 }
 
 // MinSandboxToken is the shortest SANDBOX_TOKEN accepted in strict mode.
@@ -61,7 +68,9 @@ const MinSandboxToken = 16
 // FETCH_URL_MAX_BYTES=65536, FETCH_URL_TIMEOUT_SECONDS=10,
 // SANDBOX_TIMEOUT_SECONDS=30, SANDBOX_MAX_CODE_BYTES=65536,
 // SANDBOX_FUSION_REQUIRE_APPROVAL=true, APPROVAL_TTL=10m,
-// APPROVAL_MAX_PENDING=1000, APPROVAL_MAX_PENDING_PER_USER=10.
+// APPROVAL_MAX_PENDING=1000, APPROVAL_MAX_PENDING_PER_USER=10,
+// AUDIT_REDIS_ADDR unset (audit off), AUDIT_REDIS_STREAM=edgeguard:audit,
+// AUDIT_STREAM_MAXLEN=100000.
 func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
 	l := &loader{Loader: envconf.Loader{Getenv: getenv, ReadFile: readFile}}
 	c := &Config{}
@@ -129,6 +138,17 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	}
 	if c.ApprovalMaxPendingUser > c.ApprovalMaxPending {
 		return nil, errors.New("APPROVAL_MAX_PENDING_PER_USER: exceeds APPROVAL_MAX_PENDING")
+	}
+
+	c.AuditRedisAddr = l.Str("AUDIT_REDIS_ADDR", "")
+	if c.AuditRedisPassword, err = l.secret("AUDIT_REDIS_PASSWORD", 16); err != nil {
+		return nil, err
+	}
+	if c.AuditRedisPassword != nil && c.AuditRedisAddr == "" {
+		return nil, errors.New("AUDIT_REDIS_PASSWORD_FILE: set without AUDIT_REDIS_ADDR")
+	}
+	if c.Audit, err = audit.ReadStreamEnv(&l.Loader); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

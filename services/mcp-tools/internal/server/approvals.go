@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/http"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
+	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/approval"
 	"github.com/gin-gonic/gin"
@@ -15,7 +17,10 @@ import (
 
 // approvals serves /v1/approvals for admins (the route's policy: role
 // admin, auth_methods [jwt]).
-type approvals struct{ store *approval.Store }
+type approvals struct {
+	store *approval.Store
+	audit *audit.Emitter // nil: audit off
+}
 
 // Decision is the body of POST /v1/approvals/{id}; an empty body approves.
 type Decision struct {
@@ -156,11 +161,26 @@ func (h *approvals) decide(c *gin.Context) {
 	if a.ID != "" {
 		ev = ev.Str("requester_sub", a.RequestedBy.Subject).Str("tool", a.Tool).Str("payload_sha256", a.PayloadHash)
 	}
+	action := audit.ActionApprovalGranted
+	if !approve {
+		action = audit.ActionApprovalDenied
+	}
+	aev := audit.Event{RequestID: c.Writer.Header().Get(edgehttp.HeaderRequestID),
+		Actor:  audit.Actor{Subject: admin.Subject, KeyID: admin.APIKeyID, IP: audit.CleanIP(c.ClientIP())},
+		Action: action, Target: id, Outcome: audit.OutcomeSuccess, Severity: audit.SeverityInfo, Source: "mcp-tools"}
 	if err != nil {
+		aev.Outcome, aev.Reason = audit.OutcomeDenied, reasonOf(err)
+		if errors.Is(err, approval.ErrSelfApproval) {
+			aev.Severity = audit.SeverityWarning
+		}
+		if aev.Reason != "internal_error" && aev.Reason != "invalid_approval_id" {
+			h.audit.Emit(aev)
+		}
 		ev.Str("reason", reasonOf(err)).Msg("approval decision refused")
 		fail(c, err)
 		return
 	}
+	h.audit.Emit(aev)
 	ev.Msg("approval decided")
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"approval": a})

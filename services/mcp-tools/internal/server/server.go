@@ -15,6 +15,7 @@ import (
 	"mime"
 	"net/http"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
@@ -53,6 +54,8 @@ type Config struct {
 	// Metrics records every request of both routers and is served at
 	// /metrics on the internal listener (never routed by Kong). Nil: off.
 	Metrics *httpmetrics.Metrics
+	// Audit receives approval.granted|denied events. Nil: audit off.
+	Audit *audit.Emitter
 }
 
 // ErrTrustAll refuses a trusted-proxy list that trusts every address.
@@ -90,7 +93,7 @@ func Public(cfg Config) (http.Handler, error) {
 	// Authentication first: nothing reads a body for an anonymous caller.
 	e.POST(PathMCP, ginedge.Authenticate(cfg.MCPAuth), requireJSON, limitBody(cfg.MaxBodyBytes), gin.WrapH(mcpHandler))
 
-	h := &approvals{store: cfg.Approvals}
+	h := &approvals{store: cfg.Approvals, audit: cfg.Audit}
 	g := e.Group(PathApprovals, ginedge.Authenticate(cfg.AdminAuth))
 	g.GET("", h.list)
 	g.GET("/:id", h.get)

@@ -1,0 +1,91 @@
+package app_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/audit"
+	"github.com/edgeguard/edgeguard/pkg/redisconn"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
+)
+
+// Approval decisions reach the audit stream on the real Redis, with the
+// deciding admin as actor and the approval id as target; the code that
+// was approved is in no event.
+func TestApprovalDecisionsAreAudited(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	stream := "test:audit:" + hex.EncodeToString(b[:])
+	h := newHarness(t, withEnv("AUDIT_REDIS_ADDR", addr), withEnv("AUDIT_REDIS_STREAM", stream))
+	rdb, err := redisconn.New(redisconn.Config{Addrs: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	defer rdb.Del(context.Background(), stream)
+
+	alice := h.mustConnect(h.jwtClient(h.userToken("alice", "user")))
+	const secretCode = "print('audit-sweep-code-7f3a')"
+	ids := make([]string, 3)
+	for i := range ids {
+		_, m := call(t, alice, "run_python", map[string]any{"code": secretCode + strings.Repeat(" ", i)})
+		ids[i], _ = m["approval_id"].(string)
+	}
+	admin := h.edgeClient(user("carol", "admin", "user"))
+	if resp, _ := h.do(admin, http.MethodPost, "/v1/approvals/"+ids[0], `{"decision":"approve"}`); resp.StatusCode != 200 {
+		t.Fatalf("approve %d", resp.StatusCode)
+	}
+	if resp, _ := h.do(admin, http.MethodPost, "/v1/approvals/"+ids[1], `{"decision":"deny"}`); resp.StatusCode != 200 {
+		t.Fatalf("deny %d", resp.StatusCode)
+	}
+	// alice is no admin; an admin alice deciding her own request is refused and audited
+	self := h.edgeClient(user("alice", "admin", "user"))
+	if resp, _ := h.do(self, http.MethodPost, "/v1/approvals/"+ids[2], ""); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("self approval %d", resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.app.Audit.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := rdb.XRange(ctx, stream, "-", "+").Result()
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("stream has %d entries (%v), want 3", len(msgs), err)
+	}
+	var got []audit.Event
+	for _, m := range msgs {
+		ev, err := audit.Parse(m.Values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev)
+		for _, v := range m.Values {
+			if strings.Contains(v.(string), "audit-sweep-code") {
+				t.Fatal("the approved code reached the audit stream")
+			}
+		}
+	}
+	want := []struct {
+		action  audit.Action
+		target  string
+		subject string
+		outcome audit.Outcome
+		reason  string
+	}{
+		{audit.ActionApprovalGranted, ids[0], "carol", audit.OutcomeSuccess, ""},
+		{audit.ActionApprovalDenied, ids[1], "carol", audit.OutcomeSuccess, ""},
+		{audit.ActionApprovalGranted, ids[2], "alice", audit.OutcomeDenied, "self_approval_forbidden"},
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Action != w.action || g.Target != w.target || g.Actor.Subject != w.subject || g.Outcome != w.outcome || g.Reason != w.reason || g.Source != "mcp-tools" {
+			t.Errorf("event %d = %+v, want %+v", i, g, w)
+		}
+	}
+}

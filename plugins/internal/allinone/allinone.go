@@ -16,7 +16,9 @@ import (
 	"fmt"
 
 	"github.com/Kong/go-pdk"
+	"github.com/rs/zerolog"
 
+	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
@@ -45,6 +47,10 @@ type Config struct {
 	APIKey      *keycloakapikey.Config `json:"apikey"`
 	RateLimit   *redisratelimit.Config `json:"ratelimit"`
 
+	// Audit sends auth.denied / auth.rate_limited / config.rejected events
+	// to the audit stream (package auditopts); absent: audit off.
+	Audit *auditopts.Options `json:"audit"`
+
 	rt pluginrt.Instance[*Plugin]
 }
 
@@ -63,6 +69,13 @@ type Plugin struct {
 // Provision validates every section and builds the steps. The first
 // section's error names the section.
 func (c *Config) Provision() (*Plugin, error) {
+	if err := c.Audit.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	// one audit section for the chain: the steps run under this instance
+	if (c.JWT != nil && c.JWT.Audit != nil) || (c.APIKey != nil && c.APIKey.Audit != nil) || (c.RateLimit != nil && c.RateLimit.Audit != nil) {
+		return nil, fmt.Errorf("%w: audit: set it at the top level of the edgeguard plugin, not inside jwt, apikey or ratelimit", ErrInvalidConfig)
+	}
 	p := &Plugin{}
 	add := func(section string, h step, err error) error {
 		if err != nil {
@@ -129,8 +142,13 @@ func (p *Plugin) Handle(ex exchange.Exchange) {
 }
 
 // Handle runs the plugin on one request (dev gateway).
-func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision) }
+func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, c.Auditor()) }
 
 // Access is the Kong access-phase handler: one adapter for every step, so
 // one header read and one flush.
-func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision) }
+func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision, c.Auditor()) }
+
+// Auditor is the instance's audit emitter source (nil: audit off).
+func (c *Config) Auditor() pluginrt.Auditor {
+	return auditopts.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
+}

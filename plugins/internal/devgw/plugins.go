@@ -88,6 +88,9 @@ func edge[C any, H pluginrt.Handler](newConfig func() *C, provision func(*C) (H,
 			}
 			return h, nil
 		}}
+		if a, ok := any(c).(interface{ Auditor() pluginrt.Auditor }); ok {
+			s.auditor = a.Auditor()
+		}
 		s.rt.Log = &s.log
 		return s, nil
 	}
@@ -103,11 +106,14 @@ type edgeStep struct {
 	log       zerolog.Logger
 	provision func() (pluginrt.Handler, error)
 	rt        pluginrt.Instance[pluginrt.Handler]
+	auditor   pluginrt.Auditor // nil: the config has no audit section
 }
 
 var _ step = (*edgeStep)(nil)
 
-func (s *edgeStep) handler() (pluginrt.Handler, error) { return s.rt.Get(s.name, s.provision) }
+func (s *edgeStep) handler() (pluginrt.Handler, error) {
+	return s.rt.GetAudited(s.name, s.provision, s.auditor)
+}
 
 func (s *edgeStep) run(ex *Exchange) {
 	h, err := s.handler()
@@ -126,7 +132,7 @@ func (s *edgeStep) run(ex *Exchange) {
 			exchange.Deny(ex, 500, "edge_error", "the gateway could not process the request", nil)
 		}
 	}()
-	h.Handle(ex)
+	pluginrt.RunAudited(s.rt.Emitter(s.name, s.auditor), s.name, ex, h)
 }
 
 // builtin builds an emulated Kong plugin's step from its config.

@@ -110,12 +110,12 @@ func (c *Config) Provision() (*Guard, error) {
 
 // Handle runs header-guard on one request. A misconfigured instance answers
 // 500 edge_misconfigured.
-func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision) }
+func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, nil) }
 
 // Access is the Kong access-phase handler. The adapter reads max_headers+1
 // headers in one call, so a request over the limit is refused, not half
 // read.
-func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision) }
+func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision, nil) }
 
 // MaxHeaders is the header-line limit the Kong adapter reads with.
 func (g *Guard) MaxHeaders() int { return g.maxHeaders }

@@ -29,6 +29,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
+	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
 	"github.com/edgeguard/edgeguard/plugins/internal/bearer"
 	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
@@ -99,6 +100,10 @@ type Config struct {
 	// the edge-signed assertion services trust, for the upstream named.
 	UpstreamName       string `json:"upstream_name"`
 	EdgeSigningKeyFile string `json:"edge_signing_key_file"`
+
+	// Audit sends auth.denied / auth.rate_limited / config.rejected events
+	// to the audit stream (package auditopts); absent: audit off.
+	Audit *auditopts.Options `json:"audit"`
 
 	rt pluginrt.Instance[*Plugin]
 }
@@ -215,6 +220,9 @@ func (c *Config) validatorConfig() (apikey.Config, error) {
 // of its configuration (apikey.Shared): caches and the revocation
 // subscription outlive Kong's per-config-change instances.
 func (c *Config) Provision() (*Plugin, error) {
+	if err := c.Audit.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	p, err := c.compile()
 	if err != nil {
 		return nil, err
@@ -232,11 +240,11 @@ func (c *Config) Provision() (*Plugin, error) {
 }
 
 // Handle runs the plugin on one request (dev gateway, all-in-one plugin).
-func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision) }
+func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, c.Auditor()) }
 
 // Access is the Kong access-phase handler (no Response handler: it would make
 // Kong buffer upstream bodies and break streaming).
-func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision) }
+func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision, c.Auditor()) }
 
 // MaxHeaders is the header-line limit the Kong adapter reads with.
 func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
@@ -396,4 +404,9 @@ func stripIdentity(ex exchange.Exchange, headers map[string][]string) {
 	for _, name := range identity.StripList(headers) {
 		ex.ClearUpstreamHeader(name)
 	}
+}
+
+// Auditor is the instance's audit emitter source (nil: audit off).
+func (c *Config) Auditor() pluginrt.Auditor {
+	return auditopts.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
 }

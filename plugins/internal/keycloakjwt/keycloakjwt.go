@@ -28,6 +28,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
+	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
 	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
@@ -103,6 +104,10 @@ type Config struct {
 	UpstreamName       string `json:"upstream_name"`
 	EdgeSigningKeyFile string `json:"edge_signing_key_file"`
 
+	// Audit sends auth.denied / auth.rate_limited / config.rejected events
+	// to the audit stream (package auditopts); absent: audit off.
+	Audit *auditopts.Options `json:"audit"`
+
 	rt pluginrt.Instance[*Plugin]
 }
 
@@ -126,6 +131,9 @@ type Plugin struct {
 // (jwtauth.Shared, keyed by configuration), so a config change on another
 // route or a new instance reuses JWKS caches.
 func (c *Config) Provision() (*Plugin, error) {
+	if err := c.Audit.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	bad := func(format string, args ...any) (*Plugin, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 	}
@@ -214,11 +222,11 @@ func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
 func (c *Config) logger() zerolog.Logger { return c.rt.Logger(Name) }
 
 // Handle runs the plugin on one request (dev gateway, all-in-one plugin).
-func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision) }
+func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, c.Auditor()) }
 
 // Access is the Kong access-phase handler (no Response handler: it would make
 // Kong buffer upstream bodies and break streaming).
-func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision) }
+func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision, c.Auditor()) }
 
 // MaxHeaders is the header-line limit the Kong adapter reads with.
 func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
@@ -298,4 +306,9 @@ func stripIdentity(ex exchange.Exchange, headers map[string][]string) {
 	for _, name := range identity.StripList(headers) {
 		ex.ClearUpstreamHeader(name)
 	}
+}
+
+// Auditor is the instance's audit emitter source (nil: audit off).
+func (c *Config) Auditor() pluginrt.Auditor {
+	return auditopts.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
 }

@@ -15,11 +15,14 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Kong/go-pdk"
 	"github.com/rs/zerolog"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/redact"
+	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
@@ -100,9 +103,14 @@ type Handler interface {
 // config struct (go-pdk's schema skips unexported fields).
 type Instance[T Handler] struct {
 	once Once[T]
+	aud  Once[*audit.Emitter]
 	// Log replaces the plugin's default logger (stderr); tests set it.
 	Log *zerolog.Logger
 }
+
+// Auditor returns an instance's audit emitter, nil when its config has no
+// `audit` section (package auditopts). It is called once per instance.
+type Auditor func() (*audit.Emitter, error)
 
 // Logger is the instance's logger for the named plugin.
 func (in *Instance[T]) Logger(plugin string) zerolog.Logger {
@@ -115,27 +123,62 @@ func (in *Instance[T]) Logger(plugin string) zerolog.Logger {
 // Get returns the provisioned handler, building it with provision on first
 // use; a failure is logged once and returned to every caller.
 func (in *Instance[T]) Get(plugin string, provision func() (T, error)) (T, error) {
+	return in.GetAudited(plugin, provision, nil)
+}
+
+// GetAudited is Get that also emits one config.rejected audit event
+// (severity critical) when provisioning fails and the instance's audit
+// section is usable.
+func (in *Instance[T]) GetAudited(plugin string, provision func() (T, error), aud Auditor) (T, error) {
 	return in.once.Get(provision, func(err error) {
 		l := in.Logger(plugin)
 		l.Error().Err(err).Msg("invalid configuration: every request on this instance answers 500 edge_misconfigured")
+		in.Emitter(plugin, aud).Emit(audit.Event{Actor: audit.Actor{Subject: plugin}, Action: audit.ActionConfigRejected,
+			Target: plugin, Outcome: audit.OutcomeFailure, Reason: CodeMisconfigured, Severity: audit.SeverityCritical, Source: plugin})
 	})
 }
 
+// Emitter is the instance's audit emitter (nil: off; a broken audit
+// section is logged once and turns audit off for the instance, whose
+// provisioning refuses it anyway).
+func (in *Instance[T]) Emitter(plugin string, aud Auditor) *audit.Emitter {
+	if aud == nil {
+		return nil
+	}
+	e, _ := in.aud.Get(func() (*audit.Emitter, error) { return aud() }, func(err error) {
+		l := in.Logger(plugin)
+		l.Error().Err(err).Msg("audit section unusable: this instance emits no audit events")
+	})
+	return e
+}
+
 // Handle runs the plugin on one request of an exchange host (dev gateway,
-// all-in-one plugin).
-func (in *Instance[T]) Handle(plugin string, ex exchange.Exchange, provision func() (T, error)) {
-	h, err := in.Get(plugin, provision)
+// all-in-one plugin). aud may be nil (no audit).
+func (in *Instance[T]) Handle(plugin string, ex exchange.Exchange, provision func() (T, error), aud Auditor) {
+	h, err := in.GetAudited(plugin, provision, aud)
 	if err != nil {
 		Misconfigured(ex)
 		return
 	}
-	h.Handle(ex)
+	RunAudited(in.Emitter(plugin, aud), plugin, ex, h)
+}
+
+// RunAudited runs h on ex and, when em is not nil, emits the audit event
+// of the answer h gave (AuditDenial).
+func RunAudited(em *audit.Emitter, plugin string, ex exchange.Exchange, h Handler) {
+	if em == nil {
+		h.Handle(ex)
+		return
+	}
+	rec := &recorder{Exchange: ex}
+	h.Handle(rec)
+	AuditDenial(em, plugin, ex, rec.status, rec.code)
 }
 
 // Access is the Kong access-phase handler: the request through the kongx
-// adapter, which reads max_headers+1 headers in one call.
-func (in *Instance[T]) Access(plugin string, kong *pdk.PDK, provision func() (T, error)) {
-	h, err := in.Get(plugin, provision)
+// adapter, which reads max_headers+1 headers in one call. aud may be nil.
+func (in *Instance[T]) Access(plugin string, kong *pdk.PDK, provision func() (T, error), aud Auditor) {
+	h, err := in.GetAudited(plugin, provision, aud)
 	var a *kongx.Adapter
 	if err != nil {
 		a = kongx.Serve(kong, kongx.Options{}, Misconfigured)
@@ -143,4 +186,78 @@ func (in *Instance[T]) Access(plugin string, kong *pdk.PDK, provision func() (T,
 		a = kongx.Serve(kong, kongx.Options{MaxHeaders: h.MaxHeaders()}, h.Handle)
 	}
 	pluginmetrics.Observe(plugin, a.CallCount(), a.ExitStatus(), a.Denial())
+	if err == nil {
+		if em := in.Emitter(plugin, aud); em != nil {
+			AuditDenial(em, plugin, a, a.ExitStatus(), a.Denial())
+		}
+	}
+}
+
+// recorder notes the status and code a handler ends the request with.
+type recorder struct {
+	exchange.Exchange
+	status int
+	code   string
+}
+
+func (r *recorder) Exit(status int, body []byte, headers map[string]string) {
+	if r.status == 0 {
+		r.status = status
+	}
+	r.Exchange.Exit(status, body, headers)
+}
+
+func (r *recorder) RecordDenial(code string) {
+	r.code = code
+	if d, ok := r.Exchange.(interface{ RecordDenial(code string) }); ok {
+		d.RecordDenial(code)
+	}
+}
+
+// AuditDenial emits the audit event of a request a plugin ended: 401/403
+// are auth.denied, 429 is auth.rate_limited, with the answer's error code
+// as reason; anything else (the request went on, 400, 431, 5xx) is not an
+// audit event. Only requests that were denied pay for it (a subject is
+// read on 403 only, the identity having been established).
+func AuditDenial(em *audit.Emitter, plugin string, ex exchange.Exchange, status int, code string) {
+	if em == nil {
+		return
+	}
+	ev := audit.Event{Outcome: audit.OutcomeDenied, Source: plugin}
+	switch status {
+	case 401:
+		ev.Action, ev.Severity = audit.ActionAuthDenied, audit.SeverityInfo
+	case 403:
+		ev.Action, ev.Severity = audit.ActionAuthDenied, audit.SeverityWarning
+		if id, ok := ex.Authenticated(); ok && id != nil {
+			ev.Actor.Subject, ev.Actor.KeyID = id.Subject, id.APIKeyID
+		}
+	case 429:
+		ev.Action, ev.Severity = audit.ActionAuthRateLimited, audit.SeverityInfo
+		if code == "too_many_auth_failures" {
+			ev.Severity = audit.SeverityWarning
+		}
+		if id, ok := ex.Authenticated(); ok && id != nil {
+			ev.Actor.Subject, ev.Actor.KeyID = id.Subject, id.APIKeyID
+		}
+	default:
+		return
+	}
+	ev.Reason = code
+	ev.Actor.IP = audit.CleanIP(ex.ClientIP())
+	if id := ex.Header("X-Request-ID"); requestid.Valid(id) {
+		ev.RequestID = id
+	}
+	// the path is the target when it is a plain identifier (never a
+	// credential: Validate refuses those), else none
+	ev.Target = ex.Path()
+	probe := ev
+	probe.Time = time.Now()
+	if probe.Validate() != nil {
+		ev.Target = ""
+		if probe.Target = ""; probe.Validate() != nil {
+			ev.Reason, ev.Actor.Subject, ev.Actor.KeyID = "", "", ""
+		}
+	}
+	em.Emit(ev)
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/clientip"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
+	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
@@ -108,6 +109,10 @@ type Config struct {
 	// 429's Retry-After stays).
 	HideClientHeaders bool `json:"hide_client_headers"`
 
+	// Audit sends auth.denied / auth.rate_limited / config.rejected events
+	// to the audit stream (package auditopts); absent: audit off.
+	Audit *auditopts.Options `json:"audit"`
+
 	rt pluginrt.Instance[*Plugin]
 }
 
@@ -172,6 +177,9 @@ func namespaceOf(explicit, mode string, p *ratelimit.Policy) string {
 // Provision validates c and builds its Plugin; the Redis limiter is shared
 // process-wide by every configuration with the same connection settings.
 func (c *Config) Provision() (*Plugin, error) {
+	if err := c.Audit.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	p, err := c.compile()
 	if err != nil {
 		return nil, err
@@ -299,11 +307,11 @@ func init() {
 }
 
 // Handle runs the plugin on one request (dev gateway, all-in-one plugin).
-func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision) }
+func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, c.Auditor()) }
 
 // Access is the Kong access-phase handler (no Response handler: it would make
 // Kong buffer upstream bodies and break streaming).
-func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision) }
+func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision, c.Auditor()) }
 
 // MaxHeaders is the header-line limit the Kong adapter reads with.
 func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
@@ -419,4 +427,9 @@ func ceilSeconds(d time.Duration) int {
 		return 0
 	}
 	return int(math.Ceil(d.Seconds()))
+}
+
+// Auditor is the instance's audit emitter source (nil: audit off).
+func (c *Config) Auditor() pluginrt.Auditor {
+	return auditopts.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
 }

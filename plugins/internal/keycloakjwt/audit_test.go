@@ -1,0 +1,94 @@
+package keycloakjwt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/audit"
+	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
+	"github.com/edgeguard/edgeguard/pkg/redisconn"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
+	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
+	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+)
+
+// A refused token becomes an auth.denied event on the real Redis stream,
+// with its reason code and the client address; the token is in no entry.
+func TestDeniedRequestsAreAuditedOnTheStream(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	stream := "test:audit:" + hex.EncodeToString(b[:])
+	rdb, err := redisconn.New(redisconn.Config{Addrs: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	defer rdb.Del(context.Background(), stream)
+
+	p := jwttest.New(t)
+	c := newConfig(t, p, map[string]any{"audit": map[string]any{"redis": map[string]any{"addresses": []string{addr}}, "stream": stream}})
+	expired := p.Token(t, "alice", map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})
+	garbage := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+	for _, tok := range []string{expired, garbage} {
+		ex := exchange.NewFake("GET", "/v1/models", map[string][]string{"Authorization": {"Bearer " + tok}, "X-Request-ID": {"req-audit-1"}})
+		c.Handle(ex)
+		if ex.ExitStatus != 401 {
+			t.Fatalf("status %d", ex.ExitStatus)
+		}
+	}
+	ok := exchange.NewFake("GET", "/v1/models", map[string][]string{"Authorization": {"Bearer " + p.Token(t, "bob", nil)}})
+	c.Handle(ok)
+	if ok.Exited() {
+		t.Fatalf("valid token refused: %d", ok.ExitStatus)
+	}
+
+	em, err := auditopts.Emitter(c.Audit, c.rt.Logger(Name))
+	if err != nil || em == nil {
+		t.Fatal(em, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := em.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := rdb.XRange(ctx, stream, "-", "+").Result()
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("%d entries (%v), want 2 (the allowed request is no event)", len(msgs), err)
+	}
+	for i, m := range msgs {
+		for _, v := range m.Values {
+			if s := v.(string); strings.Contains(s, expired) || strings.Contains(s, garbage) || strings.Contains(s, "eyJ") {
+				t.Fatal("a token reached the audit stream")
+			}
+		}
+		ev, err := audit.Parse(m.Values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Action != audit.ActionAuthDenied || ev.Outcome != audit.OutcomeDenied || ev.Source != Name ||
+			ev.Actor.IP != "203.0.113.7" || ev.RequestID != "req-audit-1" || ev.Target != "/v1/models" || ev.Reason == "" {
+			t.Errorf("event %d = %+v", i, ev)
+		}
+	}
+}
+
+func TestAuditSectionIsValidated(t *testing.T) {
+	p := jwttest.New(t)
+	for name, a := range map[string]map[string]any{
+		"no addresses": {"stream": "x"},
+		"bad stream":   {"redis": map[string]any{"addresses": []string{"127.0.0.1:6379"}}, "stream": "a b"},
+		"small maxlen": {"redis": map[string]any{"addresses": []string{"127.0.0.1:6379"}}, "max_len": 5},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := decode(t, kongJSON(t, baseConfig(p, map[string]any{"audit": a})))
+			if _, err := c.Provision(); err == nil || !strings.Contains(err.Error(), "audit") {
+				t.Fatalf("err = %v, want one naming audit", err)
+			}
+		})
+	}
+}

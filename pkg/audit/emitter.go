@@ -23,6 +23,8 @@ const (
 	// DefaultBackoff is how long the writer leaves Redis alone after a
 	// failed batch (events in that time go to the local log).
 	DefaultBackoff = 2 * time.Second
+	// DefaultLinger is how long the writer collects a batch.
+	DefaultLinger = 5 * time.Millisecond
 )
 
 // Drop reasons (label values of edgeguard_audit_events_dropped_total).
@@ -69,6 +71,10 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Backoff is how long Redis is left alone after a failure (default 2s).
 	Backoff time.Duration
+	// Linger is how long the writer waits after a batch's first event for
+	// more (default 5ms): the request path then wakes the writer about
+	// once per batch, not once per event. Negative: no wait.
+	Linger time.Duration
 	// Logger receives dropped events (warn) and writer failures.
 	Logger zerolog.Logger
 	// Metrics counts written and dropped events; nil: a private set.
@@ -139,6 +145,9 @@ func New(cfg Config) (*Emitter, error) {
 	if cfg.Backoff == 0 {
 		cfg.Backoff = DefaultBackoff
 	}
+	if cfg.Linger == 0 {
+		cfg.Linger = DefaultLinger
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -151,19 +160,17 @@ func New(cfg Config) (*Emitter, error) {
 	return e, nil
 }
 
-// Emit queues ev (its Time set to now when zero). When the event is
-// invalid, the queue is full or the emitter is closed, it is logged at warn
-// and counted as dropped. It never blocks.
+// Emit queues ev (its Time set to now when zero). When the queue is full
+// or the emitter is closed, it is logged at warn and counted as dropped.
+// It never blocks. Validation happens on the writer, off the request path:
+// an invalid event is dropped there (counted as invalid, logged without
+// its values) and never reaches the stream.
 func (e *Emitter) Emit(ev Event) {
 	if e == nil {
 		return
 	}
 	if ev.Time.IsZero() {
 		ev.Time = e.cfg.Now().UTC()
-	}
-	if err := ev.Validate(); err != nil {
-		e.drop(DropInvalid, ev, err)
-		return
 	}
 	if e.closed.Load() {
 		e.drop(DropClosed, ev, nil)
@@ -217,11 +224,25 @@ func (ev Event) MarshalZerologObject(z *zerolog.Event) {
 func (e *Emitter) run() {
 	defer close(e.done)
 	batch := make([]Event, 0, e.cfg.BatchSize)
+	var linger *time.Timer
+	if e.cfg.Linger > 0 {
+		linger = time.NewTimer(e.cfg.Linger)
+		linger.Stop()
+	}
 	for {
 		select {
 		case ev := <-e.queue:
 			batch = append(batch[:0], ev)
 			batch = e.fill(batch)
+			if linger != nil && len(batch) < e.cfg.BatchSize {
+				linger.Reset(e.cfg.Linger)
+				select {
+				case <-linger.C:
+				case <-e.stop:
+					linger.Stop()
+				}
+				batch = e.fill(batch)
+			}
 			e.write(batch)
 		case <-e.stop:
 			for {
@@ -250,6 +271,20 @@ func (e *Emitter) fill(batch []Event) []Event {
 
 func (e *Emitter) write(batch []Event) {
 	defer e.pending.Add(-int64(len(batch)))
+	valid := batch[:0]
+	for _, ev := range batch {
+		if err := ev.Validate(); err != nil {
+			e.drop(DropInvalid, ev, err)
+			continue
+		}
+		valid = append(valid, ev)
+	}
+	e.pending.Add(-int64(len(batch) - len(valid)))
+	defer e.pending.Add(int64(len(batch) - len(valid)))
+	batch = valid
+	if len(batch) == 0 {
+		return
+	}
 	now := e.cfg.Now()
 	if now.UnixNano() < e.downTil.Load() {
 		for _, ev := range batch {

@@ -251,6 +251,25 @@ func CleanIP(s string) string {
 	return a.WithZone("").String()
 }
 
+// CleanTarget returns s when it is a valid Target (or Subject: same
+// rules), else "": callers building events from request data (a path, a
+// subject from a token) keep the rest of the event when one field would
+// not validate.
+func CleanTarget(s string) string {
+	if checkField("target", s, MaxTarget, classID, false) != nil {
+		return ""
+	}
+	return s
+}
+
+// CleanKeyID returns s when it is a valid Actor.KeyID, else "".
+func CleanKeyID(s string) string {
+	if checkField("key_id", s, MaxKeyID, classKeyID, false) != nil {
+		return ""
+	}
+	return s
+}
+
 // Stream field names (version 1 of the encoding).
 const (
 	fieldVersion   = "v"

@@ -15,7 +15,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/Kong/go-pdk"
 	"github.com/rs/zerolog"
@@ -249,15 +248,8 @@ func AuditDenial(em *audit.Emitter, plugin string, ex exchange.Exchange, status 
 		ev.RequestID = id
 	}
 	// the path is the target when it is a plain identifier (never a
-	// credential: Validate refuses those), else none
-	ev.Target = ex.Path()
-	probe := ev
-	probe.Time = time.Now()
-	if probe.Validate() != nil {
-		ev.Target = ""
-		if probe.Target = ""; probe.Validate() != nil {
-			ev.Reason, ev.Actor.Subject, ev.Actor.KeyID = "", "", ""
-		}
-	}
+	// credential: those are refused), else none; the same for the subject
+	ev.Target = audit.CleanTarget(ex.Path())
+	ev.Actor.Subject, ev.Actor.KeyID = audit.CleanTarget(ev.Actor.Subject), audit.CleanKeyID(ev.Actor.KeyID)
 	em.Emit(ev)
 }

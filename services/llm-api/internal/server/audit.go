@@ -27,7 +27,7 @@ func (h *handlers) emit(c *gin.Context, action audit.Action, target string, outc
 		Action:    action, Target: target, Outcome: outcome, Reason: reason, Severity: sev, Source: "llm-api",
 	}
 	if id, ok := ginedge.Identity(c); ok && id != nil {
-		ev.Actor.Subject, ev.Actor.KeyID = id.Subject, id.APIKeyID
+		ev.Actor.Subject, ev.Actor.KeyID = audit.CleanTarget(id.Subject), audit.CleanKeyID(id.APIKeyID)
 	}
 	h.cfg.Audit.Emit(ev)
 }

@@ -132,10 +132,19 @@ func TestKeyActionsReachPostgresAndTheAdminEndpoint(t *testing.T) {
 		t.Fatalf("stats: %d %s", st, b)
 	}
 
-	// the secret sweep: the key's secret appears in no event and no log line
-	raw, _ := json.Marshal(p)
-	if strings.Contains(string(raw), k.Key) || strings.Contains(logs.String(), k.Key) {
-		t.Fatal("the api key secret reached an audit event or the log")
+	// the secret sweep: the key's secret, the caller's and the admin's
+	// tokens and the pepper appear in no stored event and no log line
+	all := e.events(t, "limit=200")
+	raw, _ := json.Marshal(all)
+	secrets := []string{k.Key, strings.TrimPrefix(e.bearer(t)["Authorization"], "Bearer "),
+		strings.TrimPrefix(e.admin(t)["Authorization"], "Bearer "), string(e.cfg.Pepper), internalToken}
+	for _, sec := range secrets {
+		if strings.Contains(string(raw), sec) || strings.Contains(logs.String(), sec) {
+			t.Fatalf("a secret (%d bytes) reached an audit event or the log", len(sec))
+		}
+	}
+	if strings.Contains(string(raw), "eyJ") || strings.Contains(string(raw), "sk_") {
+		t.Fatal("a credential-shaped value reached an audit event")
 	}
 }
 

@@ -73,6 +73,8 @@ func TestKongYMLMatchesPluginSchemas(t *testing.T) {
 			}
 			if p.name == "header-guard" {
 				golden(t, "testdata/header-guard.schema.json", info)
+			} else {
+				checkAuditRecord(t, schema)
 			}
 		})
 	}
@@ -87,6 +89,30 @@ func TestKongYMLMatchesPluginSchemas(t *testing.T) {
 		if !known {
 			t.Errorf("kong.yml uses unknown plugin %q", name)
 		}
+	}
+}
+
+// checkAuditRecord: the auth and rate-limit plugins offer the optional
+// `audit` record (plugins/internal/auditopts) with its redis record.
+func checkAuditRecord(t *testing.T, schema *Field) {
+	t.Helper()
+	var audit *Field
+	for _, f := range schema.Fields {
+		if f.Name == "audit" {
+			audit = f.Field
+		}
+	}
+	if audit == nil || audit.Type != "record" {
+		t.Fatalf("schema has no audit record")
+	}
+	want := map[string]string{"redis": "record", "stream": "string", "max_len": "integer", "queue_size": "integer"}
+	for _, f := range audit.Fields {
+		if typ, ok := want[f.Name]; ok && f.Field.Type == typ {
+			delete(want, f.Name)
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("audit record lacks %v", want)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/kctest"
@@ -35,6 +36,7 @@ type guestOpts struct {
 	perIP      string
 	maxPerHour int
 	trusted    []string
+	audit      *audit.Emitter
 }
 
 func newGuestEnv(t testing.TB, o guestOpts) *guestEnv {
@@ -62,7 +64,7 @@ func newGuestEnv(t testing.TB, o guestOpts) *guestEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.harness = newHarness(t, options{trusted: o.trusted, guests: func(log zerolog.Logger) *guests.Service {
+	e.harness = newHarness(t, options{trusted: o.trusted, audit: o.audit, guests: func(log zerolog.Logger) *guests.Service {
 		s, err := guests.New(guests.Config{Directory: src, Issuer: gt, Limiter: lim, PerIP: perIP, MaxPerHour: o.maxPerHour,
 			SessionPerIP: []ratelimit.Limit{{Rate: 100, Period: time.Minute}}, Logger: log})
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,11 +13,13 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/apikey"
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keystest"
@@ -65,6 +66,8 @@ type options struct {
 	trusted []string
 	// llm serves the /v1 model routes (package llmproxy).
 	llm http.Handler
+	// audit receives the handlers' audit events (nil: off).
+	audit *audit.Emitter
 }
 
 func newHarness(t testing.TB, o options) *harness {
@@ -119,7 +122,7 @@ func newHarness(t testing.TB, o options) *harness {
 	h.metrics = httpmetrics.New("llm-api")
 	cfg := server.Config{Metrics: h.metrics, Keys: h.svc, Auth: mw, InternalToken: []byte(internalToken), IncludeEmail: o.includeEmail,
 		Ready: func(context.Context) error { return h.store.Fail }, Logger: log, TrustedProxies: o.trusted,
-		LLM: o.llm, LLMAuth: llmAuth}
+		LLM: o.llm, LLMAuth: llmAuth, Audit: o.audit}
 	if o.guests != nil {
 		cfg.Guests = o.guests(log)
 	}

@@ -24,8 +24,13 @@ type Consumer struct {
 	Count int64
 	// Block is how long Read waits for new entries (default 1s).
 	Block time.Duration
+	// ClaimIdle: entries another consumer of the group has held this long
+	// without acknowledging (a replica that died) are claimed by this one
+	// at the start of each pending phase (default 5m; negative: never).
+	ClaimIdle time.Duration
 
 	pendingDone bool
+	claimed     bool
 }
 
 // Message is one stream entry: its id and either the parsed event or the
@@ -51,6 +56,12 @@ func (c *Consumer) EnsureGroup(ctx context.Context) error {
 // new ones (waiting up to Block). No entry: nil, nil.
 func (c *Consumer) Read(ctx context.Context) ([]Message, error) {
 	if !c.pendingDone {
+		if !c.claimed {
+			c.claimed = true
+			if err := c.claim(ctx); err != nil {
+				return nil, err
+			}
+		}
 		msgs, err := c.read(ctx, "0")
 		if err != nil || len(msgs) > 0 {
 			return msgs, err
@@ -58,6 +69,37 @@ func (c *Consumer) Read(ctx context.Context) ([]Message, error) {
 		c.pendingDone = true
 	}
 	return c.read(ctx, ">")
+}
+
+// Rewind makes the next Read start over with the pending entries (after a
+// failed store, and periodically to claim a dead replica's entries).
+func (c *Consumer) Rewind() { c.pendingDone, c.claimed = false, false }
+
+// claim moves entries idle longer than ClaimIdle to this consumer.
+func (c *Consumer) claim(ctx context.Context) error {
+	idle := c.ClaimIdle
+	if idle == 0 {
+		idle = 5 * time.Minute
+	}
+	if idle < 0 {
+		return nil
+	}
+	start := "0-0"
+	for range 100 { // bounded: at most 100 × Count entries per pending phase
+		_, next, err := c.Client.XAutoClaimJustID(ctx, &redis.XAutoClaimArgs{Stream: c.Stream, Group: c.Group,
+			Consumer: c.Name, MinIdle: idle, Start: start, Count: max(c.Count, 100)}).Result()
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "NOGROUP") {
+				return c.EnsureGroup(ctx)
+			}
+			return fmt.Errorf("audit: claim idle entries: %w", err)
+		}
+		if next == "0-0" || next == start {
+			return nil
+		}
+		start = next
+	}
+	return nil
 }
 
 func (c *Consumer) read(ctx context.Context, id string) ([]Message, error) {

@@ -119,7 +119,8 @@ type Emitter struct {
 	queue   chan Event
 	stop    chan struct{}
 	done    chan struct{}
-	closed  atomic.Bool
+	mu      sync.RWMutex // held for reading by Emit's check-and-send, for writing by Close
+	closed  bool
 	once    sync.Once
 	downTil atomic.Int64 // unix nanos until which Redis is skipped
 	pending atomic.Int64 // queued or being written
@@ -172,14 +173,18 @@ func (e *Emitter) Emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = e.cfg.Now().UTC()
 	}
-	if e.closed.Load() {
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
 		e.drop(DropClosed, ev, nil)
 		return
 	}
 	e.pending.Add(1)
 	select {
 	case e.queue <- ev:
+		e.mu.RUnlock()
 	default:
+		e.mu.RUnlock()
 		e.pending.Add(-1)
 		e.drop(DropQueueFull, ev, nil)
 	}
@@ -327,7 +332,9 @@ func (e *Emitter) Close() {
 		return
 	}
 	e.once.Do(func() {
-		e.closed.Store(true)
+		e.mu.Lock() // no Emit is between its check and its send now
+		e.closed = true
+		e.mu.Unlock()
 		close(e.stop)
 		<-e.done
 	})

@@ -163,3 +163,40 @@ func TestRedisDownEventsAreLoggedLocallyAndCountedAsDropped(t *testing.T) {
 		t.Fatal("emitter did not recover after Redis came back")
 	}
 }
+
+func TestADeadConsumersEntriesAreClaimedByALiveOne(t *testing.T) {
+	rdb := realRedis(t, testenv.RedisAddr(t))
+	ctx := context.Background()
+	stream := streamName(t)
+	t.Cleanup(func() { rdb.Del(context.Background(), stream) })
+	for range 5 {
+		ev := validEvent()
+		if err := (RedisWriter{Client: rdb, Stream: stream, MaxLen: 1000}).Write(ctx, []Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := &Consumer{Client: rdb, Stream: stream, Group: "g", Name: "replica-a", Block: 10 * time.Millisecond}
+	if err := dead.EnsureGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := dead.Read(ctx); err != nil || len(msgs) != 5 {
+		t.Fatalf("%d %v", len(msgs), err)
+	}
+	// replica-a dies without acknowledging
+	live := &Consumer{Client: rdb, Stream: stream, Group: "g", Name: "replica-b", Block: 10 * time.Millisecond, ClaimIdle: 20 * time.Millisecond}
+	time.Sleep(50 * time.Millisecond)
+	msgs, err := live.Read(ctx)
+	if err != nil || len(msgs) != 5 {
+		t.Fatalf("claimed %d %v, want 5", len(msgs), err)
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	if err := live.Ack(ctx, ids...); err != nil {
+		t.Fatal(err)
+	}
+	if p := rdb.XPending(ctx, stream, "g").Val(); p.Count != 0 {
+		t.Fatalf("%d pending", p.Count)
+	}
+}

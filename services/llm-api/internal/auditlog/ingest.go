@@ -41,6 +41,8 @@ type Reader interface {
 	EnsureGroup(ctx context.Context) error
 	Read(ctx context.Context) ([]audit.Message, error)
 	Ack(ctx context.Context, ids ...string) error
+	// Rewind makes the next Read start with the pending entries again.
+	Rewind()
 }
 
 // Ingester moves events from the stream into the store: read, insert,
@@ -141,6 +143,7 @@ func (in *Ingester) Run(ctx context.Context) {
 	}()
 	defer func() { <-done }()
 	backoff := time.Duration(0)
+	rewound := in.Now()
 	for ctx.Err() == nil {
 		if backoff > 0 {
 			select {
@@ -156,10 +159,17 @@ func (in *Ingester) Run(ctx context.Context) {
 		}
 		backoff = 0
 		for ctx.Err() == nil {
+			if in.Now().Sub(rewound) > time.Minute {
+				// pending entries of a failed store, and a dead replica's
+				// entries (claimed after the consumer's ClaimIdle)
+				in.Reader.Rewind()
+				rewound = in.Now()
+			}
 			if _, err := in.Step(ctx); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
+				in.Reader.Rewind() // what was read and not stored comes again
 				backoff = next(backoff)
 				in.Logger.Warn().Err(err).Dur("retry_in", backoff).Msg("audit ingest failed")
 				break

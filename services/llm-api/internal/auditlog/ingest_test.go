@@ -32,6 +32,7 @@ type fakeReader struct {
 }
 
 func (r *fakeReader) EnsureGroup(context.Context) error { return nil }
+func (r *fakeReader) Rewind()                           {}
 func (r *fakeReader) Read(context.Context) ([]audit.Message, error) {
 	m := r.msgs
 	r.msgs = nil

@@ -132,6 +132,15 @@ func TestKeyActionsReachPostgresAndTheAdminEndpoint(t *testing.T) {
 		t.Fatalf("stats: %d %s", st, b)
 	}
 
+	// the counters on the internal listener
+	st, b = call(t, http.MethodGet, e.internal.URL+"/metrics", nil, "")
+	for _, want := range []string{"edgeguard_audit_events_written_total 3", "edgeguard_audit_events_stored_total 3",
+		`edgeguard_audit_events_dropped_total{reason="redis_error"} 0`, "edgeguard_audit_events_rejected_total 0"} {
+		if st != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
 	// the secret sweep: the key's secret, the caller's and the admin's
 	// tokens and the pepper appear in no stored event and no log line
 	all := e.events(t, "limit=200")

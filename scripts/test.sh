@@ -74,6 +74,13 @@ for m in $("$ROOT/scripts/modules.sh"); do
 	log "go test -race ./... in $m"
 	(cd "$m" && go test -race -count=1 -timeout 10m ./... 2>&1) | tee "$SWEEP/logs/$(echo "$m" | tr '/.' '__').log" || status=1
 done
+# Every audit event the suites left on the test Redis joins the sweep
+# (pkg/audit: an event never carries a secret; audit tests keep their
+# streams when EDGEGUARD_TEST_SECRETS_DIR is set).
+rhost=${REDIS_ADDR%:*} rport=${REDIS_ADDR##*:}
+for k in $(redis-cli -h "$rhost" -p "$rport" --scan --pattern '*audit*' 2>/dev/null); do
+	redis-cli -h "$rhost" -p "$rport" XRANGE "$k" - + >>"$SWEEP/logs/audit-streams.log" 2>/dev/null || true
+done
 logs=("$SWEEP/logs")
 for f in "${KEYCLOAK_LOG_FILE:-}" "$TMPROOT/redis/redis.log"; do
 	[ -n "$f" ] && [ -r "$f" ] && logs+=("$f")

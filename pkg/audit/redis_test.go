@@ -36,7 +36,9 @@ func TestRedisStreamIsCappedAndReadBackByTheConsumerGroup(t *testing.T) {
 	rdb := realRedis(t, testenv.RedisAddr(t))
 	ctx := context.Background()
 	stream := streamName(t)
-	t.Cleanup(func() { rdb.Del(context.Background(), stream) })
+	if !testenv.KeepForSweep() {
+		t.Cleanup(func() { rdb.Del(context.Background(), stream) })
+	}
 
 	m := NewMetrics(nil)
 	e, err := New(Config{Writer: RedisWriter{Client: rdb, Stream: stream, MaxLen: 100}, Metrics: m, Logger: zerolog.Nop()})
@@ -168,7 +170,9 @@ func TestADeadConsumersEntriesAreClaimedByALiveOne(t *testing.T) {
 	rdb := realRedis(t, testenv.RedisAddr(t))
 	ctx := context.Background()
 	stream := streamName(t)
-	t.Cleanup(func() { rdb.Del(context.Background(), stream) })
+	if !testenv.KeepForSweep() {
+		t.Cleanup(func() { rdb.Del(context.Background(), stream) })
+	}
 	for range 5 {
 		ev := validEvent()
 		if err := (RedisWriter{Client: rdb, Stream: stream, MaxLen: 1000}).Write(ctx, []Event{ev}); err != nil {

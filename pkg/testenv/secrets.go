@@ -43,3 +43,9 @@ func RecordSecret(values ...string) {
 		}
 	}
 }
+
+// KeepForSweep reports whether the run keeps what tests wrote to the shared
+// Redis for the whole-run secret sweep (scripts/test.sh dumps every audit
+// stream into it): tests then leave their audit streams in place instead of
+// deleting them.
+func KeepForSweep() bool { return os.Getenv(VarSecretsDir) != "" }

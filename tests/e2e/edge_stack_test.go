@@ -34,6 +34,7 @@ import (
 type edgeStack struct {
 	*devstack.Stack
 	gw                        string // the gateway, http://127.0.0.1:<port>
+	dsn                       string // llm-api's database (its own schema)
 	keycloak, redis, validate *faultproxy.Proxy
 
 	atStop []func() // run by stop: deletes what outlives single tests
@@ -85,7 +86,7 @@ func startEdge(env *keycloak.Env, redisAddr, pgDSN string) (*edgeStack, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &edgeStack{}
+	e := &edgeStack{dsn: dsn}
 	if e.keycloak, err = faultproxy.New(kcURL.Host); err != nil {
 		return nil, err
 	}

@@ -14,7 +14,11 @@ func redisAddr(t *testing.T) string { t.Helper(); return testenv.RedisAddr(t) }
 func TestTwoInstancesShareOneBudgetOnRedis(t *testing.T) {
 	addr := redisAddr(t)
 	ns := "it-" + time.Now().Format("150405.000000000")
-	cfg := map[string]any{"second": 5, "namespace": ns, "redis": map[string]any{"addresses": []string{addr}}}
+	// A generous timeout and the deny policy: this test is about the shared
+	// budget, and a round trip over the default 50 ms on a loaded CI machine
+	// would otherwise fall back to two local budgets (10 of 10 allowed).
+	cfg := map[string]any{"second": 5, "namespace": ns, "redis": map[string]any{"addresses": []string{addr}},
+		"timeout_ms": 2000, "on_redis_error": "deny"}
 	a, b := decode(t, kongJSON(t, cfg)), decode(t, kongJSON(t, cfg))
 	u := &identity.Identity{Subject: "shared-user"}
 	allowed := 0

@@ -10,12 +10,15 @@
 package envconf
 
 import (
-	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/secrets"
 )
 
 // Secret is a secret value that never prints (fmt, %#v, JSON).
@@ -29,20 +32,32 @@ func (s Secret) GoString() string { return "envconf.Secret([secret])" }
 // MarshalJSON never encodes the value.
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"[secret]"`), nil }
 
-// placeholders mark a secret nobody generated.
+// placeholders mark a secret nobody generated (documented ones are in
+// placeholders_docs.go, kept in step with the docs by a test).
 var placeholders = []string{"changeme", "change-me", "change_me", "secret", "password", "default", "example",
 	"admin", "postgres", "test", "xxx", "todo", "replace-me", "replaceme", "insecure"}
 
 // IsPlaceholder reports whether v is a value from templates and docs rather
-// than a generated secret.
+// than a generated secret: a known default, a value shown in
+// .env.template, config/secrets.env.example or a README (placeholders_docs.go),
+// a template expression left unexpanded (${VAR}, {{ .x }}, <your-key>), an
+// ellipsis, or one repeated character.
 func IsPlaceholder(v []byte) bool {
-	s := strings.ToLower(string(v))
+	s := strings.ToLower(strings.TrimSpace(string(v)))
 	for _, p := range placeholders {
 		if s == p {
 			return true
 		}
 	}
-	if strings.Contains(s, "changeme") || strings.Contains(s, "change-me") || strings.Contains(s, "change_me") {
+	for _, p := range documentedPlaceholders {
+		if s == strings.ToLower(p) {
+			return true
+		}
+	}
+	if strings.Contains(s, "changeme") || strings.Contains(s, "change-me") || strings.Contains(s, "change_me") ||
+		strings.Contains(s, "…") || strings.Contains(s, "...") ||
+		strings.Contains(s, "${") || strings.Contains(s, "{{") ||
+		strings.HasPrefix(s, "<") && strings.HasSuffix(s, ">") {
 		return true
 	}
 	return len(s) > 0 && strings.Count(s, s[:1]) == len(s) // one repeated character
@@ -55,6 +70,13 @@ type Loader struct {
 	ReadFile func(string) ([]byte, error)
 	// Strict refuses inline, short and placeholder secrets.
 	Strict bool
+	// Backends are the secret backends this binary can use besides file
+	// and env, by their SECRETS_SOURCES name (e.g. "vault": vault.FromEnv,
+	// package pkg/secrets/vault). Service builds Secrets from them.
+	Backends map[string]func(*Loader) (secrets.Backend, error)
+	// Secrets resolves every secret (set by Service from SECRETS_SOURCES;
+	// nil: file, then env).
+	Secrets *secrets.Resolver
 }
 
 // FromOS is a Loader on the process environment and file system.
@@ -139,39 +161,61 @@ type SecretOpts struct {
 	AlwaysMinLen bool
 }
 
-// Secret reads NAME_FILE (surrounding whitespace trimmed), or NAME inline
-// outside strict mode. Errors name the variable (and the file path), never
-// the value. A missing optional secret is (nil, nil).
+// Secret reads the secret NAME through the Loader's Resolver: by default
+// NAME_FILE (surrounding whitespace trimmed), or NAME inline outside strict
+// mode; with SECRETS_SOURCES, from the backends it names in order. Errors
+// name the variable (and the file path), never the value. A missing
+// optional secret is (nil, nil).
 func (l *Loader) Secret(name string, o SecretOpts) (Secret, error) {
+	v, _, err := l.secret(context.Background(), name, o)
+	return v, err
+}
+
+// SecretValue is Secret as a secrets.Value that secrets.Watch keeps
+// current (a rotated file, a new Vault version), with the same checks at
+// every refresh: a refused new value keeps the current one. An optional
+// secret may be unset (Get returns nil).
+func (l *Loader) SecretValue(name string, o SecretOpts) (*secrets.Value, error) {
+	return secrets.NewValue(context.Background(), name, !o.Required, func(ctx context.Context) ([]byte, string, error) {
+		v, from, err := l.secret(ctx, name, o)
+		return v, from, err
+	})
+}
+
+func (l *Loader) resolver() *secrets.Resolver {
+	if l.Secrets == nil {
+		l.Secrets = secrets.NewResolver(secrets.File{Getenv: l.Getenv, ReadFile: l.ReadFile}, secrets.Env{Getenv: l.Getenv})
+	}
+	return l.Secrets
+}
+
+func (l *Loader) secret(ctx context.Context, name string, o SecretOpts) (Secret, string, error) {
 	fileVar := name + "_FILE"
-	path := strings.TrimSpace(l.Getenv(fileVar))
-	inline := l.Getenv(name)
-	var v []byte
+	v, from, err := l.resolver().Lookup(ctx, name)
 	switch {
-	case path != "":
-		b, err := l.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("%s: cannot read %s", fileVar, path)
-		}
-		if v = bytes.TrimSpace(b); len(v) == 0 {
-			return nil, fmt.Errorf("%s: %s is empty", fileVar, path)
-		}
-	case inline != "":
-		if l.Strict && !o.InlineOK {
-			return nil, fmt.Errorf("%s: set %s (a file); an inline value is accepted only with STRICT=false", name, fileVar)
-		}
-		v = []byte(strings.TrimSpace(inline))
-	default:
+	case errors.Is(err, secrets.ErrNotFound):
 		if o.Required {
-			return nil, fmt.Errorf("%s: required", fileVar)
+			return nil, "", fmt.Errorf("%s: required (%s)", fileVar, strings.TrimPrefix(err.Error(), secrets.ErrNotFound.Error()+": "))
 		}
-		return nil, nil
+		return nil, "", nil
+	case errors.Is(err, secrets.ErrUnavailable):
+		// fail closed, optional or not: the backend that is down may hold it
+		return nil, "", fmt.Errorf("%s: %s", name, err)
+	case err != nil:
+		return nil, from, err
+	}
+	if from == "env" && l.Strict && !o.InlineOK {
+		return nil, from, fmt.Errorf("%s: set %s (a file); an inline value is accepted only with STRICT=false", name, fileVar)
+	}
+	label := fileVar // as before backends: file and env name NAME_FILE
+	if from != "file" && from != "env" {
+		label = name + " (" + from + ")"
 	}
 	if len(v) < o.MinLen && (l.Strict || o.AlwaysMinLen) {
-		return nil, fmt.Errorf("%s: %d bytes, at least %d required", fileVar, len(v), o.MinLen)
+		return nil, from, fmt.Errorf("%s: %d bytes, at least %d required", label, len(v), o.MinLen)
 	}
 	if l.Strict && !o.InlineOK && IsPlaceholder(v) {
-		return nil, fmt.Errorf("%s: a placeholder or default value; generate a random secret", fileVar)
+		return nil, from, fmt.Errorf("%s: a placeholder or default value; generate a random secret", label)
 	}
-	return Secret(v), nil
+	return Secret(v), from, nil
 }

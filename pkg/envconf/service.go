@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
+	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/rs/zerolog"
 )
 
@@ -23,7 +27,17 @@ type Service struct {
 	TrustedProxies []string
 	// LogLevel (LOG_LEVEL, default info).
 	LogLevel zerolog.Level
+	// Secrets (SECRETS_SOURCES, default file,env) resolves every secret
+	// read after Service; the app attaches its logger for the access
+	// records (Secrets.Attach).
+	Secrets *secrets.Resolver
+	// SecretsRefresh (SECRETS_REFRESH_INTERVAL, default 30s, 0 off) is how
+	// often secrets that rotate without a restart are read again.
+	SecretsRefresh time.Duration
 }
+
+// SecretsSources is SECRETS_SOURCES' default.
+const SecretsSources = "file,env"
 
 // Service reads STRICT, LISTEN_ADDR, INTERNAL_LISTEN_ADDR, TRUSTED_PROXIES
 // and LOG_LEVEL, and sets l.Strict for the secrets read after it.
@@ -45,11 +59,64 @@ func (l *Loader) Service() (Service, error) {
 			return s, errors.New("TRUSTED_PROXIES: must list the gateway's addresses, never every address")
 		}
 	}
+	if s.Secrets, err = l.sources(); err != nil {
+		return s, err
+	}
+	if s.SecretsRefresh, err = l.Duration("SECRETS_REFRESH_INTERVAL", 30*time.Second, 0, time.Hour); err != nil {
+		return s, err
+	}
+	if s.SecretsRefresh > 0 && s.SecretsRefresh < time.Second {
+		return s, errors.New("SECRETS_REFRESH_INTERVAL: 0 (off) or at least 1s")
+	}
 	lvl := l.Str("LOG_LEVEL", "info")
 	if s.LogLevel, err = zerolog.ParseLevel(lvl); err != nil || lvl == "" {
 		return s, fmt.Errorf("LOG_LEVEL: %q is not one of trace, debug, info, warn, error", lvl)
 	}
 	return s, nil
+}
+
+// sources builds l.Secrets from SECRETS_SOURCES: file, env and the names
+// of l.Backends, in the order given, each at most once.
+func (l *Loader) sources() (*secrets.Resolver, error) {
+	names := l.List("SECRETS_SOURCES", strings.Split(SecretsSources, ","))
+	var bs []secrets.Backend
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			return nil, fmt.Errorf("SECRETS_SOURCES: %q listed twice", n)
+		}
+		seen[n] = true
+		switch n {
+		case "file":
+			bs = append(bs, secrets.File{Getenv: l.Getenv, ReadFile: l.ReadFile})
+		case "env":
+			bs = append(bs, secrets.Env{Getenv: l.Getenv})
+		default:
+			f := l.Backends[n]
+			if f == nil {
+				return nil, fmt.Errorf("SECRETS_SOURCES: %q is not a source of this service (file, env%s)", n, l.extraSources())
+			}
+			b, err := f(l)
+			if err != nil {
+				return nil, err
+			}
+			bs = append(bs, b)
+		}
+	}
+	l.Secrets = secrets.NewResolver(bs...)
+	return l.Secrets, nil
+}
+
+func (l *Loader) extraSources() string {
+	var out []string
+	for n := range l.Backends {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	if len(out) == 0 {
+		return ""
+	}
+	return ", " + strings.Join(out, ", ")
 }
 
 // HTTPURL checks an absolute http(s) URL without credentials, a query or a

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -61,6 +62,12 @@ func IsPlaceholder(v []byte) bool {
 		return true
 	}
 	return len(s) > 0 && strings.Count(s, s[:1]) == len(s) // one repeated character
+}
+
+// DocumentedPlaceholders returns the secret values shown in the templates
+// and docs (each refused in strict mode), for the services' refusal tables.
+func DocumentedPlaceholders() []string {
+	return append([]string{"${INTERNAL_TOKEN}", "…"}, documentedPlaceholders...)
 }
 
 // Loader reads variables through injectable getenv and readFile (os.Getenv
@@ -159,6 +166,11 @@ type SecretOpts struct {
 	// AlwaysMinLen enforces MinLen outside strict mode too (a short value is
 	// unusable, e.g. an HMAC pepper).
 	AlwaysMinLen bool
+	// AbsentOK lets NAME_FILE name a file that does not exist (or is
+	// empty): the optional secret is unset until the file appears. For the
+	// previous values of a rotation (INTERNAL_TOKEN_PREVIOUS_FILE), whose
+	// path stays configured while the file comes and goes.
+	AbsentOK bool
 }
 
 // Secret reads the secret NAME through the Loader's Resolver: by default
@@ -166,8 +178,15 @@ type SecretOpts struct {
 // mode; with SECRETS_SOURCES, from the backends it names in order. Errors
 // name the variable (and the file path), never the value. A missing
 // optional secret is (nil, nil).
+//
+// With a backend unavailable (Vault down) and no later backend holding the
+// secret, a required secret is an error (fail closed) and an optional one is
+// unset: the file fallback covers what a service needs to start.
 func (l *Loader) Secret(name string, o SecretOpts) (Secret, error) {
 	v, _, err := l.secret(context.Background(), name, o)
+	if !o.Required && errors.Is(err, secrets.ErrUnavailable) {
+		return nil, nil
+	}
 	return v, err
 }
 
@@ -176,8 +195,13 @@ func (l *Loader) Secret(name string, o SecretOpts) (Secret, error) {
 // every refresh: a refused new value keeps the current one. An optional
 // secret may be unset (Get returns nil).
 func (l *Loader) SecretValue(name string, o SecretOpts) (*secrets.Value, error) {
+	first := true
 	return secrets.NewValue(context.Background(), name, !o.Required, func(ctx context.Context) ([]byte, string, error) {
 		v, from, err := l.secret(ctx, name, o)
+		if first && !o.Required && errors.Is(err, secrets.ErrUnavailable) {
+			v, from, err = nil, "", nil // start without it; a refresh keeps trying
+		}
+		first = false
 		return v, from, err
 	})
 }
@@ -199,8 +223,9 @@ func (l *Loader) secret(ctx context.Context, name string, o SecretOpts) (Secret,
 		}
 		return nil, "", nil
 	case errors.Is(err, secrets.ErrUnavailable):
-		// fail closed, optional or not: the backend that is down may hold it
-		return nil, "", fmt.Errorf("%s: %s", name, err)
+		return nil, "", fmt.Errorf("%s: %w", name, err)
+	case err != nil && o.AbsentOK && !o.Required && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, secrets.ErrEmpty)):
+		return nil, "", nil
 	case err != nil:
 		return nil, from, err
 	}
@@ -211,11 +236,11 @@ func (l *Loader) secret(ctx context.Context, name string, o SecretOpts) (Secret,
 	if from != "file" && from != "env" {
 		label = name + " (" + from + ")"
 	}
-	if len(v) < o.MinLen && (l.Strict || o.AlwaysMinLen) {
-		return nil, from, fmt.Errorf("%s: %d bytes, at least %d required", label, len(v), o.MinLen)
-	}
 	if l.Strict && !o.InlineOK && IsPlaceholder(v) {
 		return nil, from, fmt.Errorf("%s: a placeholder or default value; generate a random secret", label)
+	}
+	if len(v) < o.MinLen && (l.Strict || o.AlwaysMinLen) {
+		return nil, from, fmt.Errorf("%s: %d bytes, at least %d required", label, len(v), o.MinLen)
 	}
 	return Secret(v), from, nil
 }

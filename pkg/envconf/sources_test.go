@@ -43,7 +43,7 @@ func TestSecretsSources(t *testing.T) {
 		{"vault first", map[string]string{"SECRETS_SOURCES": "vault,file", "S_FILE": "/s"}, &stub{values: map[string]string{"S": "v-" + real}}, SecretOpts{Required: true}, "v-" + real, ""},
 		{"vault down: the file is the fallback", map[string]string{"SECRETS_SOURCES": "vault,file", "S_FILE": "/s"}, &stub{err: down}, SecretOpts{Required: true}, real, ""},
 		{"vault down and no file: refused", map[string]string{"SECRETS_SOURCES": "vault,file"}, &stub{err: down}, SecretOpts{Required: true}, "", "S: secret backend unavailable: vault: secret backend unavailable (read: dial failed); not in vault at secret/data/edgeguard/S, no S_FILE set"},
-		{"vault down, optional secret: refused too (fail closed)", map[string]string{"SECRETS_SOURCES": "vault,file"}, &stub{err: down}, SecretOpts{}, "", "S: "},
+		{"vault down, optional secret: unset", map[string]string{"SECRETS_SOURCES": "vault,file"}, &stub{err: down}, SecretOpts{}, "", ""},
 		{"neither has it", map[string]string{"SECRETS_SOURCES": "vault,file"}, &stub{}, SecretOpts{Required: true}, "", "S_FILE: required (not in vault at secret/data/edgeguard/S, no S_FILE set)"},
 		{"short value from vault names the source", map[string]string{"SECRETS_SOURCES": "vault"}, &stub{values: map[string]string{"S": "abc"}}, SecretOpts{MinLen: 32}, "", "S (vault): 3 bytes, at least 32 required"},
 		{"placeholder from vault", map[string]string{"SECRETS_SOURCES": "vault"}, &stub{values: map[string]string{"S": "changeme"}}, SecretOpts{}, "", "S (vault): a placeholder"},

@@ -339,3 +339,6 @@ func FromEnv(l *envconf.Loader) (secrets.Backend, error) {
 	}
 	return New(cfg)
 }
+
+// Sources is what a service that reads Vault puts in envconf.Loader.Backends.
+var Sources = map[string]func(*envconf.Loader) (secrets.Backend, error){"vault": FromEnv}

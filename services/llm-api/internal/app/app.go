@@ -24,6 +24,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/pkg/redisconn"
+	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/auditlog"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/config"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
@@ -95,6 +96,9 @@ func (p RedisPublisher) PublishRevocation(ctx context.Context, kid string, _ tim
 // opened.
 func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 	a := &App{cfg: cfg, log: log}
+	if cfg.Secrets != nil {
+		cfg.Secrets.Attach(log) // the access records of the configuration's reads, at debug
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -118,6 +122,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 	if err != nil {
 		return nil, fmt.Errorf("API_KEY_PEPPER_FILE: %w", err)
 	}
+	log.Info().Object("peppers", peppers).Msg("api key peppers (ids only; a rotation's progress: api_keys.pepper_id)")
 
 	if cfg.RedisAddr != "" {
 		a.rdb, err = redisconn.New(redisconn.Config{Addrs: strings.Split(cfg.RedisAddr, ","), Password: string(cfg.RedisPassword)})
@@ -219,7 +224,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 	if a.Ingester != nil {
 		auditStore = a.Store
 	}
-	scfg := server.Config{Metrics: metrics, AdminAuth: adminAuth, Audit: a.Audit, AuditStore: auditStore, Keys: a.Keys, Auth: mw, LLM: llm, LLMAuth: llmAuth, Guests: a.Guests, InternalToken: cfg.InternalToken, IncludeEmail: cfg.ValidateEmail,
+	scfg := server.Config{Metrics: metrics, AdminAuth: adminAuth, Audit: a.Audit, AuditStore: auditStore, Keys: a.Keys, Auth: mw, LLM: llm, LLMAuth: llmAuth, Guests: a.Guests, InternalToken: cfg.InternalToken, InternalTokenPrevious: cfg.InternalTokenPrevious, IncludeEmail: cfg.ValidateEmail,
 		TrustedProxies: cfg.TrustedProxies, Ready: a.Store.Ping, Logger: log}
 	if a.Public, err = server.Public(scfg); err != nil {
 		return nil, err
@@ -365,6 +370,11 @@ func (a *App) Background(ctx context.Context) *sync.WaitGroup {
 	if a.Ingester != nil {
 		wg.Go(func() { a.Ingester.Run(ctx) })
 	}
+	// the internal token and its previous value follow their files/Vault
+	wg.Go(func() {
+		secrets.Watch(ctx, a.cfg.SecretsRefresh, a.log.With().Str("component", "secrets").Logger(),
+			a.cfg.InternalToken, a.cfg.InternalTokenPrevious)
+	})
 	return &wg
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
+	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/edgeguard/edgeguard/pkg/svcauth"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io"
@@ -58,7 +59,7 @@ func testConfig(t testing.TB, idp *jwttest.IdP, dsn, redisAddr string) *config.C
 		KeycloakCacheTTL: time.Second,
 		Auth: svcauth.Config{Enabled: true, Issuer: idp.Issuer, JWKSURL: idp.JWKSURL(), Audience: []string{"jan-api"},
 			AllowedAZP: []string{"jan-cli"}, AcceptJWT: true, ServiceName: "llm-api"},
-		Pepper: config.Secret("app-test-pepper-0123456789abcdef0123456789"), InternalToken: config.Secret(internalToken),
+		Pepper: config.Secret("app-test-pepper-0123456789abcdef0123456789"), InternalToken: secrets.Static([]byte(internalToken)),
 		MaxKeysPerUser: 10, DefaultExpiresDays: 90, MaxExpiresDays: 365, KeyEnv: "live",
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
+	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/edgeguard/edgeguard/pkg/svcauth"
 	"net/http"
 	"net/http/httptest"
@@ -144,7 +145,7 @@ func TestGuestSessionsOnRealKeycloak(t *testing.T) {
 		KeycloakCacheTTL: time.Second,
 		Auth: svcauth.Config{Enabled: true, AcceptJWT: true, Issuer: kc.issuer, JWKSURL: kc.jwksURL, Audience: []string{"jan-api"},
 			AllowedAZP: []string{"jan-cli", "jan-web", "guest-login"}, ServiceName: "llm-api"},
-		Pepper: config.Secret("live-test-pepper-0123456789abcdef0123456789"), InternalToken: config.Secret(internalToken),
+		Pepper: config.Secret("live-test-pepper-0123456789abcdef0123456789"), InternalToken: secrets.Static([]byte(internalToken)),
 		MaxKeysPerUser: 10, DefaultExpiresDays: 90, MaxExpiresDays: 365, KeyEnv: "live",
 		GuestLoginEnabled: true, GuestLoginClientID: "guest-login", GuestLoginClientSecret: config.Secret(kc.guestSecret),
 		GuestLimitPerIP: []ratelimit.Limit{{Rate: 5, Period: time.Hour}}, GuestMaxPerHour: 1_000_000,

@@ -23,6 +23,8 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
+	"github.com/edgeguard/edgeguard/pkg/secrets"
+	"github.com/edgeguard/edgeguard/pkg/secrets/vault"
 	"github.com/edgeguard/edgeguard/pkg/svcauth"
 )
 
@@ -66,7 +68,13 @@ type Config struct {
 
 	Pepper         Secret
 	PepperPrevious Secret
-	InternalToken  Secret
+	// InternalToken is the X-Internal-Token of the validate endpoint, and
+	// InternalTokenPrevious (optional) the one it replaces, accepted during
+	// a rotation's grace window. Both follow their source (a swapped file, a
+	// new Vault version) every SECRETS_REFRESH_INTERVAL; emptying or
+	// removing the previous one's file ends the grace window.
+	InternalToken         *secrets.Value
+	InternalTokenPrevious *secrets.Value
 
 	// OpenAI-compatible upstream (/v1/models, /v1/chat/completions,
 	// /v1/completions, /v1/embeddings). Empty LLMUpstreamURL: those routes
@@ -96,7 +104,7 @@ const (
 // Load reads the configuration through getenv (os.Getenv in production)
 // and readFile (os.ReadFile).
 func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
-	l := &loader{Loader: envconf.Loader{Getenv: getenv, ReadFile: readFile}}
+	l := &loader{Loader: envconf.Loader{Getenv: getenv, ReadFile: readFile, Backends: vault.Sources}}
 	c := &Config{}
 	var err error
 	if c.Service, err = l.Service(); err != nil {
@@ -157,8 +165,14 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	if c.PepperPrevious != nil && bytes.Equal(c.PepperPrevious, c.Pepper) {
 		return nil, errors.New("API_KEY_PEPPER_PREVIOUS_FILE: must differ from API_KEY_PEPPER_FILE")
 	}
-	if c.InternalToken, err = l.secret("INTERNAL_TOKEN", MinInternalTokenLen, true); err != nil {
+	if c.InternalToken, err = l.SecretValue("INTERNAL_TOKEN", envconf.SecretOpts{MinLen: MinInternalTokenLen, Required: true}); err != nil {
 		return nil, err
+	}
+	if c.InternalTokenPrevious, err = l.SecretValue("INTERNAL_TOKEN_PREVIOUS", envconf.SecretOpts{MinLen: MinInternalTokenLen, AbsentOK: true}); err != nil {
+		return nil, err
+	}
+	if p := c.InternalTokenPrevious.Get(); p != nil && bytes.Equal(p, c.InternalToken.Get()) {
+		return nil, errors.New("INTERNAL_TOKEN_PREVIOUS_FILE: must differ from INTERNAL_TOKEN_FILE")
 	}
 
 	if c.MaxKeysPerUser, err = l.Int("API_KEY_MAX_PER_USER", 10, 1, 1000); err != nil {

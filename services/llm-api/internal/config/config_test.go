@@ -74,7 +74,7 @@ func TestStrictConfigLoadsWithDefaults(t *testing.T) {
 	}
 	if !c.Strict || !c.Auth.Enabled || c.ListenAddr != ":8080" || c.InternalListenAddr != ":8081" || c.MaxKeysPerUser != 10 ||
 		c.KeycloakRealm != "jan" || c.KeycloakClientID != "llm-api" || strings.Join(c.Auth.Audience, ",") != "jan-api" ||
-		string(c.Pepper) != pepper || string(c.InternalToken) != token || c.KeyEnv != "live" || c.ValidateEmail ||
+		string(c.Pepper) != pepper || string(c.InternalToken.Get()) != token || c.KeyEnv != "live" || c.ValidateEmail ||
 		c.KeycloakCacheTTL.Seconds() != 30 || len(c.TrustedProxies) != 0 {
 		t.Fatalf("config %+v", c)
 	}
@@ -237,7 +237,7 @@ func TestSecretsNeverPrint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{c.Pepper.String(), c.InternalToken.GoString(), c.DatabaseURL.String()} {
+	for _, s := range []string{c.Pepper.String(), c.InternalToken.GoString(), c.InternalToken.String(), c.DatabaseURL.String()} {
 		if strings.Contains(s, pepper) || strings.Contains(s, token) || strings.Contains(s, "Xk29vLq8") {
 			t.Fatal("secret printed")
 		}

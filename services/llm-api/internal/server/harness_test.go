@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -68,6 +69,8 @@ type options struct {
 	llm http.Handler
 	// audit receives the handlers' audit events (nil: off).
 	audit *audit.Emitter
+	// token and previous replace the internal token (rotation tests).
+	token, previous *secrets.Value
 }
 
 func newHarness(t testing.TB, o options) *harness {
@@ -120,7 +123,10 @@ func newHarness(t testing.TB, o options) *harness {
 		}
 	}
 	h.metrics = httpmetrics.New("llm-api")
-	cfg := server.Config{Metrics: h.metrics, Keys: h.svc, Auth: mw, InternalToken: []byte(internalToken), IncludeEmail: o.includeEmail,
+	if o.token == nil {
+		o.token = secrets.Static([]byte(internalToken))
+	}
+	cfg := server.Config{Metrics: h.metrics, Keys: h.svc, Auth: mw, InternalToken: o.token, InternalTokenPrevious: o.previous, IncludeEmail: o.includeEmail,
 		Ready: func(context.Context) error { return h.store.Fail }, Logger: log, TrustedProxies: o.trusted,
 		LLM: o.llm, LLMAuth: llmAuth, Audit: o.audit}
 	if o.guests != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
+	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/auditlog"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
@@ -40,8 +41,12 @@ type Config struct {
 	// guests). Nil means AUTH_ENABLED=false (dev only): the routes answer
 	// 503 auth_disabled.
 	Auth *edgehttp.Middleware
-	// InternalToken is the X-Internal-Token secret of the validate endpoint.
-	InternalToken []byte
+	// InternalToken is the X-Internal-Token secret of the validate endpoint
+	// (read at every call: a rotated value applies at once), and
+	// InternalTokenPrevious the one it replaces, also accepted while set
+	// (a rotation's grace window; nil or unset: none).
+	InternalToken         *secrets.Value
+	InternalTokenPrevious *secrets.Value
 	// IncludeEmail adds "email" to validate answers.
 	IncludeEmail bool
 	// TrustedProxies are the gateway addresses or prefixes whose
@@ -151,14 +156,14 @@ func Public(cfg Config) (http.Handler, error) {
 
 // Internal returns the internal router (never routed by Kong).
 func Internal(cfg Config) (http.Handler, error) {
-	if cfg.Keys == nil || len(cfg.InternalToken) == 0 {
+	if cfg.Keys == nil || len(cfg.InternalToken.Get()) == 0 {
 		return nil, errors.New("server: keys service and internal token required")
 	}
 	e, err := ginedge.NewEngine(cfg.Logger, nil, cfg.Metrics)
 	if err != nil {
 		return nil, err
 	}
-	h := &handlers{cfg: cfg, tokenSum: sha256.Sum256(cfg.InternalToken)}
+	h := &handlers{cfg: cfg}
 	e.POST("/internal/api-keys/validate", h.internalAuth, h.validate)
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", ginedge.Ready(cfg.Ready, "database"))
@@ -169,18 +174,18 @@ func Internal(cfg Config) (http.Handler, error) {
 }
 
 type handlers struct {
-	cfg      Config
-	tokenSum [32]byte
+	cfg Config
 }
 
-// internalAuth checks X-Internal-Token in constant time (digests compared,
-// so neither content nor length leaks through timing).
+// internalAuth checks X-Internal-Token in constant time against the current
+// token and, during a rotation, the previous one (digests compared, both
+// always, so neither content, length nor which one matched leaks through
+// timing).
 func (h *handlers) internalAuth(c *gin.Context) {
 	vals := c.Request.Header.Values("X-Internal-Token")
 	ok := false
 	if len(vals) == 1 {
-		sum := sha256.Sum256([]byte(vals[0]))
-		ok = subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) == 1
+		ok = TokenMatches([]byte(vals[0]), h.cfg.InternalToken.Get(), h.cfg.InternalTokenPrevious.Get())
 	}
 	if !ok {
 		ginedge.Logger(c).Warn().Str("reason", "internal_auth_failed").Msg("validate call without a valid internal token")
@@ -188,6 +193,21 @@ func (h *handlers) internalAuth(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// TokenMatches reports in constant time whether got is one of the non-empty
+// tokens (SHA-256 digests compared, every token checked).
+func TokenMatches(got []byte, tokens ...[]byte) bool {
+	sum := sha256.Sum256(got)
+	match := 0
+	for _, t := range tokens {
+		if len(t) == 0 {
+			continue
+		}
+		ts := sha256.Sum256(t)
+		match |= subtle.ConstantTimeCompare(sum[:], ts[:])
+	}
+	return match == 1
 }
 
 // fail maps an error of package keys to its answer.

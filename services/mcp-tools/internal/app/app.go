@@ -64,6 +64,9 @@ type App struct {
 // New builds the App. No listener is opened and nothing is dialed.
 func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 	a := &App{cfg: cfg, log: log}
+	if cfg.Secrets != nil {
+		cfg.Secrets.Attach(log) // the access records of the configuration's reads, at debug
+	}
 	ok := false
 	defer func() {
 		if !ok {

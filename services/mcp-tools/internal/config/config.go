@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
+	"github.com/edgeguard/edgeguard/pkg/secrets/vault"
 	"github.com/edgeguard/edgeguard/pkg/svcauth"
 )
 
@@ -72,7 +73,7 @@ const MinSandboxToken = 16
 // AUDIT_REDIS_ADDR unset (audit off), AUDIT_REDIS_STREAM=edgeguard:audit,
 // AUDIT_STREAM_MAXLEN=100000.
 func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
-	l := &loader{Loader: envconf.Loader{Getenv: getenv, ReadFile: readFile}}
+	l := &loader{Loader: envconf.Loader{Getenv: getenv, ReadFile: readFile, Backends: vault.Sources}}
 	c := &Config{}
 	var err error
 	if c.Service, err = l.Service(); err != nil {

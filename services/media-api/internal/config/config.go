@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/envconf"
+	"github.com/edgeguard/edgeguard/pkg/secrets/vault"
 	"github.com/edgeguard/edgeguard/pkg/svcauth"
 )
 
@@ -55,7 +56,7 @@ const (
 // Load reads the configuration through getenv (os.Getenv in production)
 // and readFile (os.ReadFile).
 func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
-	l := &envconf.Loader{Getenv: getenv, ReadFile: readFile}
+	l := &envconf.Loader{Getenv: getenv, ReadFile: readFile, Backends: vault.Sources}
 	c := &Config{}
 	var err error
 	if c.Service, err = l.Service(); err != nil {

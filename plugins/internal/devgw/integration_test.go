@@ -67,7 +67,7 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{idp: jwttest.New(t), token: "internal-token-f3b1c9d7e5a2", logs: &logBuffer{}, release: make(chan struct{})}
+	s := &stack{idp: jwttest.New(t), token: "internal-token-f3b1c9d7e5a2c4b6d8e0f1a3", logs: &logBuffer{}, release: make(chan struct{})}
 	dir := t.TempDir()
 	keyFile, jwksFile := filepath.Join(dir, "edge_identity.pem"), filepath.Join(dir, "edge_identity.jwks.json")
 	if err := edgeid.WriteKeyFiles(keyFile, jwksFile); err != nil {

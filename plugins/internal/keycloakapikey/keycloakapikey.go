@@ -189,7 +189,7 @@ func (c *Config) validatorConfig() (apikey.Config, error) {
 	if c.ValidateURL == "" || c.InternalTokenFile == "" {
 		return apikey.Config{}, fmt.Errorf("%w: validate_url and internal_token_file are required", ErrInvalidConfig)
 	}
-	token, err := pluginrt.ReadSecretFile("internal_token_file", c.InternalTokenFile)
+	token, err := pluginrt.ReadSecretFile("internal_token_file", c.InternalTokenFile, pluginrt.MinInternalToken)
 	if err != nil {
 		return apikey.Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}

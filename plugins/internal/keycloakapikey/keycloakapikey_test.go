@@ -324,10 +324,14 @@ func TestMisconfiguredInstanceFailsClosedWithoutLeakingTheToken(t *testing.T) {
 	empty := filepath.Join(dir, "empty")
 	_ = os.WriteFile(empty, nil, 0o600)
 	cases := map[string]map[string]any{
-		"no url":           {"internal_token_file": empty},
-		"no token file":    {"validate_url": svc.srv.URL},
-		"empty token file": {"validate_url": svc.srv.URL, "internal_token_file": empty},
-		"missing file":     {"validate_url": svc.srv.URL, "internal_token_file": filepath.Join(dir, "nope")},
+		"no url":            {"internal_token_file": empty},
+		"no token file":     {"validate_url": svc.srv.URL},
+		"empty token file":  {"validate_url": svc.srv.URL, "internal_token_file": empty},
+		"missing file":      {"validate_url": svc.srv.URL, "internal_token_file": filepath.Join(dir, "nope")},
+		"short token file":  {"validate_url": svc.srv.URL, "internal_token_file": secretIn(t, dir, "short", svc.token[:31])},
+		"placeholder token": {"validate_url": svc.srv.URL, "internal_token_file": secretIn(t, dir, "placeholder", "${INTERNAL_TOKEN}")},
+		"short redis password": svc.configFor(t, map[string]any{"redis": map[string]any{"addresses": []string{"127.0.0.1:1"},
+			"password_file": secretIn(t, dir, "redis-short", svc.token[:15])}}),
 		"bad header name":  svc.configFor(t, map[string]any{"header_names": []string{"X-User-ID"}}),
 		"bad roles mode":   svc.configFor(t, map[string]any{"roles_mode": "most"}),
 		"max_headers 5000": svc.configFor(t, map[string]any{"max_headers": 5000}),
@@ -355,6 +359,15 @@ func TestMisconfiguredInstanceFailsClosedWithoutLeakingTheToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+func secretIn(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func FuzzCredentialHeaders(f *testing.F) {

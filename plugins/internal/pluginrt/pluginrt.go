@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
+	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/pkg/redact"
 	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
@@ -69,11 +70,23 @@ func Misconfigured(ex exchange.Exchange) {
 	exchange.Deny(ex, 500, CodeMisconfigured, "the gateway is misconfigured", nil)
 }
 
+// Minimum lengths of the secrets plugins read (the same as the services').
+const (
+	// MinInternalToken is internal_token_file's (llm-api's INTERNAL_TOKEN).
+	MinInternalToken = 32
+	// MinRedisPassword is the redis password files' (llm-api's REDIS_PASSWORD).
+	MinRedisPassword = 16
+)
+
 // ReadSecretFile reads a secret from a file named in a plugin's config
 // (never the secret itself in kong.yml: Kong's Admin API would show it).
-// Trailing newlines are dropped; an empty path returns "". Errors name the
-// option and the path, never the content.
-func ReadSecretFile(option, path string) (string, error) {
+// Trailing newlines are dropped; an empty path returns "". A value shorter
+// than minLen bytes, or a placeholder from the templates and docs
+// (envconf.IsPlaceholder: "changeme", "${VAR}", one repeated character…), is
+// refused: a plugin is always strict (its instance then answers 500
+// edge_misconfigured). Errors name the option and the path, never the
+// content.
+func ReadSecretFile(option, path string, minLen int) (string, error) {
 	if path == "" {
 		return "", nil
 	}
@@ -82,8 +95,13 @@ func ReadSecretFile(option, path string) (string, error) {
 		return "", fmt.Errorf("%s: cannot read %s", option, path)
 	}
 	s := strings.TrimRight(string(b), "\r\n")
-	if s == "" {
+	switch {
+	case s == "":
 		return "", fmt.Errorf("%s: %s is empty", option, path)
+	case envconf.IsPlaceholder([]byte(s)):
+		return "", fmt.Errorf("%s: %s holds a placeholder or default value; generate a random secret", option, path)
+	case len(s) < minLen:
+		return "", fmt.Errorf("%s: %s holds %d bytes, at least %d required", option, path, len(s), minLen)
 	}
 	return s, nil
 }

@@ -3,6 +3,9 @@ package pluginrt
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -69,5 +72,47 @@ func BenchmarkOnceGet(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = o.Get(build, nil)
+	}
+}
+
+func TestReadSecretFileRefusals(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const good = "Zq8Wn2Lp5Rt7Yx1Cv4Bm6Nk9Hj3Gf0Ds"
+	tests := []struct {
+		name, path string
+		want       string // error prefix; "" = ok
+	}{
+		{"ok", write("ok", good+"\n"), ""},
+		{"unset", "", ""},
+		{"missing", filepath.Join(dir, "nope"), "internal_token_file: cannot read "},
+		{"empty", write("empty", "\r\n"), "internal_token_file: " + filepath.Join(dir, "empty") + " is empty"},
+		{"short", write("short", good[:31]), "internal_token_file: " + filepath.Join(dir, "short") + " holds 31 bytes, at least 32"},
+		{"placeholder", write("ph", "changeme-changeme-changeme-changeme"), "internal_token_file: " + filepath.Join(dir, "ph") + " holds a placeholder"},
+		{"template expression", write("tpl", "${INTERNAL_TOKEN}-0123456789abcdef0123456789"), "internal_token_file: " + filepath.Join(dir, "tpl") + " holds a placeholder"},
+		{"repeated", write("rep", strings.Repeat("x", 40)), "internal_token_file: " + filepath.Join(dir, "rep") + " holds a placeholder"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := ReadSecretFile("internal_token_file", tc.path, MinInternalToken)
+			if tc.want == "" {
+				if err != nil || (tc.path != "" && v != good) {
+					t.Fatalf("%q %v", v, err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("err %v, want prefix %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), good[:16]) || strings.Contains(err.Error(), "changeme") {
+				t.Fatal("the error carries the content")
+			}
+		})
 	}
 }

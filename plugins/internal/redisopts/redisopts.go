@@ -53,10 +53,10 @@ func (o Options) Config() (redisconn.Config, error) {
 		TLSServerName:    o.TLSServerName,
 	}
 	var err error
-	if c.Password, err = pluginrt.ReadSecretFile("redis.password_file", o.PasswordFile); err != nil {
+	if c.Password, err = pluginrt.ReadSecretFile("redis.password_file", o.PasswordFile, pluginrt.MinRedisPassword); err != nil {
 		return c, err
 	}
-	if c.SentinelPassword, err = pluginrt.ReadSecretFile("redis.sentinel_password_file", o.SentinelPasswordFile); err != nil {
+	if c.SentinelPassword, err = pluginrt.ReadSecretFile("redis.sentinel_password_file", o.SentinelPasswordFile, pluginrt.MinRedisPassword); err != nil {
 		return c, err
 	}
 	return c.WithDefaults(), c.Validate()

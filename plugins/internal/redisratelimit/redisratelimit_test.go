@@ -201,6 +201,9 @@ func TestMisconfiguredInstanceFailsClosedWithoutLeakingTheSecret(t *testing.T) {
 	if err := os.WriteFile(pw, []byte(secret), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	short, placeholder := filepath.Join(dir, "short"), filepath.Join(dir, "placeholder")
+	_ = os.WriteFile(short, []byte(secret[:15]), 0o600)
+	_ = os.WriteFile(placeholder, []byte("changeme"), 0o600)
 	cases := map[string]map[string]any{
 		"no limits":             {"redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}},
 		"negative limit":        {"second": -1, "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}},
@@ -210,6 +213,8 @@ func TestMisconfiguredInstanceFailsClosedWithoutLeakingTheSecret(t *testing.T) {
 		"no redis":              {"second": 1},
 		"missing password file": {"second": 1, "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}, "password_file": filepath.Join(dir, "nope")}},
 		"bad fail policy":       {"second": 1, "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}, "password_file": pw}, "on_redis_error": "maybe"},
+		"short password":        {"second": 1, "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}, "password_file": short}},
+		"placeholder password":  {"second": 1, "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}, "password_file": placeholder}},
 		"override without role": {"second": 1, "redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}, "role_overrides": []map[string]any{{"second": 1}}},
 	}
 	for name, cfg := range cases {

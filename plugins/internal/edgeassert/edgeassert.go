@@ -2,7 +2,9 @@
 // (X-Edge-Identity, package pkg/edgeid) to requests the auth plugins
 // authenticate. Both keycloak-jwt and keycloak-apikey configure it with the
 // same two options: upstream_name (the assertion's aud) and
-// edge_signing_key_file.
+// edge_signing_key_file, which is checked for a change every
+// KeyCheckInterval: a rotated key applies without restarting the plugin
+// server.
 package edgeassert
 
 import (
@@ -10,7 +12,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 )
@@ -20,8 +21,8 @@ const CodeEdgeError = "edge_error"
 
 // Asserter signs assertions for one upstream. A nil Asserter adds nothing.
 type Asserter struct {
-	signer *edgeid.Signer
-	aud    string
+	key *keyFile // the current signer, re-read when the file changes
+	aud string
 	now    func() time.Time
 }
 
@@ -33,11 +34,11 @@ func New(upstreamName, signingKeyFile string) (*Asserter, error) {
 	case upstreamName == "" || signingKeyFile == "":
 		return nil, errors.New("upstream_name and edge_signing_key_file go together")
 	}
-	s, err := edgeid.LoadSigner(signingKeyFile)
+	kf, err := loadKeyFile(signingKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("edge_signing_key_file: %w", err)
 	}
-	return &Asserter{signer: s, aud: upstreamName, now: time.Now}, nil
+	return &Asserter{key: kf, aud: upstreamName, now: time.Now}, nil
 }
 
 // Add sets X-Edge-Identity upstream for id, bound to the request's method
@@ -47,7 +48,7 @@ func (a *Asserter) Add(ex exchange.Exchange, id *identity.Identity) bool {
 	if a == nil {
 		return true
 	}
-	v, err := a.signer.Sign(id, a.aud, ex.Method(), ex.Path(), a.now())
+	v, err := a.key.cur.Load().Sign(id, a.aud, ex.Method(), ex.Path(), a.now())
 	if err != nil {
 		exchange.Deny(ex, 500, CodeEdgeError, "internal error", nil)
 		return false

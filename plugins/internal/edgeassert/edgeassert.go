@@ -23,7 +23,7 @@ const CodeEdgeError = "edge_error"
 type Asserter struct {
 	key *keyFile // the current signer, re-read when the file changes
 	aud string
-	now    func() time.Time
+	now func() time.Time
 }
 
 // New returns the Asserter of the two options: both set, or neither (nil).

@@ -1,12 +1,16 @@
 // Package envconf reads a service's configuration from the environment the
 // way every edgeguard service does: plain values with defaults and bounds,
-// lists, booleans, and secrets from files (NAME_FILE, what Kubernetes and
-// compose mount). In strict mode (the default outside `make dev`) an inline
-// secret, a missing required secret, a short one or a placeholder value
-// ("changeme", "secret", one repeated character…) is refused with one error
-// naming the variable — never the value.
+// lists, booleans, and secrets through pkg/secrets (NAME_FILE, what
+// Kubernetes and compose mount; NAME inline; HashiCorp Vault — in the order
+// SECRETS_SOURCES gives). In strict mode (the default outside `make dev`) an
+// inline secret, a missing required secret, a short one or a placeholder
+// value ("changeme", a value the templates and docs show, "${VAR}", one
+// repeated character…) is refused with one error naming the variable —
+// never the value.
 //
-// It reads; it does not connect to anything, and it never logs.
+// It reads; it does not connect to anything itself (a Vault backend, when
+// configured, does), and it never logs (the Resolver keeps its access
+// records for the service's logger).
 package envconf
 
 import (

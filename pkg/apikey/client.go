@@ -44,7 +44,7 @@ func (v *Validator) call(k Key, reqID string, now time.Time) (*identity.Identity
 	}
 	req.Header["Content-Type"] = []string{"application/json"}
 	req.Header["Accept"] = []string{"application/json"}
-	req.Header["X-Internal-Token"] = []string{v.token}
+	req.Header["X-Internal-Token"] = []string{v.currentToken()}
 	if reqID != "" {
 		req.Header["X-Request-ID"] = []string{reqID}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
+	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
@@ -57,8 +58,13 @@ type Config struct {
 	// a host, no user info, query or fragment. Required.
 	URL string
 	// InternalToken is the X-Internal-Token secret (the caller reads it from
-	// a file). Required. Never printed, logged or put in an error.
+	// a file). Required unless InternalTokenSource is set. Never printed,
+	// logged or put in an error.
 	InternalToken []byte
+	// InternalTokenSource, when set, replaces InternalToken: its current
+	// value is sent with every call, so a rotated token file applies without
+	// a new Validator (pkg/secrets.Value; the plugins share one per file).
+	InternalTokenSource *secrets.Value
 
 	// Timeout bounds one validator call (connect to last byte). Default 2s.
 	Timeout time.Duration
@@ -163,16 +169,16 @@ func (c Config) Validate() error {
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
 		return bad("url must not have a query or fragment")
 	}
-	if len(c.InternalToken) == 0 {
+	tok := c.internalToken()
+	if len(tok) == 0 {
 		return bad("internal token is required")
 	}
-	for _, b := range c.InternalToken {
+	for _, b := range tok {
 		if (b < 0x20 && b != '\t') || b == 0x7f {
 			return bad("internal token holds a control character")
 		}
 	}
-	if c.InternalToken[0] == ' ' || c.InternalToken[0] == '\t' ||
-		c.InternalToken[len(c.InternalToken)-1] == ' ' || c.InternalToken[len(c.InternalToken)-1] == '\t' {
+	if tok[0] == ' ' || tok[0] == '\t' || tok[len(tok)-1] == ' ' || tok[len(tok)-1] == '\t' {
 		return bad("internal token has leading or trailing whitespace (a newline-trimmed file?)")
 	}
 	for _, d := range []struct {
@@ -211,6 +217,10 @@ func (c Config) Validate() error {
 // internal token enters only as a hash.
 func (c *Config) fingerprint() string {
 	tok := sha256.Sum256(c.InternalToken)
+	if c.InternalTokenSource != nil {
+		// one Value per token file: the validator follows it across rotations
+		tok = sha256.Sum256(fmt.Appendf(nil, "source:%p", c.InternalTokenSource))
+	}
 	s := fmt.Sprintf("url=%q tok=%x timeout=%d pos=%d neg=%d stale=%d entries=%d inflight=%d fail=%d/%d/%d/%q clients=%d redis=%p prefix=%q rto=%d",
 		c.URL, tok, c.Timeout, c.PositiveTTL, c.NegativeTTL, c.MaxStale, c.MaxEntries, c.MaxInFlight,
 		c.FailureLimit.Period, c.FailureLimit.Rate, c.FailureLimit.Burst, c.FailureLimit.Name,
@@ -219,10 +229,18 @@ func (c *Config) fingerprint() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// internalToken is the token to send now.
+func (c *Config) internalToken() []byte {
+	if c.InternalTokenSource != nil {
+		return c.InternalTokenSource.Get()
+	}
+	return c.InternalToken
+}
+
 // String shows the configuration without the internal token.
 func (c Config) String() string {
 	return fmt.Sprintf("{url:%q internal_token:%t timeout:%s positive_ttl:%s negative_ttl:%s max_stale:%s max_entries:%d max_in_flight:%d failure_limit:%s redis:%t redis_key_prefix:%q}",
-		c.URL, len(c.InternalToken) > 0, c.Timeout, c.PositiveTTL, c.NegativeTTL, c.MaxStale, c.MaxEntries,
+		c.URL, len(c.internalToken()) > 0, c.Timeout, c.PositiveTTL, c.NegativeTTL, c.MaxStale, c.MaxEntries,
 		c.MaxInFlight, c.FailureLimit, c.Redis != nil, c.RedisKeyPrefix)
 }
 
@@ -252,13 +270,13 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		FailureLimit  string `json:"failure_limit"`
 		Redis         bool   `json:"redis"`
 		RedisPrefix   string `json:"redis_key_prefix"`
-	}{c.URL, len(c.InternalToken) > 0, c.Timeout.String(), c.PositiveTTL.String(), c.NegativeTTL.String(),
+	}{c.URL, len(c.internalToken()) > 0, c.Timeout.String(), c.PositiveTTL.String(), c.NegativeTTL.String(),
 		c.MaxStale.String(), c.MaxEntries, c.MaxInFlight, c.FailureLimit.String(), c.Redis != nil, c.RedisKeyPrefix})
 }
 
 // MarshalZerologObject logs the configuration without the internal token.
 func (c Config) MarshalZerologObject(e *zerolog.Event) {
-	e.Str("url", c.URL).Bool("internal_token", len(c.InternalToken) > 0).Dur("timeout", c.Timeout).
+	e.Str("url", c.URL).Bool("internal_token", len(c.internalToken()) > 0).Dur("timeout", c.Timeout).
 		Dur("positive_ttl", c.PositiveTTL).Dur("negative_ttl", c.NegativeTTL).Dur("max_stale", c.MaxStale).
 		Int("max_entries", c.MaxEntries).Int("max_in_flight", c.MaxInFlight).
 		Stringer("failure_limit", c.FailureLimit).Bool("redis", c.Redis != nil)

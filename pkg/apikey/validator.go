@@ -20,6 +20,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/logthrottle"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
+	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
@@ -89,13 +90,14 @@ func HTTPStatus(err error) (status int, code string) {
 // NewValidator (and Close it) or get the process-wide one for a
 // configuration with Shared.
 type Validator struct {
-	cfg     Config
-	url     string
-	token   string // the header value; redacted from every message
-	client  *http.Client
-	ownHTTP bool
-	now     func() time.Time
-	hitNow  func() int64 // Unix nanoseconds: coarseclock.NowNanos unless a clock is injected
+	cfg      Config
+	url      string
+	token    string         // the header value; redacted from every message
+	tokenSrc *secrets.Value // when set, the current header value
+	client   *http.Client
+	ownHTTP  bool
+	now      func() time.Time
+	hitNow   func() int64 // Unix nanoseconds: coarseclock.NowNanos unless a clock is injected
 
 	cache    *keyCache
 	flights  flightGroup
@@ -140,6 +142,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 		cfg:        cfg,
 		url:        cfg.URL,
 		token:      string(cfg.InternalToken),
+		tokenSrc:   cfg.InternalTokenSource,
 		now:        cfg.Now,
 		hitNow:     func() int64 { return cfg.Now().UnixNano() },
 		cache:      newKeyCache(cfg.MaxEntries),
@@ -478,10 +481,21 @@ func (v *Validator) isClosed() bool {
 // redact removes the internal token from a message. Transport errors do not
 // carry request headers; this makes sure of it.
 func (v *Validator) redact(msg string) string {
+	if t := v.currentToken(); t != "" {
+		msg = strings.ReplaceAll(msg, t, "[redacted]")
+	}
 	if v.token != "" {
 		msg = strings.ReplaceAll(msg, v.token, "[redacted]")
 	}
 	return msg
+}
+
+// currentToken is the X-Internal-Token to send now.
+func (v *Validator) currentToken() string {
+	if v.tokenSrc != nil {
+		return string(v.tokenSrc.Get())
+	}
+	return v.token
 }
 
 // warn logs a failure at most once per interval, with a count of what it

@@ -189,21 +189,23 @@ func (c *Config) validatorConfig() (apikey.Config, error) {
 	if c.ValidateURL == "" || c.InternalTokenFile == "" {
 		return apikey.Config{}, fmt.Errorf("%w: validate_url and internal_token_file are required", ErrInvalidConfig)
 	}
-	token, err := pluginrt.ReadSecretFile("internal_token_file", c.InternalTokenFile, pluginrt.MinInternalToken)
+	// followed across rotations: a new token file applies within
+	// pluginrt.SecretCheckInterval, without restarting the plugin server
+	token, err := pluginrt.SecretFileValue("internal_token_file", c.InternalTokenFile, pluginrt.MinInternalToken)
 	if err != nil {
 		return apikey.Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	log := c.logger()
 	vc := apikey.Config{
-		URL:           c.ValidateURL,
-		InternalToken: []byte(token),
-		Timeout:       time.Duration(c.TimeoutMS) * time.Millisecond,
-		PositiveTTL:   time.Duration(c.PositiveTTLSeconds) * time.Second,
-		NegativeTTL:   time.Duration(c.NegativeTTLSeconds) * time.Second,
-		MaxStale:      time.Duration(c.MaxStaleSeconds) * time.Second,
-		MaxEntries:    c.CacheEntries,
-		MaxInFlight:   c.MaxInFlight,
-		Logger:        &log,
+		URL:                 c.ValidateURL,
+		InternalTokenSource: token,
+		Timeout:             time.Duration(c.TimeoutMS) * time.Millisecond,
+		PositiveTTL:         time.Duration(c.PositiveTTLSeconds) * time.Second,
+		NegativeTTL:         time.Duration(c.NegativeTTLSeconds) * time.Second,
+		MaxStale:            time.Duration(c.MaxStaleSeconds) * time.Second,
+		MaxEntries:          c.CacheEntries,
+		MaxInFlight:         c.MaxInFlight,
+		Logger:              &log,
 	}
 	if c.FailuresPerMinute > 0 {
 		vc.FailureLimit = ratelimit.Limit{Rate: c.FailuresPerMinute, Period: time.Minute}

@@ -1,6 +1,7 @@
 package pluginrt
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -114,5 +115,40 @@ func TestReadSecretFileRefusals(t *testing.T) {
 				t.Fatal("the error carries the content")
 			}
 		})
+	}
+}
+
+func TestSecretFileValueFollowsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "token")
+	const t1, t2 = "t1-Hq3Lm8Zp2Rv6Wx9Yc4Bn7Kd1Fg5Js0Ta", "t2-Nw5Qe8Ru1Ty4Ui7Op0As3Df6Gh9Jk2Lz"
+	if err := os.WriteFile(p, []byte(t1+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v, err := SecretFileValue("internal_token_file", p, MinInternalToken)
+	if err != nil || string(v.Get()) != t1 {
+		t.Fatal(err)
+	}
+	if again, _ := SecretFileValue("internal_token_file", p, MinInternalToken); again != v {
+		t.Fatal("one value per file")
+	}
+	tmp := filepath.Join(dir, "token.new")
+	if err := os.WriteFile(tmp, []byte(t2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _, err := v.Refresh(context.Background()); !changed || err != nil || string(v.Get()) != t2 {
+		t.Fatal("rotation not seen", changed, err)
+	}
+	if err := os.WriteFile(p, []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.Refresh(context.Background()); err == nil || string(v.Get()) != t2 {
+		t.Fatal("a refused content replaced the token", err)
+	}
+	if _, err := SecretFileValue("internal_token_file", filepath.Join(dir, "nope"), MinInternalToken); err == nil {
+		t.Fatal("missing file accepted")
 	}
 }

@@ -5,8 +5,8 @@ package envconf
 // documentedPlaceholders are the secret values shown in .env.template,
 // config/secrets.env.example and the READMEs.
 var documentedPlaceholders = []string{
-	"${VAR}",   // plugins/keycloak-apikey/README.md:20
-	"changeme", // services/media-api/README.md:209
-	"password", // services/llm-api/README.md:316
-	"secret",   // services/media-api/README.md:209
+	"${VAR}",   // plugins/keycloak-apikey/README.md
+	"changeme", // services/media-api/README.md
+	"password", // services/llm-api/README.md
+	"secret",   // services/media-api/README.md
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -227,6 +229,10 @@ func TestTooManyHeadersIs431(t *testing.T) {
 }
 
 func TestMisconfiguredInstanceFailsClosedAndLogsOnce(t *testing.T) {
+	notAKey := filepath.Join(t.TempDir(), "edge.pem")
+	if err := os.WriteFile(notAKey, []byte("-----BEGIN PRIVATE KEY-----\nZm9v\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string]map[string]any{
 		"no issuer":         {"audiences": []string{"jan-api"}},
 		"no audience":       {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}},
@@ -238,6 +244,12 @@ func TestMisconfiguredInstanceFailsClosedAndLogsOnce(t *testing.T) {
 		"negative leeway":   {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"}, "leeway_seconds": -1},
 		"bad header name":   {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"}, "header_names": []string{"X Bad"}},
 		"authorization ext": {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"}, "header_names": []string{"authorization"}},
+		"missing signing key file": {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"},
+			"upstream_name": "llm-api", "edge_signing_key_file": "/nonexistent/edge.pem"},
+		"signing key file not a key": {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"},
+			"upstream_name": "llm-api", "edge_signing_key_file": notAKey},
+		"signing key without upstream": {"issuers": []map[string]any{{"issuer": "https://idp/realms/jan"}}, "audiences": []string{"a"},
+			"edge_signing_key_file": notAKey},
 	}
 	for name, cfg := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/pkg/secrets"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/server"
 )
 
 // The internal token's rotation (config/README.md "Rotation"): the service
@@ -76,4 +77,27 @@ func TestInternalTokenRotationGraceWindow(t *testing.T) {
 			t.Fatalf("%s: old token %d (want %d), new token %d (want %d)", s.name, got1, s.t1, got2, s.t2)
 		}
 	}
+}
+
+// TokenMatches accepts exactly the configured tokens: never a prefix, an
+// extension, a case variant, an empty header or anything when no token is
+// set.
+func FuzzTokenMatches(f *testing.F) {
+	const cur, prev = "t2-Nw5Qe8Ru1Ty4Ui7Op0As3Df6Gh9Jk2Lz", "t1-Hq3Lm8Zp2Rv6Wx9Yc4Bn7Kd1Fg5Js0Ta"
+	for _, s := range []string{cur, prev, "", cur[:10], cur + "x", strings.ToUpper(cur), cur + "\x00", " " + cur,
+		cur + "," + prev, strings.Repeat("A", 1<<16), "\r\n", prev[:len(prev)-1]} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, got string) {
+		want := got == cur || got == prev
+		if server.TokenMatches([]byte(got), []byte(cur), []byte(prev)) != want {
+			t.Fatalf("TokenMatches(%q) != %v", got, want)
+		}
+		if server.TokenMatches([]byte(got), []byte(cur), nil) != (got == cur) {
+			t.Fatalf("with no previous token: TokenMatches(%q)", got)
+		}
+		if server.TokenMatches([]byte(got)) || server.TokenMatches([]byte(got), nil, []byte{}) {
+			t.Fatal("matched with no token set")
+		}
+	})
 }

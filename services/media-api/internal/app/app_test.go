@@ -155,7 +155,8 @@ func TestServiceOverHTTP(t *testing.T) {
 	}
 	done <- nil
 	out := logs.String()
-	if !strings.Contains(out, "media-api listening") || !strings.Contains(out, "retention pass") || !strings.Contains(out, `"route":"/v1/media/:id/content"`) {
+	if !strings.Contains(out, "media-api listening") || !strings.Contains(out, "retention pass") || !strings.Contains(out, `"route":"/v1/media/:id/content"`) ||
+		!strings.Contains(out, `"secret":"MEDIA_URL_SIGNING_KEY","backend":"file","outcome":"found","message":"secret access"`) {
 		t.Fatalf("expected log lines missing:\n%s", out)
 	}
 	for _, s := range secrets {

@@ -60,6 +60,7 @@ func (f *fake) Lookup(_ context.Context, name string) ([]byte, error) {
 }
 
 func TestResolverOrderAndFallback(t *testing.T) {
+	testenv.RecordSecret(value, "Zq8Wn2Lp5Rt7Yx1Cv4Bm6Nk9Hj3Gf0Ds")
 	down := fmt.Errorf("vault: %w: connection refused", ErrUnavailable)
 	denied := errors.New("S: vault: permission denied")
 	tests := []struct {

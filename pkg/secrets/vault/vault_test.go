@@ -42,6 +42,7 @@ type fakeVault struct {
 }
 
 func newFake(t *testing.T) (*fakeVault, *httptest.Server) {
+	testenv.RecordSecret(pepper, rootTok, roleID, secretID)
 	f := &fakeVault{data: map[string]map[string]any{}, tokens: map[string]bool{rootTok: true}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/pkg/secrets"
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/server"
 )
 
@@ -21,6 +22,7 @@ func TestInternalTokenRotationGraceWindow(t *testing.T) {
 		t1 = "t1-Hq3Lm8Zp2Rv6Wx9Yc4Bn7Kd1Fg5Js0Ta"
 		t2 = "t2-Nw5Qe8Ru1Ty4Ui7Op0As3Df6Gh9Jk2Lz"
 	)
+	testenv.RecordSecret(t1, t2)
 	files := map[string]string{"/run/secrets/internal": t1}
 	l := &envconf.Loader{Strict: true, Getenv: func(k string) string {
 		return map[string]string{"INTERNAL_TOKEN_FILE": "/run/secrets/internal", "INTERNAL_TOKEN_PREVIOUS_FILE": "/run/secrets/internal_previous"}[k]

@@ -10,6 +10,8 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/rs/zerolog"
+
+	"github.com/edgeguard/edgeguard/pkg/tracing"
 )
 
 // Service holds the settings every private service reads the same way.
@@ -34,13 +36,18 @@ type Service struct {
 	// SecretsRefresh (SECRETS_REFRESH_INTERVAL, default 30s, 0 off) is how
 	// often secrets that rotate without a restart are read again.
 	SecretsRefresh time.Duration
+	// Tracing (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME,
+	// OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG): off unless an
+	// endpoint is set (pkg/tracing).
+	Tracing tracing.Config
 }
 
 // SecretsSources is SECRETS_SOURCES' default.
 const SecretsSources = "file,env"
 
-// Service reads STRICT, LISTEN_ADDR, INTERNAL_LISTEN_ADDR, TRUSTED_PROXIES
-// and LOG_LEVEL, and sets l.Strict for the secrets read after it.
+// Service reads STRICT, LISTEN_ADDR, INTERNAL_LISTEN_ADDR, TRUSTED_PROXIES,
+// LOG_LEVEL and the OTEL_* tracing variables, and sets l.Strict for the
+// secrets read after it.
 func (l *Loader) Service() (Service, error) {
 	var s Service
 	var err error
@@ -71,6 +78,20 @@ func (l *Loader) Service() (Service, error) {
 	lvl := l.Str("LOG_LEVEL", "info")
 	if s.LogLevel, err = zerolog.ParseLevel(lvl); err != nil || lvl == "" {
 		return s, fmt.Errorf("LOG_LEVEL: %q is not one of trace, debug, info, warn, error", lvl)
+	}
+	s.Tracing = tracing.Config{
+		Endpoint:    l.Str("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+		ServiceName: l.Str("OTEL_SERVICE_NAME", ""),
+		Sampler:     l.Str("OTEL_TRACES_SAMPLER", "parentbased_always_on"),
+	}
+	if s.Tracing.SamplerArg, err = tracing.ParseRatio(l.Str("OTEL_TRACES_SAMPLER_ARG", "")); err != nil {
+		return s, err
+	}
+	if s.Tracing.ServiceName != "" && !ServiceName(s.Tracing.ServiceName) {
+		return s, errors.New("OTEL_SERVICE_NAME: must match [a-z0-9-]{1,64}")
+	}
+	if err := s.Tracing.Validate(); err != nil {
+		return s, err
 	}
 	return s, nil
 }

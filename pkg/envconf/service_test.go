@@ -29,12 +29,39 @@ func TestServiceRefusals(t *testing.T) {
 		{map[string]string{"TRUSTED_PROXIES": "0.0.0.0/0"}, "TRUSTED_PROXIES: "},
 		{map[string]string{"TRUSTED_PROXIES": "::/0"}, "TRUSTED_PROXIES: "},
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL: "},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT: "},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:pw@collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT: "},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/?token=x"}, "OTEL_EXPORTER_OTLP_ENDPOINT: "},
+		{map[string]string{"OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER: "},
+		{map[string]string{"OTEL_TRACES_SAMPLER_ARG": "1.5"}, "OTEL_TRACES_SAMPLER_ARG: "},
+		{map[string]string{"OTEL_TRACES_SAMPLER_ARG": "half"}, "OTEL_TRACES_SAMPLER_ARG: "},
+		{map[string]string{"OTEL_SERVICE_NAME": "LLM API"}, "OTEL_SERVICE_NAME: "},
 	}
 	for _, tc := range tests {
 		_, err := loader(tc.env, nil, true).Service()
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("%v: got %v, want prefix %q", tc.env, err, tc.want)
 		}
+	}
+}
+
+func TestTracingIsOffByDefaultAndReadsTheStandardVariables(t *testing.T) {
+	s, err := loader(nil, nil, true).Service()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Tracing.Enabled() || s.Tracing.Sampler != "parentbased_always_on" || s.Tracing.SamplerArg != 1 {
+		t.Fatalf("default tracing: %+v", s.Tracing)
+	}
+	s, err = loader(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318",
+		"OTEL_SERVICE_NAME": "llm-api-eu", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+		"OTEL_TRACES_SAMPLER_ARG": "0.25"}, nil, true).Service()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Tracing.Enabled() || s.Tracing.Endpoint != "http://otel-collector:4318" || s.Tracing.ServiceName != "llm-api-eu" ||
+		s.Tracing.Sampler != "parentbased_traceidratio" || s.Tracing.SamplerArg != 0.25 {
+		t.Fatalf("tracing: %+v", s.Tracing)
 	}
 }
 

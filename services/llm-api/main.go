@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/redact"
+	"github.com/edgeguard/edgeguard/pkg/tracing"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/app"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/config"
 	"github.com/rs/zerolog"
@@ -27,6 +28,16 @@ func main() {
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	log := zerolog.New(redact.Writer(os.Stderr)).Level(cfg.LogLevel).With().Timestamp().Str("service", "llm-api").Logger()
+
+	stopTracing, err := tracing.Start(cfg.Tracing, "llm-api")
+	if err != nil {
+		log.Error().Err(err).Msg("start-up failed")
+		os.Exit(2)
+	}
+	defer stopTracing()
+	if cfg.Tracing.Enabled() {
+		log.Info().Str("sampler", cfg.Tracing.Sampler).Float64("sampler_arg", cfg.Tracing.SamplerArg).Msg("traces exported over OTLP/HTTP")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

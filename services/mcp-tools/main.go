@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/redact"
+	"github.com/edgeguard/edgeguard/pkg/tracing"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/app"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/config"
 	"github.com/rs/zerolog"
@@ -26,6 +27,16 @@ func main() {
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	log := zerolog.New(redact.Writer(os.Stderr)).Level(cfg.LogLevel).With().Timestamp().Str("service", "mcp-tools").Logger()
+
+	stopTracing, err := tracing.Start(cfg.Tracing, "mcp-tools")
+	if err != nil {
+		log.Error().Err(err).Msg("start-up failed")
+		os.Exit(2)
+	}
+	defer stopTracing()
+	if cfg.Tracing.Enabled() {
+		log.Info().Str("sampler", cfg.Tracing.Sampler).Float64("sampler_arg", cfg.Tracing.SamplerArg).Msg("traces exported over OTLP/HTTP")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

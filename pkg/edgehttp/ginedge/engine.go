@@ -11,10 +11,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics/ginmetrics"
+	"github.com/edgeguard/edgeguard/pkg/tracing"
 )
 
 // ErrTrustAll refuses a trusted-proxy list that trusts every address.
@@ -26,7 +28,8 @@ var ginMode sync.Once
 // release mode; no path redirects; 405 for a known path with another method;
 // X-Forwarded-For believed only from the trusted proxies (TRUSTED_PROXIES:
 // addresses or CIDR prefixes; none by default; trust-everything refused);
-// a request id and one access-log line per request (RequestLog); panics
+// a server span per request named by its route template (Trace); a
+// request id and one access-log line per request (RequestLog); panics
 // answered 500 (Recovery); metrics when m is not nil; JSON 404/405.
 func NewEngine(log zerolog.Logger, trusted []string, m *httpmetrics.Metrics) (*gin.Engine, error) {
 	ginMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
@@ -54,7 +57,7 @@ func NewEngine(log zerolog.Logger, trusted []string, m *httpmetrics.Metrics) (*g
 	if err := e.SetTrustedProxies(trusted); err != nil {
 		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
-	e.Use(RequestLog(log), Recovery())
+	e.Use(Trace(), RequestLog(log), Recovery())
 	if m != nil {
 		e.Use(ginmetrics.Middleware(m))
 	}
@@ -74,7 +77,11 @@ func RequestLog(base zerolog.Logger) gin.HandlerFunc {
 		start := time.Now()
 		id := edgehttp.RequestID(c.Request)
 		c.Header(edgehttp.HeaderRequestID, id)
-		l := base.With().Str("request_id", id).Logger()
+		lc := base.With().Str("request_id", id)
+		if sc := trace.SpanContextFromContext(c.Request.Context()); sc.IsValid() {
+			lc = lc.Str("trace_id", sc.TraceID().String())
+		}
+		l := lc.Logger()
 		c.Request = c.Request.WithContext(l.WithContext(c.Request.Context()))
 		c.Next()
 		route := c.FullPath()
@@ -88,6 +95,25 @@ func RequestLog(base zerolog.Logger) gin.HandlerFunc {
 		l.WithLevel(lvl).Str("method", c.Request.Method).Str("route", route).
 			Int("status", c.Writer.Status()).Int("bytes_out", c.Writer.Size()).
 			Dur("duration", time.Since(start)).Str("client_ip", c.ClientIP()).Msg("request")
+	}
+}
+
+// Trace starts the request's server span (pkg/tracing): the incoming W3C
+// traceparent (Kong's opentelemetry plugin) is its parent, its name is the
+// method and the route template (c.FullPath, "unmatched" when none: never
+// the raw path or the query), and it records the status. With tracing off
+// the span is a no-op one that still carries the incoming trace context, so
+// outgoing requests (tracing.Transport) pass Kong's trace on.
+func Trace() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		ctx, span := tracing.StartServer(c.Request, route)
+		c.Request = c.Request.WithContext(ctx)
+		defer func() { tracing.EndServer(span, c.Writer.Status()) }()
+		c.Next()
 	}
 }
 

@@ -11,6 +11,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 )
@@ -68,5 +71,47 @@ func TestEngineLogsRouteTemplatesAndRecoversPanics(t *testing.T) {
 	}
 	if !strings.Contains(out, `"route":"/v1/media/:id/content"`) || !strings.Contains(out, `"request_id":"req-1"`) {
 		t.Fatalf("log: %s", out)
+	}
+}
+
+func TestEngineTracesEachRequestByRouteTemplateUnderKongsTrace(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	otel.SetTracerProvider(tp)
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	const secret = "sk_live_TOPSECRETvalue0123456789"
+	const kongTrace, kongSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	var logs bytes.Buffer
+	e, err := ginedge.NewEngine(zerolog.New(&logs), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.GET("/v1/media/:id/content", func(c *gin.Context) { c.Status(http.StatusOK) })
+	r := httptest.NewRequest("GET", "/v1/media/jan_abc/content?sig="+secret, nil)
+	r.Header.Set("Traceparent", "00-"+kongTrace+"-"+kongSpan+"-01")
+	r.Header.Set("Authorization", "Bearer "+secret)
+	r.Header.Set("X-API-Key", secret)
+	e.ServeHTTP(httptest.NewRecorder(), r)
+	e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/nope/"+secret, nil))
+	spans := sr.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	s := spans[0]
+	if s.Name() != "GET /v1/media/:id/content" || s.Parent().TraceID().String() != kongTrace || s.Parent().SpanID().String() != kongSpan {
+		t.Fatalf("span %q parent %v", s.Name(), s.Parent())
+	}
+	if spans[1].Name() != "GET unmatched" || spans[1].Parent().IsValid() {
+		t.Fatalf("unmatched span %q parent %v", spans[1].Name(), spans[1].Parent())
+	}
+	for _, sp := range spans {
+		for _, a := range sp.Attributes() {
+			if v := a.Value.Emit(); strings.Contains(v, secret) || strings.Contains(v, "jan_abc") {
+				t.Fatalf("attribute %s=%s", a.Key, v)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), `"trace_id":"`+kongTrace+`"`) {
+		t.Fatalf("the access log lacks the trace id: %s", logs.String())
 	}
 }

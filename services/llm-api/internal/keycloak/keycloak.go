@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/Nerzal/gocloak/v13"
+	"github.com/edgeguard/edgeguard/pkg/tracing"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 )
 
@@ -89,6 +90,8 @@ func newGoCloak(cfg Config) *gocloak.GoCloak {
 	rc.SetDisableWarn(true)
 	rc.SetLogger(quietLogger{})
 	rc.SetRetryCount(0)
+	// client spans (pkg/tracing) on calls made for a traced request
+	rc.SetTransport(tracing.Transport(http.DefaultTransport.(*http.Transport).Clone()))
 	return gc
 }
 

@@ -20,6 +20,7 @@ const secret = "s3cret-client-secret-value-0123456789"
 // fakeKeycloak serves the token endpoint and the two admin endpoints the
 // Source uses, the way Keycloak 26 answers them.
 type fakeKeycloak struct {
+	traceparents []string
 	mu       sync.Mutex
 	logins   int
 	token    int
@@ -35,6 +36,7 @@ func (f *fakeKeycloak) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.paths = append(f.paths, r.URL.EscapedPath())
+	f.traceparents = append(f.traceparents, r.Header.Get("Traceparent"))
 	w.Header().Set("Content-Type", "application/json")
 	if r.URL.Path == "/realms/jan/protocol/openid-connect/token" {
 		_ = r.ParseForm()

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
+	"github.com/edgeguard/edgeguard/pkg/tracing"
 	"github.com/rs/zerolog"
 )
 
@@ -133,8 +134,10 @@ func New(cfg Config) (*Proxy, error) {
 		rt = p.trans
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      rt,
+		Rewrite: p.rewrite,
+		// a client span per upstream call, carrying the trace on in
+		// traceparent (the incoming one is not in forwardedHeaders)
+		Transport:      tracing.Transport(rt),
 		FlushInterval:  -1,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,

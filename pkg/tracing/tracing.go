@@ -1,0 +1,204 @@
+// Package tracing is the OpenTelemetry side of the services: one
+// configuration (the standard OTEL_* variables, read by pkg/envconf), one
+// set-up (an OTLP/HTTP exporter behind a batch processor, installed as the
+// global tracer provider), the W3C trace-context propagator, and the two
+// span shapes the services produce: a server span per request named by the
+// route template, and a client span per outgoing HTTP request with the
+// trace context injected.
+//
+// It is off by default: without OTEL_EXPORTER_OTLP_ENDPOINT, Start installs
+// nothing (no exporter, no goroutine) and the spans are the global no-op
+// tracer's, which still carry an incoming traceparent's context, so the
+// services pass Kong's trace on to their upstreams either way.
+//
+// What it never records: raw paths, query strings, header values, bodies,
+// client addresses, error texts (a transport error names its URL). Spans
+// carry the method, the route template, the status, and for client spans
+// the upstream host and port.
+//
+// It is not a metrics or logging package (pkg/httpmetrics, zerolog).
+package tracing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Samplers are the OTEL_TRACES_SAMPLER values supported (the
+// specification's names); the default is parentbased_always_on, so Kong's
+// sampling decision (the traceparent's sampled flag) is followed.
+var Samplers = []string{"always_on", "always_off", "traceidratio",
+	"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"}
+
+// Config is the tracing configuration of a service.
+type Config struct {
+	// Endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the collector's OTLP/HTTP
+	// base URL, e.g. http://otel-collector:4318; spans go to
+	// Endpoint + "/v1/traces". Empty: tracing off.
+	Endpoint string
+	// ServiceName (OTEL_SERVICE_NAME) names the service in traces; empty:
+	// the service's own name.
+	ServiceName string
+	// Sampler (OTEL_TRACES_SAMPLER, default parentbased_always_on) and
+	// SamplerArg (OTEL_TRACES_SAMPLER_ARG, the ratio of the *traceidratio
+	// samplers, 0..1, default 1).
+	Sampler    string
+	SamplerArg float64
+}
+
+// Enabled reports whether spans are exported.
+func (c Config) Enabled() bool { return c.Endpoint != "" }
+
+// Validate checks c: an absolute http(s) endpoint without credentials, a
+// query or a fragment (a collector token belongs in a header, never a URL
+// that is logged), a known sampler, a ratio in 0..1.
+func (c Config) Validate() error {
+	if c.Endpoint != "" {
+		u, err := url.Parse(c.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("OTEL_EXPORTER_OTLP_ENDPOINT: not an absolute http(s) URL")
+		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return errors.New("OTEL_EXPORTER_OTLP_ENDPOINT: must not carry credentials, a query or a fragment")
+		}
+	}
+	if c.Sampler != "" && !contains(Samplers, c.Sampler) {
+		return fmt.Errorf("OTEL_TRACES_SAMPLER: %q is not one of %s", c.Sampler, strings.Join(Samplers, ", "))
+	}
+	if c.SamplerArg < 0 || c.SamplerArg > 1 {
+		return errors.New("OTEL_TRACES_SAMPLER_ARG: must be a ratio between 0 and 1")
+	}
+	return nil
+}
+
+// ParseRatio reads OTEL_TRACES_SAMPLER_ARG ("" is 1).
+func ParseRatio(s string) (float64, error) {
+	if s == "" {
+		return 1, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f > 1 {
+		return 0, errors.New("OTEL_TRACES_SAMPLER_ARG: must be a ratio between 0 and 1")
+	}
+	return f, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (c Config) sampler() sdktrace.Sampler {
+	switch c.Sampler {
+	case "always_on":
+		return sdktrace.AlwaysSample()
+	case "always_off":
+		return sdktrace.NeverSample()
+	case "traceidratio":
+		return sdktrace.TraceIDRatioBased(c.SamplerArg)
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample())
+	case "parentbased_traceidratio":
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(c.SamplerArg))
+	default:
+		return sdktrace.ParentBased(sdktrace.AlwaysSample())
+	}
+}
+
+// ShutdownTimeout bounds the final flush of Start's provider.
+const ShutdownTimeout = 5 * time.Second
+
+// Start installs tracing for the service named service (the default of
+// OTEL_SERVICE_NAME) and returns the function that flushes and stops it
+// (bounded by ShutdownTimeout). When c is not Enabled it installs nothing,
+// starts nothing, and the stop function does nothing. The exporter does no
+// I/O until the first batch.
+func Start(c Config, service string) (stop func(), err error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	otel.SetTextMapPropagator(Propagator)
+	if !c.Enabled() {
+		return func() {}, nil
+	}
+	tp, err := NewProvider(c, service)
+	if err != nil {
+		return nil, err
+	}
+	otel.SetTracerProvider(tp)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+		_ = tp.Shutdown(ctx)
+	}, nil
+}
+
+// NewProvider returns the SDK provider Start installs: the configured
+// sampler, the service's resource, and a batch processor exporting to
+// Endpoint + "/v1/traces" over OTLP/HTTP (protobuf).
+func NewProvider(c Config, service string) (*sdktrace.TracerProvider, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if !c.Enabled() {
+		return nil, errors.New("OTEL_EXPORTER_OTLP_ENDPOINT: unset")
+	}
+	name := c.ServiceName
+	if name == "" {
+		name = service
+	}
+	exp, err := otlptracehttp.New(context.Background(),
+		otlptracehttp.WithEndpointURL(strings.TrimRight(c.Endpoint, "/")+"/v1/traces"))
+	if err != nil {
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err)
+	}
+	res := resource.NewSchemaless(attribute.String("service.name", name))
+	return sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(c.sampler()),
+		sdktrace.WithResource(res),
+		sdktrace.WithBatcher(exp),
+	), nil
+}
+
+// Propagator is the W3C trace-context propagator (traceparent and
+// tracestate) the services extract and inject — the format Kong's
+// opentelemetry plugin sends with header_type w3c. Baggage is not
+// propagated: it is free-form client data.
+var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
+
+// instrumentation is the tracer's instrumentation scope name.
+const instrumentation = "github.com/edgeguard/edgeguard/pkg/tracing"
+
+// Tracer is the tracer of the global provider (the no-op one until Start
+// installs an exporter).
+func Tracer() trace.Tracer { return otel.GetTracerProvider().Tracer(instrumentation) }
+
+// knownMethods bound the span names: any other method is "_OTHER".
+var knownMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,
+	"DELETE": true, "OPTIONS": true, "CONNECT": true, "TRACE": true}
+
+// Method is m when it is a standard method, else "_OTHER" (semantic
+// conventions): a client cannot blow up the span names.
+func Method(m string) string {
+	if knownMethods[m] {
+		return m
+	}
+	return "_OTHER"
+}

@@ -59,6 +59,18 @@ else
 	log "WARNING: $EDGEGUARD_OPENAI_ERROR"
 fi
 
+# promtool (from Debian's prometheus package) for the alert-rule check of
+# deploy/monitoring; unset, that test skips locally and fails under CI=true.
+ptlog="$TMPROOT/promtool-install.log"
+if ptenv=$(scripts/promtool.sh install 2>"$ptlog"); then
+	set -a
+	eval "$ptenv"
+	set +a
+else
+	cat "$ptlog" >&2
+	log "WARNING: 'scripts/promtool.sh install' failed: the promtool check of the alert rules will SKIP (fail under CI=true)"
+fi
+
 export EDGEGUARD_BIN="$ROOT/bin"
 # The whole run's secret sweep: tests register the secrets they use
 # (pkg/testenv.RecordSecret) here, every module's output is kept, and

@@ -86,6 +86,9 @@ var (
 	descKeyTooMany    = prometheus.NewDesc("edgeguard_apikey_too_many_failures_total", "Lookups refused by the per-client failure limit.", nil, nil)
 	descKeyRevoked    = prometheus.NewDesc("edgeguard_apikey_revocations_total", "Revocation messages applied.", nil, nil)
 	descKeyEntries    = prometheus.NewDesc("edgeguard_apikey_cache_entries", "Entries in the in-process API-key cache.", nil, nil)
+	descKeyShared     = prometheus.NewDesc("edgeguard_apikey_shared_hits_total", "Lookups answered by the shared Redis layer.", nil, nil)
+	descKeyBusy       = prometheus.NewDesc("edgeguard_apikey_validator_busy_total", "Lookups refused because the validator calls in flight were at their cap (503).", nil, nil)
+	descKeyInFlight   = prometheus.NewDesc("edgeguard_apikey_validator_in_flight", "Validator calls in flight now.", nil, nil)
 	descRLDecisions   = prometheus.NewDesc("edgeguard_ratelimit_decisions_total", "Rate-limit decisions, by source (redis, deny_cache, fallback).", []string{"source"}, nil)
 	descRLErrors      = prometheus.NewDesc("edgeguard_ratelimit_redis_errors_total", "Failed or timed-out Redis round trips.", nil, nil)
 	descRLFallbackNow = prometheus.NewDesc("edgeguard_ratelimit_fallback_active", "1 while Redis is failing and the fail policy decides.", nil, nil)
@@ -97,7 +100,7 @@ type edgeCollector struct{}
 func (edgeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descJWKSFetches, descJWKSFailures, descJWKSAge, descKeyCalls, descKeyMisses,
 		descKeyNegHits, descKeyStale, descKeyUnavail, descKeyTooMany, descKeyRevoked, descKeyEntries,
-		descRLDecisions, descRLErrors, descRLFallbackNow} {
+		descKeyShared, descKeyBusy, descKeyInFlight, descRLDecisions, descRLErrors, descRLFallbackNow} {
 		ch <- d
 	}
 }
@@ -124,13 +127,18 @@ func (edgeCollector) Collect(ch chan<- prometheus.Metric) {
 		ks.TooManyFailures += s.TooManyFailures
 		ks.Revocations += s.Revocations
 		ks.Entries += s.Entries
+		ks.SharedHits += s.SharedHits
+		ks.Busy += s.Busy
+		ks.InFlight += s.InFlight
 	}
 	for d, v := range map[*prometheus.Desc]uint64{descKeyCalls: ks.ValidatorCalls, descKeyMisses: ks.Misses,
 		descKeyNegHits: ks.NegativeHits, descKeyStale: ks.StaleServed, descKeyUnavail: ks.Unavailable,
-		descKeyTooMany: ks.TooManyFailures, descKeyRevoked: ks.Revocations} {
+		descKeyTooMany: ks.TooManyFailures, descKeyRevoked: ks.Revocations, descKeyShared: ks.SharedHits,
+		descKeyBusy: ks.Busy} {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
 	ch <- prometheus.MustNewConstMetric(descKeyEntries, prometheus.GaugeValue, float64(ks.Entries))
+	ch <- prometheus.MustNewConstMetric(descKeyInFlight, prometheus.GaugeValue, float64(ks.InFlight))
 	var redisN, denyN, fallbackN, errN uint64
 	active := 0.0
 	if limiters != nil {
@@ -168,13 +176,20 @@ func ServeFromFlag() error {
 	if *listen == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", *listen)
+	_, _, err := Serve(*listen)
+	return err
+}
+
+// Serve serves /metrics on addr in the background and returns the bound
+// address and the function that stops it.
+func Serve(addr string) (net.Addr, func() error, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return errors.New("metrics listener: " + err.Error())
+		return nil, nil, errors.New("metrics listener: " + err.Error())
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return nil
+	return ln.Addr(), srv.Close, nil
 }

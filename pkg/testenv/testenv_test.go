@@ -2,6 +2,9 @@ package testenv
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,4 +62,15 @@ func TestRecordSecret(t *testing.T) {
 	}
 	t.Setenv(VarSecretsDir, "")
 	RecordSecret("never-written-anywhere-value") // no folder: nothing, no panic
+}
+
+func TestScrapeReadsEverySeries(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "# HELP a_total A.\n# TYPE a_total counter\na_total{route=\"/x\",status=\"200\"} 3\nb 1.5e+06\n")
+	}))
+	defer srv.Close()
+	got := Scrape(t, srv.URL)
+	if len(got) != 2 || got[`a_total{route="/x",status="200"}`] != 3 || got["b"] != 1.5e6 {
+		t.Fatalf("%v", got)
+	}
 }

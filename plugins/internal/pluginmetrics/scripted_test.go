@@ -1,12 +1,9 @@
 package pluginmetrics_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,37 +20,6 @@ import (
 
 	"github.com/Kong/go-pdk/test"
 )
-
-// scrapeURL GETs a Prometheus text exposition and returns each series
-// (name{labels}) with its value.
-func scrapeURL(t *testing.T, url string) map[string]float64 {
-	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		b, _ := io.ReadAll(res.Body)
-		t.Fatalf("scrape %s: %d %s", url, res.StatusCode, b)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("scrape line %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return out
-}
 
 // edgeguardConfig is the all-in-one plugin as Kong sends it: header-guard,
 // keycloak-jwt (credential required) and redis-ratelimit (3 per second per
@@ -118,7 +84,7 @@ func TestScrapeAfterAScriptedRunShowsTheExactCounters(t *testing.T) {
 	run("")
 	ageKey := `edgeguard_jwks_key_set_age_seconds{issuer="` + p.Issuer + `"}`
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if age, ok := scrapeURL(t, url)[ageKey]; ok && age >= 0 {
+		if age, ok := testenv.Scrape(t, url)[ageKey]; ok && age >= 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -126,7 +92,7 @@ func TestScrapeAfterAScriptedRunShowsTheExactCounters(t *testing.T) {
 		}
 	}
 
-	before := scrapeURL(t, url)
+	before := testenv.Scrape(t, url)
 	script := []struct {
 		auth string
 		want int
@@ -142,7 +108,7 @@ func TestScrapeAfterAScriptedRunShowsTheExactCounters(t *testing.T) {
 			t.Fatalf("request %d: status %d, want %d", i, got, s.want)
 		}
 	}
-	after := scrapeURL(t, url)
+	after := testenv.Scrape(t, url)
 	delta := func(series string) float64 { return after[series] - before[series] }
 	for series, want := range map[string]float64{
 		`edgeguard_plugin_requests_total{outcome="allow",plugin="edgeguard"}`:                       3,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
@@ -46,6 +47,7 @@ type harness struct {
 	svc      *media.Service
 	public   http.Handler
 	internal http.Handler
+	metrics  *httpmetrics.Metrics
 	logs     *testenv.Buffer
 	// secrets collects every credential and signature the test used: none
 	// may appear in the logs.
@@ -113,7 +115,8 @@ func newHarness(t testing.TB, o options) *harness {
 			t.Fatal(err)
 		}
 	}
-	cfg := server.Config{Media: h.svc, Auth: mw, Logger: log, Ready: func(context.Context) error { return nil }}
+	h.metrics = httpmetrics.New(serviceName)
+	cfg := server.Config{Media: h.svc, Auth: mw, Logger: log, Ready: func(context.Context) error { return nil }, Metrics: h.metrics}
 	if h.public, err = server.Public(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -21,15 +21,15 @@ const secret = "s3cret-client-secret-value-0123456789"
 // Source uses, the way Keycloak 26 answers them.
 type fakeKeycloak struct {
 	traceparents []string
-	mu       sync.Mutex
-	logins   int
-	token    int
-	expires  int
-	paths    []string
-	users    map[string]map[string]any
-	roles    map[string][]string
-	revoke   bool // answer the next admin call 401
-	failWith int
+	mu           sync.Mutex
+	logins       int
+	token        int
+	expires      int
+	paths        []string
+	users        map[string]map[string]any
+	roles        map[string][]string
+	revoke       bool // answer the next admin call 401
+	failWith     int
 }
 
 func (f *fakeKeycloak) ServeHTTP(w http.ResponseWriter, r *http.Request) {

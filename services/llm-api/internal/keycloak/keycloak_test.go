@@ -20,8 +20,8 @@ const secret = "s3cret-client-secret-value-0123456789"
 // fakeKeycloak serves the token endpoint and the two admin endpoints the
 // Source uses, the way Keycloak 26 answers them.
 type fakeKeycloak struct {
-	traceparents []string
 	mu           sync.Mutex
+	traceparents []string // Traceparent of each call
 	logins       int
 	token        int
 	expires      int

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 
@@ -12,7 +13,9 @@ import (
 // prometheus plugin globally, never labelled per consumer (an identity is
 // not a label); the opentelemetry plugin globally, exporting to a collector
 // and handing the trace upstream as a W3C traceparent; kong.conf turns
-// Kong's request spans on with a sampling rate in 0..1.
+// Kong's request spans on with a sampling rate in 0..1. The trace starts at
+// Kong: a client's traceparent is not extracted (it would pick the trace id
+// and force sampling).
 func TestKongObservabilityPlugins(t *testing.T) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(repoFile(t, "kong/kong.yml"), &doc); err != nil {
@@ -37,8 +40,16 @@ func TestKongObservabilityPlugins(t *testing.T) {
 	if !ok {
 		t.Fatal("kong.yml has no global opentelemetry plugin")
 	}
-	if otel["header_type"] != "w3c" || s(otel["traces_endpoint"]) == "" {
-		t.Errorf("opentelemetry config %v: want header_type w3c and a traces_endpoint", otel)
+	prop := m(otel["propagation"])
+	if s(otel["traces_endpoint"]) == "" || s(prop["default_format"]) != "w3c" || !slices.Equal(strList(prop["inject"]), []string{"w3c"}) {
+		t.Errorf("opentelemetry config %v: want a traces_endpoint and propagation inject [w3c], default_format w3c", otel)
+	}
+	if _, deprecated := otel["header_type"]; deprecated {
+		t.Error("opentelemetry header_type is deprecated in Kong 3.9: use propagation")
+	}
+	// The trace starts at the edge: a public client does not choose it.
+	if ex, ok := prop["extract"]; !ok || len(l(ex)) != 0 {
+		t.Errorf("opentelemetry propagation.extract = %v, want [] (clients' trace context not extracted)", ex)
 	}
 	if _, inline := otel["headers"]; inline {
 		t.Error("opentelemetry headers in kong.yml: a collector token would be visible in the Admin API")

@@ -231,7 +231,7 @@ func TestServerSpanIsChildOfTraceparentAndCarriesNoHeaderOrQuery(t *testing.T) {
 		t.Fatalf("span %q kind %v status %v", s.Name(), s.SpanKind(), s.Status())
 	}
 	for _, a := range s.Attributes() {
-		v := a.Value.Emit()
+		v := a.Value.String()
 		if strings.Contains(v, secret) || strings.Contains(v, "jan_abc") || strings.Contains(v, "sig") {
 			t.Fatalf("attribute %s=%s carries the raw path, query or a header", a.Key, v)
 		}
@@ -290,7 +290,7 @@ func TestClientSpanPropagatesTheTrace(t *testing.T) {
 		t.Fatalf("upstream got traceparent %q, want %q", tp, want)
 	}
 	for _, a := range client.Attributes() {
-		if v := a.Value.Emit(); strings.Contains(v, secret) || strings.Contains(v, "/v1/") {
+		if v := a.Value.String(); strings.Contains(v, secret) || strings.Contains(v, "/v1/") {
 			t.Fatalf("client attribute %s=%s", a.Key, v)
 		}
 	}

@@ -106,7 +106,7 @@ func TestEngineTracesEachRequestByRouteTemplateUnderKongsTrace(t *testing.T) {
 	}
 	for _, sp := range spans {
 		for _, a := range sp.Attributes() {
-			if v := a.Value.Emit(); strings.Contains(v, secret) || strings.Contains(v, "jan_abc") {
+			if v := a.Value.String(); strings.Contains(v, secret) || strings.Contains(v, "jan_abc") {
 				t.Fatalf("attribute %s=%s", a.Key, v)
 			}
 		}

@@ -89,7 +89,7 @@ func RequestLog(base zerolog.Logger) gin.HandlerFunc {
 			route = "unmatched"
 		}
 		lvl := zerolog.InfoLevel
-		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		if quietRoutes[route] {
 			lvl = zerolog.DebugLevel
 		}
 		l.WithLevel(lvl).Str("method", c.Request.Method).Str("route", route).
@@ -98,17 +98,26 @@ func RequestLog(base zerolog.Logger) gin.HandlerFunc {
 	}
 }
 
+// quietRoutes are the internal listener's probe and scrape routes: logged
+// at debug level and never traced.
+var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
 // Trace starts the request's server span (pkg/tracing): the incoming W3C
 // traceparent (Kong's opentelemetry plugin) is its parent, its name is the
 // method and the route template (c.FullPath, "unmatched" when none: never
 // the raw path or the query), and it records the status. With tracing off
 // the span is a no-op one that still carries the incoming trace context, so
-// outgoing requests (tracing.Transport) pass Kong's trace on.
+// outgoing requests (tracing.Transport) pass Kong's trace on. /healthz,
+// /readyz and /metrics are not traced.
 func Trace() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		route := c.FullPath()
 		if route == "" {
 			route = "unmatched"
+		}
+		if quietRoutes[route] {
+			c.Next() // probes and scrapes every few seconds: no trace each
+			return
 		}
 		ctx, span := tracing.StartServer(c.Request, route)
 		c.Request = c.Request.WithContext(ctx)

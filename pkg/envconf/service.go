@@ -10,8 +10,6 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/rs/zerolog"
-
-	"github.com/edgeguard/edgeguard/pkg/tracing"
 )
 
 // Service holds the settings every private service reads the same way.
@@ -39,7 +37,7 @@ type Service struct {
 	// Tracing (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME,
 	// OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG): off unless an
 	// endpoint is set (pkg/tracing).
-	Tracing tracing.Config
+	Tracing Tracing
 }
 
 // SecretsSources is SECRETS_SOURCES' default.
@@ -79,12 +77,12 @@ func (l *Loader) Service() (Service, error) {
 	if s.LogLevel, err = zerolog.ParseLevel(lvl); err != nil || lvl == "" {
 		return s, fmt.Errorf("LOG_LEVEL: %q is not one of trace, debug, info, warn, error", lvl)
 	}
-	s.Tracing = tracing.Config{
+	s.Tracing = Tracing{
 		Endpoint:    l.Str("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 		ServiceName: l.Str("OTEL_SERVICE_NAME", ""),
 		Sampler:     l.Str("OTEL_TRACES_SAMPLER", "parentbased_always_on"),
 	}
-	if s.Tracing.SamplerArg, err = tracing.ParseRatio(l.Str("OTEL_TRACES_SAMPLER_ARG", "")); err != nil {
+	if s.Tracing.SamplerArg, err = parseRatio(l.Str("OTEL_TRACES_SAMPLER_ARG", "")); err != nil {
 		return s, err
 	}
 	if s.Tracing.ServiceName != "" && !ServiceName(s.Tracing.ServiceName) {

@@ -23,8 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,77 +33,17 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/edgeguard/edgeguard/pkg/envconf"
 )
 
-// Samplers are the OTEL_TRACES_SAMPLER values supported (the
-// specification's names); the default is parentbased_always_on, so Kong's
-// sampling decision (the traceparent's sampled flag) is followed.
-var Samplers = []string{"always_on", "always_off", "traceidratio",
-	"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"}
+// Config is the tracing configuration of a service, read by pkg/envconf
+// (envconf.Tracing: the OTEL_* variables, validated there). It lives in
+// envconf so that reading configuration never links the OpenTelemetry SDK
+// (the Kong plugin servers read envconf too).
+type Config = envconf.Tracing
 
-// Config is the tracing configuration of a service.
-type Config struct {
-	// Endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the collector's OTLP/HTTP
-	// base URL, e.g. http://otel-collector:4318; spans go to
-	// Endpoint + "/v1/traces". Empty: tracing off.
-	Endpoint string
-	// ServiceName (OTEL_SERVICE_NAME) names the service in traces; empty:
-	// the service's own name.
-	ServiceName string
-	// Sampler (OTEL_TRACES_SAMPLER, default parentbased_always_on) and
-	// SamplerArg (OTEL_TRACES_SAMPLER_ARG, the ratio of the *traceidratio
-	// samplers, 0..1, default 1).
-	Sampler    string
-	SamplerArg float64
-}
-
-// Enabled reports whether spans are exported.
-func (c Config) Enabled() bool { return c.Endpoint != "" }
-
-// Validate checks c: an absolute http(s) endpoint without credentials, a
-// query or a fragment (a collector token belongs in a header, never a URL
-// that is logged), a known sampler, a ratio in 0..1.
-func (c Config) Validate() error {
-	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return errors.New("OTEL_EXPORTER_OTLP_ENDPOINT: not an absolute http(s) URL")
-		}
-		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			return errors.New("OTEL_EXPORTER_OTLP_ENDPOINT: must not carry credentials, a query or a fragment")
-		}
-	}
-	if c.Sampler != "" && !contains(Samplers, c.Sampler) {
-		return fmt.Errorf("OTEL_TRACES_SAMPLER: %q is not one of %s", c.Sampler, strings.Join(Samplers, ", "))
-	}
-	if c.SamplerArg < 0 || c.SamplerArg > 1 {
-		return errors.New("OTEL_TRACES_SAMPLER_ARG: must be a ratio between 0 and 1")
-	}
-	return nil
-}
-
-// ParseRatio reads OTEL_TRACES_SAMPLER_ARG ("" is 1).
-func ParseRatio(s string) (float64, error) {
-	if s == "" {
-		return 1, nil
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || f > 1 {
-		return 0, errors.New("OTEL_TRACES_SAMPLER_ARG: must be a ratio between 0 and 1")
-	}
-	return f, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func (c Config) sampler() sdktrace.Sampler {
+func sampler(c Config) sdktrace.Sampler {
 	switch c.Sampler {
 	case "always_on":
 		return sdktrace.AlwaysSample()
@@ -171,7 +109,7 @@ func NewProvider(c Config, service string) (*sdktrace.TracerProvider, error) {
 	}
 	res := resource.NewSchemaless(attribute.String("service.name", name))
 	return sdktrace.NewTracerProvider(
-		sdktrace.WithSampler(c.sampler()),
+		sdktrace.WithSampler(sampler(c)),
 		sdktrace.WithResource(res),
 		sdktrace.WithBatcher(exp),
 	), nil

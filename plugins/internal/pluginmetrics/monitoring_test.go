@@ -16,10 +16,12 @@ import (
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
+	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
+	_ "github.com/edgeguard/edgeguard/plugins/internal/auditopts" // registers the plugins' audit counters
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 )
 
@@ -68,6 +70,8 @@ func registeredMetrics(t *testing.T) map[string]family {
 	}
 	svc := httpmetrics.New("monitoring-test")
 	svc.Observe("/x", "GET", 200, time.Millisecond)
+	// what llm-api's and mcp-tools' apps add to their registry
+	svc.Registry().MustRegister(audit.NewMetrics(nil).Collectors()...)
 
 	out := map[string]family{}
 	for _, g := range []interface {

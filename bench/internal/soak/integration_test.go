@@ -64,7 +64,7 @@ func TestShortSoakThroughTheDevGateway(t *testing.T) {
 		keys[i], _ = apikey.Generate(apikey.EnvLive)
 		secrets = append(secrets, keys[i].Secret())
 	}
-	token := "bench-internal-token-0123456789"
+	token := "bench-internal-token-0123456789abcdef"
 	r, err := rig.New([]byte(token), keys)
 	if err != nil {
 		t.Fatal(err)

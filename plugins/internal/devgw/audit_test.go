@@ -2,35 +2,21 @@ package devgw
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
+	"github.com/edgeguard/edgeguard/pkg/audit/audittest"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
-	"github.com/edgeguard/edgeguard/pkg/redisconn"
-	"github.com/edgeguard/edgeguard/pkg/testenv"
 )
 
 // The dev gateway runs the plugins' audit as Kong does: a 401 of
 // keycloak-jwt is an auth.denied event, a misconfigured keycloak-apikey
 // instance one config.rejected, on the real Redis stream.
 func TestDevGatewayAuditsDenialsAndMisconfiguration(t *testing.T) {
-	addr := testenv.RedisAddr(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	stream := "test:audit:" + hex.EncodeToString(b[:])
-	rdb, err := redisconn.New(redisconn.Config{Addrs: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	if !testenv.KeepForSweep() { // scripts/test.sh sweeps the streams for secrets
-		defer rdb.Del(context.Background(), stream)
-	}
+	addr, stream, rdb := audittest.Stream(t)
 	idp := jwttest.New(t)
 	auditCfg := fmt.Sprintf(`{redis: {addresses: [%q]}, stream: %q}`, addr, stream)
 	yml := fmt.Sprintf(`_format_version: "3.0"
@@ -63,23 +49,7 @@ services:
 			t.Fatalf("broken: %d", rec.Code)
 		}
 	}
-	var msgs []audit.Event
-	deadline := time.Now().Add(5 * time.Second)
-	for len(msgs) < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-		res, err := rdb.XRange(context.Background(), stream, "-", "+").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs = msgs[:0]
-		for _, m := range res {
-			ev, err := audit.Parse(m.Values)
-			if err != nil {
-				t.Fatal(err)
-			}
-			msgs = append(msgs, ev)
-		}
-	}
+	msgs := audittest.WaitFor(t, rdb, stream, 2, 5*time.Second)
 	time.Sleep(50 * time.Millisecond) // nothing more may arrive
 	if n := rdb.XLen(context.Background(), stream).Val(); len(msgs) != 2 || n != 2 {
 		t.Fatalf("events %+v (stream length %d), want 2", msgs, n)

@@ -2,16 +2,13 @@ package keycloakjwt
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
+	"github.com/edgeguard/edgeguard/pkg/audit/audittest"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
-	"github.com/edgeguard/edgeguard/pkg/redisconn"
-	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 )
@@ -19,18 +16,7 @@ import (
 // A refused token becomes an auth.denied event on the real Redis stream,
 // with its reason code and the client address; the token is in no entry.
 func TestDeniedRequestsAreAuditedOnTheStream(t *testing.T) {
-	addr := testenv.RedisAddr(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	stream := "test:audit:" + hex.EncodeToString(b[:])
-	rdb, err := redisconn.New(redisconn.Config{Addrs: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	if !testenv.KeepForSweep() { // scripts/test.sh sweeps the streams for secrets
-		defer rdb.Del(context.Background(), stream)
-	}
+	addr, stream, rdb := audittest.Stream(t)
 
 	p := jwttest.New(t)
 	c := newConfig(t, p, map[string]any{"audit": map[string]any{"redis": map[string]any{"addresses": []string{addr}}, "stream": stream}})
@@ -58,19 +44,15 @@ func TestDeniedRequestsAreAuditedOnTheStream(t *testing.T) {
 	if err := em.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := rdb.XRange(ctx, stream, "-", "+").Result()
-	if err != nil || len(msgs) != 2 {
-		t.Fatalf("%d entries (%v), want 2 (the allowed request is no event)", len(msgs), err)
+	raw, events := audittest.Entries(t, rdb, stream)
+	if len(events) != 2 {
+		t.Fatalf("%d entries, want 2 (the allowed request is no event)", len(events))
 	}
-	for i, m := range msgs {
-		for _, v := range m.Values {
+	for i, ev := range events {
+		for _, v := range raw[i] {
 			if s := v.(string); strings.Contains(s, expired) || strings.Contains(s, garbage) || strings.Contains(s, "eyJ") {
 				t.Fatal("a token reached the audit stream")
 			}
-		}
-		ev, err := audit.Parse(m.Values)
-		if err != nil {
-			t.Fatal(err)
 		}
 		if ev.Action != audit.ActionAuthDenied || ev.Outcome != audit.OutcomeDenied || ev.Source != Name ||
 			ev.Actor.IP != "203.0.113.7" || ev.RequestID != "req-audit-1" || ev.Target != "/v1/models" || ev.Reason == "" {

@@ -2,35 +2,21 @@ package app_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
-	"github.com/edgeguard/edgeguard/pkg/redisconn"
-	"github.com/edgeguard/edgeguard/pkg/testenv"
+	"github.com/edgeguard/edgeguard/pkg/audit/audittest"
 )
 
 // Approval decisions reach the audit stream on the real Redis, with the
 // deciding admin as actor and the approval id as target; the code that
 // was approved is in no event.
 func TestApprovalDecisionsAreAudited(t *testing.T) {
-	addr := testenv.RedisAddr(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	stream := "test:audit:" + hex.EncodeToString(b[:])
+	addr, stream, rdb := audittest.Stream(t)
 	h := newHarness(t, withEnv("AUDIT_REDIS_ADDR", addr), withEnv("AUDIT_REDIS_STREAM", stream))
-	rdb, err := redisconn.New(redisconn.Config{Addrs: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	if !testenv.KeepForSweep() { // scripts/test.sh sweeps the streams for secrets
-		defer rdb.Del(context.Background(), stream)
-	}
 
 	alice := h.mustConnect(h.jwtClient(h.userToken("alice", "user")))
 	const secretCode = "print('audit-sweep-code-7f3a')"
@@ -56,18 +42,12 @@ func TestApprovalDecisionsAreAudited(t *testing.T) {
 	if err := h.app.Audit.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := rdb.XRange(ctx, stream, "-", "+").Result()
-	if err != nil || len(msgs) != 3 {
-		t.Fatalf("stream has %d entries (%v), want 3", len(msgs), err)
+	raw, got := audittest.Entries(t, rdb, stream)
+	if len(got) != 3 {
+		t.Fatalf("stream has %d entries, want 3", len(got))
 	}
-	var got []audit.Event
-	for _, m := range msgs {
-		ev, err := audit.Parse(m.Values)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, ev)
-		for _, v := range m.Values {
+	for _, values := range raw {
+		for _, v := range values {
 			if strings.Contains(v.(string), "audit-sweep-code") {
 				t.Fatal("the approved code reached the audit stream")
 			}

@@ -34,6 +34,7 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
+	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
 	"github.com/edgeguard/edgeguard/plugins/internal/redisopts"
 )
@@ -341,6 +342,7 @@ func (p *Plugin) Handle(ex exchange.Exchange) {
 			map[string]string{"WWW-Authenticate": challengeInvalid})
 		return
 	}
+	pluginmetrics.APIKeyLookup()
 	id, ok := p.validator.Cached(key)
 	if !ok {
 		ctx, cancel := context.WithTimeout(context.Background(), p.waitTimeout)

@@ -25,6 +25,7 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 )
 
@@ -404,5 +405,41 @@ func TestEdgeIdentityAssertionForKeys(t *testing.T) {
 	id, err := v.Verify(f.Upstream["X-Edge-Identity"], "POST", "/v1/media")
 	if err != nil || id.Subject != "alice" || id.APIKeyID != k.KID() || id.AuthMethod != "apikey" {
 		t.Fatalf("assertion: %+v %v", id, err)
+	}
+}
+
+// lookups reads edgeguard_apikey_lookups_total from the plugin server's
+// registry.
+func lookups(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := pluginmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "edgeguard_apikey_lookups_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("edgeguard_apikey_lookups_total is not registered")
+	return 0
+}
+
+// Every well-formed key looked up counts once (the denominator of the cache
+// hit ratio); garbage and requests without a key do not.
+func TestLookupsAreCountedForTheHitRatio(t *testing.T) {
+	alice := mustKey(t)
+	c := withStub(t, nil, &stubValidator{valid: map[string]*identity.Identity{alice.Secret(): {Subject: "alice", AuthMethod: "apikey"}}})
+	before := lookups(t)
+	for _, h := range []map[string][]string{
+		{"X-API-Key": {alice.Secret()}},
+		{"X-API-Key": {mustKey(t).Secret()}}, // well formed, unknown: still a lookup
+		{"X-API-Key": {"sk_garbage"}},
+		{"Accept": {"*/*"}},
+	} {
+		c.Handle(exchange.NewFake("GET", "/v1/models", h))
+	}
+	if got := lookups(t) - before; got != 2 {
+		t.Fatalf("lookups increased by %g, want 2", got)
 	}
 }

@@ -39,6 +39,10 @@ var (
 		Name: "edgeguard_plugin_denials_total",
 		Help: "Requests ended by a plugin, by plugin, HTTP status and error code (token_expired, rate_limited…).",
 	}, []string{"plugin", "status", "code"})
+	keyLookups = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "edgeguard_apikey_lookups_total",
+		Help: "Well-formed API keys the plugins looked up (cache hits and misses); hit ratio = 1 - edgeguard_apikey_cache_misses_total / this.",
+	})
 	pdkCalls = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "edgeguard_plugin_pdk_calls",
 		Help:    "PDK round trips per request, by plugin.",
@@ -54,9 +58,14 @@ var limiters func() []*ratelimit.Limiter
 func SetLimiters(f func() []*ratelimit.Limiter) { limiters = f }
 
 func init() {
-	Registry.MustRegister(requests, denials, pdkCalls, edgeCollector{},
+	Registry.MustRegister(requests, denials, pdkCalls, keyLookups, edgeCollector{},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
+
+// APIKeyLookup counts one well-formed API key looked up by a plugin (the
+// validator itself counts only misses: its cache-hit path makes no shared
+// write). Hit ratio = 1 - edgeguard_apikey_cache_misses_total / lookups.
+func APIKeyLookup() { keyLookups.Inc() }
 
 // Observe records one request of a plugin: its PDK calls, and its outcome
 // from the exit status (0: passed on) and error code.

@@ -1,10 +1,12 @@
 package deploy
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -429,4 +431,82 @@ func TestK8sPostgresInitIsComposes(t *testing.T) {
 		}
 	}
 	t.Error("no postgres-init ConfigMap")
+}
+
+// TestK8sMetricsPortsAreOpenOnlyToPrometheus: the plugin servers' metrics
+// listeners on the pod address (kong.conf) and Kong's status listener are
+// admitted by the NetworkPolicies — so Prometheus can scrape them — and only
+// from Prometheus in namespace monitoring; a rule admitting Prometheus opens
+// nothing but metrics ports.
+func TestK8sMetricsPortsAreOpenOnlyToPrometheus(t *testing.T) {
+	kong := map[int]bool{}
+	c := kongConf(t)
+	for k, v := range c {
+		f := strings.Fields(v)
+		if i := slices.Index(f, "-metrics-listen"); strings.HasSuffix(k, "_start_cmd") && i >= 0 && i+1 < len(f) {
+			host, port, err := net.SplitHostPort(f[i+1])
+			if err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+			if net.ParseIP(host).IsUnspecified() {
+				n, _ := strconv.Atoi(port)
+				kong[n] = true
+			}
+		}
+	}
+	_, status, _ := net.SplitHostPort(c["status_listen"])
+	n, _ := strconv.Atoi(status)
+	kong[n] = true
+	metricsPorts := map[string]map[int]bool{
+		"kong": kong, "llm-api": {8081: true}, "media-api": {8081: true}, "mcp-tools": {8081: true}, "keycloak": {9000: true},
+	}
+	isPrometheus := func(peer map[string]any) bool {
+		return s(path(peer, "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name")) == "monitoring" &&
+			s(path(peer, "podSelector", "matchLabels", "app.kubernetes.io/name")) == "prometheus"
+	}
+	targets := func(p k8sObject) []string {
+		if name := s(path(p.doc, "spec", "podSelector", "matchLabels", "app.kubernetes.io/name")); name != "" {
+			return []string{name}
+		}
+		var out []string
+		for _, e := range l(path(p.doc, "spec", "podSelector", "matchExpressions")) {
+			if s(m(e)["key"]) == "app.kubernetes.io/name" && s(m(e)["operator"]) == "In" {
+				out = append(out, strList(m(e)["values"])...)
+			}
+		}
+		return out
+	}
+	scraped := map[int]bool{}
+	for _, p := range byKind(k8sBase(t), "NetworkPolicy") {
+		for _, r := range l(path(p.doc, "spec", "ingress")) {
+			fromPrometheus, fromOthers := false, false
+			for _, peer := range l(m(r)["from"]) {
+				if isPrometheus(m(peer)) {
+					fromPrometheus = true
+				} else {
+					fromOthers = true
+				}
+			}
+			for _, port := range l(m(r)["ports"]) {
+				n, _ := m(port)["port"].(int)
+				for _, target := range targets(p) {
+					metric := metricsPorts[target][n]
+					if fromPrometheus && !metric {
+						t.Errorf("%v: Prometheus admitted to %s port %d, which serves no metrics", p, target, n)
+					}
+					if target == "kong" && kong[n] {
+						if fromOthers || !fromPrometheus {
+							t.Errorf("%v: Kong's metrics port %d is open to more than Prometheus", p, n)
+						}
+						scraped[n] = true
+					}
+				}
+			}
+		}
+	}
+	for port := range kong {
+		if !scraped[port] {
+			t.Errorf("Kong's metrics port %d (kong.conf) is admitted by no NetworkPolicy: Prometheus cannot scrape it", port)
+		}
+	}
 }

@@ -112,12 +112,14 @@ func TestKongConfPluginServers(t *testing.T) {
 		if len(start) < 3 || start[0] != "/usr/local/bin/"+name || start[1] != "-kong-prefix" || start[2] != prefix {
 			t.Errorf("%s_start_cmd = %q, want /usr/local/bin/%s -kong-prefix %s [flags]", key, c[key+"_start_cmd"], name, prefix)
 		}
-		// A metrics listener stays on loopback: the Kong pod's only open port
-		// is the proxy (NetworkPolicies; compose publishes nothing else).
+		// A metrics listener is on loopback or on the pod's address; in the
+		// latter case only Prometheus may reach its port
+		// (TestK8sMetricsPortsAreOpenOnlyToPrometheus; compose publishes
+		// nothing but the proxy).
 		if i := slices.Index(start, "-metrics-listen"); i >= 0 {
 			host, port, err := net.SplitHostPort(start[min(i+1, len(start)-1)])
-			if err != nil || !net.ParseIP(host).IsLoopback() {
-				t.Errorf("%s_start_cmd: -metrics-listen %q must be a loopback address", key, start[min(i+1, len(start)-1)])
+			if ip := net.ParseIP(host); err != nil || ip == nil || !(ip.IsLoopback() || ip.IsUnspecified()) {
+				t.Errorf("%s_start_cmd: -metrics-listen %q must be a loopback or the unspecified address", key, start[min(i+1, len(start)-1)])
 			}
 			if metricsPorts[port] != "" {
 				t.Errorf("%s and %s both serve metrics on port %s", metricsPorts[port], name, port)

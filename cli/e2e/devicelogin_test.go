@@ -62,12 +62,16 @@ func (e edgectl) startLogin(ctx context.Context, t *testing.T, server string) *l
 	t.Helper()
 	pr, pw := io.Pipe()
 	l := &login{stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan int, 1)}
+	copied := make(chan struct{}) // every line of stdout is in l.stdout
 	go func() {
-		l.done <- e.env(pw, l.stderr).Run(ctx, []string{"login", "--server", server})
+		code := e.env(pw, l.stderr).Run(ctx, []string{"login", "--server", server})
 		_ = pw.Close()
+		<-copied // the exit code only once its output is all there to check
+		l.done <- code
 	}()
 	urls := make(chan string, 1)
 	go func() {
+		defer close(copied)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()

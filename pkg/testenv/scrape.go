@@ -48,3 +48,38 @@ func Scrape(t testing.TB, url string) map[string]float64 {
 	}
 	return out
 }
+
+// HTTPRequests is the series of edgeguard_http_requests_total (pkg/httpmetrics)
+// for one service, route template, method and status, as Scrape keys it.
+func HTTPRequests(service, route, method string, status int) string {
+	return `edgeguard_http_requests_total{method="` + method + `",route="` + route + `",service="` + service +
+		`",status="` + strconv.Itoa(status) + `"}`
+}
+
+// CheckHTTPMetrics checks a scrape of a service's internal listener after a
+// scripted run: every series in want has exactly its value; the requests
+// counted (edgeguard_http_requests_total, the scrapes of /metrics aside) add
+// up to total; and no series name holds one of never (credentials, raw
+// paths, ids, addresses that must not become label values).
+func CheckHTTPMetrics(t testing.TB, got, want map[string]float64, total int, never ...string) {
+	t.Helper()
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %g, want %g", k, got[k], v)
+		}
+	}
+	sum := 0.0
+	for k, v := range got {
+		if strings.HasPrefix(k, "edgeguard_http_requests_total{") && !strings.Contains(k, `route="/metrics"`) {
+			sum += v
+		}
+		for _, s := range never {
+			if strings.Contains(k, s) {
+				t.Errorf("a credential, raw path, id or address became a label: %s", k)
+			}
+		}
+	}
+	if sum != float64(total) {
+		t.Errorf("%g requests counted, want %d", sum, total)
+	}
+}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -65,33 +64,14 @@ func TestScrapeAfterAScriptedRunShowsTheExactCounters(t *testing.T) {
 		}
 	}
 	got := testenv.Scrape(t, srv.URL+"/metrics")
-	series := func(route, method, status string) string {
-		return `edgeguard_http_requests_total{method="` + method + `",route="` + route + `",service="mcp-tools",status="` + status + `"}`
-	}
 	want := map[string]float64{
-		series("/v1/approvals", "GET", "200"):     2,
-		series("/v1/approvals", "GET", "401"):     2,
-		series("/v1/approvals", "GET", "403"):     2,
-		series("/v1/approvals/:id", "GET", "400"): 1,
-		series("/v1/mcp", "POST", "401"):          1,
-		series("unmatched", "GET", "404"):         1,
+		testenv.HTTPRequests("mcp-tools", "/v1/approvals", "GET", 200):                                          2,
+		testenv.HTTPRequests("mcp-tools", "/v1/approvals", "GET", 401):                                          2,
+		testenv.HTTPRequests("mcp-tools", "/v1/approvals", "GET", 403):                                          2,
+		testenv.HTTPRequests("mcp-tools", "/v1/approvals/:id", "GET", 400):                                      1,
+		testenv.HTTPRequests("mcp-tools", "/v1/mcp", "POST", 401):                                               1,
+		testenv.HTTPRequests("mcp-tools", "unmatched", "GET", 404):                                              1,
 		`edgeguard_http_request_duration_seconds_count{method="GET",route="/v1/approvals",service="mcp-tools"}`: 6,
 	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %g, want %g", k, got[k], v)
-		}
-	}
-	total := 0.0
-	for k, v := range got {
-		if strings.HasPrefix(k, "edgeguard_http_requests_total{") && !strings.Contains(k, `route="/metrics"`) {
-			total += v
-		}
-		if strings.Contains(k, "nothing-here") || strings.Contains(k, "ap_missing") {
-			t.Errorf("a raw path became a label: %s", k)
-		}
-	}
-	if total != float64(len(script)) {
-		t.Errorf("%g requests counted, want %d", total, len(script))
-	}
+	testenv.CheckHTTPMetrics(t, got, want, len(script), "nothing-here", "ap_missing")
 }

@@ -195,6 +195,14 @@ func (e *Emitter) Emit(ev Event) {
 func (e *Emitter) drop(reason string, ev Event, err error) {
 	e.cfg.Metrics.Dropped.WithLabelValues(reason).Inc()
 	l := e.log.Warn().Str("audit_dropped", reason)
+	// Emit does not validate (the writer does): an event dropped before the
+	// writer saw it (queue full, closed) is validated here before its
+	// fields reach the log, so a credential a caller put in one never does.
+	if reason != DropInvalid {
+		if verr := ev.Validate(); verr != nil {
+			reason, err = DropInvalid, verr
+		}
+	}
 	if reason == DropInvalid {
 		l = l.Str("action", safeEnum(string(ev.Action), ev.Action.Valid())).Str("outcome", safeEnum(string(ev.Outcome), ev.Outcome.Valid()))
 		if err != nil {

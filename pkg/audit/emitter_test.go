@@ -182,3 +182,21 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		t.Fatal("negative queue accepted")
 	}
 }
+
+// An event dropped before the writer validated it (full queue) never puts a
+// credential a caller placed in one of its fields into the local log.
+func TestDroppedUnvalidatedEventsLogNoCredential(t *testing.T) {
+	w := &fakeWriter{block: make(chan struct{})}
+	e, _, logs := newTestEmitter(t, w, 1)
+	const key = "sk_live_AbCd1234EfGh5678IjKl9012MnOp3456QrSt"
+	ev := validEvent()
+	ev.Target = key
+	for range 20 {
+		e.Emit(ev)
+	}
+	close(w.block)
+	flush(t, e)
+	if out := logs.String(); strings.Contains(out, key) || !strings.Contains(out, `"audit_dropped":"queue_full"`) {
+		t.Fatalf("log:\n%s", out)
+	}
+}

@@ -48,9 +48,26 @@ func New(service string) *Metrics {
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Observe records one request. route must be a template or "unmatched".
+// The method label is bounded by Method: a client sending random method
+// names cannot create series without end.
 func (m *Metrics) Observe(route, method string, status int, d time.Duration) {
+	method = Method(method)
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// knownMethods are the standard methods; any other is "_OTHER".
+var knownMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,
+	"DELETE": true, "OPTIONS": true, "CONNECT": true, "TRACE": true}
+
+// Method is m when it is a standard HTTP method, else "_OTHER" (as
+// OpenTelemetry's semantic conventions): the bounded value for labels and
+// span names.
+func Method(m string) string {
+	if knownMethods[m] {
+		return m
+	}
+	return "_OTHER"
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -39,3 +39,24 @@ func TestRouteTemplatesNotRawPaths(t *testing.T) {
 		t.Fatal("a raw path became a label")
 	}
 }
+
+// Random method names from clients all land in one series: the label set
+// stays bounded.
+func TestUnknownMethodsShareOneLabel(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	m := httpmetrics.New("llm-api")
+	e := gin.New()
+	e.Use(ginmetrics.Middleware(m))
+	e.GET("/x", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	for _, method := range []string{"BREW1", "BREW2", "get", "GET"} {
+		e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, "/x", nil))
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	b, _ := io.ReadAll(rec.Body)
+	out := string(b)
+	if strings.Contains(out, "BREW") || strings.Contains(out, `method="get"`) ||
+		!strings.Contains(out, `method="_OTHER"`) || !strings.Contains(out, `method="GET",route="/x",service="llm-api",status="204"} 1`) {
+		t.Fatalf("%s", out)
+	}
+}

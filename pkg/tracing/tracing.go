@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"strings"
 	"time"
 
@@ -128,15 +129,7 @@ const instrumentation = "github.com/edgeguard/edgeguard/pkg/tracing"
 // installs an exporter).
 func Tracer() trace.Tracer { return otel.GetTracerProvider().Tracer(instrumentation) }
 
-// knownMethods bound the span names: any other method is "_OTHER".
-var knownMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,
-	"DELETE": true, "OPTIONS": true, "CONNECT": true, "TRACE": true}
-
 // Method is m when it is a standard method, else "_OTHER" (semantic
-// conventions): a client cannot blow up the span names.
-func Method(m string) string {
-	if knownMethods[m] {
-		return m
-	}
-	return "_OTHER"
-}
+// conventions): a client cannot blow up the span names. The same bound as
+// the metrics' method label (httpmetrics.Method).
+func Method(m string) string { return httpmetrics.Method(m) }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/edgeguard/edgeguard/pkg/redact"
 	"io"
 	"net"
 	"net/http"
@@ -58,7 +59,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 
-	log := zerolog.New(stdout).With().Timestamp().Str("component", "devgateway").Logger()
+	// Through the redacting writer like every other logger: the plugins log
+	// through this one in the dev gateway (their instances' Log).
+	log := zerolog.New(redact.Writer(stdout)).With().Timestamp().Str("component", "devgateway").Logger()
 	opts := devgw.Options{MaxBodyBytes: *maxBody, Logger: &log, Upstreams: map[string]string{}}
 	var err error
 	if *trusted != "" {

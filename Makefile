@@ -31,7 +31,7 @@ dev-down:
 	./scripts/dev.sh down
 
 # make test: every test of every module, with -race, against the real components
-# that scripts/test-services.sh installs and starts (and stops afterwards).
+# that scripts/test.sh installs and starts (and stops afterwards).
 test: build
 	./scripts/test.sh
 
@@ -46,7 +46,7 @@ lint:
 		for m in $(MODULES); do (cd $$m && $$($(GO) env GOPATH)/bin/staticcheck ./...) || exit 1; done; \
 	else echo "staticcheck $(STATICCHECK_VERSION) not installable here; skipped"; fi
 
-# make bench: every benchmark, 5 runs each, written to bench/results/ for benchstat.
+# make bench: every benchmark, 5 runs each, written to .tmp/bench/ for benchstat.
 bench:
 	./scripts/bench.sh
 

@@ -20,6 +20,6 @@ export EDGEGUARD_TEST_PG_DSN="$PG_DSN"
 
 for m in $("$ROOT/scripts/modules.sh"); do
 	log "benchmarks in $m (count $COUNT, benchtime $BENCHTIME)"
-	(cd "$m" && go test -run '^$' -bench . -benchmem -count "$COUNT" -benchtime "$BENCHTIME" ./...) | tee "$out/$m.txt"
+	(cd "$m" && go test -run '^$' -bench . -benchmem -count "$COUNT" -benchtime "$BENCHTIME" ./...) | tee "$out/$(echo "$m" | tr '/.' '__').txt"
 done
 log "raw results in $out"

@@ -247,7 +247,7 @@ edgeguard dev stack ready in ${secs}s (not for production: the dev gateway stand
 
   gateway (Kong's role)      $gw              OpenAI-compatible API at $gw/v1
   Keycloak account console   $gw/realms/jan/account   (through the gateway)
-  Keycloak admin console     $KEYCLOAK_URL/admin/   (loopback only; user admin,
+  Keycloak admin console     $KEYCLOAK_URL/admin/   (loopback only; user ${KEYCLOAK_ADMIN_USERNAME:-edgeguard-admin},
                              password in ${KEYCLOAK_ADMIN_PASSWORD_FILE:-the file scripts/keycloak.sh prints})
   logs                       $LOGS/
   stop                       Ctrl-C (or make dev-down after make dev DETACH=1)

@@ -166,7 +166,8 @@ func (h *approvals) decide(c *gin.Context) {
 		action = audit.ActionApprovalDenied
 	}
 	aev := audit.Event{RequestID: c.Writer.Header().Get(edgehttp.HeaderRequestID),
-		Actor:  audit.Actor{Subject: admin.Subject, KeyID: admin.APIKeyID, IP: audit.CleanIP(c.ClientIP())},
+		Actor: audit.Actor{Subject: audit.CleanTarget(admin.Subject), KeyID: audit.CleanKeyID(admin.APIKeyID),
+			IP: audit.CleanIP(c.ClientIP())},
 		Action: action, Target: id, Outcome: audit.OutcomeSuccess, Severity: audit.SeverityInfo, Source: "mcp-tools"}
 	if err != nil {
 		aev.Outcome, aev.Reason = audit.OutcomeDenied, reasonOf(err)

@@ -58,9 +58,6 @@ type Config struct {
 	Audit *audit.Emitter
 }
 
-// ErrTrustAll refuses a trusted-proxy list that trusts every address.
-var ErrTrustAll = ginedge.ErrTrustAll
-
 // Public returns the public router.
 func Public(cfg Config) (http.Handler, error) {
 	if cfg.MCP == nil || cfg.MCPAuth == nil || cfg.AdminAuth == nil {

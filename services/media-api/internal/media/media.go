@@ -280,6 +280,12 @@ func (s *Service) Fetch(ctx context.Context, owner, rawURL string) (Meta, error)
 
 // fetchError maps an error of the guarded client to a rejection.
 func fetchError(err error) error {
+	// *url.Error repeats the URL, query included (someone's token, a
+	// signature): keep only its cause, so the error can be logged.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
 	var ne net.Error
 	switch {
 	case errors.Is(err, ssrf.ErrBlocked), errors.Is(err, ssrf.ErrScheme), errors.Is(err, ssrf.ErrTooManyRedirects):

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -89,3 +90,11 @@ func (c *counter) Read(p []byte) (int, error) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// A failed fetch's error (which is logged) never repeats the URL's query.
+func TestFetchErrorDropsTheURL(t *testing.T) {
+	err := fetchError(&url.Error{Op: "Get", URL: "https://img.example/a.png?token=q-secret-7f3a", Err: errors.New("connection refused")})
+	if strings.Contains(err.Error(), "q-secret-7f3a") || !errors.Is(err, ErrFetchFailed) {
+		t.Fatalf("%v", err)
+	}
+}

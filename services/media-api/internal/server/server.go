@@ -46,9 +46,6 @@ type Config struct {
 	Metrics *httpmetrics.Metrics
 }
 
-// ErrTrustAll refuses a trusted-proxy list that trusts every address.
-var ErrTrustAll = ginedge.ErrTrustAll
-
 // Public returns the public router.
 func Public(cfg Config) (http.Handler, error) {
 	if cfg.Media == nil {

@@ -2,6 +2,9 @@ package exchange
 
 import (
 	"encoding/json"
+	"net/http"
+
+	"github.com/edgeguard/edgeguard/pkg/identity"
 )
 
 // ContentTypeJSON is the Content-Type of every error the edge answers.
@@ -38,4 +41,15 @@ func Deny(ex Exchange, status int, code, message string, headers map[string]stri
 		r.RecordDenial(code) // hosts that count outcomes (kongx)
 	}
 	ex.Exit(status, ErrorBody(code, message), h)
+}
+
+// Forbid answers 403 code for id, a verified identity the route's policy
+// refused. Hosts that audit (kongx, pluginrt) note who was refused: the
+// plugin hands the identity over, since it is not recorded for the request
+// (SetAuthenticated) and reading kong.ctx.shared would cost a PDK call.
+func Forbid(ex Exchange, id *identity.Identity, code, message string, headers map[string]string) {
+	if r, ok := ex.(interface{ RecordRefused(*identity.Identity) }); ok {
+		r.RecordRefused(id)
+	}
+	Deny(ex, http.StatusForbidden, code, message, headers)
 }

@@ -359,7 +359,7 @@ func (p *Plugin) Handle(ex exchange.Exchange) {
 		return
 	}
 	if d := p.policy.Authorize(id); d != identity.Allowed {
-		exchange.Deny(ex, http.StatusForbidden, string(d), "access denied", nil)
+		exchange.Forbid(ex, id, string(d), "access denied", nil)
 		return
 	}
 	if p.hide {

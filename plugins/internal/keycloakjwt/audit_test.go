@@ -76,3 +76,30 @@ func TestAuditSectionIsValidated(t *testing.T) {
 		})
 	}
 }
+
+// A token whose holder the route's policy refuses is a 403 auth.denied event
+// naming that holder (the plugin hands the refused identity over).
+func TestRefusedIdentityIsTheSubjectOfThe403Event(t *testing.T) {
+	addr, stream, rdb := audittest.Stream(t)
+	p := jwttest.New(t)
+	c := newConfig(t, p, map[string]any{"required_roles": []string{"admin"},
+		"audit": map[string]any{"redis": map[string]any{"addresses": []string{addr}}, "stream": stream}})
+	ex := exchange.NewFake("GET", "/v1/admin/x", map[string][]string{"Authorization": {"Bearer " + p.Token(t, "carol", nil)}})
+	c.Handle(ex)
+	if ex.ExitStatus != 403 {
+		t.Fatalf("status %d", ex.ExitStatus)
+	}
+	em, err := auditopts.Emitter(c.Audit, c.rt.Logger(Name))
+	if err != nil || em == nil {
+		t.Fatal(em, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := em.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, events := audittest.Entries(t, rdb, stream)
+	if len(events) != 1 || events[0].Actor.Subject != "carol" || events[0].Reason == "" || events[0].Severity != audit.SeverityWarning {
+		t.Fatalf("events %+v", events)
+	}
+}

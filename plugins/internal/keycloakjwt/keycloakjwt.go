@@ -286,7 +286,7 @@ func (p *Plugin) Handle(ex exchange.Exchange) {
 		if d == identity.DenyInsufficientScope {
 			h = map[string]string{"WWW-Authenticate": challengeScope}
 		}
-		exchange.Deny(ex, http.StatusForbidden, string(d), "access denied", h)
+		exchange.Forbid(ex, id, string(d), "access denied", h)
 		return
 	}
 	stripIdentity(ex, headers) // before any set: a later clear would cancel it

@@ -99,6 +99,7 @@ type Adapter struct {
 
 	exitStatus int
 	denial     string
+	refused    *identity.Identity // who a 403 refused (exchange.Forbid)
 
 	// the buffered upstream and response header writes
 	exchange.Buffer
@@ -306,6 +307,12 @@ func (a *Adapter) RecordDenial(code string) { a.denial = code }
 
 // Denial is the error code of the answer, "" when the request went on.
 func (a *Adapter) Denial() string { return a.denial }
+
+// RecordRefused notes the identity a 403 refused (exchange.Forbid calls it).
+func (a *Adapter) RecordRefused(id *identity.Identity) { a.refused = id }
+
+// Refused is the identity a 403 refused, or nil.
+func (a *Adapter) Refused() *identity.Identity { return a.refused }
 
 // Flush sends the buffered writes: one kong.service.request.clear_header per
 // cleared name, except names also being set (set_headers overrides a header

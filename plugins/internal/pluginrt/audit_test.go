@@ -79,10 +79,15 @@ func TestDeniedAnswersBecomeAuditEvents(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ex := exchange.NewFake("GET", c.path, nil)
-			if c.ident {
-				ex.SetAuthenticated(&identity.Identity{Subject: "alice", AuthMethod: identity.MethodJWT})
+			alice := &identity.Identity{Subject: "alice", AuthMethod: identity.MethodJWT}
+			if c.ident && c.status == 429 { // set by an earlier plugin
+				ex.SetAuthenticated(alice)
 			}
 			RunAudited(em, "keycloak-jwt", ex, handlerFunc(func(ex exchange.Exchange) {
+				if c.status == 403 { // refused by this plugin's policy: never recorded for the request
+					exchange.Forbid(ex, alice, c.code, "no", nil)
+					return
+				}
 				exchange.Deny(ex, c.status, c.code, "no", nil)
 			}))
 			got := w.events(t, em)

@@ -12,6 +12,7 @@ package pluginrt
 
 import (
 	"fmt"
+	"github.com/edgeguard/edgeguard/pkg/identity"
 	"os"
 	"strings"
 	"sync"
@@ -189,7 +190,7 @@ func RunAudited(em *audit.Emitter, plugin string, ex exchange.Exchange, h Handle
 	}
 	rec := &recorder{Exchange: ex}
 	h.Handle(rec)
-	AuditDenial(em, plugin, ex, rec.status, rec.code)
+	AuditDenial(em, plugin, rec, rec.status, rec.code)
 }
 
 // Access is the Kong access-phase handler: the request through the kongx
@@ -213,8 +214,9 @@ func (in *Instance[T]) Access(plugin string, kong *pdk.PDK, provision func() (T,
 // recorder notes the status and code a handler ends the request with.
 type recorder struct {
 	exchange.Exchange
-	status int
-	code   string
+	status  int
+	code    string
+	refused *identity.Identity
 }
 
 func (r *recorder) Exit(status int, body []byte, headers map[string]string) {
@@ -223,6 +225,16 @@ func (r *recorder) Exit(status int, body []byte, headers map[string]string) {
 	}
 	r.Exchange.Exit(status, body, headers)
 }
+
+func (r *recorder) RecordRefused(id *identity.Identity) {
+	r.refused = id
+	if d, ok := r.Exchange.(interface{ RecordRefused(*identity.Identity) }); ok {
+		d.RecordRefused(id)
+	}
+}
+
+// Refused is the identity a 403 refused, or nil.
+func (r *recorder) Refused() *identity.Identity { return r.refused }
 
 func (r *recorder) RecordDenial(code string) {
 	r.code = code
@@ -234,8 +246,9 @@ func (r *recorder) RecordDenial(code string) {
 // AuditDenial emits the audit event of a request a plugin ended: 401/403
 // are auth.denied, 429 is auth.rate_limited, with the answer's error code
 // as reason; anything else (the request went on, 400, 431, 5xx) is not an
-// audit event. Only requests that were denied pay for it (a subject is
-// read on 403 only, the identity having been established).
+// audit event. Only requests that were denied pay for it. The subject of a
+// 403 is the identity the plugin refused (exchange.Forbid: no PDK call); on
+// a 429 it is the request's authenticated identity.
 func AuditDenial(em *audit.Emitter, plugin string, ex exchange.Exchange, status int, code string) {
 	if em == nil {
 		return
@@ -246,8 +259,10 @@ func AuditDenial(em *audit.Emitter, plugin string, ex exchange.Exchange, status 
 		ev.Action, ev.Severity = audit.ActionAuthDenied, audit.SeverityInfo
 	case 403:
 		ev.Action, ev.Severity = audit.ActionAuthDenied, audit.SeverityWarning
-		if id, ok := ex.Authenticated(); ok && id != nil {
-			ev.Actor.Subject, ev.Actor.KeyID = id.Subject, id.APIKeyID
+		if r, ok := ex.(interface{ Refused() *identity.Identity }); ok {
+			if id := r.Refused(); id != nil {
+				ev.Actor.Subject, ev.Actor.KeyID = id.Subject, id.APIKeyID
+			}
 		}
 	case 429:
 		ev.Action, ev.Severity = audit.ActionAuthRateLimited, audit.SeverityInfo

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -274,7 +275,16 @@ func TestWatchLogsRotationAndFailureOnce(t *testing.T) {
 
 func TestValueNeverPrints(t *testing.T) {
 	v := Static([]byte(value))
-	for _, out := range []string{fmt.Sprint(v), fmt.Sprintf("%v %+v %#v %s", v, v, v, v)} {
+	js, err := json.Marshal(struct{ V *Value }{v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := struct{ Pepper *Value }{v}
+	for _, out := range []string{fmt.Sprint(v), fmt.Sprintf("%v %+v %#v %s", v, v, v, v), string(js),
+		fmt.Sprintf("%v %+v %#v", holder, holder, holder)} {
+		if !strings.Contains(out, "[secret]") {
+			t.Fatalf("%q does not say [secret]", out)
+		}
 		if strings.Contains(out, value) {
 			t.Fatal(out)
 		}

@@ -4,8 +4,9 @@
 #
 #   up        start what is missing: Redis, PostgreSQL, Keycloak (realm jan,
 #             hostname = the gateway), the stub LLM upstream, llm-api,
-#             media-api, mcp-tools and the dev gateway on kong/kong.yml; wait
-#             until each is ready; print the URLs and two commands to try.
+#             media-api, mcp-tools and the real Kong 3.9 (scripts/kong.sh) on
+#             kong/kong.yml with the five plugin servers; wait until each is
+#             ready; print the URLs and two commands to try.
 #             In the foreground Ctrl-C stops everything it started; with
 #             --detach it returns once ready (stop with `make dev-down`).
 #   down      stop everything a detached `up` started.
@@ -17,7 +18,7 @@
 #
 # Variables (all optional; config/README.md "make dev"):
 #   DEV_DIR               where the stack's files live (default $ROOT/.dev)
-#   DEV_GATEWAY_PORT      the gateway's port on 127.0.0.1 (default 8000; 0 = a
+#   DEV_GATEWAY_PORT      Kong's proxy port on 127.0.0.1 (default 8000; 0 = a
 #                         free port). Keycloak's --hostname is
 #                         http://localhost:<port>, so tokens carry that issuer.
 #   REDIS_ADDR, PG_DSN    use this Redis / PostgreSQL instead of starting one
@@ -27,8 +28,10 @@
 #                         instead of starting one
 #   DEV_GATEWAY_VALIDATE_URL  the gateway's API-key validate URL (default:
 #                         llm-api's internal listener; tests put a proxy there)
-#   DEV_GATEWAY_TRUSTED_PROXIES  the gateway's --trusted-proxies (default none:
-#                         every client is its TCP peer)
+#   DEV_GATEWAY_TRUSTED_PROXIES  Kong's trusted_ips (default: kong.conf's, which
+#                         trusts nobody: every client is its TCP peer)
+#   KONG_BIN, KONG_SOURCE_BUNDLE, KONG_USER  which Kong and who runs it
+#                         (scripts/kong.sh)
 # Service variables exported by the caller (GUEST_LOGIN_LIMIT_PER_IP,
 # LOG_LEVEL, …) reach the services unchanged; the script sets only what wires
 # the stack together.
@@ -40,16 +43,18 @@ RUN="$DEV_DIR/run"
 LOGS="$DEV_DIR/logs"
 SECRETS="$DEV_DIR/secrets"
 BIN="${EDGEGUARD_BIN:-$ROOT/bin}"
-SERVICES=(stub-upstream llm-api media-api mcp-tools devgateway)
+SERVICES=(stub-upstream llm-api media-api mcp-tools)
 
 # components run scripts/<name>.sh with the stack's own data folder.
 components() { EDGEGUARD_TMP="$DEV_DIR/components" "$ROOT/scripts/$1.sh" "${@:2}"; }
 
 alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+kong_alive() { "$ROOT/scripts/kong.sh" env --dir "$DEV_DIR/kong" --logs "$LOGS" >/dev/null 2>&1; }
 
 down() {
 	local s pid
-	for s in devgateway mcp-tools media-api llm-api stub-upstream; do
+	"$ROOT/scripts/kong.sh" stop --dir "$DEV_DIR/kong" --logs "$LOGS" >/dev/null 2>&1 || true
+	for s in mcp-tools media-api llm-api stub-upstream; do
 		if alive "$s"; then
 			pid=$(cat "$RUN/$s.pid")
 			kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
@@ -94,7 +99,7 @@ wait_http() {
 up() {
 	local detach=false
 	[ "${1:-}" = "--detach" ] && detach=true
-	if [ -f "$RUN/env" ] && alive devgateway; then
+	if [ -f "$RUN/env" ] && kong_alive; then
 		log "the dev stack already runs (make dev-down stops it)"
 		cat "$RUN/env"
 		return 0
@@ -120,7 +125,11 @@ up() {
 	# Secrets, generated once (kept across runs; delete the folder to renew).
 	"$BIN/gen-secrets" "$SECRETS" >/dev/null
 
-	# Keycloak takes longest: started first, in the background.
+	# Kong (built from the source bundle on the first run, ~2 min) and
+	# Keycloak take longest: started first, in the background.
+	"$ROOT/scripts/kong.sh" install >"$RUN/kong-install.env" 2>"$LOGS/kong-install.log" &
+	local kongpid=$!
+
 	local kcenv="$RUN/keycloak.env" kcpid=""
 	if [ -n "${KEYCLOAK_URL:-}" ]; then
 		: "${KEYCLOAK_ISSUER:?KEYCLOAK_URL is set: KEYCLOAK_ISSUER must be too}"
@@ -184,23 +193,23 @@ up() {
 	wait_http media-api "http://127.0.0.1:$p_media_int/readyz" 30
 	wait_http mcp-tools "http://127.0.0.1:$p_mcp_int/readyz" 30
 
-	# The gateway: kong/kong.yml as is, its container names and secret paths
-	# rewritten to this machine (plugins/devgateway/README.md).
+	# The gateway: the real Kong on kong/kong.yml as is, its container names
+	# and secret paths rendered to this machine (scripts/kong.sh).
+	wait "$kongpid" || { cat "$LOGS/kong-install.log" >&2; die "no Kong (the error is above)"; }
 	local validate="${DEV_GATEWAY_VALIDATE_URL:-http://127.0.0.1:$p_llm_int/internal/api-keys/validate}"
-	local trusted=()
-	[ -n "${DEV_GATEWAY_TRUSTED_PROXIES:-}" ] && trusted=(--trusted-proxies "$DEV_GATEWAY_TRUSTED_PROXIES")
-	start devgateway "$BIN/devgateway" --config "$ROOT/kong/kong.yml" --listen "127.0.0.1:$gwport" "${trusted[@]}" \
-		--upstream "llm-api=http://127.0.0.1:$p_llm" \
-		--upstream "media-api=http://127.0.0.1:$p_media" \
-		--upstream "mcp-tools=http://127.0.0.1:$p_mcp" \
-		--upstream "keycloak=$KEYCLOAK_URL" \
-		--rewrite "http://localhost:8000/realms/jan=$KEYCLOAK_ISSUER" \
-		--rewrite "http://keycloak:8080/realms/jan/protocol/openid-connect/certs=$jwks" \
+	[ -n "${DEV_GATEWAY_TRUSTED_PROXIES:-}" ] && export KONG_TRUSTED_IPS="$DEV_GATEWAY_TRUSTED_PROXIES"
+	"$ROOT/scripts/kong.sh" start --dir "$DEV_DIR/kong" --logs "$LOGS" --proxy-port "$gwport" --secrets "$SECRETS" \
 		--rewrite "http://llm-api:8081/internal/api-keys/validate=$validate" \
+		--rewrite "http://llm-api:8080=http://127.0.0.1:$p_llm" \
+		--rewrite "http://media-api:8080=http://127.0.0.1:$p_media" \
+		--rewrite "http://mcp-tools:8080=http://127.0.0.1:$p_mcp" \
+		--rewrite "http://localhost:8000/realms/jan=$KEYCLOAK_ISSUER" \
+		--rewrite "http://keycloak:8080=$KEYCLOAK_URL" \
 		--rewrite "redis:6379=$REDIS_ADDR" \
 		--rewrite "/etc/kong/secrets/redis_password=" \
-		--rewrite "/etc/kong/secrets/=$SECRETS/"
-	wait_http devgateway "http://127.0.0.1:$gwport/realms/jan/.well-known/openid-configuration" 60
+		--rewrite "http://otel-collector:4318=http://127.0.0.1:${OTEL_COLLECTOR_PORT:-4318}" >"$RUN/kong.env" ||
+		die "Kong did not start (the error is above)"
+	wait_http kong "http://127.0.0.1:$gwport/realms/jan/.well-known/openid-configuration" 60
 
 	cat >"$RUN/env" <<EOF
 GATEWAY_URL=http://127.0.0.1:$gwport
@@ -217,6 +226,7 @@ MCP_TOOLS_INTERNAL_URL=http://127.0.0.1:$p_mcp_int
 STUB_UPSTREAM_URL=http://127.0.0.1:$p_stub
 DEV_LOGS=$LOGS
 DEV_SECRETS=$SECRETS
+$(cat "$RUN/kong.env")
 EOF
 	# From here Ctrl-C is the normal way to stop (exit 0); set before the env
 	# lines go out, since whoever reads them may interrupt at once.
@@ -227,6 +237,12 @@ EOF
 
 	# Foreground: until Ctrl-C, or until a process dies (then stop the rest).
 	while true; do
+		if ! kong_alive; then
+			tail -n 20 "$LOGS/kong-error.log" >&2 || true
+			log "Kong exited (error log tail above): stopping the stack"
+			down
+			exit 1
+		fi
 		for s in "${SERVICES[@]}"; do
 			if ! alive "$s"; then
 				tail -n 20 "$LOGS/$s.log" >&2 || true
@@ -243,13 +259,13 @@ banner() {
 	local gw=$1 port=$2 secs=$3
 	cat <<EOF
 
-edgeguard dev stack ready in ${secs}s (not for production: the dev gateway stands in for Kong)
+edgeguard dev stack ready in ${secs}s (Kong 3.9 with the edgeguard plugins; dev secrets, not for production)
 
-  gateway (Kong's role)      $gw              OpenAI-compatible API at $gw/v1
+  gateway (Kong)             $gw              OpenAI-compatible API at $gw/v1
   Keycloak account console   $gw/realms/jan/account   (through the gateway)
   Keycloak admin console     $KEYCLOAK_URL/admin/   (loopback only; user ${KEYCLOAK_ADMIN_USERNAME:-edgeguard-admin},
                              password in ${KEYCLOAK_ADMIN_PASSWORD_FILE:-the file scripts/keycloak.sh prints})
-  logs                       $LOGS/
+  logs                       $LOGS/   (Kong: kong-error.log, kong-access.log)
   stop                       Ctrl-C (or make dev-down after make dev DETACH=1)
 
 Try it (a guest token, then a chat completion with it):
@@ -264,7 +280,7 @@ EOF
 case "${1:-}" in
 up) up "${2:-}" ;;
 down) down ;;
-env) [ -f "$RUN/env" ] && alive devgateway && cat "$RUN/env" ;;
+env) [ -f "$RUN/env" ] && kong_alive && cat "$RUN/env" ;;
 *)
 	echo "usage: $0 up [--detach] | down | env" >&2
 	exit 2

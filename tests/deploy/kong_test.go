@@ -11,7 +11,7 @@ import (
 )
 
 // kongBuiltins are Kong's own plugins kong.yml may use (bundled).
-var kongBuiltins = []string{"cors", "request-size-limiting", "prometheus", "opentelemetry"}
+var kongBuiltins = []string{"cors", "request-size-limiting", "prometheus", "opentelemetry", "response-transformer"}
 
 // TestKongConfClientIPAndHeaders: DESIGN.md "Client IP" and "Server/Via
 // removed by Kong's headers setting".

@@ -200,3 +200,15 @@ func TestDockerfilesPinTheirImages(t *testing.T) {
 		t.Error("kong/Dockerfile: KONG_IMAGE must be an explicit kong:3.x.y")
 	}
 }
+
+// TestKongConfShowsPluginServerErrors: Kong copies a plugin server's stderr
+// into its error log at [info] (measured in Kong 3.9.3), so a log_level
+// above info hides every configuration error the plugins report there.
+func TestKongConfShowsPluginServerErrors(t *testing.T) {
+	c := kongConf(t)
+	switch c["log_level"] {
+	case "info", "debug":
+	default:
+		t.Errorf("kong.conf log_level = %q: the plugin servers' errors (logged by Kong at [info]) would be invisible; want info", c["log_level"])
+	}
+}

@@ -175,3 +175,30 @@ func TestRunAuditedReadsTheRequestBeforeTheExit(t *testing.T) {
 		}
 	}
 }
+
+// freshHost is a host that takes the all-in-one chain's NoPriorIdentity
+// hint (kongx, the dev gateway).
+type freshHost struct {
+	*exchange.Fake
+	told bool
+}
+
+func (h *freshHost) NoPriorIdentity() { h.told = true }
+
+// The audit recorder wraps the host: it must not hide the hint, or the
+// chain would read identities recorded before it (under Kong: a
+// kong.ctx.shared.get) only when audit is on.
+func TestRunAuditedPassesNoPriorIdentityOn(t *testing.T) {
+	em, _ := newEmitter(t)
+	for _, e := range []*audit.Emitter{nil, em} {
+		h := &freshHost{Fake: exchange.NewFake("GET", "/", nil)}
+		RunAudited(e, "edgeguard", h, handlerFunc(func(ex exchange.Exchange) {
+			if fc, ok := ex.(interface{ NoPriorIdentity() }); ok {
+				fc.NoPriorIdentity()
+			}
+		}))
+		if !h.told {
+			t.Fatalf("audit on = %v: the host was not told", e != nil)
+		}
+	}
+}

@@ -242,6 +242,15 @@ func (r *recorder) RecordRefused(id *identity.Identity) {
 // Refused is the identity a 403 refused, or nil.
 func (r *recorder) Refused() *identity.Identity { return r.refused }
 
+// NoPriorIdentity passes the all-in-one chain's hint on to a host that takes
+// it (the dev gateway): wrapping the host for audit must not change what
+// the chain sees.
+func (r *recorder) NoPriorIdentity() {
+	if fc, ok := r.Exchange.(interface{ NoPriorIdentity() }); ok {
+		fc.NoPriorIdentity()
+	}
+}
+
 func (r *recorder) RecordDenial(code string) {
 	r.code = code
 	if d, ok := r.Exchange.(interface{ RecordDenial(code string) }); ok {

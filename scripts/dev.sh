@@ -112,6 +112,8 @@ up() {
 	down # leftovers of a crashed run
 	# Interrupted while starting: stop what has started so far.
 	trap 'log "interrupted: stopping"; down; exit 130' INT TERM
+	# A failed start (die) stops what has started so far, too.
+	trap 'rc=$?; if [ $rc -ne 0 ]; then log "start failed: stopping what started"; down; fi' EXIT
 	local t0=$SECONDS
 
 	# The gateway's port first: Keycloak's hostname and the issuer depend on it.
@@ -230,6 +232,7 @@ $(cat "$RUN/kong.env")
 EOF
 	# From here Ctrl-C is the normal way to stop (exit 0); set before the env
 	# lines go out, since whoever reads them may interrupt at once.
+	trap - EXIT
 	$detach || trap 'log "stopping"; down; exit 0' INT TERM
 	banner "$gw" "$gwport" $((SECONDS - t0)) >&2
 	cat "$RUN/env"

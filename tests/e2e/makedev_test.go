@@ -180,3 +180,31 @@ func TestMakeDevRefusesATakenPort(t *testing.T) {
 		t.Errorf("the refusal does not name the port and the variable:\n%s", out)
 	}
 }
+
+// TestMakeDevFailedStartStopsWhatStarted: when a part fails to start (here
+// Kong: KONG_BIN names no Kong), make dev exits non-zero with the reason and
+// leaves no process it started behind (the services were already up).
+func TestMakeDevFailedStartStopsWhatStarted(t *testing.T) {
+	requireEdge(t)
+	dir := kongReadableTempDir(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := devScript(ctx, t, dir, []string{"KONG_BIN=/bin/false"}, "up", "--detach")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("make dev succeeded without a Kong")
+	}
+	if !strings.Contains(string(out), "KONG_BIN") {
+		t.Errorf("the failure does not name KONG_BIN:\n%s", out)
+	}
+	// Every process of the stack gets the stack's folder in its environment
+	// (secret files, media storage): none may be left.
+	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, f := range procs {
+		b, err := os.ReadFile(f)
+		if err == nil && bytes.Contains(b, []byte(dir)) {
+			cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(f), "cmdline"))
+			t.Errorf("process %s (%s) still runs after the failed start", filepath.Base(filepath.Dir(f)), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+		}
+	}
+}

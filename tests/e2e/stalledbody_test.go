@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -10,14 +12,18 @@ import (
 	"time"
 )
 
-// TestStalledBodiesGet408: a client that stops sending its body — a
+// TestStalledBodiesAreCutOff: a client that stops sending its body — a
 // Content-Length larger than what it sends, or a chunked body that stops
-// after one chunk — is answered 408 by Kong after kong.conf's
-// nginx_http_client_body_timeout (15 s) and the connection is closed,
-// instead of being held (an attack run found such requests open for
-// minutes behind the in-process gateway that stood in for Kong).
-func TestStalledBodiesGet408(t *testing.T) {
+// after one chunk — is cut off by Kong after kong.conf's
+// nginx_http_client_body_timeout (15 s) instead of being held (an attack
+// run found such requests open for minutes behind the in-process gateway
+// that stood in for Kong). Measured in Kong 3.9.3: nginx ends such a
+// request with 408 internally but sends no answer — it closes the
+// connection — so the client sees EOF after the timeout; an answer sent
+// earlier (the edge's 401 when a credential is missing) is fine too.
+func TestStalledBodiesAreCutOff(t *testing.T) {
 	_, e := requireEdge(t)
+	guest, _ := e.guest(t)
 	u, err := url.Parse(e.gw)
 	if err != nil {
 		t.Fatal(err)
@@ -26,6 +32,7 @@ func TestStalledBodiesGet408(t *testing.T) {
 		"short Content-Length on the token endpoint": "POST /realms/jan/protocol/openid-connect/token HTTP/1.1\r\nHost: " + u.Host +
 			"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\ngrant",
 		"one chunk on chat completions": "POST /v1/chat/completions HTTP/1.1\r\nHost: " + u.Host +
+			"\r\nAuthorization: Bearer " + guest +
 			"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n",
 		"short Content-Length on logout": "POST /auth/logout HTTP/1.1\r\nHost: " + u.Host +
 			"\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"re",
@@ -50,14 +57,16 @@ func TestStalledBodiesGet408(t *testing.T) {
 			status, err := bufio.NewReader(c).ReadString('\n')
 			took := time.Since(start)
 			switch {
-			case err != nil:
-				t.Errorf("%s: no answer within 45 s (%v)", name, err)
-			case !strings.HasPrefix(status, "HTTP/1.1 408"):
-				t.Errorf("%s: %q after %v, want 408", name, strings.TrimSpace(status), took.Round(time.Second))
-			case took < 10*time.Second:
-				t.Errorf("%s: 408 after only %v (client_body_timeout is 15 s)", name, took)
-			default:
+			case err == nil && strings.HasPrefix(status, "HTTP/1.1 408"):
 				t.Logf("%s: 408 after %v", name, took.Round(100*time.Millisecond))
+			case err == nil:
+				t.Errorf("%s: %q after %v, want the connection cut off (or 408)", name, strings.TrimSpace(status), took.Round(time.Second))
+			case errors.Is(err, io.EOF) && took >= 10*time.Second:
+				t.Logf("%s: connection closed by Kong after %v (client_body_timeout)", name, took.Round(100*time.Millisecond))
+			case errors.Is(err, io.EOF):
+				t.Errorf("%s: closed after only %v (client_body_timeout is 15 s)", name, took)
+			default:
+				t.Errorf("%s: still open after %v (%v): a stalled body holds the connection", name, took.Round(time.Second), err)
 			}
 		}()
 	}

@@ -34,6 +34,7 @@ func (c *Config) keySetConfig() keySetConfig {
 // keyState is one successfully fetched key set; immutable once stored.
 type keyState struct {
 	keys    map[string]*Key
+	started time.Time // when the fetch that produced it began
 	fetched time.Time
 	// staleAt is fetched + max stale in Unix nanoseconds: the cache-hit path
 	// compares integers, not times.
@@ -51,6 +52,33 @@ type fetchCall struct {
 // churns it; refreshes stay rate-limited regardless).
 const maxNegativeKIDs = 1024
 
+// unknownKID is a kid that was refused with unknown_kid. It is negative-cached
+// only once a key set whose fetch began after checked did not contain it: the
+// key set a first refusal was decided on does not count, since the kid may
+// have been published after that fetch began, and a kid first seen inside the
+// min refresh interval has not been checked against any fresh key set at all.
+type unknownKID struct {
+	checked time.Time // its first refusal, then the start of its last negative period
+	until   time.Time // negative-cached until; zero: not (yet) negative
+}
+
+// refuse records that kid is absent from the usable key set st at now,
+// negative-caching it when st was fetched after the kid was last checked.
+// The caller holds ks.mu.
+func (ks *KeySet) refuse(kid string, st *keyState, now time.Time) {
+	u, seen := ks.unknown[kid]
+	switch {
+	case !seen:
+		if len(ks.unknown) >= maxNegativeKIDs {
+			clear(ks.unknown)
+		}
+		ks.unknown[kid] = unknownKID{checked: now}
+	case st.started.After(u.checked):
+		// Absent from a key set fetched after it was last checked.
+		ks.unknown[kid] = unknownKID{checked: now, until: now.Add(ks.cfg.refresh)}
+	}
+}
+
 // KeySet is the JWKS of one issuer: fetched at start, refreshed every
 // refresh interval, refreshed at once on an unknown kid but at most once per
 // min refresh interval (single flight), served stale when the IdP fails for
@@ -66,7 +94,7 @@ type KeySet struct {
 	call        *fetchCall
 	lastAttempt time.Time
 	discovered  string
-	negative    map[string]time.Time
+	unknown     map[string]unknownKID // bounded by maxNegativeKIDs
 	lastWarn    time.Time
 	failures    int
 
@@ -77,7 +105,7 @@ type KeySet struct {
 }
 
 func newKeySet(issuer, jwksURL string, cfg keySetConfig) *KeySet {
-	return &KeySet{issuer: issuer, jwksURL: jwksURL, cfg: cfg, negative: map[string]time.Time{}, stop: make(chan struct{})}
+	return &KeySet{issuer: issuer, jwksURL: jwksURL, cfg: cfg, unknown: map[string]unknownKID{}, stop: make(chan struct{})}
 }
 
 // start fetches the keys in the background and keeps refreshing them until
@@ -151,6 +179,14 @@ func addNanos(t int64, d time.Duration) int64 {
 
 // lookup finds the key for kid, refreshing the set when the kid is unknown
 // and a refresh is allowed.
+//
+// A kid missing from the key set is refused; it is negative-cached (no
+// refresh for it for a refresh interval) only when a key set fetched after
+// its first refusal still lacks it. A kid first seen inside the min refresh
+// interval, or absent only from the fetch its own request triggered or
+// joined, is refused but stays eligible for the next allowed refresh: a key
+// published just after a refresh is found by the next one, not one refresh
+// interval later.
 func (ks *KeySet) lookup(ctx context.Context, kid []byte) (*Key, error) {
 	now := ks.cfg.now()
 	st := ks.state.Load()
@@ -161,9 +197,18 @@ func (ks *KeySet) lookup(ctx context.Context, kid []byte) (*Key, error) {
 	}
 	ks.mu.Lock()
 	if ks.usable(st, now) {
-		if until, ok := ks.negative[string(kid)]; ok && now.Before(until) {
-			ks.mu.Unlock()
-			return nil, ReasonUnknownKID
+		if u, ok := ks.unknown[string(kid)]; ok {
+			if now.Before(u.until) {
+				ks.mu.Unlock()
+				return nil, ReasonUnknownKID
+			}
+			if st.started.After(u.checked) {
+				// A refresh made since (another kid's, the background
+				// one) did not contain it either: no fetch for it.
+				ks.refuse(string(kid), st, now)
+				ks.mu.Unlock()
+				return nil, ReasonUnknownKID
+			}
 		}
 	}
 	joinable := ks.call != nil || now.Sub(ks.lastAttempt) >= ks.cfg.minRefresh
@@ -177,13 +222,13 @@ func (ks *KeySet) lookup(ctx context.Context, kid []byte) (*Key, error) {
 		return nil, ReasonIdPUnavailable
 	}
 	if k := st.keys[string(kid)]; k != nil {
+		ks.mu.Lock()
+		delete(ks.unknown, string(kid))
+		ks.mu.Unlock()
 		return k, nil
 	}
 	ks.mu.Lock()
-	if len(ks.negative) >= maxNegativeKIDs {
-		clear(ks.negative)
-	}
-	ks.negative[string(kid)] = now.Add(ks.cfg.refresh)
+	ks.refuse(string(kid), st, now)
 	ks.mu.Unlock()
 	return nil, ReasonUnknownKID
 }
@@ -262,6 +307,7 @@ func (ks *KeySet) fetchOnce(ctx context.Context) error {
 			return err
 		}
 	}
+	started := ks.cfg.now()
 	body, err := ks.get(ctx, u)
 	if err != nil {
 		return fmt.Errorf("fetch jwks %s: %w", u, err)
@@ -274,7 +320,7 @@ func (ks *KeySet) fetchOnce(ctx context.Context) error {
 		return fmt.Errorf("jwks %s: no usable signature keys (%s)", u, strings.Join(skipped, "; "))
 	}
 	now := ks.cfg.now()
-	old := ks.state.Swap(&keyState{keys: keys, fetched: now, staleAt: addNanos(now.UnixNano(), ks.cfg.maxStale)})
+	old := ks.state.Swap(&keyState{keys: keys, started: started, fetched: now, staleAt: addNanos(now.UnixNano(), ks.cfg.maxStale)})
 	if old == nil || len(old.keys) != len(keys) || !sameKIDs(old.keys, keys) {
 		ks.cfg.log.Info().Str("issuer", ks.issuer).Int("keys", len(keys)).Int("skipped", len(skipped)).Msg("jwks loaded")
 	}

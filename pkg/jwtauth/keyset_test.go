@@ -63,6 +63,150 @@ func TestNewKidIsFetchedOnceAndRemovedKidStopsVerifying(t *testing.T) {
 	}
 }
 
+// A key published just after an unknown-kid refresh must be found by the
+// next allowed refresh, not one refresh interval (5 min) later: a kid is
+// negative-cached only after a key set fetched after its first refusal
+// lacked it. The attack: anyone watching the public key list sends an
+// unknown kid as a rotation starts, and the new key was refused until the
+// background refresh.
+func TestKeyPublishedInsideTheMinRefreshIntervalIsAcceptedAtTheNextRefresh(t *testing.T) {
+	for _, first := range []string{
+		"rsa-b",    // the kid itself, presented before the IdP published it
+		"random-x", // another unknown kid spends the refresh budget
+	} {
+		t.Run(first, func(t *testing.T) {
+			testKeys(t)
+			ka, kb := keyA(), testKey{kid: "rsa-b", signer: rsaB}
+			p := newIdP(t, jwksJSON(t, ka))
+			clk := newClock()
+			v := newTestVerifier(t, p, clk, func(c *Config) { c.CacheEntries = -1 })
+			ks := v.KeySet(testIssuer)
+			ctx := context.Background()
+			tokB := mint(t, "RS256", kb, nil, nil)
+			verify := func(tok string) error { _, err := v.Verify(ctx, tok); return err }
+
+			clk.Advance(DefaultMinRefreshInterval) // t=0: a refresh is allowed
+			t0, base := clk.Now(), ks.Fetches()
+			at := func(d time.Duration) { t.Helper(); clk.Advance(t0.Add(d).Sub(clk.Now())) }
+
+			// t=0: an unknown kid → refresh (fetch #1), absent → unknown_kid.
+			if err := verify(mint(t, "RS256", testKey{kid: first, signer: rsaB}, nil, nil)); ReasonOf(err) != ReasonUnknownKID {
+				t.Fatalf("t=0: %v, want unknown_kid", err)
+			}
+			if got := ks.Fetches() - base; got != 1 {
+				t.Fatalf("t=0: %d fetches, want 1", got)
+			}
+			// t=2s: the IdP publishes key B.
+			at(2 * time.Second)
+			p.set(jwksJSON(t, ka, kb), http.StatusOK)
+			// t=5s: inside the min refresh interval: refused, no fetch.
+			at(5 * time.Second)
+			if err := verify(tokB); ReasonOf(err) != ReasonUnknownKID {
+				t.Fatalf("t=5s: %v, want unknown_kid", err)
+			}
+			if got := ks.Fetches() - base; got != 1 {
+				t.Fatalf("t=5s: %d fetches, want still 1", got)
+			}
+			// t=11.5s: a refresh is allowed again (fetch #2) and finds B.
+			at(11500 * time.Millisecond)
+			if err := verify(tokB); err != nil {
+				t.Fatalf("t=11.5s: %v, want accepted", err)
+			}
+			if got := ks.Fetches() - base; got != 2 {
+				t.Fatalf("t=11.5s: %d fetches, want 2", got)
+			}
+		})
+	}
+}
+
+// A kid that a key set fetched after its first refusal did not contain is
+// negative-cached for a refresh interval: no fetch for it, even when a
+// refresh would be allowed; after that it may refresh again.
+func TestKidAbsentFromARefreshAfterItsRefusalIsNegativeCached(t *testing.T) {
+	cases := []struct {
+		name string
+		// second runs between the first refusal and the checks; it must
+		// bring about a refresh that began after that refusal.
+		second func(t *testing.T, clk *clock, ks *KeySet, verify func(kid string) error)
+	}{
+		{"its own next request refreshes", func(t *testing.T, clk *clock, ks *KeySet, verify func(string) error) {
+			clk.Advance(DefaultMinRefreshInterval)
+			n := ks.Fetches()
+			if err := verify("ghost"); ReasonOf(err) != ReasonUnknownKID {
+				t.Fatal(err)
+			}
+			if ks.Fetches() != n+1 {
+				t.Fatal("the first allowed request after the refusal must refresh")
+			}
+		}},
+		{"another kid's refresh", func(t *testing.T, clk *clock, ks *KeySet, verify func(string) error) {
+			clk.Advance(DefaultMinRefreshInterval)
+			n := ks.Fetches()
+			if err := verify("other"); ReasonOf(err) != ReasonUnknownKID {
+				t.Fatal(err)
+			}
+			if ks.Fetches() != n+1 {
+				t.Fatal("other kid: no refresh")
+			}
+		}},
+		{"the background refresh", func(t *testing.T, clk *clock, ks *KeySet, verify func(string) error) {
+			clk.Advance(time.Second)
+			if err := ks.refresh(context.Background(), true); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			testKeys(t)
+			p := newIdP(t, jwksJSON(t, keyA()))
+			clk := newClock()
+			v := newTestVerifier(t, p, clk, func(c *Config) { c.CacheEntries = -1 })
+			ks := v.KeySet(testIssuer)
+			verify := func(kid string) error {
+				_, err := v.Verify(context.Background(), mint(t, "RS256", testKey{kid: kid, signer: rsaB}, nil, nil))
+				return err
+			}
+			// First seen inside the min refresh interval (the start-up fetch
+			// was just made): refused, no fetch.
+			clk.Advance(time.Second)
+			n := ks.Fetches()
+			if err := verify("ghost"); ReasonOf(err) != ReasonUnknownKID {
+				t.Fatal(err)
+			}
+			if ks.Fetches() != n {
+				t.Fatal("inside the min refresh interval: fetched")
+			}
+			tc.second(t, clk, ks, verify)
+			// Its next request, at once, is refused without a fetch.
+			n = ks.Fetches()
+			if err := verify("ghost"); ReasonOf(err) != ReasonUnknownKID {
+				t.Fatal(err)
+			}
+			checked := clk.Now()
+
+			// Negative-cached: refreshes are allowed, but not for it.
+			for clk.Now().Before(checked.Add(DefaultRefreshInterval - DefaultMinRefreshInterval)) {
+				clk.Advance(DefaultMinRefreshInterval)
+				if err := verify("ghost"); ReasonOf(err) != ReasonUnknownKID {
+					t.Fatal(err)
+				}
+			}
+			if got := ks.Fetches() - n; got != 0 {
+				t.Fatalf("negative-cached kid caused %d fetches", got)
+			}
+			// Past the negative TTL it is checked once more.
+			clk.Advance(DefaultMinRefreshInterval + time.Second)
+			if err := verify("ghost"); ReasonOf(err) != ReasonUnknownKID {
+				t.Fatal(err)
+			}
+			if got := ks.Fetches() - n; got != 1 {
+				t.Fatalf("after the negative TTL: %d fetches, want 1", got)
+			}
+		})
+	}
+}
+
 func TestIdPDownServesStaleKeysThenIdPUnavailable(t *testing.T) {
 	testKeys(t)
 	var logs testenv.Buffer
@@ -129,16 +273,28 @@ func TestRandomKidFloodFetchesAtMostOncePerMinRefreshInterval(t *testing.T) {
 	start := ks.Fetches()
 	ctx := context.Background()
 
-	// 60 simulated seconds, 50 concurrent attackers each second with random kids.
+	// Ten kids an attacker presents over and over, next to the random ones.
+	longLived := map[string]any{"exp": testNow.Add(time.Hour).Unix()}
+	repeated := make([]string, 10)
+	for i := range repeated {
+		repeated[i] = mint(t, "RS256", testKey{kid: fmt.Sprintf("rep-%d", i), signer: rsaA}, nil, longLived)
+	}
+	// 60 simulated seconds, 50 concurrent attackers each second: 40 with
+	// random kids, 10 with the repeated ones.
 	for sec := 0; sec < 60; sec++ {
 		var wg sync.WaitGroup
 		for i := range 50 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				tok := mint(t, "RS256", testKey{kid: fmt.Sprintf("rand-%d-%d", sec, i), signer: rsaA}, nil, nil)
+				tok := ""
+				if i < len(repeated) {
+					tok = repeated[i]
+				} else {
+					tok = mint(t, "RS256", testKey{kid: fmt.Sprintf("rand-%d-%d", sec, i), signer: rsaA}, nil, nil)
+				}
 				if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonUnknownKID {
-					t.Errorf("random kid: %v", err)
+					t.Errorf("unknown kid: %v", err)
 				}
 			}()
 		}
@@ -152,12 +308,45 @@ func TestRandomKidFloodFetchesAtMostOncePerMinRefreshInterval(t *testing.T) {
 	if got == 0 {
 		t.Fatal("an unknown kid must trigger a refresh when one is allowed")
 	}
-	// The same unknown kid again is answered from the negative cache, even
-	// when a refresh would be allowed.
-	clk.Advance(DefaultMinRefreshInterval)
-	tok := mint(t, "RS256", testKey{kid: "seen-before", signer: rsaA}, nil, nil)
-	_, _ = v.Verify(ctx, tok)
+	// The repeated kids were absent from refreshes made after their first
+	// refusal: negative-cached, they cost no fetch for the rest of their
+	// negative period. The flood's 2,400 random kids overflowed the
+	// 1,024-entry cache, which can forget a kid's state (as before): such a
+	// kid is refused and earns its negative entry again by the next
+	// allowed refresh, so the first 3 intervals may still cost up to 2
+	// fetches (each within the min refresh interval), and then none.
+	presentRepeated := func() {
+		t.Helper()
+		clk.Advance(DefaultMinRefreshInterval)
+		for _, tok := range repeated {
+			if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonUnknownKID {
+				t.Fatalf("repeated kid: %v", err)
+			}
+		}
+	}
 	before := ks.Fetches()
+	for range 3 {
+		presentRepeated()
+	}
+	if n := ks.Fetches() - before; n > 2 {
+		t.Fatalf("repeated kids after the flood: %d fetches in 3 intervals, want <= 2", n)
+	}
+	before = ks.Fetches()
+	for clk.Now().Before(testNow.Add(DefaultRefreshInterval)) {
+		presentRepeated()
+	}
+	if n := ks.Fetches() - before; n != 0 {
+		t.Fatalf("negative-cached repeated kids caused %d fetches", n)
+	}
+	// An unknown kid refused once and then absent from a key set fetched
+	// after that refusal is answered from the negative cache, even when a
+	// refresh would be allowed.
+	tok := mint(t, "RS256", testKey{kid: "seen-before", signer: rsaA}, nil, longLived)
+	for range 2 {
+		clk.Advance(DefaultMinRefreshInterval)
+		_, _ = v.Verify(ctx, tok)
+	}
+	before = ks.Fetches()
 	for range 3 {
 		clk.Advance(DefaultMinRefreshInterval)
 		if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonUnknownKID {

@@ -298,13 +298,28 @@ func newTestVerifier(t testing.TB, p *idp, clk *clock, mutate func(*Config)) *Ve
 	return v
 }
 
+// waitReady waits for the first key fetch of v to finish, including its
+// single-flight bookkeeping: a test's next unknown kid must start a fetch of
+// its own, not join the start-up one.
 func waitReady(t testing.TB, v *Verifier) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for !v.Ready() {
+	for !v.Ready() || fetchInFlight(v) {
 		if time.Now().After(deadline) {
 			t.Fatal("verifier never became ready")
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+func fetchInFlight(v *Verifier) bool {
+	for _, ks := range v.keys {
+		ks.mu.Lock()
+		c := ks.call
+		ks.mu.Unlock()
+		if c != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -157,6 +158,8 @@ type clientRep struct {
 	StandardFlowEnabled       bool              `json:"standardFlowEnabled"`
 	ImplicitFlowEnabled       bool              `json:"implicitFlowEnabled"`
 	DirectAccessGrantsEnabled bool              `json:"directAccessGrantsEnabled"`
+	BearerOnly                bool              `json:"bearerOnly"`
+	Enabled                   bool              `json:"enabled"`
 	ServiceAccountsEnabled    bool              `json:"serviceAccountsEnabled"`
 	FullScopeAllowed          bool              `json:"fullScopeAllowed"`
 	RedirectURIs              []string          `json:"redirectUris"`
@@ -385,6 +388,83 @@ func TestAdminsCannotUseThePasswordGrant(t *testing.T) {
 	// Admins log in through the browser, where OTP is required.
 	if tok, err := s.kc.PasswordGrant(s.ctx, client, secret, admin, adminPW, ""); tok != nil || keycloak.StatusOf(err) != http.StatusUnauthorized {
 		t.Fatalf("admin, realm direct grant flow: %v, want 401", err)
+	}
+}
+
+// passwordGrantClients are the realm's clients that need the password grant
+// (direct access grants), each with the reason. Every other client refuses it.
+var passwordGrantClients = map[string]string{
+	clientGuest: "llm-api mints guest tokens with it (services/llm-api/internal/keycloak PasswordGrant); " +
+		"its own direct grant flow refuses every user without role guest before the password " +
+		"(TestGuestLoginRefusesEveryoneButGuests)",
+}
+
+// Every client of the realm — ours and the ones Keycloak creates in each realm
+// (admin-cli, account, account-console, broker, realm-management,
+// security-admin-console) — refuses the password grant with a real user's
+// right credentials, except the ones in passwordGrantClients: the realm's
+// public token endpoint must not be a password-guessing oracle. Keycloak
+// 26's admin-cli of a new realm accepts it unless the realm file declares
+// it without.
+func TestOnlyClientsThatNeedItAcceptThePasswordGrant(t *testing.T) {
+	s := newSuite(t)
+	_, user, userPW := s.createUser(t)
+	_, guest, guestPW := s.createGuest(t)
+	var clients []clientRep
+	if _, err := s.kc.Admin(s.ctx, http.MethodGet, "/clients", nil, &clients); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, c := range clients {
+		seen[c.ClientID] = true
+	}
+	for _, want := range []string{"admin-cli", "account", "account-console", "broker", "realm-management",
+		"security-admin-console", clientCLI, clientWeb, clientLLMAPI, clientGuest} {
+		if !seen[want] {
+			t.Errorf("client %s not listed by the admin API (listed: %d clients)", want, len(clients))
+		}
+	}
+	for _, c := range clients {
+		t.Run(c.ClientID, func(t *testing.T) {
+			// The right client secret, so that a refusal is about the grant,
+			// not about client authentication.
+			var secret keycloak.Secret
+			if !c.PublicClient && !c.BearerOnly {
+				var cred struct {
+					Value string `json:"value"`
+				}
+				if _, err := s.kc.Admin(s.ctx, http.MethodGet, "/clients/"+c.ID+"/client-secret", nil, &cred); err != nil {
+					t.Fatalf("client secret: %v", err)
+				}
+				used.add(cred.Value)
+				secret = keycloak.Secret(cred.Value)
+			}
+			if reason, ok := passwordGrantClients[c.ClientID]; ok {
+				if !c.DirectAccessGrantsEnabled || !c.Enabled {
+					t.Fatalf("needs the password grant (%s) but has it off: %+v", reason, c)
+				}
+				if _, err := s.kc.PasswordGrant(s.ctx, c.ClientID, secret, guest, guestPW, ""); err != nil {
+					t.Fatalf("password grant for what it is needed for (%s): %v", reason, err)
+				}
+				return
+			}
+			if c.DirectAccessGrantsEnabled {
+				t.Errorf("direct access grants enabled: %+v", c)
+			}
+			// 400: the client authenticated and is not allowed the grant. A
+			// bearer-only client has no credentials and gets no token by any
+			// grant: 401.
+			want := http.StatusBadRequest
+			if c.BearerOnly {
+				want = http.StatusUnauthorized
+			}
+			tok, err := s.kc.PasswordGrant(s.ctx, c.ClientID, secret, user, userPW, "")
+			var oe *keycloak.OAuthError
+			if tok != nil || !errors.As(err, &oe) || oe.Code != "unauthorized_client" || oe.Status != want {
+				t.Fatalf("password grant with a real user's credentials: %v (token %t), want %d unauthorized_client",
+					err, tok != nil, want)
+			}
+		})
 	}
 }
 

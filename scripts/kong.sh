@@ -28,7 +28,9 @@
 #             --secrets' files in DIR/secrets owned by the Kong user (0600).
 #             Kong's logs go to --logs (default the prefix's logs/) as
 #             kong-error.log and kong-access.log.
-#             Waits for /status/ready, then prints the env lines below.
+#             Waits for /status/ready and every plugin server's socket (Kong
+#             is ready before its plugin servers are), then prints the env
+#             lines below.
 #   stop --dir DIR   stop that Kong (kong stop, then its plugin servers) and keep its logs
 #   env --dir DIR    print the env lines of the Kong running from DIR (exit 1 if none)
 #
@@ -320,6 +322,20 @@ start() {
 		tail -n 30 "$LOGS/kong-error.log" >&2 2>/dev/null || true
 		stop
 		die "Kong was not ready within ${READY_TIMEOUT}s (error log tail above)"
+	fi
+	# /status/ready does not wait for the plugin servers: until a server has
+	# created its socket, Kong answers that plugin's routes 500 (measured).
+	local missing
+	for ((i = 0; i < READY_TIMEOUT * 5; i++)); do
+		missing=""
+		for s in "${PLUGIN_SERVERS[@]}"; do [ -S "$PREFIX/$s.socket" ] || missing="$missing $s"; done
+		[ -z "$missing" ] && break
+		sleep 0.2
+	done
+	if [ -n "$missing" ]; then
+		tail -n 30 "$LOGS/kong-error.log" >&2 2>/dev/null || true
+		stop
+		die "the plugin servers$missing created no socket in $PREFIX within ${READY_TIMEOUT}s (error log tail above)"
 	fi
 	{
 		echo "KONG_PROXY_URL=http://127.0.0.1:$proxy_port"

@@ -241,10 +241,10 @@ type kongInstance struct {
 // ends (its directory is kept after a failure, for the logs).
 func startKong(t testing.TB, o kongOptions) *kongInstance {
 	t.Helper()
-	requireKong(t)
 	if o.bin == "" {
 		o.bin = realBin(t)
 	}
+	requireKong(t)
 	dir, err := os.MkdirTemp("", "edgeguard-kong-")
 	if err != nil {
 		t.Fatal(err)

@@ -207,7 +207,7 @@ up() {
 		--rewrite "http://keycloak:8080=$KEYCLOAK_URL" \
 		--rewrite "redis:6379=$REDIS_ADDR" \
 		--rewrite "/etc/kong/secrets/redis_password=" \
-		--rewrite "http://otel-collector:4318=http://127.0.0.1:${OTEL_COLLECTOR_PORT:-4318}" >"$RUN/kong.env" ||
+		--rewrite "http://otel-collector:4318=http://127.0.0.1:4318" >"$RUN/kong.env" ||
 		die "Kong did not start (the error is above)"
 	wait_http kong "http://127.0.0.1:$gwport/realms/jan/.well-known/openid-configuration" 60
 

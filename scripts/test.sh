@@ -12,6 +12,15 @@ started=()
 cleanup() { for s in "${started[@]}"; do "$ROOT/scripts/$s.sh" stop || true; done; }
 trap cleanup EXIT
 
+# The real Kong 3.9 (scripts/kong.sh install: KONG_BIN, kong on PATH, or a
+# build from the source bundle beside the repository, ~2 min the first time)
+# for the gateway suites (tests/e2e through `scripts/dev.sh`, tests/kong).
+# Built in the background while the other components start; without Kong
+# the run fails (the Kong suites never skip).
+konglog="$TMPROOT/kong-install.log"
+scripts/kong.sh install >"$TMPROOT/kong-install.env" 2>"$konglog" &
+kongpid=$!
+
 # shellcheck disable=SC2046
 eval "export $(scripts/redis.sh start)"; started+=(redis)
 export EDGEGUARD_TEST_REDIS_ADDR="$REDIS_ADDR"
@@ -71,6 +80,12 @@ else
 	log "WARNING: 'scripts/promtool.sh install' failed: the promtool check of the alert rules will SKIP (fail under CI=true)"
 fi
 
+if ! wait "$kongpid"; then
+	cat "$konglog" >&2
+	die "no Kong 3.9 for the gateway suites (the error is above; scripts/kong.sh install)"
+fi
+cat "$konglog" >&2
+
 export EDGEGUARD_BIN="$ROOT/bin"
 # The whole run's secret sweep: tests register the secrets they use
 # (pkg/testenv.RecordSecret) here, every module's output is kept, and
@@ -81,6 +96,10 @@ SWEEP="$TMPROOT/sweep"
 rm -rf "$SWEEP"
 (umask 077 && mkdir -p "$SWEEP/secrets" "$SWEEP/logs")
 export EDGEGUARD_TEST_SECRETS_DIR="$SWEEP/secrets"
+# Kong's logs of the Kong suites (tests/kong) join the sweep.
+export EDGEGUARD_TEST_KONG_LOGS_DIR="$SWEEP/logs/kong"
+mkdir -p "$EDGEGUARD_TEST_KONG_LOGS_DIR"
+chmod 0755 "$SWEEP" "$SWEEP/logs" "$EDGEGUARD_TEST_KONG_LOGS_DIR"
 status=0
 for m in $("$ROOT/scripts/modules.sh"); do
 	log "go test -race ./... in $m"

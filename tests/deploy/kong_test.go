@@ -11,7 +11,7 @@ import (
 )
 
 // kongBuiltins are Kong's own plugins kong.yml may use (bundled).
-var kongBuiltins = []string{"cors", "request-size-limiting", "prometheus", "opentelemetry"}
+var kongBuiltins = []string{"cors", "request-size-limiting", "prometheus", "opentelemetry", "response-transformer"}
 
 // TestKongConfClientIPAndHeaders: DESIGN.md "Client IP" and "Server/Via
 // removed by Kong's headers setting".
@@ -198,5 +198,17 @@ func TestDockerfilesPinTheirImages(t *testing.T) {
 	}
 	if k := regexp.MustCompile(`(?m)^ARG KONG_IMAGE=kong:(\d+)\.\d+\.\d+$`).FindStringSubmatch(string(repoFile(t, "kong/Dockerfile"))); k == nil || k[1] != "3" {
 		t.Error("kong/Dockerfile: KONG_IMAGE must be an explicit kong:3.x.y")
+	}
+}
+
+// TestKongConfShowsPluginServerErrors: Kong copies a plugin server's stderr
+// into its error log at [info] (measured in Kong 3.9.3), so a log_level
+// above info hides every configuration error the plugins report there.
+func TestKongConfShowsPluginServerErrors(t *testing.T) {
+	c := kongConf(t)
+	switch c["log_level"] {
+	case "info", "debug":
+	default:
+		t.Errorf("kong.conf log_level = %q: the plugin servers' errors (logged by Kong at [info]) would be invisible; want info", c["log_level"])
 	}
 }

@@ -68,7 +68,7 @@ func TestAuditEventsReachPostgreSQL(t *testing.T) {
 	}
 	rows := e.auditRows(t, denied)
 	if r := rows[0]; len(rows) != 1 || r.action != "auth.denied" || r.outcome != "denied" || r.reason != "signature_invalid" ||
-		r.source != "edgeguard" || r.clientIP != client {
+		r.source != "edgeguard" || r.clientIP != client || r.target != "/v1/models" {
 		t.Errorf("the denial's event: %+v", rows)
 	}
 

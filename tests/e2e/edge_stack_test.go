@@ -100,6 +100,11 @@ func startEdge(env *keycloak.Env, redisAddr, pgDSN string) (*edgeStack, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Kong runs as a non-root user (scripts/kong.sh): it must reach its
+	// rendered config and logs below dir (the secrets stay 0700).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
 	e.Stack, err = devstack.Up(context.Background(), root, dir, []string{
 		"DEV_GATEWAY_PORT=0",
 		"REDIS_ADDR=" + e.redis.Addr(),
@@ -110,8 +115,8 @@ func startEdge(env *keycloak.Env, redisAddr, pgDSN string) (*edgeStack, error) {
 		"KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE=" + os.Getenv(keycloak.EnvGuestLoginSecret),
 		"DEV_GATEWAY_VALIDATE_URL=http://" + e.validate.Addr() + "/internal/api-keys/validate",
 		// The suites log guests in from addresses of their own (X-Forwarded-For
-		// through the trusted loopback peer), so the per-IP guest limits of
-		// the edge and llm-api apply per test, not to the whole run.
+		// through the trusted loopback peer: Kong's trusted_ips), so the per-IP
+		// guest limits of the edge and llm-api apply per test, not to the whole run.
 		"DEV_GATEWAY_TRUSTED_PROXIES=127.0.0.1",
 		// The secrets sweep reads every level.
 		"LOG_LEVEL=debug",

@@ -188,6 +188,13 @@ var spoofed = http.Header{
 	"X-Edge-Identity":         {"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ2aWN0aW0ifQ.c2ln"},
 	"X-Userinfo":              {"eyJzdWIiOiJ2aWN0aW0ifQ"},
 	"X-Credential-Identifier": {"victim"},
+	// any case, and _ for - (sent as written: the map keys are not canonicalised)
+	"x-uSeR-rOlEs":    {"admin"},
+	"X_EDGE_IDENTITY": {"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ2aWN0aW0ifQ.c2ln"},
+	"x_auth_method":   {"apikey"},
+	// Connection: names the identity headers as hop-by-hop, so that a proxy
+	// honouring it would drop the edge's own copies after the plugins ran
+	"Connection": {"keep-alive, X-Edge-Identity, X-User-ID, X-User-Roles"},
 }
 
 // TestSpoofedIdentityHeadersNeverReachAService: jan-server's attack

@@ -50,7 +50,7 @@ func devScript(ctx context.Context, t *testing.T, dir string, extra []string, ar
 // is free again.
 func TestMakeDevCtrlCStopsEverything(t *testing.T) {
 	requireEdge(t) // the same components; skips or fails like the other suites
-	dir := t.TempDir()
+	dir := kongReadableTempDir(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	cmd := devScript(ctx, t, dir, nil, "up")
@@ -63,13 +63,16 @@ func TestMakeDevCtrlCStopsEverything(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	gw := ""
+	gw, kongPrefix := "", ""
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "GATEWAY_URL=http://"); ok {
 			gw = v
 		}
-		if strings.HasPrefix(sc.Text(), "DEV_SECRETS=") {
+		if v, ok := strings.CutPrefix(sc.Text(), "KONG_PREFIX="); ok {
+			kongPrefix = v
+		}
+		if strings.HasPrefix(sc.Text(), "KONG_METRICS_EDGEGUARD=") {
 			break // the last env line: the stack is ready
 		}
 	}
@@ -79,10 +82,15 @@ func TestMakeDevCtrlCStopsEverything(t *testing.T) {
 		t.Fatalf("make dev printed no GATEWAY_URL:\n%s", stderr.String())
 	}
 	pids, _ := filepath.Glob(filepath.Join(dir, "run", "*.pid"))
-	if len(pids) != 5 {
-		t.Errorf("%d pid files, want 5 (stub, three services, gateway)", len(pids))
+	if len(pids) != 4 {
+		t.Errorf("%d pid files, want 4 (stub, three services)", len(pids))
 	}
-	var procs []int
+	// Kong: its nginx master and the five plugin servers it started.
+	pids = append(pids, filepath.Join(kongPrefix, "pids", "nginx.pid"))
+	procs := pluginServers(t, kongPrefix)
+	if len(procs) != 5 {
+		t.Errorf("%d plugin servers run with -kong-prefix %s, want 5", len(procs), kongPrefix)
+	}
 	for _, p := range pids {
 		b, _ := os.ReadFile(p)
 		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -117,6 +125,40 @@ func TestMakeDevCtrlCStopsEverything(t *testing.T) {
 	}
 }
 
+// kongReadableTempDir is a test's temporary folder that Kong's non-root
+// user can reach (t.TempDir and its parent are 0700).
+func kongReadableTempDir(t *testing.T) string {
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// pluginServers lists the processes started with -kong-prefix prefix.
+func pluginServers(t *testing.T, prefix string) []int {
+	t.Helper()
+	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range procs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "-kong-prefix" && filepath.Clean(args[i+1]) == filepath.Clean(prefix) {
+				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+		}
+	}
+	return pids
+}
+
 // TestMakeDevRefusesATakenPort: a port in use stops the start with a message
 // naming it, before anything starts.
 func TestMakeDevRefusesATakenPort(t *testing.T) {
@@ -129,7 +171,7 @@ func TestMakeDevRefusesATakenPort(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cmd := devScript(ctx, t, t.TempDir(), []string{"DEV_GATEWAY_PORT=" + strconv.Itoa(port)}, "up", "--detach")
+	cmd := devScript(ctx, t, kongReadableTempDir(t), []string{"DEV_GATEWAY_PORT=" + strconv.Itoa(port)}, "up", "--detach")
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatal("make dev started on a port in use")

@@ -17,11 +17,13 @@ import (
 
 // designRoutes is DESIGN.md's route table: gateway path → upstream service.
 var designRoutes = map[string]string{
-	"/v1/models":                           "llm-api",
-	"/v1/chat/completions":                 "llm-api",
-	"/v1/completions":                      "llm-api",
-	"/v1/embeddings":                       "llm-api",
-	"/v1/media":                            "media-api",
+	"/v1/models":           "llm-api",
+	"/v1/chat/completions": "llm-api",
+	"/v1/completions":      "llm-api",
+	"/v1/embeddings":       "llm-api",
+	"/v1/media":            "media-api",
+	// signed downloads (GET/HEAD): the URL is the capability, no credential
+	"~/v1/media/jan_[a-z2-7]{26}/content$": "media-api",
 	"/v1/mcp":                              "mcp-tools",
 	"/v1/approvals":                        "mcp-tools",
 	"/auth/guest-login":                    "llm-api",
@@ -52,7 +54,7 @@ var forbiddenPaths = []string{"/admin", "/realms/master", "/internal", "/metrics
 
 // unauthenticatedRoutes are the only routes without an auth plugin; each is
 // limited per client IP instead.
-var unauthenticatedRoutes = []string{"guest-auth", "keycloak-public"}
+var unauthenticatedRoutes = []string{"guest-auth", "keycloak-public", "media-signed-download"}
 
 var authPlugins = []string{"keycloak-jwt", "keycloak-apikey"}
 

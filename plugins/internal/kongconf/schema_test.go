@@ -91,7 +91,7 @@ func TestKongYMLMatchesPluginSchemas(t *testing.T) {
 	}
 	// A plugin name kong.yml uses must be one of ours or a Kong built-in we
 	// chose on purpose; catch typos such as "header_guard".
-	builtins := []string{"request-size-limiting", "cors", "prometheus", "opentelemetry"}
+	builtins := []string{"request-size-limiting", "cors", "prometheus", "opentelemetry", "response-transformer"}
 	for _, name := range c.PluginNames() {
 		known := slices.Contains(builtins, name)
 		for _, p := range ourPlugins {

@@ -218,6 +218,10 @@ func redisAddr(t testing.TB) string {
 	return localRedis.addr
 }
 
+// varKongLogs is where scripts/test.sh wants Kong's logs of these tests:
+// they join the run's secret sweep.
+const varKongLogs = "EDGEGUARD_TEST_KONG_LOGS_DIR"
+
 // kongOptions is one Kong to start (scripts/kong.sh start's options).
 type kongOptions struct {
 	config   any      // kong.yml content: marshalled to YAML
@@ -273,6 +277,10 @@ func startKong(t testing.TB, o kongOptions) *kongInstance {
 	}
 	for _, r := range o.rewrites {
 		args = append(args, "--rewrite", r)
+	}
+	if logs := os.Getenv(varKongLogs); logs != "" {
+		// kept for the run's secret sweep (scripts/test.sh)
+		args = append(args, "--logs", filepath.Join(logs, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())))
 	}
 	k := &kongInstance{dir: filepath.Join(dir, "kong"), metrics: map[string]string{}}
 	stop := func() {

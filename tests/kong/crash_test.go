@@ -12,8 +12,8 @@ import (
 // pluginServerRestartBound is the longest the edgeguard plugin server may
 // take, from its SIGKILL under load, until valid requests succeed again
 // (Kong respawns it — at most once a second — and restarts its instances,
-// which fetch the JWKS again). Measured on a 2-core machine: ~1.1–1.3 s
-// (README.md); the bound leaves room for a loaded CI machine.
+// which fetch the JWKS again). Measured on a loaded 2-core machine:
+// 0.07–0.9 s (README.md); the bound leaves room for a loaded CI machine.
 const pluginServerRestartBound = 10 * time.Second
 
 // TestPluginServerKilledUnderLoadFailsClosed kills the edgeguard plugin

@@ -407,6 +407,10 @@ func (k *kongInstance) postConfig(t testing.TB, config any) {
 	}
 }
 
+// keyPath is where Kong's plugin servers find a --secrets file once Kong
+// runs (scripts/kong.sh copies them into its directory).
+func (k *kongInstance) keyPath(name string) string { return filepath.Join(k.dir, "secrets", name) }
+
 // pluginServerPID finds the process of a plugin server Kong started for
 // this prefix (its command line is "<bin>/<name> -kong-prefix <prefix> …").
 func (k *kongInstance) pluginServerPID(t testing.TB, name string) int {

@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -198,7 +197,3 @@ func edgeVerifier(t testing.TB, jwks, upstreamName string) *edgeid.Verifier {
 	}
 	return v
 }
-
-// keyPath is where Kong's plugin servers find a --secrets file once Kong
-// runs (scripts/kong.sh copies them into its directory).
-func (k *kongInstance) keyPath(name string) string { return filepath.Join(k.dir, "secrets", name) }

@@ -11,20 +11,26 @@
 #                  cached by the bundle's checksum (~2 min on 2 cores, once).
 #             Neither: a clear error saying how to get Kong (exit 1).
 #   start --dir DIR [--config kong.yml] [--conf kong.conf] [--bin DIR]
-#         [--secrets DIR] [--rewrite OLD=NEW]... [--proxy-port N] [--logs DIR]
+#         [--query-bin DIR] [--secrets DIR] [--rewrite OLD=NEW]...
+#         [--proxy-port N] [--logs DIR]
 #             render kong.conf and kong.yml for this machine into DIR and start
 #             Kong as a non-root user (KONG_USER; as root default nobody) that
 #             owns DIR's prefix and logs. What is rendered, nothing else:
 #             every listener (proxy, admin, status, each plugin server's
 #             -metrics-listen) on 127.0.0.1 and a free port (--proxy-port for
 #             the proxy; 0 = free), the plugin servers' paths to --bin
-#             (default bin/), the prefix and logs into DIR, the rewrites in
+#             (default bin/; --query-bin DIR: the schemas, query_cmd's
+#             `<plugin> -dump`, from DIR instead, e.g. the real plugins'
+#             schemas for stand-in servers in --bin such as tests/kong's
+#             config capture), the prefix and logs into DIR, the rewrites in
 #             kong.yml (in order; the local addresses of services, Redis,
 #             JWKS and validate URLs), and /etc/kong/secrets/<f> to copies of
 #             --secrets' files in DIR/secrets owned by the Kong user (0600).
 #             Kong's logs go to --logs (default the prefix's logs/) as
 #             kong-error.log and kong-access.log.
-#             Waits for /status/ready, then prints the env lines below.
+#             Waits for /status/ready and every plugin server's socket (Kong
+#             is ready before its plugin servers are), then prints the env
+#             lines below.
 #   stop --dir DIR   stop that Kong (kong stop, then its plugin servers) and keep its logs
 #   env --dir DIR    print the env lines of the Kong running from DIR (exit 1 if none)
 #
@@ -125,9 +131,9 @@ kong_run() {
 
 # render_conf SRC DST: kong.conf for this machine (see the header).
 render_conf() {
-	python3 - "$1" "$2" "$PREFIX" "$DIR/kong.yml" "$BINDIR" "$LOGS" "$proxy_port" "$admin_port" "$status_port" "${metrics_ports[@]}" <<'PY'
+	python3 - "$1" "$2" "$PREFIX" "$DIR/kong.yml" "$BINDIR" "$QUERYBIN" "$LOGS" "$proxy_port" "$admin_port" "$status_port" "${metrics_ports[@]}" <<'PY'
 import re, sys
-src, dst, prefix, yml, bindir, logs, proxy, admin, status, *metrics = sys.argv[1:]
+src, dst, prefix, yml, bindir, querybin, logs, proxy, admin, status, *metrics = sys.argv[1:]
 names = ["header-guard", "keycloak-jwt", "keycloak-apikey", "redis-ratelimit", "edgeguard"]
 mport = dict(zip(names, metrics))
 out, seen = [], set()
@@ -154,7 +160,7 @@ for line in open(src):
         val = logs + "/kong-error.log"
     elif key.startswith("pluginserver_") and key.endswith(("_socket", "_start_cmd", "_query_cmd")):
         val = val.replace("/kong_prefix", prefix)
-        val = re.sub(r"/usr/local/bin/", bindir + "/", val)
+        val = re.sub(r"/usr/local/bin/", (querybin if key.endswith("_query_cmd") else bindir) + "/", val)
         def metrics_flag(mm):
             name = key[len("pluginserver_"):].rsplit("_start_cmd", 1)[0].replace("_", "-")
             return "-metrics-listen 127.0.0.1:" + mport[name]
@@ -195,13 +201,14 @@ running() {
 
 parse_args() {
 	DIR="" CONFIG="$ROOT/kong/kong.yml" CONF="$ROOT/kong/kong.conf" BINDIR="${EDGEGUARD_BIN:-$ROOT/bin}"
-	SECRETS_SRC="" PROXY_PORT=0 REWRITES=() LOGS=""
+	QUERYBIN="" SECRETS_SRC="" PROXY_PORT=0 REWRITES=() LOGS=""
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--dir) DIR=$2; shift 2 ;;
 		--config) CONFIG=$2; shift 2 ;;
 		--conf) CONF=$2; shift 2 ;;
 		--bin) BINDIR=$2; shift 2 ;;
+		--query-bin) QUERYBIN=$2; shift 2 ;;
 		--secrets) SECRETS_SRC=$2; shift 2 ;;
 		--rewrite) REWRITES+=("$2"); shift 2 ;;
 		--proxy-port) PROXY_PORT=$2; shift 2 ;;
@@ -210,6 +217,7 @@ parse_args() {
 		esac
 	done
 	[ -n "$DIR" ] || die "--dir is required"
+	[ -n "$QUERYBIN" ] || QUERYBIN=$BINDIR
 	mkdir -p "$DIR"
 	DIR=$(cd "$DIR" && pwd)
 	# Unix socket paths are limited to 107 bytes: a deep DIR gets its
@@ -261,6 +269,7 @@ start() {
 	local s
 	for s in "${PLUGIN_SERVERS[@]}"; do
 		[ -x "$BINDIR/$s" ] || die "$BINDIR/$s is missing: run make build"
+		[ -x "$QUERYBIN/$s" ] || die "$QUERYBIN/$s is missing: run make build"
 	done
 	install_kong >"$DIR/install.env"
 	# shellcheck disable=SC1091
@@ -313,6 +322,20 @@ start() {
 		tail -n 30 "$LOGS/kong-error.log" >&2 2>/dev/null || true
 		stop
 		die "Kong was not ready within ${READY_TIMEOUT}s (error log tail above)"
+	fi
+	# /status/ready does not wait for the plugin servers: until a server has
+	# created its socket, Kong answers that plugin's routes 500 (measured).
+	local missing
+	for ((i = 0; i < READY_TIMEOUT * 5; i++)); do
+		missing=""
+		for s in "${PLUGIN_SERVERS[@]}"; do [ -S "$PREFIX/$s.socket" ] || missing="$missing $s"; done
+		[ -z "$missing" ] && break
+		sleep 0.2
+	done
+	if [ -n "$missing" ]; then
+		tail -n 30 "$LOGS/kong-error.log" >&2 2>/dev/null || true
+		stop
+		die "the plugin servers$missing created no socket in $PREFIX within ${READY_TIMEOUT}s (error log tail above)"
 	fi
 	{
 		echo "KONG_PROXY_URL=http://127.0.0.1:$proxy_port"

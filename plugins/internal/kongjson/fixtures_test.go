@@ -1,14 +1,21 @@
 package kongjson_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeguard/edgeguard/plugins/internal/allinone"
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
@@ -32,7 +39,11 @@ type expectation struct {
 // plugin instance's config JSON as Kong 3.9.3 sends it to the plugin server
 // (every schema field present, unset scalars and arrays null, unset records
 // as records of nulls, "__seq__", "__key__", "__plugin_id__"). A fixture
-// without an entry fails the test: a new capture must be given one.
+// without an entry fails the test: a new capture must be given one. The
+// hand-written fixtures have that shape; the captured ones (kong-*-unset,
+// kong-*-set) show what the real Kong 3.9.3 sends in DB-less mode: no null
+// at all — unset scalars absent, unset records {} — so the decoding must
+// take both.
 var kongFixtures = map[string]expectation{
 	"kong-header-guard-defaults.json":                      {},
 	"kong-header-guard-limits.json":                        {},
@@ -63,6 +74,24 @@ var kongFixtures = map[string]expectation{
 	"kong-edgeguard-no-audit.json":               {},
 	"kong-edgeguard-audit-inside-ratelimit.json": {err: "invalid edgeguard configuration: audit: set it at the top level of the edgeguard plugin, not inside jwt, apikey or ratelimit"},
 	"kong-edgeguard-no-section.json":             {err: "invalid edgeguard configuration: no section is configured"},
+
+	// Captured from the real Kong 3.9.3 by tests/kong
+	// (TestKongSendsPluginConfigsAsCaptured, EDGEGUARD_UPDATE_KONG_FIXTURES=1
+	// rewrites them): each plugin with `config: {}` (unset) and with every
+	// field of its -dump schema set (tests/kong/testdata/plugin-configs.yml;
+	// Redis through TLS Sentinels). In DB-less mode Kong 3.9.3 sends no null
+	// at all: an unset scalar is absent and an unset record is {} (nested:
+	// {"redis":{}}).
+	"kong-header-guard-unset.json":    {},
+	"kong-header-guard-set.json":      {},
+	"kong-keycloak-jwt-unset.json":    {err: "invalid keycloak-jwt configuration: invalid jwtauth config: at least one issuer is required"},
+	"kong-keycloak-jwt-set.json":      {audit: true},
+	"kong-keycloak-apikey-unset.json": {err: "invalid keycloak-apikey configuration: validate_url and internal_token_file are required"},
+	"kong-keycloak-apikey-set.json":   {audit: true},
+	"kong-redis-ratelimit-unset.json": {err: "invalid redis-ratelimit configuration: at least one of second, minute, hour, day is required"},
+	"kong-redis-ratelimit-set.json":   {audit: true},
+	"kong-edgeguard-unset.json":       {err: "invalid edgeguard configuration: no section is configured"},
+	"kong-edgeguard-set.json":         {audit: true},
 }
 
 // kongPlugins decode a fixture into their config type as go-pdk does
@@ -112,6 +141,30 @@ func decode(t *testing.T, newConfig func() any, js []byte) any {
 // and points the fixture there.
 const kongSecrets = "/etc/kong/secrets/"
 
+// testCA is a PEM CA certificate (a Redis TLS CA bundle: redisconn reads
+// and parses it while provisioning).
+func testCA(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "kongjson test Redis CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
 func writeSecrets(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -129,6 +182,9 @@ func writeSecrets(t *testing.T) string {
 		"edge_identity.pem": pem,
 		"internal_token":    random(24),
 		"redis_password":    random(16),
+		// the captured full configs' Redis: TLS Sentinels with a password
+		"sentinel_password": random(16),
+		"redis_ca.pem":      testCA(t),
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
 			t.Fatal(err)

@@ -31,6 +31,10 @@
 #             Waits for /status/ready and every plugin server's socket (Kong
 #             is ready before its plugin servers are), then prints the env
 #             lines below.
+#   validate --dir DIR [start's options]   render as start does, then run
+#             kong/validate.sh on it as the Kong user (kong check + a
+#             throw-away kong start: what kong/Dockerfile runs at build time);
+#             exit 1 when Kong refuses the configuration
 #   stop --dir DIR   stop that Kong (kong stop, then its plugin servers) and keep its logs
 #   env --dir DIR    print the env lines of the Kong running from DIR (exit 1 if none)
 #
@@ -121,11 +125,17 @@ install_kong() {
 
 # kong_run ARGS...: the kong CLI as the Kong user, with the install's environment.
 kong_run() {
+	kong_run_env "$KONG_CMD" "$@"
+}
+
+# kong_run_env CMD...: CMD as the Kong user, with the install's environment.
+kong_run_env() {
 	(
 		set +u
 		[ -n "$KONG_ENV_SH" ] && . "$KONG_ENV_SH"
+		PATH="$(dirname "$KONG_CMD"):$PATH"
 		cd "$DIR"
-		as_kong_user env HOME="$DIR" "$KONG_CMD" "$@"
+		as_kong_user env HOME="$DIR" PATH="$PATH" "$@"
 	)
 }
 
@@ -259,23 +269,14 @@ stop() {
 	rm -f "$DIR/env"
 }
 
-start() {
-	if running; then
-		env_lines
-		return 0
-	fi
-	stop # leftovers of a crashed run
-	command -v curl >/dev/null || apt_install curl
-	local s
-	for s in "${PLUGIN_SERVERS[@]}"; do
-		[ -x "$BINDIR/$s" ] || die "$BINDIR/$s is missing: run make build"
-		[ -x "$QUERYBIN/$s" ] || die "$QUERYBIN/$s is missing: run make build"
-	done
+# render installs Kong if needed and renders DIR's kong.conf, kong.yml and
+# secrets for the Kong user (see the header).
+render() {
 	install_kong >"$DIR/install.env"
 	# shellcheck disable=SC1091
 	. "$DIR/install.env"
 
-	local user group
+	local user group s
 	user=$(kong_user)
 	group=$(id -gn "$user")
 	proxy_port=$PROXY_PORT
@@ -308,6 +309,21 @@ start() {
 	as_kong_user test -r "$DIR/kong.yml" -a -x "$BINDIR/edgeguard" ||
 		die "user $user cannot read $DIR or run $BINDIR/edgeguard (the parent directories must be readable by it; KONG_USER picks another user)"
 
+}
+
+start() {
+	if running; then
+		env_lines
+		return 0
+	fi
+	stop # leftovers of a crashed run
+	command -v curl >/dev/null || apt_install curl
+	local s
+	for s in "${PLUGIN_SERVERS[@]}"; do
+		[ -x "$BINDIR/$s" ] || die "$BINDIR/$s is missing: run make build"
+		[ -x "$QUERYBIN/$s" ] || die "$QUERYBIN/$s is missing: run make build"
+	done
+	render
 	if ! kong_run start -c "$DIR/kong.conf" >"$DIR/start.out" 2>&1; then
 		cat "$DIR/start.out" >&2
 		tail -n 30 "$LOGS/kong-error.log" >&2 2>/dev/null || true
@@ -353,15 +369,24 @@ start() {
 	env_lines
 }
 
+# validate: kong/validate.sh on DIR's rendered kong.conf and kong.yml, as
+# the Kong user (what kong/Dockerfile runs at build time).
+validate() {
+	stop
+	render
+	kong_run_env sh "$ROOT/kong/validate.sh" "$DIR/kong.conf" "$PREFIX"
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
 install) install_kong ;;
 start) parse_args "$@"; start ;;
+validate) parse_args "$@"; validate ;;
 stop) parse_args "$@"; stop ;;
 env) parse_args "$@"; running && env_lines ;;
 *)
-	echo "usage: $0 install | start --dir DIR [options] | stop --dir DIR | env --dir DIR" >&2
+	echo "usage: $0 install | start --dir DIR [options] | validate --dir DIR [options] | stop --dir DIR | env --dir DIR" >&2
 	exit 2
 	;;
 esac

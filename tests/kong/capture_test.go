@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -290,5 +291,29 @@ func TestEveryFullSchemaStartsInKong(t *testing.T) {
 		case reached != (tt.code == ""):
 			t.Errorf("GET %s: reached the upstream: %v", tt.path, reached)
 		}
+	}
+	// The reason of each misconfiguration is in Kong's error log (the plugin
+	// servers' stderr, which Kong logs at [info]: kong.conf's log_level).
+	reasons := []string{
+		"invalid keycloak-jwt configuration: invalid jwtauth config: at least one issuer is required",
+		"invalid keycloak-apikey configuration: validate_url and internal_token_file are required",
+		"invalid redis-ratelimit configuration: at least one of second, minute, hour, day is required",
+		"invalid edgeguard configuration: no section is configured",
+	}
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		log, _ := os.ReadFile(k.errorLog)
+		missing = missing[:0]
+		for _, r := range reasons {
+			if !bytes.Contains(log, []byte(r)) {
+				missing = append(missing, r)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, r := range missing {
+		t.Errorf("Kong's error log %s does not show %q", k.errorLog, r)
 	}
 }

@@ -18,8 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/requestid"
 )
 
 // Action is what was done. The set is closed.
@@ -164,17 +165,6 @@ func allowed(c byte, class int) bool {
 	}
 }
 
-// looksLikeCredential refuses values shaped like an API key or a JWT, so a
-// caller that passes the wrong variable cannot store a secret.
-func looksLikeCredential(v string) bool {
-	for i := 0; i+3 <= len(v); i++ {
-		if (i == 0 || v[i-1] == '/' || v[i-1] == ':') && (v[i]|0x20) == 's' && (v[i+1]|0x20) == 'k' && v[i+2] == '_' {
-			return true
-		}
-	}
-	return strings.Contains(v, "eyJ") && strings.Count(v, ".") >= 2
-}
-
 func checkField(name, v string, max, class int, required bool) error {
 	if v == "" {
 		if required {
@@ -190,7 +180,10 @@ func checkField(name, v string, max, class int, required bool) error {
 			return fmt.Errorf("%w: %s has a character outside its charset", ErrInvalid, name)
 		}
 	}
-	if looksLikeCredential(v) {
+	// the one credential-shape rule (pkg/requestid): values shaped like an
+	// API key or a JWT are refused, so a caller that passes the wrong
+	// variable cannot store a secret
+	if requestid.LooksLikeCredential(v) {
 		return fmt.Errorf("%w: %s looks like a credential", ErrInvalid, name)
 	}
 	return nil

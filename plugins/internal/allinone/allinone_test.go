@@ -1,10 +1,10 @@
 package allinone
 
 import (
-	"encoding/json"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,6 +16,7 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakjwt"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
 	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 	"github.com/edgeguard/edgeguard/plugins/internal/redisratelimit"
@@ -62,23 +63,14 @@ func tokenFile(t *testing.T) string {
 }
 
 // kongJSON renders the all-in-one config as Kong sends it: every section a
-// record with every field present (unset ones null).
+// record with every field present (unset ones null, an unset section a
+// record of nulls).
 func kongJSON(t *testing.T, s map[string]map[string]any) []byte {
-	m := map[string]any{"__seq__": 4}
-	for name, cfg := range map[string]any{"header_guard": headerguard.New(), "jwt": keycloakjwt.New(), "apikey": keycloakapikey.New(), "ratelimit": redisratelimit.New()} {
-		if s[name] == nil {
-			m[name] = nil
-			continue
-		}
-		var sec map[string]any
-		if err := json.Unmarshal(plugintest.KongJSON(t, cfg, s[name]), &sec); err != nil {
-			t.Fatal(err)
-		}
-		delete(sec, "__seq__")
-		m[name] = sec
+	set := map[string]any{}
+	for name, sec := range s {
+		set[name] = sec
 	}
-	b, _ := json.Marshal(m)
-	return b
+	return plugintest.KongJSON(t, New(), set)
 }
 
 func decode(t *testing.T, js []byte) *Config {
@@ -167,5 +159,36 @@ func TestHalfThePDKCallsOfTheSeparatePlugins(t *testing.T) {
 	}
 	if 2*len(combined) > len(separate) {
 		t.Fatalf("edgeguard made %d PDK calls, the separate plugins %d: want at most half", len(combined), len(separate))
+	}
+}
+
+// TestAuditedDenialUnderKong: the chain's audit event is built before
+// kong.response.exit (Kong closes the PDK event with it; kongxtest fails a
+// later call), and audit off costs no call.
+func TestAuditedDenialUnderKong(t *testing.T) {
+	p := jwttest.New(t)
+	key, _ := plugintest.EdgeKey(t)
+	for _, tc := range []struct {
+		name  string
+		audit bool
+		want  []string
+	}{
+		{"audit off", false, []string{kongx.CallGetHeaders, kongx.CallExit}},
+		{"audit on", true, []string{kongx.CallGetHeaders, kongx.CallGetForwardedIP, kongx.CallGetPath, kongx.CallExit}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := sections(t, p, key)
+			if tc.audit { // nothing listens there: events are dropped, the calls are what is pinned
+				s["audit"] = map[string]any{"redis": map[string]any{"addresses": []string{deadRedis(t)}}}
+			}
+			env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: http.Header{"Accept": {"*/*"}}})
+			env.Access(decode(t, kongJSON(t, s)))
+			if env.ClientRes.Status != 401 {
+				t.Fatalf("status %d", env.ClientRes.Status)
+			}
+			if got := env.Calls(); !slices.Equal(got, tc.want) {
+				t.Fatalf("PDK calls\n got  %v\n want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -317,6 +317,27 @@ func TestPDKCallsPerPath(t *testing.T) {
 		t.Fatalf("validator called %d times, want 1", n)
 	}
 	_ = status
+
+	// Audit on (nothing listens there: events are dropped, the calls are
+	// what is pinned): a denial reads the client address and the path for
+	// its event BEFORE kong.response.exit (Kong closes the event with it);
+	// an allowed request costs nothing more.
+	c = decode(t, kongJSON(t, svc.configFor(t, map[string]any{"negative_ttl_seconds": 60,
+		"audit": map[string]any{"redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}}})))
+	for _, want := range [][]string{{get, sget, ip, sset, auth, clr, set}, {get, sget, sset, auth, clr, set}} { // miss, then cached
+		if env = run(http.Header{"X-Api-Key": {k.Secret()}}); !slices.Equal(env.Calls(), want) {
+			t.Fatalf("allow, audited: %v, want %v", env.Calls(), want)
+		}
+	}
+	env = run(http.Header{"Accept": {"*/*"}})
+	if got, want := env.Calls(), []string{get, sget, ip, kongx.CallGetPath, exit}; !slices.Equal(got, want) || env.ClientRes.Status != 401 {
+		t.Fatalf("missing, audited: %v %d", got, env.ClientRes.Status)
+	}
+	// refused by the validator: the address was read for the failure limit
+	env = run(http.Header{"X-Api-Key": {mustKey(t).Secret()}})
+	if got, want := env.Calls(), []string{get, sget, ip, kongx.CallGetPath, exit}; !slices.Equal(got, want) || env.ClientRes.Status != 401 {
+		t.Fatalf("refused, audited: %v %d", got, env.ClientRes.Status)
+	}
 }
 
 func TestMisconfiguredInstanceFailsClosedWithoutLeakingTheToken(t *testing.T) {

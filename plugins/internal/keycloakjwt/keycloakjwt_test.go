@@ -296,7 +296,18 @@ func TestPDKCallsPerPath(t *testing.T) {
 		set    = kongx.CallSetHeaders
 		shared = kongx.CallSharedSet
 		exit   = kongx.CallExit
+		ip     = kongx.CallGetForwardedIP
+		path   = kongx.CallGetPath
 	)
+	// audit on (nothing listens there: the events are dropped, the calls
+	// are what is pinned)
+	audited := func(m map[string]any) map[string]any {
+		out := map[string]any{"audit": map[string]any{"redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}}}
+		for k, v := range m {
+			out[k] = v
+		}
+		return out
+	}
 	tests := []struct {
 		name    string
 		config  map[string]any
@@ -312,6 +323,12 @@ func TestPDKCallsPerPath(t *testing.T) {
 		{"deny: policy", map[string]any{"required_roles": []string{"admin"}}, http.Header{"Authorization": {"Bearer " + good}}, []string{get, exit}, 403},
 		{"missing credential", nil, http.Header{"Accept": {"*/*"}}, []string{get, exit}, 401},
 		{"missing credential, optional", map[string]any{"credential_optional": true}, http.Header{"Accept": {"*/*"}}, []string{get}, 200},
+		// audit on: a denial reads the client address and the path for its
+		// event BEFORE kong.response.exit (Kong closes the event with it);
+		// an allowed request costs nothing more
+		{"allow, audited", audited(nil), http.Header{"Authorization": {"Bearer " + good}}, []string{get, shared, set}, 200},
+		{"deny: invalid token, audited", audited(nil), http.Header{"Authorization": {"Bearer " + good + "x"}}, []string{get, ip, path, exit}, 401},
+		{"deny: policy, audited", audited(map[string]any{"required_roles": []string{"admin"}}), http.Header{"Authorization": {"Bearer " + good}}, []string{get, ip, path, exit}, 403},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

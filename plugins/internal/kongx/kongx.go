@@ -10,6 +10,11 @@
 // out in Flush as one call per cleared name, one set_headers for the
 // upstream and one set_headers for the response, or together with Exit.
 //
+// Kong ends the PDK event with kong.response.exit: every call after it fails
+// ("use of closed network connection"). What must still be read when a
+// request is answered (an audit event's client address and path) is read in
+// the Options.OnExit hook, which runs before the exit is issued.
+//
 // It is not a general go-pdk wrapper: it offers only what the Exchange
 // interface needs, in the access phase. An Adapter serves one request and is
 // not safe for concurrent use.
@@ -67,6 +72,14 @@ type Options struct {
 	// 100, valid 1..999; values above 999 are clamped to 999). More makes
 	// TooManyHeaders true.
 	MaxHeaders int
+	// OnExit, when set, is called once when the request is being ended
+	// (Exit, from the handler or Serve's fail-closed answer), with its
+	// status, BEFORE kong.response.exit is issued: Kong closes the PDK event
+	// with the exit, so this is the last moment the request can be read.
+	// Reads through the Adapter are lazy and recorded as usual. Leave it
+	// nil when nothing needs reading (no call is added then); a panic in it
+	// is a failure (Failed), never a lost exit.
+	OnExit func(a *Adapter, status int)
 }
 
 func (o Options) maxHeaders() int {
@@ -81,8 +94,9 @@ func (o Options) maxHeaders() int {
 
 // Adapter serves one request's Exchange from go-pdk.
 type Adapter struct {
-	kong *pdk.PDK
-	max  int
+	kong   *pdk.PDK
+	max    int
+	onExit func(*Adapter, int)
 
 	callBuf [8]string
 	calls   []string
@@ -111,7 +125,7 @@ var _ exchange.Exchange = (*Adapter)(nil)
 // New returns an Adapter for the request kong is serving. It makes no PDK
 // call.
 func New(kong *pdk.PDK, opts Options) *Adapter {
-	a := &Adapter{kong: kong, max: opts.maxHeaders()}
+	a := &Adapter{kong: kong, max: opts.maxHeaders(), onExit: opts.OnExit}
 	a.calls = a.callBuf[:0]
 	return a
 }
@@ -277,13 +291,16 @@ func (a *Adapter) ClientIP() string {
 }
 
 // Exit ends the request in one kong.response.exit call, with the buffered
-// response headers merged under headers (headers win). Later calls and
-// writes are ignored, and Flush does nothing.
+// response headers merged under headers (headers win), after the OnExit
+// hook. Later calls and writes are ignored, and Flush does nothing.
 func (a *Adapter) Exit(status int, body []byte, headers map[string]string) {
 	if !a.MarkExited() {
 		return
 	}
 	a.exitStatus = status
+	if a.onExit != nil {
+		a.runOnExit(status)
+	}
 	h := make(map[string][]string, len(a.Response)+len(headers))
 	for _, r := range a.Response {
 		if !hasFold(headers, r.Name) {
@@ -296,6 +313,17 @@ func (a *Adapter) Exit(status int, body []byte, headers map[string]string) {
 	a.Reset()
 	a.record(CallExit)
 	a.kong.Response.Exit(status, body, h)
+}
+
+// runOnExit calls the OnExit hook; a panic in it is recorded as a failure
+// and the exit still goes out.
+func (a *Adapter) runOnExit(status int) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.fail(fmt.Errorf("on-exit hook panicked: %v", r))
+		}
+	}()
+	a.onExit(a, status)
 }
 
 // ExitStatus is the status of the Exit call (0 when the request went on).

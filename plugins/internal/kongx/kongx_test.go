@@ -304,3 +304,77 @@ func TestFailuresAnswer500EdgeError(t *testing.T) {
 		})
 	}
 }
+
+// Kong closes the PDK event with kong.response.exit, so OnExit is the last
+// moment to read the request: it runs before the exit, its reads are
+// recorded, and nothing crosses the wire after the exit (kongxtest fails
+// such a call).
+func TestOnExitReadsBeforeTheExit(t *testing.T) {
+	type seen struct {
+		status   int
+		ip, path string
+		calls    []string
+	}
+	tests := []struct {
+		name   string
+		fail   string
+		handle func(exchange.Exchange)
+		calls  []string
+		hook   *seen // nil: the hook must not run
+	}{
+		{"denial", "", func(ex exchange.Exchange) {
+			ex.Header("authorization")
+			exchange.Deny(ex, 401, "token_missing", "no", nil)
+		}, []string{kongx.CallGetHeaders, kongx.CallGetForwardedIP, kongx.CallGetPath, kongx.CallExit},
+			&seen{401, "10.10.10.1", "/v1/models", []string{kongx.CallGetHeaders}}},
+		{"values read by the handler cost nothing more", "", func(ex exchange.Exchange) {
+			ex.Path()
+			ex.ClientIP()
+			exchange.Deny(ex, 403, "forbidden", "no", nil)
+		}, []string{kongx.CallGetPath, kongx.CallGetForwardedIP, kongx.CallExit},
+			&seen{403, "10.10.10.1", "/v1/models", []string{kongx.CallGetPath, kongx.CallGetForwardedIP}}},
+		{"fail-closed answer", kongx.CallGetHeaders, func(ex exchange.Exchange) {
+			ex.Header("authorization")
+		}, []string{kongx.CallGetHeaders, kongx.CallGetForwardedIP, kongx.CallGetPath, kongx.CallExit},
+			&seen{500, "10.10.10.1", "/v1/models", []string{kongx.CallGetHeaders}}},
+		{"no exit, no hook", "", func(ex exchange.Exchange) {
+			ex.SetUpstreamHeader("X-A", "1")
+		}, []string{kongx.CallSetHeaders}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := kongxtest.New(t, get(nil))
+			env.Fail[tt.fail] = true
+			var got *seen
+			opts := kongx.Options{OnExit: func(a *kongx.Adapter, status int) {
+				if got != nil {
+					t.Error("OnExit ran twice")
+				}
+				got = &seen{status: status, calls: a.Calls()}
+				got.ip, got.path = a.ClientIP(), a.Path()
+			}}
+			a := serve(t, env, opts, tt.handle)
+			wantCalls(t, a.Calls(), tt.calls...)
+			if tt.hook == nil {
+				if got != nil {
+					t.Fatalf("OnExit ran: %+v", got)
+				}
+				return
+			}
+			if got == nil || got.status != tt.hook.status || got.ip != tt.hook.ip || got.path != tt.hook.path || !slices.Equal(got.calls, tt.hook.calls) {
+				t.Fatalf("OnExit saw %+v, want %+v", got, tt.hook)
+			}
+		})
+	}
+}
+
+func TestOnExitPanicStillExits(t *testing.T) {
+	env := kongxtest.New(t, get(nil))
+	a := serve(t, env, kongx.Options{OnExit: func(*kongx.Adapter, int) { panic("boom") }}, func(ex exchange.Exchange) {
+		exchange.Deny(ex, 401, "token_missing", "no", nil)
+	})
+	wantCalls(t, a.Calls(), kongx.CallExit)
+	if env.ClientRes.Status != 401 || a.Failed() == nil {
+		t.Fatalf("status %d, Failed %v", env.ClientRes.Status, a.Failed())
+	}
+}

@@ -181,46 +181,52 @@ func (in *Instance[T]) Handle(plugin string, ex exchange.Exchange, provision fun
 }
 
 // RunAudited runs h on ex and, when em is not nil, emits the audit event
-// of the answer h gave (AuditDenial).
+// of the answer h gave (AuditDenial). The event is built as h ends the
+// request, before the host's Exit, as under Kong (Access): the host may not
+// be readable after it.
 func RunAudited(em *audit.Emitter, plugin string, ex exchange.Exchange, h Handler) {
 	if em == nil {
 		h.Handle(ex)
 		return
 	}
-	rec := &recorder{Exchange: ex}
-	h.Handle(rec)
-	AuditDenial(em, plugin, rec, rec.status, rec.code)
+	h.Handle(&recorder{Exchange: ex, em: em, plugin: plugin})
 }
 
 // Access is the Kong access-phase handler: the request through the kongx
 // adapter, which reads max_headers+1 headers in one call. aud may be nil.
+// With audit on, the event of a denial is built in the adapter's OnExit
+// hook: Kong closes the PDK event with kong.response.exit, so the client
+// address and path are read before it (and only for an audited answer).
 func (in *Instance[T]) Access(plugin string, kong *pdk.PDK, provision func() (T, error), aud Auditor) {
 	h, err := in.GetAudited(plugin, provision, aud)
 	var a *kongx.Adapter
 	if err != nil {
 		a = kongx.Serve(kong, kongx.Options{}, Misconfigured)
 	} else {
-		a = kongx.Serve(kong, kongx.Options{MaxHeaders: h.MaxHeaders()}, h.Handle)
+		opts := kongx.Options{MaxHeaders: h.MaxHeaders()}
+		if em := in.Emitter(plugin, aud); em != nil {
+			opts.OnExit = func(a *kongx.Adapter, status int) { AuditDenial(em, plugin, a, status, a.Denial()) }
+		}
+		a = kongx.Serve(kong, opts, h.Handle)
 	}
 	pluginmetrics.Observe(plugin, a.CallCount(), a.ExitStatus(), a.Denial())
-	if err == nil {
-		if em := in.Emitter(plugin, aud); em != nil {
-			AuditDenial(em, plugin, a, a.ExitStatus(), a.Denial())
-		}
-	}
 }
 
-// recorder notes the status and code a handler ends the request with.
+// recorder notes the code and refused identity of the answer a handler
+// gives, and emits its audit event as the handler ends the request.
 type recorder struct {
 	exchange.Exchange
-	status  int
+	em      *audit.Emitter
+	plugin  string
 	code    string
 	refused *identity.Identity
 }
 
+// Exit emits the answer's audit event, then ends the request: the event's
+// request attributes are read while the host can still answer them.
 func (r *recorder) Exit(status int, body []byte, headers map[string]string) {
-	if r.status == 0 {
-		r.status = status
+	if !r.Exchange.Exited() {
+		AuditDenial(r.em, r.plugin, r, status, r.code)
 	}
 	r.Exchange.Exit(status, body, headers)
 }
@@ -250,6 +256,15 @@ func (r *recorder) RequestID() string {
 	return ""
 }
 
+// NoPriorIdentity passes the all-in-one chain's hint on to a host that takes
+// it (the dev gateway): wrapping the host for audit must not change what
+// the chain sees.
+func (r *recorder) NoPriorIdentity() {
+	if fc, ok := r.Exchange.(interface{ NoPriorIdentity() }); ok {
+		fc.NoPriorIdentity()
+	}
+}
+
 func (r *recorder) RecordDenial(code string) {
 	r.code = code
 	if d, ok := r.Exchange.(interface{ RecordDenial(code string) }); ok {
@@ -257,10 +272,13 @@ func (r *recorder) RecordDenial(code string) {
 	}
 }
 
-// AuditDenial emits the audit event of a request a plugin ended: 401/403
+// AuditDenial emits the audit event of a request a plugin is ending: 401/403
 // are auth.denied, 429 is auth.rate_limited, with the answer's error code
 // as reason; anything else (the request went on, 400, 431, 5xx) is not an
-// audit event. Only requests that were denied pay for it. The subject of a
+// audit event and reads nothing. Only requests that were denied pay for it.
+// Hosts call it before the exit goes out (kongx.Options.OnExit, recorder):
+// it reads the client address, X-Request-ID, the path and, on a 429, the
+// request's identity. The subject of a
 // 403 is the identity the plugin refused (exchange.Forbid: no PDK call); on
 // a 429 it is the request's authenticated identity.
 func AuditDenial(em *audit.Emitter, plugin string, ex exchange.Exchange, status int, code string) {

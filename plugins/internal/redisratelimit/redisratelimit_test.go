@@ -247,22 +247,35 @@ func TestPDKCallsPerPath(t *testing.T) {
 		ip   = kongx.CallGetForwardedIP
 		resp = kongx.CallResponseSetHeaders
 		exit = kongx.CallExit
+		hdrs = kongx.CallGetHeaders
+		path = kongx.CallGetPath
 	)
 	idJSON, _ := json.Marshal(identity.Identity{Subject: "u-1", AuthMethod: "jwt"})
 	tests := []struct {
 		name   string
 		authed bool
+		audit  bool
 		n      int // requests before the measured one
 		want   []string
 		status int
 	}{
-		{"allow, authenticated", true, 0, []string{get, resp}, 200},
-		{"allow, anonymous (client IP)", false, 0, []string{get, ip, resp}, 200},
-		{"429, authenticated", true, 1, []string{get, exit}, 429},
+		{"allow, authenticated", true, false, 0, []string{get, resp}, 200},
+		{"allow, anonymous (client IP)", false, false, 0, []string{get, ip, resp}, 200},
+		{"429, authenticated", true, false, 1, []string{get, exit}, 429},
+		// audit on: the event's client address, X-Request-ID and path are
+		// read BEFORE kong.response.exit (Kong closes the event with it);
+		// an allowed request costs nothing more
+		{"allow, authenticated, audited", true, true, 0, []string{get, resp}, 200},
+		{"429, authenticated, audited", true, true, 1, []string{get, ip, hdrs, path, exit}, 429},
+		{"429, anonymous, audited", false, true, 1, []string{get, ip, hdrs, path, exit}, 429},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := withLocal(t, map[string]any{"second": 1})
+			set := map[string]any{"second": 1}
+			if tc.audit { // nothing listens there: events are dropped, the calls are what is pinned
+				set["audit"] = map[string]any{"redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}}
+			}
+			c := withLocal(t, set)
 			var env *kongxtest.Env
 			for range tc.n + 1 {
 				env = kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: http.Header{}})

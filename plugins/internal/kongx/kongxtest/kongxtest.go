@@ -3,6 +3,12 @@
 // it crosses the wire, so tests can assert the exact PDK call list a plugin
 // makes (and check it against kongx.Adapter.Calls).
 //
+// Like Kong, an Env ends the PDK event with kong.response.exit (go-pdk's
+// Response.Exit closes the event's connection): a later call fails with
+// net.ErrClosed (under Kong: "use of closed network connection") and fails
+// the test, naming the call. go-pdk's own test environment lets such a call
+// fail silently, which hid reads made after the exit.
+//
 // It is for tests only. go-pdk's test environment is narrow: the client IP
 // is always 10.10.10.1, only GET/POST/PUT/PATCH are accepted (POST, PUT and
 // PATCH need a body), kong.request.get_headers ignores its max argument, and
@@ -10,6 +16,7 @@
 package kongxtest
 
 import (
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -51,6 +58,8 @@ type Env struct {
 
 	mu    sync.Mutex
 	calls []Call
+	// afterExit are the calls attempted after kong.response.exit.
+	afterExit []string
 }
 
 // New builds an Env for req; it fails the test when go-pdk refuses req.
@@ -61,7 +70,7 @@ func New(t *testing.T, req test.Request) *Env {
 		t.Fatalf("go-pdk test environment: %v", err)
 	}
 	e := &Env{TestEnv: te, Fail: map[string]bool{}}
-	b := bridge.New(bridgetest.MockFunc(e))
+	b := bridge.New(&eventConn{Conn: bridgetest.MockFunc(e), env: e, t: t})
 	e.PDK = &pdk.PDK{
 		Client:          client.Client{PdkBridge: b},
 		Ctx:             ctx.Ctx{PdkBridge: b},
@@ -91,6 +100,57 @@ func (e *Env) Handle(method string, args []byte) []byte {
 		return []byte{0xff, 0xff} // a truncated protobuf field: the decode fails
 	}
 	return out
+}
+
+// eventConn is the plugin's end of the event: once go-pdk closes it (after
+// kong.response.exit, as Kong does), every call fails with net.ErrClosed and
+// fails the test.
+type eventConn struct {
+	net.Conn
+	env *Env
+	t   testing.TB
+
+	mu        sync.Mutex
+	closed    bool
+	sawLength bool // the frame length of a call's name was written
+}
+
+func (c *eventConn) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// Write passes frames on until the event is closed. After that, a call
+// writes its name's 4-byte length and then its name: the name is reported
+// and the write fails.
+func (c *eventConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if !c.closed {
+		c.mu.Unlock()
+		return c.Conn.Write(p)
+	}
+	if len(p) == 4 && !c.sawLength {
+		c.sawLength = true
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	c.sawLength = false
+	c.mu.Unlock()
+	c.env.mu.Lock()
+	c.env.afterExit = append(c.env.afterExit, string(p))
+	c.env.mu.Unlock()
+	c.t.Errorf("PDK call %q after kong.response.exit: Kong has closed the event (use of closed network connection)", p)
+	return 0, net.ErrClosed
+}
+
+// AfterExit returns the PDK calls attempted after kong.response.exit (each
+// also failed the test).
+func (e *Env) AfterExit() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.afterExit)
 }
 
 // Access runs the handler's Access method with the recording PDK.

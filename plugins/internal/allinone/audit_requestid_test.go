@@ -87,7 +87,7 @@ func TestCredentialShapedRequestIDDenialIsAuditedWithTheReplacedID(t *testing.T)
 	}
 	for i, want := range append([]string{"req-clean-1"}, replaced...) {
 		ev := events[i]
-		if ev.Action != audit.ActionAuthDenied || ev.Source != Name || ev.RequestID != want {
+		if ev.Action != audit.ActionAuthDenied || ev.Source != Name || ev.RequestID != want || ev.Target != "/v1/models/x" {
 			t.Errorf("event %d = %+v, want request id %q", i, ev, want)
 		}
 		for _, v := range raw[i] {

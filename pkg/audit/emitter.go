@@ -88,6 +88,9 @@ type Config struct {
 type Metrics struct {
 	Written prometheus.Counter
 	Dropped *prometheus.CounterVec
+	// Sanitized counts events kept with one or more fields replaced
+	// (Event.Sanitize; the event's sanitized list names them).
+	Sanitized prometheus.Counter
 }
 
 // NewMetrics returns the emitter's counters with the given constant labels.
@@ -98,6 +101,9 @@ func NewMetrics(constLabels prometheus.Labels) *Metrics {
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgeguard_audit_events_dropped_total",
 			Help: "Audit events not appended to the stream (logged locally instead), by reason.", ConstLabels: constLabels},
 			[]string{"reason"}),
+		Sanitized: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgeguard_audit_events_sanitized_total",
+			Help:        "Audit events kept with one or more unacceptable fields replaced (the event's sanitized list names them).",
+			ConstLabels: constLabels}),
 	}
 	for _, r := range []string{DropQueueFull, DropRedisError, DropInvalid, DropClosed} {
 		m.Dropped.WithLabelValues(r)
@@ -107,7 +113,7 @@ func NewMetrics(constLabels prometheus.Labels) *Metrics {
 
 // Collectors returns the counters, for a registry.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Written, m.Dropped}
+	return []prometheus.Collector{m.Written, m.Dropped, m.Sanitized}
 }
 
 // Emitter queues events and appends them to the stream from one background
@@ -164,8 +170,10 @@ func New(cfg Config) (*Emitter, error) {
 // Emit queues ev (its Time set to now when zero). When the queue is full
 // or the emitter is closed, it is logged at warn and counted as dropped.
 // It never blocks. Validation happens on the writer, off the request path:
-// an invalid event is dropped there (counted as invalid, logged without
-// its values) and never reaches the stream.
+// an event with an unacceptable field is sanitized there (Event.Sanitize:
+// the field replaced and flagged, counted in Metrics.Sanitized) and
+// written; only an event without a known action and outcome is dropped
+// (counted as invalid, logged without its values).
 func (e *Emitter) Emit(ev Event) {
 	if e == nil {
 		return
@@ -190,17 +198,30 @@ func (e *Emitter) Emit(ev Event) {
 	}
 }
 
-// drop logs ev locally. An invalid event is logged by its enumerations
-// only: its identifiers failed validation and could be anything.
+// sanitize is Event.Sanitize at the emitter's clock, counting the events
+// it flagged.
+func (e *Emitter) sanitize(ev Event) (Event, error) {
+	out, err := ev.Sanitize(e.cfg.Now())
+	if err == nil && out.Sanitized != ev.Sanitized {
+		e.cfg.Metrics.Sanitized.Inc()
+	}
+	return out, err
+}
+
+// drop logs ev locally. An invalid event (no known action or outcome) is
+// logged by its enumerations only: its identifiers were never checked and
+// could be anything.
 func (e *Emitter) drop(reason string, ev Event, err error) {
 	e.cfg.Metrics.Dropped.WithLabelValues(reason).Inc()
 	l := e.log.Warn().Str("audit_dropped", reason)
-	// Emit does not validate (the writer does): an event dropped before the
-	// writer saw it (queue full, closed) is validated here before its
-	// fields reach the log, so a credential a caller put in one never does.
+	// Emit does not sanitize (the writer does): an event dropped before the
+	// writer saw it (queue full, closed) is sanitized here before its fields
+	// reach the log, so a credential a caller put in one never does.
 	if reason != DropInvalid {
-		if verr := ev.Validate(); verr != nil {
-			reason, err = DropInvalid, verr
+		if sev, serr := e.sanitize(ev); serr != nil {
+			reason, err = DropInvalid, serr
+		} else {
+			ev = sev
 		}
 	}
 	if reason == DropInvalid {
@@ -221,8 +242,8 @@ func safeEnum(v string, ok bool) string {
 	return "invalid"
 }
 
-// MarshalZerologObject logs a validated event (every field is an
-// identifier; no secret can be in it).
+// MarshalZerologObject logs a validated (sanitized) event: every field is
+// an identifier, no secret can be in it; the flagged fields as sanitized.
 func (ev Event) MarshalZerologObject(z *zerolog.Event) {
 	z.Time("time", ev.Time).Str("action", string(ev.Action)).Str("outcome", string(ev.Outcome)).
 		Str("severity", string(ev.Severity)).Str("source", ev.Source)
@@ -231,6 +252,9 @@ func (ev Event) MarshalZerologObject(z *zerolog.Event) {
 		if kv[1] != "" {
 			z.Str(kv[0], kv[1])
 		}
+	}
+	if ev.Sanitized != 0 {
+		z.Strs("sanitized", ev.Sanitized.Names())
 	}
 }
 
@@ -286,11 +310,12 @@ func (e *Emitter) write(batch []Event) {
 	defer e.pending.Add(-int64(len(batch)))
 	valid := batch[:0]
 	for _, ev := range batch {
-		if err := ev.Validate(); err != nil {
+		clean, err := e.sanitize(ev)
+		if err != nil { // no known action or outcome: nothing to record
 			e.drop(DropInvalid, ev, err)
 			continue
 		}
-		valid = append(valid, ev)
+		valid = append(valid, clean)
 	}
 	e.pending.Add(-int64(len(batch) - len(valid)))
 	defer e.pending.Add(int64(len(batch) - len(valid)))

@@ -6,9 +6,13 @@
 //
 // An Event has no free-form field: no message, no header, no claim set.
 // Every field is checked against a charset and a length bound, and values
-// shaped like credentials (sk_ keys, JWTs) are refused, so an event cannot
-// carry a secret even by mistake. Stream contents are untrusted: Parse
-// validates every field again when reading back.
+// shaped like credentials (sk_ keys, JWTs: requestid.LooksLikeCredential)
+// are refused, so an event cannot carry a secret even by mistake. An event
+// is never lost for one unacceptable field: the emitter sanitizes it
+// (Sanitize: the field emptied, or replaced — a request id by a generated
+// one — and named in Event.Sanitized); only an event without a known action
+// and outcome, with nothing to record, is refused. Stream contents are
+// untrusted: Parse validates every field again when reading back.
 //
 // It is not a log: operational detail goes to the component's zerolog
 // logger. Storage and queries are llm-api's.
@@ -18,8 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/requestid"
 )
 
 // Action is what was done. The set is closed.
@@ -110,6 +115,9 @@ type Event struct {
 	Severity Severity `json:"severity"`
 	// Source is the emitting component (llm-api, keycloak-jwt, …).
 	Source string `json:"source"`
+	// Sanitized names the fields Sanitize replaced because their value was
+	// unacceptable (none for most events); the event is kept, flagged.
+	Sanitized Sanitized `json:"sanitized"`
 }
 
 // Valid reports whether a is a known action.
@@ -164,43 +172,78 @@ func allowed(c byte, class int) bool {
 	}
 }
 
-// looksLikeCredential refuses values shaped like an API key or a JWT, so a
-// caller that passes the wrong variable cannot store a secret.
-func looksLikeCredential(v string) bool {
-	for i := 0; i+3 <= len(v); i++ {
-		if (i == 0 || v[i-1] == '/' || v[i-1] == ':') && (v[i]|0x20) == 's' && (v[i+1]|0x20) == 'k' && v[i+2] == '_' {
-			return true
-		}
-	}
-	return strings.Contains(v, "eyJ") && strings.Count(v, ".") >= 2
-}
-
-func checkField(name, v string, max, class int, required bool) error {
+// fieldProblem says what is wrong with an identifier field ("" when it is
+// acceptable). It does not allocate.
+func fieldProblem(v string, max, class int, required bool) string {
 	if v == "" {
 		if required {
-			return fmt.Errorf("%w: %s is required", ErrInvalid, name)
+			return "is required"
 		}
-		return nil
+		return ""
 	}
 	if len(v) > max {
-		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalid, name, max)
+		return "is too long"
 	}
 	for i := 0; i < len(v); i++ {
 		if !allowed(v[i], class) {
-			return fmt.Errorf("%w: %s has a character outside its charset", ErrInvalid, name)
+			return "has a character outside its charset"
 		}
 	}
-	if looksLikeCredential(v) {
-		return fmt.Errorf("%w: %s looks like a credential", ErrInvalid, name)
+	// the one credential-shape rule (pkg/requestid): values shaped like an
+	// API key or a JWT are refused, so a caller that passes the wrong
+	// variable cannot store a secret
+	if requestid.LooksLikeCredential(v) {
+		return "looks like a credential"
+	}
+	return ""
+}
+
+func checkField(name, v string, max, class int, required bool) error {
+	if p := fieldProblem(v, max, class, required); p != "" {
+		if p == "is too long" {
+			return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalid, name, max)
+		}
+		return fmt.Errorf("%w: %s %s", ErrInvalid, name, p)
 	}
 	return nil
 }
 
+// requestIDProblem applies the one request id rule (requestid.Valid) to an
+// event's optional request id.
+func requestIDProblem(v string) string {
+	if v == "" || requestid.Valid(v) {
+		return ""
+	}
+	if requestid.LooksLikeCredential(v) {
+		return "looks like a credential"
+	}
+	return "is not an acceptable request id"
+}
+
+// validTime: after 2000 and not years ahead, as UTC (the stream's form).
+func validTime(t time.Time) bool {
+	if t.IsZero() {
+		return false
+	}
+	y := t.UTC().Year()
+	return y >= 2000 && y <= 9999
+}
+
+// canonicalIP reports whether s is an IP address in canonical form without
+// a zone.
+func canonicalIP(s string) bool {
+	a, err := netip.ParseAddr(s)
+	var buf [64]byte
+	return err == nil && a.Zone() == "" && string(a.AppendTo(buf[:0])) == s
+}
+
 // Validate checks every field: known enumerations, identifiers within their
-// charset and bounds, a parseable IP, a time after 2000 and not years
-// ahead. It has no side effects.
+// charset and bounds, an acceptable request id (requestid.Valid) or none, a
+// canonical IP, a time after 2000 and not years ahead, known Sanitized
+// flags. It has no side effects. The emitter does not drop an event that
+// fails it: it writes Sanitize's result.
 func (e Event) Validate() error {
-	if e.Time.IsZero() || e.Time.Year() < 2000 || e.Time.Year() > 9999 {
+	if !validTime(e.Time) {
 		return fmt.Errorf("%w: time is out of range", ErrInvalid)
 	}
 	if !e.Action.Valid() {
@@ -219,24 +262,25 @@ func (e Event) Validate() error {
 		class    int
 		required bool
 	}{
-		{"request_id", e.RequestID, MaxRequestID, classID, false},
 		{"actor.subject", e.Actor.Subject, MaxSubject, classID, false},
 		{"actor.key_id", e.Actor.KeyID, MaxKeyID, classKeyID, false},
 		{"target", e.Target, MaxTarget, classID, false},
 		{"reason", e.Reason, MaxReason, classReason, false},
 		{"source", e.Source, MaxSource, classID, true},
 	}
+	if p := requestIDProblem(e.RequestID); p != "" {
+		return fmt.Errorf("%w: request_id %s", ErrInvalid, p)
+	}
 	for _, c := range checks {
 		if err := checkField(c.name, c.v, c.max, c.class, c.required); err != nil {
 			return err
 		}
 	}
-	if e.Actor.IP != "" {
-		a, err := netip.ParseAddr(e.Actor.IP)
-		var buf [64]byte
-		if err != nil || a.Zone() != "" || string(a.AppendTo(buf[:0])) != e.Actor.IP {
-			return fmt.Errorf("%w: actor.ip is not a canonical IP address", ErrInvalid)
-		}
+	if e.Actor.IP != "" && !canonicalIP(e.Actor.IP) {
+		return fmt.Errorf("%w: actor.ip is not a canonical IP address", ErrInvalid)
+	}
+	if e.Sanitized&^sanitizedAll != 0 {
+		return fmt.Errorf("%w: sanitized has unknown flags", ErrInvalid)
 	}
 	return nil
 }
@@ -270,7 +314,10 @@ func CleanKeyID(s string) string {
 	return s
 }
 
-// Stream field names (version 1 of the encoding).
+// Stream field names. Version 1 is the twelve fields below; version 2 is
+// version 1 plus fieldSanitized, written only for an event with Sanitized
+// flags, so a consumer that reads only version 1 still reads every
+// unflagged event (consumers are upgraded first; Parse reads both).
 const (
 	fieldVersion   = "v"
 	fieldTime      = "t"
@@ -284,13 +331,20 @@ const (
 	fieldReason    = "rsn"
 	fieldSeverity  = "sev"
 	fieldSource    = "src"
-	version        = "1"
+	fieldSanitized = "san"
+	version1       = "1"
+	version2       = "2"
 )
 
-// Fields encodes e as the flat field/value list of an XADD.
+// Fields encodes e as the flat field/value list of an XADD: version 1, or
+// version 2 with the san field (Sanitized.String) when e is flagged.
 func (e Event) Fields() []string {
-	return []string{
-		fieldVersion, version,
+	v := version1
+	if e.Sanitized != 0 {
+		v = version2
+	}
+	f := []string{
+		fieldVersion, v,
 		fieldTime, e.Time.UTC().Format(time.RFC3339Nano),
 		fieldRequestID, e.RequestID,
 		fieldSubject, e.Actor.Subject,
@@ -303,18 +357,31 @@ func (e Event) Fields() []string {
 		fieldSeverity, string(e.Severity),
 		fieldSource, e.Source,
 	}
+	if e.Sanitized != 0 {
+		f = append(f, fieldSanitized, e.Sanitized.String())
+	}
+	return f
 }
 
-// maxFields bounds what Parse looks at.
-const maxFields = 12
+// Field counts of the encoding versions; maxFields bounds what Parse looks
+// at.
+const (
+	fieldsV1  = 12
+	fieldsV2  = 13
+	maxFields = fieldsV2
+)
 
 // Parse decodes the fields of one stream entry (as go-redis returns them)
-// into a validated Event. Unknown, missing or non-string fields, another
-// encoding version and every Validate failure are refused with ErrInvalid.
+// into a validated Event: version 1 (twelve fields) or version 2 (those and
+// san, a non-empty list of Sanitized names in canonical order). Unknown,
+// missing or non-string fields, another encoding version and every
+// Validate failure are refused with ErrInvalid: Parse does not sanitize —
+// the emitters do before writing, and an entry that needs it was not
+// written by one.
 func Parse(values map[string]any) (Event, error) {
 	var e Event
-	if len(values) != maxFields {
-		return e, fmt.Errorf("%w: %d fields, want %d", ErrInvalid, len(values), maxFields)
+	if len(values) != fieldsV1 && len(values) != fieldsV2 {
+		return e, fmt.Errorf("%w: %d fields, want %d or %d", ErrInvalid, len(values), fieldsV1, fieldsV2)
 	}
 	get := func(name string) (string, error) {
 		raw, ok := values[name]
@@ -335,8 +402,23 @@ func Parse(values map[string]any) (Event, error) {
 		}
 		return s
 	}
-	if v := str(fieldVersion); v != version && len(errs) == 0 {
+	v := str(fieldVersion)
+	if len(errs) == 0 && v != version1 && v != version2 {
 		return e, fmt.Errorf("%w: unknown encoding version", ErrInvalid)
+	}
+	want := fieldsV1
+	if v == version2 {
+		want = fieldsV2
+	}
+	if len(errs) == 0 && len(values) != want {
+		return e, fmt.Errorf("%w: %d fields, version %s has %d", ErrInvalid, len(values), v, want)
+	}
+	if v == version2 {
+		san, err := ParseSanitized(str(fieldSanitized))
+		if err != nil || san == 0 {
+			errs = append(errs, fmt.Errorf("%w: field %s is not a list of sanitized fields", ErrInvalid, fieldSanitized))
+		}
+		e.Sanitized = san
 	}
 	ts := str(fieldTime)
 	e.RequestID = str(fieldRequestID)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/requestid"
 )
 
 func validEvent() Event {
@@ -126,15 +128,30 @@ func TestCleanIP(t *testing.T) {
 	}
 }
 
-// FuzzParse feeds arbitrary stream entries to Parse: it must never panic,
-// and whatever it accepts must validate and re-encode to the same event.
+// FuzzParse feeds arbitrary stream entries to Parse, version 1 and version
+// 2 (san not empty: a 13th field): it must never panic, and whatever it
+// accepts must validate and re-encode to the same event.
 func FuzzParse(f *testing.F) {
 	ev := validEvent()
 	add := func(e Event) {
 		fl := e.Fields()
-		f.Add(fl[1], fl[3], fl[5], fl[7], fl[9], fl[11], fl[13], fl[15], fl[17], fl[19], fl[21], fl[23])
+		san := ""
+		if len(fl) > 24 {
+			san = fl[25]
+		}
+		f.Add(fl[1], fl[3], fl[5], fl[7], fl[9], fl[11], fl[13], fl[15], fl[17], fl[19], fl[21], fl[23], san)
 	}
 	add(ev)
+	// the attack run's audit suppression, as the emitter writes it now
+	// (sanitized, version 2) and as a tampered entry would carry it
+	for _, bad := range []string{"sk_rt1234", "eyJrt.ab12.x"} {
+		e := ev
+		e.RequestID, e.Target = bad, bad
+		add(e)
+		if s, err := e.Sanitize(e.Time); err == nil {
+			add(s)
+		}
+	}
 	attacks := []func(*Event){
 		func(e *Event) { e.Actor.Subject = "admin\r\nX-Injected: 1" },
 		func(e *Event) { e.Target = "'; DROP TABLE audit_events; --" },
@@ -149,9 +166,12 @@ func FuzzParse(f *testing.F) {
 		a(&e)
 		add(e)
 	}
-	f.Fuzz(func(t *testing.T, v, ts, rid, sub, kid, ip, act, tgt, out, rsn, sev, src string) {
+	f.Fuzz(func(t *testing.T, v, ts, rid, sub, kid, ip, act, tgt, out, rsn, sev, src, san string) {
 		m := map[string]any{"v": v, "t": ts, "rid": rid, "sub": sub, "kid": kid, "ip": ip, "act": act,
 			"tgt": tgt, "out": out, "rsn": rsn, "sev": sev, "src": src}
+		if san != "" {
+			m["san"] = san
+		}
 		got, err := Parse(m)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
@@ -163,8 +183,11 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted an invalid event: %v", err)
 		}
 		again, err := Parse(fieldsMap(got.Fields()))
-		if err != nil || !again.Time.Equal(got.Time) || again.Target != got.Target || again.Actor != got.Actor {
+		if err != nil || again != got {
 			t.Fatalf("re-encoding changed the event: %v", err)
+		}
+		if requestid.LooksLikeCredential(got.RequestID) || requestid.LooksLikeCredential(got.Target) {
+			t.Fatal("accepted a credential-shaped value")
 		}
 	})
 }

@@ -230,7 +230,7 @@ func TestRequestID(t *testing.T) {
 	if got := edgehttp.RequestID(r); got != "abc-123_x.y" {
 		t.Fatalf("valid id replaced: %q", got)
 	}
-	for _, bad := range []string{"", "a b", strings.Repeat("a", 129), "a\nb", "é"} {
+	for _, bad := range []string{"", "a b", strings.Repeat("a", 129), "a\nb", "é", "sk_rt1234", "eyJrt.ab12.x"} {
 		r.Header.Set("X-Request-ID", bad)
 		if got := edgehttp.RequestID(r); got == bad || !requestid.Valid(got) {
 			t.Fatalf("%q: got %q", bad, got)

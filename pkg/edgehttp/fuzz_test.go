@@ -52,14 +52,14 @@ func FuzzBearerToken(f *testing.F) {
 }
 
 func FuzzRequestID(f *testing.F) {
-	for _, s := range []string{"abc", "", "a b", "é", strings.Repeat("x", 200)} {
+	for _, s := range []string{"abc", "", "a b", "é", strings.Repeat("x", 200), "sk_rt1234", "eyJrt.ab12.x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		h := http.Header{"X-Request-Id": {s}}
 		r := &http.Request{Header: h}
 		got := edgehttp.RequestID(r)
-		if !requestid.Valid(got) {
+		if !requestid.Valid(got) || requestid.LooksLikeCredential(got) {
 			t.Fatalf("invalid id %q", got)
 		}
 		if requestid.Valid(s) != (got == s) {

@@ -74,6 +74,32 @@ func TestEngineLogsRouteTemplatesAndRecoversPanics(t *testing.T) {
 	}
 }
 
+// A request id shaped like an API key or a JWT is replaced by a generated
+// one: the handlers (and their audit events), the log and the response see
+// only the new id.
+func TestEngineReplacesACredentialShapedRequestID(t *testing.T) {
+	for _, bad := range []string{"sk_rt1234", "eyJrt.ab12.x"} {
+		var logs bytes.Buffer
+		e, err := ginedge.NewEngine(zerolog.New(&logs), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen string
+		e.GET("/x", func(c *gin.Context) { seen = c.Writer.Header().Get("X-Request-ID"); c.Status(http.StatusNoContent) })
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.Header.Set("X-Request-ID", bad)
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, r)
+		got := rec.Header().Get("X-Request-ID")
+		if got == bad || len(got) != 32 || seen != got {
+			t.Fatalf("%s: response id %q, handler saw %q", bad, got, seen)
+		}
+		if strings.Contains(logs.String(), bad) || !strings.Contains(logs.String(), `"request_id":"`+got+`"`) {
+			t.Fatalf("%s: log %s", bad, logs.String())
+		}
+	}
+}
+
 func TestEngineTracesEachRequestByRouteTemplateUnderKongsTrace(t *testing.T) {
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))

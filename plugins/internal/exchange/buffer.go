@@ -18,7 +18,18 @@ type Buffer struct {
 	Clears   []string
 	Response []Header
 	exited   bool
+	// requestID is header-guard's request id (RequestIDHolder); Reset
+	// keeps it: it is the request's, not a buffered write.
+	requestID string
 }
+
+var _ RequestIDHolder = (*Buffer)(nil)
+
+// SetRequestID keeps the request id header-guard assigned to the request.
+func (b *Buffer) SetRequestID(id string) { b.requestID = id }
+
+// RequestID is the id SetRequestID kept, or "".
+func (b *Buffer) RequestID() string { return b.requestID }
 
 // SetUpstreamHeader buffers an upstream header; a later set of the same
 // name (any ASCII case) replaces it.

@@ -10,6 +10,7 @@ package exchange
 
 import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/pkg/requestid"
 )
 
 // Exchange is one request passing through the edge, in the access phase.
@@ -54,4 +55,31 @@ type Exchange interface {
 	// plugins and logs see a consumer and credential (Kong:
 	// kong.client.authenticate; the dev gateway records it).
 	AuthenticateConsumer(consumerID, username, credentialID string)
+}
+
+// RequestIDHolder is implemented by hosts that keep, for the rest of the
+// request, the request id header-guard assigned (kongx.Adapter and the dev
+// gateway through Buffer, and Fake). Header keeps returning the client's
+// header — in the all-in-one plugin every step reads the one get_headers
+// snapshot taken before header-guard replaced it — so a later step that
+// needs the id the client is answered with (the audit event of a denial)
+// asks RequestID.
+type RequestIDHolder interface {
+	SetRequestID(id string)
+	RequestID() string
+}
+
+// RequestID is the request id of ex: the one header-guard assigned when the
+// host keeps it, else the client's X-Request-ID when it is acceptable
+// (requestid.Valid: never a credential-shaped value), else "".
+func RequestID(ex Exchange) string {
+	if h, ok := ex.(RequestIDHolder); ok {
+		if id := h.RequestID(); id != "" {
+			return id
+		}
+	}
+	if id := ex.Header(requestid.Header); requestid.Valid(id) {
+		return id
+	}
+	return ""
 }

@@ -46,10 +46,22 @@ type Fake struct {
 	// credential id (empty: not called).
 	Consumer [3]string
 
+	// RequestIDSet is what SetRequestID kept (header-guard's request id).
+	RequestIDSet string
+
 	exited bool
 }
 
-var _ Exchange = (*Fake)(nil)
+var (
+	_ Exchange        = (*Fake)(nil)
+	_ RequestIDHolder = (*Fake)(nil)
+)
+
+// SetRequestID keeps the request id header-guard assigned (RequestIDSet).
+func (f *Fake) SetRequestID(id string) { f.RequestIDSet = id }
+
+// RequestID is RequestIDSet.
+func (f *Fake) RequestID() string { return f.RequestIDSet }
 
 // NewFake returns a Fake for a request. Header names are lower-cased (ASCII
 // only); names that collide once lower-cased have their values merged.

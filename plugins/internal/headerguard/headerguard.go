@@ -142,9 +142,16 @@ type Guard struct {
 // headers and '_' spellings of X-Request-ID from the upstream request, and
 // sets X-Request-ID upstream and on the response.
 func (g *Guard) Handle(ex exchange.Exchange) {
-	id := ex.Header("x-request-id") // lower case: no allocation in the adapters
+	// lower case: no allocation in the adapters. Valid also refuses
+	// credential-shaped ids (sk_…, eyJ… with two dots): they are replaced.
+	id := ex.Header("x-request-id")
 	if !requestid.Valid(id) {
 		id = g.newID()
+	}
+	// later steps of the same exchange (the all-in-one plugin) still read
+	// the client's header: they ask the host for this id (no PDK call)
+	if h, ok := ex.(exchange.RequestIDHolder); ok {
+		h.SetRequestID(id)
 	}
 	ex.SetResponseHeader(HeaderRequestID, id) // also sent with a 431
 

@@ -120,6 +120,14 @@ func TestRequestIDIsKeptOnlyWhenWellFormed(t *testing.T) {
 		{"space", []string{"a b"}, false},
 		{"slash", []string{"../a"}, false},
 		{"first of two wins", []string{"first", "second"}, true},
+		// the attack run's audit suppression: charset-valid ids shaped like
+		// an API key or a JWT are replaced, so nothing downstream (services,
+		// logs, audit events) ever sees them
+		{"api key shaped", []string{"sk_rt1234"}, false},
+		{"api key shaped, upper case", []string{"SK_live_Ab3dE5g7_secret"}, false},
+		{"jwt shaped", []string{"eyJrt.ab12.x"}, false},
+		{"a real jwt", []string{"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"}, false},
+		{"credential-shaped first of two", []string{"eyJrt.ab12.x", "good"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -101,6 +101,34 @@ func TestPDKCallsPerPath(t *testing.T) {
 	}
 }
 
+// TestKongReplacesACredentialShapedRequestID: a request id shaped like an
+// API key or a JWT is replaced by a generated one upstream (set_headers
+// replaces the client's header) and on the response, with the same three
+// PDK calls as any clean request.
+func TestKongReplacesACredentialShapedRequestID(t *testing.T) {
+	for _, bad := range []string{"sk_rt1234", "eyJrt.ab12.x"} {
+		t.Run(bad, func(t *testing.T) {
+			c := kongConfig(t, kongDefaults)
+			c.rt.Log = discard()
+			env := kongxtest.New(t, test.Request{Method: "GET", Url: "https://api.example.com/v1/models",
+				Headers: http.Header{"Accept": {"*/*"}, "X-Request-Id": {bad}}})
+			env.Access(c)
+			want := []string{kongx.CallGetHeaders, kongx.CallSetHeaders, kongx.CallResponseSetHeaders}
+			if got := env.Calls(); !slices.Equal(got, want) {
+				t.Fatalf("PDK calls:\n got  %v\n want %v", got, want)
+			}
+			up := env.ServiceReq.Headers.Values("X-Request-Id")
+			res := env.ClientRes.Headers.Values("X-Request-Id")
+			if len(up) != 1 || up[0] == bad || !requestid.Valid(up[0]) || len(up[0]) != 32 {
+				t.Fatalf("upstream X-Request-ID %q, want a generated id", up)
+			}
+			if len(res) != 1 || res[0] != up[0] {
+				t.Fatalf("response X-Request-ID %q, want the upstream one %q", res, up[0])
+			}
+		})
+	}
+}
+
 func TestKongHeaderLimitIsReadAsMaxPlusOne(t *testing.T) {
 	c := kongConfig(t, `{"max_headers":999,"max_header_bytes":null,"strip_headers":null,"__seq__":1}`)
 	env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://x/", Headers: http.Header{"A": {"1"}}})

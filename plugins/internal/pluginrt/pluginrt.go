@@ -23,7 +23,6 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/pkg/redact"
-	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
@@ -242,6 +241,21 @@ func (r *recorder) RecordRefused(id *identity.Identity) {
 // Refused is the identity a 403 refused, or nil.
 func (r *recorder) Refused() *identity.Identity { return r.refused }
 
+// SetRequestID passes header-guard's request id to the host.
+func (r *recorder) SetRequestID(id string) {
+	if h, ok := r.Exchange.(exchange.RequestIDHolder); ok {
+		h.SetRequestID(id)
+	}
+}
+
+// RequestID is the host's kept request id, or "".
+func (r *recorder) RequestID() string {
+	if h, ok := r.Exchange.(exchange.RequestIDHolder); ok {
+		return h.RequestID()
+	}
+	return ""
+}
+
 // NoPriorIdentity passes the all-in-one chain's hint on to a host that takes
 // it (the dev gateway): wrapping the host for audit must not change what
 // the chain sees.
@@ -295,9 +309,10 @@ func AuditDenial(em *audit.Emitter, plugin string, ex exchange.Exchange, status 
 	}
 	ev.Reason = code
 	ev.Actor.IP = audit.CleanIP(ex.ClientIP())
-	if id := ex.Header("X-Request-ID"); requestid.Valid(id) {
-		ev.RequestID = id
-	}
+	// the id the client is answered with: header-guard's (which replaced a
+	// malformed or credential-shaped one) when it ran on this exchange,
+	// else the client's when acceptable; never a credential-shaped value
+	ev.RequestID = exchange.RequestID(ex)
 	// the path is the target when it is a plain identifier (never a
 	// credential: those are refused), else none; the same for the subject
 	ev.Target = audit.CleanTarget(ex.Path())

@@ -44,6 +44,9 @@ type EventView struct {
 	Reason    string         `json:"reason"`
 	Severity  audit.Severity `json:"severity"`
 	Source    string         `json:"source"`
+	// Sanitized lists the fields the emitter replaced because their value
+	// was unacceptable (e.g. ["request_id"]); [] for most events.
+	Sanitized audit.Sanitized `json:"sanitized"`
 }
 
 // EventsPage is the answer of GET /v1/admin/audit/events.
@@ -84,7 +87,8 @@ func (h *handlers) auditEvents(c *gin.Context) {
 			break
 		}
 		page.Events = append(page.Events, EventView{ID: r.StreamID, Time: r.Time, RequestID: r.RequestID, Actor: r.Actor,
-			Action: r.Action, Target: r.Target, Outcome: r.Outcome, Reason: r.Reason, Severity: r.Severity, Source: r.Source})
+			Action: r.Action, Target: r.Target, Outcome: r.Outcome, Reason: r.Reason, Severity: r.Severity, Source: r.Source,
+			Sanitized: r.Sanitized})
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, page)

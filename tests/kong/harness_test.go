@@ -4,16 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -531,7 +525,7 @@ func secretsDir(t testing.TB, redisPassword string) (dir, jwks string) {
 		"internal_token":    randomSecret(t) + randomSecret(t),
 		"redis_password":    redisPassword,
 		"sentinel_password": randomSecret(t),
-		"redis_ca.pem":      selfSignedCA(t),
+		"redis_ca.pem":      string(testenv.SelfSignedCA(t)),
 	}
 	for name, v := range files {
 		if name != "redis_ca.pem" {
@@ -568,29 +562,6 @@ func recordPEMSecret(t testing.TB, path string) {
 			testenv.RecordSecret(line)
 		}
 	}
-}
-
-// selfSignedCA is a PEM CA certificate (what a Redis TLS CA bundle holds).
-func selfSignedCA(t testing.TB) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "edgeguard test Redis CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
 // lastLines is the last n lines of s.

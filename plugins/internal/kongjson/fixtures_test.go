@@ -1,22 +1,16 @@
 package kongjson_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/plugins/internal/allinone"
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
@@ -141,30 +135,6 @@ func decode(t *testing.T, newConfig func() any, js []byte) any {
 // and points the fixture there.
 const kongSecrets = "/etc/kong/secrets/"
 
-// testCA is a PEM CA certificate (a Redis TLS CA bundle: redisconn reads
-// and parses it while provisioning).
-func testCA(t *testing.T) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "kongjson test Redis CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
 func writeSecrets(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -184,7 +154,7 @@ func writeSecrets(t *testing.T) string {
 		"redis_password":    random(16),
 		// the captured full configs' Redis: TLS Sentinels with a password
 		"sentinel_password": random(16),
-		"redis_ca.pem":      testCA(t),
+		"redis_ca.pem":      testenv.SelfSignedCA(t),
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
 			t.Fatal(err)

@@ -242,7 +242,8 @@ func (a answer) code() string {
 }
 
 // do sends one request to the gateway: bearer (JWT or sk_ key) when not
-// empty, body as JSON when not nil, extra headers as given.
+// empty, body as JSON when not nil, extra headers as given ("Host" sets the
+// request's Host).
 func (e *edgeStack) do(t *testing.T, method, path, bearer string, body any, extra http.Header) answer {
 	t.Helper()
 	var rd io.Reader
@@ -266,6 +267,10 @@ func (e *edgeStack) do(t *testing.T, method, path, bearer string, body any, extr
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	for k, vs := range extra {
+		if k == "Host" { // the Keycloak routes answer only the public host
+			req.Host = vs[0]
+			continue
+		}
 		req.Header[k] = vs // as given: spoofing tests send non-canonical names
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -422,12 +422,19 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 
 	// X-Forwarded-*: as Kong, the peer is appended to the client's
-	// X-Forwarded-For; the client's Proto/Host are believed only from a
-	// trusted proxy.
+	// X-Forwarded-For — unless the global client-ip plugin runs, which makes
+	// it the one client address (Kong then sends $remote_addr alone); the
+	// client's Proto/Host are believed only from a trusted proxy.
 	if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
 		out.Header["X-Forwarded-For"] = slices.Clone(xff)
 	}
 	pr.SetXForwarded()
+	if st.ex.oneForwardedFor {
+		out.Header.Del("X-Forwarded-For")
+		if ip := st.ex.ClientIP(); ip != "" {
+			out.Header["X-Forwarded-For"] = []string{ip}
+		}
+	}
 	if g.peerTrusted(pr.In.RemoteAddr) {
 		for _, k := range []string{"X-Forwarded-Proto", "X-Forwarded-Host"} {
 			if v := pr.In.Header.Get(k); v != "" {

@@ -211,7 +211,8 @@ up() {
 		--rewrite "/etc/kong/secrets/redis_password=" \
 		--rewrite "http://otel-collector:4318=http://127.0.0.1:4318" >"$RUN/kong.env" ||
 		die "Kong did not start (the error is above)"
-	wait_http kong "http://127.0.0.1:$gwport/realms/jan/.well-known/openid-configuration" 60
+	# Through the public host: kong.yml routes Keycloak only for it.
+	wait_http kong "$gw/realms/jan/.well-known/openid-configuration" 60
 
 	cat >"$RUN/env" <<EOF
 GATEWAY_URL=http://127.0.0.1:$gwport

@@ -178,7 +178,8 @@ func (e *edgeStack) userToken(t *testing.T, s *suite) (id, token string) {
 	t.Helper()
 	e.userOnce.Do(func() {
 		id, name, pw := s.createUserUntil(t, func(f func()) { e.atStop = append(e.atStop, f) })
-		tok := s.deviceLogin(t, e.gw+"/realms/jan", name, pw)
+		// Keycloak's routes answer only the public host (localhost:<port>).
+		tok := s.deviceLogin(t, e.Env["GATEWAY_PUBLIC_URL"]+"/realms/jan", name, pw)
 		e.user.id, e.user.name, e.user.token = id, name, tok.AccessToken
 	})
 	if e.user.token == "" {

@@ -39,7 +39,8 @@ func TestKeycloakRouteAnswersOnlyThePublicHost(t *testing.T) {
 // the gateway (--proxy-trusted-addresses). A token request that Keycloak
 // refuses (a password grant on jan-cli: LOGIN_ERROR not_allowed) carries a
 // forged leftmost entry; the event records the client's address: the
-// rightmost untrusted one behind the trusted peer, or the peer itself.
+// rightmost untrusted one behind Kong's trusted peer, the peer itself
+// through Kong, or the peer itself directly at Keycloak.
 // Private addresses, since Keycloak requires HTTPS from public ones
 // (sslRequired: external) and would log no event.
 func TestKeycloakLogsTheClientAddress(t *testing.T) {
@@ -84,6 +85,15 @@ func TestKeycloakLogsTheClientAddress(t *testing.T) {
 		peer := loopbackPeer()
 		check(t, privateAddr(), peer, func(xff string) answer {
 			return e.doFromForm(t, peer, e.gw+tokenPath, form, http.Header{"Host": {e.publicHost()}, "X-Forwarded-For": {xff}})
+		})
+	})
+	// Keycloak itself believes proxy headers only from the gateway's
+	// address (--proxy-trusted-addresses; here 127.0.0.1): a client that
+	// reaches it from elsewhere cannot choose its address either.
+	t.Run("directly at Keycloak from another address", func(t *testing.T) {
+		peer := loopbackPeer()
+		check(t, privateAddr(), peer, func(xff string) answer {
+			return e.doFromForm(t, peer, s.env.URL+tokenPath, form, http.Header{"X-Forwarded-For": {xff}})
 		})
 	})
 }

@@ -5,7 +5,7 @@
 #   up        start what is missing: Redis, PostgreSQL, Keycloak (realm jan,
 #             hostname = the gateway), the stub LLM upstream, llm-api,
 #             media-api, mcp-tools and the real Kong 3.9 (scripts/kong.sh) on
-#             kong/kong.yml with the five plugin servers; wait until each is
+#             kong/kong.yml with the six plugin servers; wait until each is
 #             ready; print the URLs and two commands to try.
 #             In the foreground Ctrl-C stops everything it started; with
 #             --detach it returns once ready (stop with `make dev-down`).

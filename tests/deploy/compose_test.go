@@ -231,6 +231,9 @@ func checkKeycloakArgs(t *testing.T, where string, args []string, adminHost stri
 	if err != nil || pub.Scheme == "" || pub.Host == "" {
 		t.Errorf("%s: --hostname %q must be the full public URL (the gateway's)", where, f["--hostname"])
 	}
+	if pub != nil && !slices.Contains(kongYMLKeycloakHosts(t), pub.Hostname()) {
+		t.Errorf("%s: Keycloak's public host %q is not among kong.yml's Keycloak route hosts %q", where, pub.Hostname(), kongYMLKeycloakHosts(t))
+	}
 	issuer := f["--hostname"] + "/realms/jan"
 	if !kongYMLIssuers(t)[issuer] {
 		t.Errorf("%s: Keycloak's issuer %q is not kong.yml's (%v)", where, issuer, keysOf(kongYMLIssuers(t)))

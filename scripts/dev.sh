@@ -5,7 +5,7 @@
 #   up        start what is missing: Redis, PostgreSQL, Keycloak (realm jan,
 #             hostname = the gateway), the stub LLM upstream, llm-api,
 #             media-api, mcp-tools and the real Kong 3.9 (scripts/kong.sh) on
-#             kong/kong.yml with the five plugin servers; wait until each is
+#             kong/kong.yml with the six plugin servers; wait until each is
 #             ready; print the URLs and two commands to try.
 #             In the foreground Ctrl-C stops everything it started; with
 #             --detach it returns once ready (stop with `make dev-down`).
@@ -211,7 +211,8 @@ up() {
 		--rewrite "/etc/kong/secrets/redis_password=" \
 		--rewrite "http://otel-collector:4318=http://127.0.0.1:4318" >"$RUN/kong.env" ||
 		die "Kong did not start (the error is above)"
-	wait_http kong "http://127.0.0.1:$gwport/realms/jan/.well-known/openid-configuration" 60
+	# Through the public host: kong.yml routes Keycloak only for it.
+	wait_http kong "$gw/realms/jan/.well-known/openid-configuration" 60
 
 	cat >"$RUN/env" <<EOF
 GATEWAY_URL=http://127.0.0.1:$gwport

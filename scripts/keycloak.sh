@@ -35,6 +35,10 @@
 #   JAVA_OPTS_KC_HEAP, JAVA_OPTS_APPEND  JVM heap and extra flags (defaults:
 #                        -Xms64m -Xmx512m; -XX:TieredStopAtLevel=1)
 #
+# Keycloak listens on 127.0.0.1 and believes X-Forwarded-* only from
+# 127.0.0.1 (--proxy-trusted-addresses: the gateway's address on this
+# machine; any other peer is its own client address).
+#
 # The zip is cached in .cache/keycloak/ (git-ignored, survives `make clean`);
 # the unpacked distribution and the run directory live under $EDGEGUARD_TMP.
 set -euo pipefail
@@ -190,6 +194,7 @@ start() {
 		--hostname-admin="$url" \
 		--hostname-backchannel-dynamic=true \
 		--proxy-headers=xforwarded \
+		--proxy-trusted-addresses=127.0.0.1 \
 		--cache=local \
 		</dev/null >"$RUN/keycloak.log" 2>&1 &
 	local pid=$!

@@ -51,7 +51,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 KONG_VERSION=3.9.3
-PLUGIN_SERVERS=(header-guard keycloak-jwt keycloak-apikey redis-ratelimit edgeguard)
+PLUGIN_SERVERS=(header-guard keycloak-jwt keycloak-apikey redis-ratelimit edgeguard client-ip)
 BUNDLE_DIR="${KONG_SOURCE_BUNDLE:-$ROOT/../shared/kong}"
 READY_TIMEOUT=${KONG_READY_TIMEOUT:-60}
 
@@ -144,7 +144,7 @@ render_conf() {
 	python3 - "$1" "$2" "$PREFIX" "$DIR/kong.yml" "$BINDIR" "$QUERYBIN" "$LOGS" "$proxy_port" "$admin_port" "$status_port" "${metrics_ports[@]}" <<'PY'
 import re, sys
 src, dst, prefix, yml, bindir, querybin, logs, proxy, admin, status, *metrics = sys.argv[1:]
-names = ["header-guard", "keycloak-jwt", "keycloak-apikey", "redis-ratelimit", "edgeguard"]
+names = ["header-guard", "keycloak-jwt", "keycloak-apikey", "redis-ratelimit", "edgeguard", "client-ip"]
 mport = dict(zip(names, metrics))
 out, seen = [], set()
 for line in open(src):

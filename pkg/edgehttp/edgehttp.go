@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/rs/zerolog"
@@ -132,21 +133,28 @@ func (m *Middleware) challenge(errAttr string) string {
 
 // Check authenticates r and applies the policy. It returns the identity
 // (nil for an optional route without a credential) or the Problem to answer.
-// Adapters for other routers (ginedge) build on it.
 func (m *Middleware) Check(r *http.Request) (*identity.Identity, *Problem) {
+	id, _, p := m.CheckClient(r)
+	return id, p
+}
+
+// CheckClient is Check that also returns the client address the credential
+// names (the edge assertion's cip claim; the zero Addr otherwise, and with
+// a Problem). Adapters for other routers (ginedge) build on it.
+func (m *Middleware) CheckClient(r *http.Request) (*identity.Identity, netip.Addr, *Problem) {
 	log := &m.log
 	if l := zerolog.Ctx(r.Context()); l.GetLevel() != zerolog.Disabled {
 		log = l // the request's logger (request id)
 	}
-	id, err := m.cfg.Authenticator.Authenticate(r)
+	id, addr, err := authenticate(m.cfg.Authenticator, r)
 	if err != nil {
 		var rej *Rejection
 		switch {
 		case errors.Is(err, ErrNoCredential):
 			if m.cfg.Optional {
-				return nil, nil
+				return nil, netip.Addr{}, nil
 			}
-			return nil, &Problem{Status: http.StatusUnauthorized, Code: CodeCredentialMissing,
+			return nil, netip.Addr{}, &Problem{Status: http.StatusUnauthorized, Code: CodeCredentialMissing,
 				Message: "authentication required",
 				Header:  map[string]string{"WWW-Authenticate": m.challenge("")}}
 		case errors.As(err, &rej):
@@ -165,10 +173,10 @@ func (m *Middleware) Check(r *http.Request) (*identity.Identity, *Problem) {
 			case http.StatusServiceUnavailable:
 				p.Header = map[string]string{"Retry-After": "5"}
 			}
-			return nil, p
+			return nil, netip.Addr{}, p
 		default:
 			log.Warn().Err(err).Msg("authentication failed")
-			return nil, &Problem{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			return nil, netip.Addr{}, &Problem{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
 				Message: "authentication unavailable", Header: map[string]string{"Retry-After": "5"}}
 		}
 	}
@@ -178,16 +186,16 @@ func (m *Middleware) Check(r *http.Request) (*identity.Identity, *Problem) {
 		if d == identity.DenyInsufficientScope {
 			p.Header = map[string]string{"WWW-Authenticate": m.challenge("insufficient_scope")}
 		}
-		return nil, p
+		return nil, netip.Addr{}, p
 	}
-	return id, nil
+	return id, addr, nil
 }
 
 // Handler wraps next: it runs only for allowed requests, with the identity
-// in the request context.
+// and the credential's client address in the request context.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, p := m.Check(r)
+		id, addr, p := m.CheckClient(r)
 		if p != nil {
 			WriteProblem(w, p)
 			return
@@ -195,11 +203,32 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 		if id != nil {
 			r = r.WithContext(WithIdentity(r.Context(), id))
 		}
+		if addr.IsValid() {
+			r = r.WithContext(WithClientIP(r.Context(), addr))
+		}
 		next.ServeHTTP(w, r)
 	})
 }
 
 type ctxKey struct{}
+
+type clientIPKey struct{}
+
+// WithClientIP returns ctx carrying the client address the edge decided
+// (the verified assertion's cip claim).
+func WithClientIP(ctx context.Context, addr netip.Addr) context.Context {
+	return context.WithValue(ctx, clientIPKey{}, addr)
+}
+
+// ClientIPFrom returns the client address the middleware put in ctx: the
+// edge's, from the verified assertion. It is absent on routes without
+// credentials and for credentials that name none (a Keycloak JWT the
+// service verified itself); callers then fall back to the peer /
+// X-Forwarded-For from TRUSTED_PROXIES (ginedge.ClientIP).
+func ClientIPFrom(ctx context.Context) (netip.Addr, bool) {
+	a, ok := ctx.Value(clientIPKey{}).(netip.Addr)
+	return a, ok && a.IsValid()
+}
 
 // WithIdentity returns ctx carrying id.
 func WithIdentity(ctx context.Context, id *identity.Identity) context.Context {

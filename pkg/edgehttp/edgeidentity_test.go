@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,9 +248,50 @@ func TestChainLetsTheFirstPresentCredentialDecide(t *testing.T) {
 	}
 }
 
+// TestHandlerCarriesTheAssertionsClientAddress: the Middleware puts the
+// verified assertion's cip claim in the request context (ClientIPFrom);
+// a Keycloak JWT the service verified itself names no address, and a
+// client cannot supply one any other way.
+func TestHandlerCarriesTheAssertionsClientAddress(t *testing.T) {
+	e := newEdge(t)
+	idp := jwttest.New(t)
+	m, err := edgehttp.New(edgehttp.Config{Authenticator: edgehttp.Chain{
+		&edgehttp.EdgeIdentity{Verifier: e.verifier(t, "llm-api")}, &edgehttp.JWT{Verifier: newVerifier(t, idp)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = ""
+		if a, ok := edgehttp.ClientIPFrom(r.Context()); ok {
+			got = a.String()
+		}
+	}))
+	withIP, err := e.signer.SignClient(userA, "llm-api", http.MethodGet, "/v1/models", netip.MustParseAddr("203.0.113.9"), e.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tt := range map[string]struct {
+		headers map[string][]string
+		want    string
+	}{
+		"the assertion's cip":      {map[string][]string{identity.HeaderEdgeIdentity: {withIP}, "X-Forwarded-For": {"198.18.0.9"}}, "203.0.113.9"},
+		"an assertion without one": {assertion(e.sign(t, userA, "llm-api", http.MethodGet, "/v1/models")), ""},
+		"a JWT verified here":      {bearer(idp.Token(t, "bob", nil)), ""},
+		"a JWT and forged headers": {map[string][]string{"Authorization": {"Bearer " + idp.Token(t, "bob", nil)}, "X-Forwarded-For": {"198.18.0.9"}, "X-Real-IP": {"198.18.0.9"}}, ""},
+	} {
+		if a := serveAt(h, http.MethodGet, "/v1/models", tt.headers); a.status != 200 || got != tt.want {
+			t.Errorf("%s: %d, client address %q, want %q", name, a.status, got, tt.want)
+		}
+	}
+	if _, addr, p := m.CheckClient(httptest.NewRequest(http.MethodGet, "/v1/models", nil)); p == nil || addr.IsValid() {
+		t.Errorf("no credential: problem %v, address %v", p, addr)
+	}
+}
+
 type failingVerifier struct{}
 
-func (failingVerifier) Verify(string, string, string) (*identity.Identity, error) {
+func (failingVerifier) VerifyClaims(string, string, string) (*edgeid.Claims, error) {
 	return nil, errors.New("keys unavailable")
 }
 

@@ -2,10 +2,12 @@
 // compact JWS (EdDSA, Ed25519) that the edge's auth plugins add to every
 // authenticated request, and the only identity input services trust besides
 // a Keycloak JWT they verify themselves. Its claims are the Identity plus
-// aud (the upstream service), iat/exp (60 s), a random jti, and htm/htu (the
+// aud (the upstream service), iat/exp (60 s), a random jti, htm/htu (the
 // request's method and path, as in DPoP) — so an assertion captured on one
 // request cannot be replayed against another service, method or path, or
-// after a minute.
+// after a minute — and cip, the client address the edge decided for the
+// request (Kong's trusted_ips / real_ip rules), which services use for
+// limits, audit and logs instead of X-Forwarded-For.
 //
 // It is not a session token: clients never see it (the plugins strip client
 // copies), and it carries no refresh semantics.
@@ -22,6 +24,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -52,6 +55,20 @@ type Claims struct {
 	Jti      string            `json:"jti"`
 	Htm      string            `json:"htm"`
 	Htu      string            `json:"htu"`
+	// Cip is the client address the edge decided (an IP address in its
+	// canonical text form, IPv4-mapped addresses unmapped); absent when the
+	// edge had none.
+	Cip string `json:"cip,omitempty"`
+}
+
+// ClientIP is the verified client address of the claims (the zero Addr
+// when the assertion carries none).
+func (c *Claims) ClientIP() netip.Addr {
+	a, err := netip.ParseAddr(c.Cip)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a
 }
 
 // Errors.
@@ -112,14 +129,25 @@ func LoadSigner(path string) (*Signer, error) {
 func (s *Signer) KID() string { return s.kid }
 
 // Sign returns the assertion of id for the upstream aud and the request's
-// method and path, issued at now.
+// method and path, issued at now, without a client address (SignClient
+// adds one).
 func (s *Signer) Sign(id *identity.Identity, aud, method, path string, now time.Time) (string, error) {
+	return s.SignClient(id, aud, method, path, netip.Addr{}, now)
+}
+
+// SignClient is Sign with the client address the edge decided as the cip
+// claim (omitted for the zero Addr; IPv4-mapped addresses are unmapped and
+// zones dropped).
+func (s *Signer) SignClient(id *identity.Identity, aud, method, path string, client netip.Addr, now time.Time) (string, error) {
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", fmt.Errorf("edge identity jti: %w", err)
 	}
 	c := Claims{Identity: *id, Iss: Issuer, Aud: aud, Iat: now.Unix(), Exp: now.Add(Lifetime).Unix(),
 		Jti: hex.EncodeToString(jti[:]), Htm: method, Htu: path}
+	if client.IsValid() {
+		c.Cip = client.Unmap().WithZone("").String()
+	}
 	payload, err := json.Marshal(&c)
 	if err != nil {
 		return "", fmt.Errorf("edge identity claims: %w", err)
@@ -214,7 +242,17 @@ const maxAssertion = 16 << 10
 // returns its identity. Every failure wraps ErrRejected with the check's
 // name.
 func (v *Verifier) Verify(assertion, method, path string) (*identity.Identity, error) {
-	reject := func(why string) (*identity.Identity, error) {
+	c, err := v.VerifyClaims(assertion, method, path)
+	if err != nil {
+		return nil, err
+	}
+	return &c.Identity, nil
+}
+
+// VerifyClaims is Verify returning every verified claim (the identity and
+// the client address among them).
+func (v *Verifier) VerifyClaims(assertion, method, path string) (*Claims, error) {
+	reject := func(why string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: %s", ErrRejected, why)
 	}
 	if assertion == "" {
@@ -251,9 +289,17 @@ func (v *Verifier) Verify(assertion, method, path string) (*identity.Identity, e
 		return reject("lifetime")
 	case c.Identity.Subject == "" || c.Jti == "":
 		return reject("claims")
+	case c.Cip != "" && !canonicalAddr(c.Cip):
+		return reject("client address")
 	}
-	id := c.Identity
-	return &id, nil
+	return &c, nil
+}
+
+// canonicalAddr reports whether s is an IP address in the form SignClient
+// writes: canonical text, not IPv4-mapped, no zone.
+func canonicalAddr(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && !a.Is4In6() && a.Zone() == "" && a.String() == s
 }
 
 // WriteKeyFiles generates a new Ed25519 signing key and writes it as PEM

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,6 +96,77 @@ func TestEveryMismatchIsRejected(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClientAddressTravelsSignedAndCanonical: the client address the edge
+// decided is the cip claim, in canonical form (IPv4-mapped unmapped, zone
+// dropped), absent when the edge had none; a signed but non-canonical or
+// garbage cip is refused, and a client cannot add one (the signature
+// covers it).
+func TestClientAddressTravelsSignedAndCanonical(t *testing.T) {
+	s, v, now := setup(t)
+	for in, want := range map[string]string{
+		"203.0.113.7": "203.0.113.7", "::ffff:203.0.113.7": "203.0.113.7", "2001:db8::1%eth0": "2001:db8::1", "": "",
+	} {
+		var client netip.Addr
+		if in != "" {
+			client = netip.MustParseAddr(in)
+		}
+		a, err := s.SignClient(alice, "llm-api", "GET", "/v1/models", client, *now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := v.VerifyClaims(a, "GET", "/v1/models")
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if c.Cip != want || c.Identity.Subject != "alice" {
+			t.Errorf("%q: cip %q, want %q", in, c.Cip, want)
+		}
+		if got := c.ClientIP(); (want == "") != !got.IsValid() || (want != "" && got.String() != want) {
+			t.Errorf("%q: ClientIP() %v", in, got)
+		}
+		if payload := mustDecode(t, strings.Split(a, ".")[1]); (want == "") == strings.Contains(payload, `"cip"`) {
+			t.Errorf("%q: cip present %v in %s", in, want != "", payload)
+		}
+	}
+	k := newKey(t)
+	signer, _ := NewSigner(k, "")
+	jwks, _ := PublicJWKS(k.Public().(ed25519.PublicKey))
+	ver, _ := NewVerifier(jwks, "llm-api", func() time.Time { return *now })
+	for _, bad := range []string{"::ffff:203.0.113.7", "203.0.113.007", "unknown", "203.0.113.7, 198.18.0.9", "fe80::1%eth0"} {
+		a := signRaw(t, signer, map[string]any{"identity": map[string]any{"sub": "alice", "method": "jwt"}, "iss": Issuer,
+			"aud": "llm-api", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": "j", "htm": "GET", "htu": "/", "cip": bad})
+		if _, err := ver.VerifyClaims(a, "GET", "/"); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "client address") {
+			t.Errorf("cip %q: %v, want rejected (client address)", bad, err)
+		}
+	}
+	good, _ := s.SignClient(alice, "llm-api", "GET", "/v1/models", netip.MustParseAddr("203.0.113.7"), *now)
+	parts := strings.Split(good, ".")
+	forged := strings.Replace(mustDecode(t, parts[1]), "203.0.113.7", "198.18.0.9", 1)
+	if _, err := v.VerifyClaims(parts[0]+"."+base64.RawURLEncoding.EncodeToString([]byte(forged))+"."+parts[2], "GET", "/v1/models"); !errors.Is(err, ErrRejected) {
+		t.Errorf("a changed cip verified: %v", err)
+	}
+}
+
+func mustDecode(t *testing.T, seg string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// signRaw signs an arbitrary payload with the signer's key and header.
+func signRaw(t *testing.T, s *Signer, claims map[string]any) string {
+	t.Helper()
+	p, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := s.header + "." + base64.RawURLEncoding.EncodeToString(p)
+	return in + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(s.key, []byte(in)))
 }
 
 func must(s string, err error) string {

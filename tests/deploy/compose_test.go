@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -221,9 +222,17 @@ func checkKeycloakArgs(t *testing.T, where string, args []string, adminHost stri
 			t.Errorf("%s: Keycloak %s=%q, want %q", where, k, f[k], v)
 		}
 	}
+	// Keycloak believes X-Forwarded-* from every peer unless told whose.
+	if f["--proxy-trusted-addresses"] == "" {
+		t.Errorf("%s: Keycloak has no --proxy-trusted-addresses: any client could choose the address it logs", where)
+	}
+	checkGatewayAddresses(t, where+" Keycloak --proxy-trusted-addresses", f["--proxy-trusted-addresses"])
 	pub, err := url.Parse(f["--hostname"])
 	if err != nil || pub.Scheme == "" || pub.Host == "" {
 		t.Errorf("%s: --hostname %q must be the full public URL (the gateway's)", where, f["--hostname"])
+	}
+	if pub != nil && !slices.Contains(kongYMLKeycloakHosts(t), pub.Hostname()) {
+		t.Errorf("%s: Keycloak's public host %q is not among kong.yml's Keycloak route hosts %q", where, pub.Hostname(), kongYMLKeycloakHosts(t))
 	}
 	issuer := f["--hostname"] + "/realms/jan"
 	if !kongYMLIssuers(t)[issuer] {
@@ -344,8 +353,9 @@ func checkImage(t *testing.T, where, image string) {
 	}
 }
 
-// TestComposeServicesTrustOnlyKong: TRUSTED_PROXIES of every service is
-// Kong's fixed address on the private network, inside its subnet.
+// TestComposeServicesTrustOnlyKong: TRUSTED_PROXIES of every service and
+// Keycloak's --proxy-trusted-addresses are Kong's fixed address on the
+// private network, inside its subnet.
 func TestComposeServicesTrustOnlyKong(t *testing.T) {
 	c := compose(t)
 	svcs := composeServices(t)
@@ -359,8 +369,37 @@ func TestComposeServicesTrustOnlyKong(t *testing.T) {
 			t.Errorf("%s: TRUSTED_PROXIES %q, want Kong's %s", name, v, kongIP)
 		}
 	}
+	if got := keycloakFlags(strList(svcs["keycloak"]["command"]))["--proxy-trusted-addresses"]; got != kongIP {
+		t.Errorf("keycloak: --proxy-trusted-addresses %q, want Kong's %s", got, kongIP)
+	}
 	if v := env(t, svcs["kong"])["KONG_TRUSTED_IPS"]; v != "" {
 		checkTrustedIPs(t, "compose KONG_TRUSTED_IPS", v)
+	}
+}
+
+// checkGatewayAddresses: a list of the gateway's own addresses (services'
+// TRUSTED_PROXIES, Keycloak's --proxy-trusted-addresses) names addresses or
+// narrow prefixes — at most a /24 (IPv6 /112) — never a whole network such
+// as a cluster's pod CIDR, whose every pod could then choose the client
+// address.
+func checkGatewayAddresses(t *testing.T, where, v string) {
+	t.Helper()
+	if len(splitList(v)) == 0 {
+		t.Errorf("%s: empty", where)
+	}
+	for _, e := range splitList(v) {
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			a, aerr := netip.ParseAddr(e)
+			if aerr != nil {
+				t.Errorf("%s: %q is neither an address nor a prefix", where, e)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if min := map[bool]int{true: 24, false: 112}[p.Addr().Is4()]; p.Bits() < min {
+			t.Errorf("%s: %s is a whole network (wider than /%d): only the gateway's own addresses", where, e, min)
+		}
 	}
 }
 

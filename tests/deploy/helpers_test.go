@@ -177,6 +177,39 @@ func kongYMLIssuers(t *testing.T) map[string]bool {
 	return out
 }
 
+// kongYMLKeycloakHosts returns the hosts of kong/kong.yml's routes to the
+// keycloak service.
+func kongYMLKeycloakHosts(t *testing.T) []string {
+	t.Helper()
+	var doc struct {
+		Services []struct {
+			Name   string `yaml:"name"`
+			Routes []struct {
+				Hosts []string `yaml:"hosts"`
+			} `yaml:"routes"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(repoFile(t, "kong/kong.yml"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range doc.Services {
+		if s.Name != "keycloak" {
+			continue
+		}
+		if len(s.Routes) == 0 {
+			t.Fatal("kong.yml routes nothing to keycloak")
+		}
+		for _, r := range s.Routes {
+			if len(r.Hosts) == 0 {
+				t.Error("a kong.yml route to keycloak has no hosts: Keycloak would build its discovery document from any Host")
+			}
+			out = append(out, r.Hosts...)
+		}
+	}
+	return out
+}
+
 // secretName matches environment variables that would carry a secret value
 // (their *_FILE form carries a path instead).
 var secretName = regexp.MustCompile(`(PASSWORD|SECRET|TOKEN|PEPPER|PRIVATE_KEY|API_KEY|DATABASE_URL)$`)

@@ -384,6 +384,28 @@ func TestK8sKongAndKeycloakMatchDesign(t *testing.T) {
 			checkTrustedIPs(t, "k8s KONG_TRUSTED_IPS", s(m(e)["value"]))
 		}
 	}
+	// One notion of Kong's addresses: every service's TRUSTED_PROXIES is
+	// Keycloak's --proxy-trusted-addresses, and narrow (never the pod CIDR).
+	kongAddrs := keycloakFlags(args)["--proxy-trusted-addresses"]
+	for _, w := range byKind(objs, "Deployment") {
+		if !slices.Contains([]string{"llm-api", "media-api", "mcp-tools"}, w.name()) {
+			continue
+		}
+		found := false
+		for _, e := range l(containers(w)[0]["env"]) {
+			if s(m(e)["name"]) == "TRUSTED_PROXIES" {
+				found = true
+				v := s(m(e)["value"])
+				checkGatewayAddresses(t, w.name()+" TRUSTED_PROXIES", v)
+				if v != kongAddrs {
+					t.Errorf("%s: TRUSTED_PROXIES %q, Keycloak trusts %q: both are Kong's addresses", w.name(), v, kongAddrs)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no TRUSTED_PROXIES (every client would be Kong's pod address)", w.name())
+		}
+	}
 	// kong.yml's secret files are in the kong-secrets volume at /etc/kong/secrets.
 	items := map[string]bool{}
 	for _, v := range l(podSpec(kong)["volumes"]) {

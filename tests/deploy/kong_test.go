@@ -24,6 +24,13 @@ func TestKongConfClientIPAndHeaders(t *testing.T) {
 		t.Error("trusted_ips unset: every client would look like the load balancer")
 	}
 	checkTrustedIPs(t, "kong.conf trusted_ips", c["trusted_ips"])
+	// client-ip's removal of the client's X-Forwarded-For in the rewrite
+	// phase reaches the upstream only when nothing cached the request
+	// headers before it: Kong's request-debug hook does, at the start of
+	// rewrite (tests/e2e TestClientIPIsDecidedOnceByTheEdge measures it).
+	if c["request_debug"] != "off" {
+		t.Errorf("request_debug %q: want off (else the upstream gets the client's X-Forwarded-For chain)", c["request_debug"])
+	}
 	for _, cidr := range splitList(c["trusted_ips"]) {
 		_, n, err := net.ParseCIDR(cidr)
 		doc := []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"}

@@ -178,7 +178,8 @@ func (e *edgeStack) userToken(t *testing.T, s *suite) (id, token string) {
 	t.Helper()
 	e.userOnce.Do(func() {
 		id, name, pw := s.createUserUntil(t, func(f func()) { e.atStop = append(e.atStop, f) })
-		tok := s.deviceLogin(t, e.gw+"/realms/jan", name, pw)
+		// Keycloak's routes answer only the public host (localhost:<port>).
+		tok := s.deviceLogin(t, e.Env["GATEWAY_PUBLIC_URL"]+"/realms/jan", name, pw)
 		e.user.id, e.user.name, e.user.token = id, name, tok.AccessToken
 	})
 	if e.user.token == "" {
@@ -242,7 +243,8 @@ func (a answer) code() string {
 }
 
 // do sends one request to the gateway: bearer (JWT or sk_ key) when not
-// empty, body as JSON when not nil, extra headers as given.
+// empty, body as JSON when not nil, extra headers as given ("Host" sets the
+// request's Host).
 func (e *edgeStack) do(t *testing.T, method, path, bearer string, body any, extra http.Header) answer {
 	t.Helper()
 	var rd io.Reader
@@ -266,6 +268,10 @@ func (e *edgeStack) do(t *testing.T, method, path, bearer string, body any, extr
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	for k, vs := range extra {
+		if k == "Host" { // the Keycloak routes answer only the public host
+			req.Host = vs[0]
+			continue
+		}
 		req.Header[k] = vs // as given: spoofing tests send non-canonical names
 	}
 	resp, err := http.DefaultClient.Do(req)

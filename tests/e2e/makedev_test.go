@@ -85,11 +85,11 @@ func TestMakeDevCtrlCStopsEverything(t *testing.T) {
 	if len(pids) != 4 {
 		t.Errorf("%d pid files, want 4 (stub, three services)", len(pids))
 	}
-	// Kong: its nginx master and the five plugin servers it started.
+	// Kong: its nginx master and the six plugin servers it started.
 	pids = append(pids, filepath.Join(kongPrefix, "pids", "nginx.pid"))
 	procs := pluginServers(t, kongPrefix)
-	if len(procs) != 5 {
-		t.Errorf("%d plugin servers run with -kong-prefix %s, want 5", len(procs), kongPrefix)
+	if len(procs) != 6 {
+		t.Errorf("%d plugin servers run with -kong-prefix %s, want 6", len(procs), kongPrefix)
 	}
 	for _, p := range pids {
 		b, _ := os.ReadFile(p)

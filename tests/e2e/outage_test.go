@@ -49,7 +49,8 @@ func TestOutages(t *testing.T) {
 		}
 		restarted = true
 		if !eventually(20*time.Second, func() bool {
-			return e.do(t, http.MethodGet, "/realms/jan/.well-known/openid-configuration", "", nil, nil).status == http.StatusOK
+			return e.do(t, http.MethodGet, "/realms/jan/.well-known/openid-configuration", "", nil,
+				http.Header{"Host": {e.publicHost()}}).status == http.StatusOK
 		}) {
 			t.Fatal("Keycloak not reachable through the gateway within 20 s of coming back")
 		}

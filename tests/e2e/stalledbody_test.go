@@ -29,7 +29,7 @@ func TestStalledBodiesAreCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string]string{
-		"short Content-Length on the token endpoint": "POST /realms/jan/protocol/openid-connect/token HTTP/1.1\r\nHost: " + u.Host +
+		"short Content-Length on the token endpoint": "POST /realms/jan/protocol/openid-connect/token HTTP/1.1\r\nHost: " + e.publicHost() +
 			"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\ngrant",
 		"one chunk on chat completions": "POST /v1/chat/completions HTTP/1.1\r\nHost: " + u.Host +
 			"\r\nAuthorization: Bearer " + guest +

@@ -94,7 +94,7 @@ func RequestLog(base zerolog.Logger) gin.HandlerFunc {
 		}
 		l.WithLevel(lvl).Str("method", c.Request.Method).Str("route", route).
 			Int("status", c.Writer.Status()).Int("bytes_out", c.Writer.Size()).
-			Dur("duration", time.Since(start)).Str("client_ip", c.ClientIP()).Msg("request")
+			Dur("duration", time.Since(start)).Str("client_ip", ClientIP(c)).Msg("request")
 	}
 }
 

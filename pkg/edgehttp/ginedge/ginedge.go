@@ -1,11 +1,14 @@
 // Package ginedge adapts package edgehttp to gin: the same authentication,
 // policy and JSON error answers, with the identity in the request context
-// (edgehttp.IdentityFrom) and in the gin context (Identity).
+// (edgehttp.IdentityFrom) and in the gin context (Identity), and the
+// request's client address as the edge decided it (ClientIP).
 //
 // It adds no policy of its own; everything but the gin glue is in edgehttp.
 package ginedge
 
 import (
+	"net/netip"
+
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/gin-gonic/gin"
@@ -16,10 +19,11 @@ const contextKey = "edgeguard.identity"
 
 // Authenticate returns gin middleware running m: refused requests are
 // answered and aborted; allowed ones continue with the identity in
-// c.Request's context and in the gin context.
+// c.Request's context and in the gin context, and the credential's client
+// address (the edge assertion's cip claim) in c.Request's context.
 func Authenticate(m *edgehttp.Middleware) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id, p := m.Check(c.Request)
+		id, addr, p := m.CheckClient(c.Request)
 		if p != nil {
 			edgehttp.WriteProblem(c.Writer, p)
 			c.Abort()
@@ -29,8 +33,27 @@ func Authenticate(m *edgehttp.Middleware) gin.HandlerFunc {
 			c.Request = c.Request.WithContext(edgehttp.WithIdentity(c.Request.Context(), id))
 			c.Set(contextKey, id)
 		}
+		if addr.IsValid() {
+			c.Request = c.Request.WithContext(edgehttp.WithClientIP(c.Request.Context(), addr))
+		}
 		c.Next()
 	}
+}
+
+// ClientIP is the request's client address for limits, audit and logs:
+// the one the edge decided and signed (the verified assertion's cip claim)
+// on an authenticated route; else gin's ClientIP — the peer, or, only when
+// the peer is one of TRUSTED_PROXIES (the gateway's own addresses), the
+// rightmost X-Forwarded-For address that is not (the gateway sends
+// exactly one, the client's). "" when neither is an address.
+func ClientIP(c *gin.Context) string {
+	if a, ok := edgehttp.ClientIPFrom(c.Request.Context()); ok {
+		return a.String()
+	}
+	if a, err := netip.ParseAddr(c.ClientIP()); err == nil {
+		return a.Unmap().WithZone("").String()
+	}
+	return ""
 }
 
 // Identity returns the identity Authenticate stored for this request.

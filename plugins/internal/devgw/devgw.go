@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,6 +85,7 @@ type route struct {
 	service       *service
 	paths         []string
 	methods       []string
+	hosts         []string // lower case; "" port: any port
 	strip         bool
 	preserveHost  bool
 	chain         []plugin
@@ -251,10 +253,10 @@ func ms(v int) time.Duration {
 
 func (g *Gateway) newRoute(c *kongconf.Config, s *service, r *kongconf.Route, unknown map[string]bool) (*route, error) {
 	switch {
-	case len(r.Hosts) > 0:
-		return nil, errors.New("hosts are not supported by the dev gateway (paths and methods only)")
+	case slices.ContainsFunc(r.Hosts, func(h string) bool { return h == "" || strings.Contains(h, "*") }):
+		return nil, fmt.Errorf("hosts %q: wildcard hosts are not supported by the dev gateway", r.Hosts)
 	case len(r.Headers) > 0:
-		return nil, errors.New("headers are not supported by the dev gateway (paths and methods only)")
+		return nil, errors.New("headers are not supported by the dev gateway (paths, methods and plain hosts only)")
 	case len(r.Protocols) > 0 && !slices.Contains(r.Protocols, "http"):
 		return nil, fmt.Errorf("protocols %q: the dev gateway serves plain http only", r.Protocols)
 	}
@@ -263,6 +265,7 @@ func (g *Gateway) newRoute(c *kongconf.Config, s *service, r *kongconf.Route, un
 		service:      s,
 		paths:        r.Paths,
 		methods:      r.Methods,
+		hosts:        lowerAll(r.Hosts),
 		strip:        r.StripPathOrDefault(),
 		preserveHost: r.PreserveHost,
 	}
@@ -367,7 +370,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var rt *route
 	var prefix string
 	if ok {
-		rt, prefix = g.table.lookup(r.Method, path)
+		rt, prefix = g.table.lookup(r.Method, r.Host, path)
 	}
 	if rt == nil {
 		g.gatewayError(rec, r, nil, http.StatusNotFound, exchange.ErrorBody(CodeNoRoute, "no Route matched with those values"))
@@ -422,12 +425,19 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 
 	// X-Forwarded-*: as Kong, the peer is appended to the client's
-	// X-Forwarded-For; the client's Proto/Host are believed only from a
-	// trusted proxy.
+	// X-Forwarded-For — unless the global client-ip plugin runs, which makes
+	// it the one client address (Kong then sends $remote_addr alone); the
+	// client's Proto/Host are believed only from a trusted proxy.
 	if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
 		out.Header["X-Forwarded-For"] = slices.Clone(xff)
 	}
 	pr.SetXForwarded()
+	if st.ex.oneForwardedFor {
+		out.Header.Del("X-Forwarded-For")
+		if ip := st.ex.ClientIP(); ip != "" {
+			out.Header["X-Forwarded-For"] = []string{ip}
+		}
+	}
 	if g.peerTrusted(pr.In.RemoteAddr) {
 		for _, k := range []string{"X-Forwarded-Proto", "X-Forwarded-Host"} {
 			if v := pr.In.Header.Get(k); v != "" {

@@ -189,6 +189,47 @@ services:
 	}
 }
 
+// TestClientIPPluginLeavesOneForwardedForAddress: with kong.yml's global
+// client-ip plugin the upstream's X-Forwarded-For is the one client
+// address, as under Kong (the client's chain is removed in the rewrite
+// phase, Kong then sends $remote_addr alone): the rightmost untrusted hop
+// behind a trusted peer, the peer itself otherwise.
+func TestClientIPPluginLeavesOneForwardedForAddress(t *testing.T) {
+	up := newUpstream(t, nil)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+plugins:
+- name: client-ip
+services:
+- name: svc
+  url: %s
+  routes:
+  - name: r
+    paths: [/r]
+    strip_path: false
+`, up.URL)
+	g, _ := newGateway(t, yml, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
+	if got := g.NotEmulated(); len(got) != 0 {
+		t.Errorf("not emulated: %v", got)
+	}
+	for _, tt := range []struct{ peer, xff, want string }{
+		{"192.0.2.1:1234", "198.18.0.9, 203.0.113.7", "203.0.113.7"},
+		{"192.0.2.1:1234", "", "192.0.2.1"},
+		{"198.51.100.9:1234", "198.18.0.9, 203.0.113.7", "198.51.100.9"},
+	} {
+		r := httptest.NewRequest("GET", "/r", nil)
+		r.RemoteAddr = tt.peer
+		if tt.xff != "" {
+			r.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		if rec := serve(g, r); rec.Code != 200 {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		if got := up.last(t).Header.Values("X-Forwarded-For"); !slices.Equal(got, []string{tt.want}) {
+			t.Errorf("peer %s, X-Forwarded-For %q: upstream got %q, want [%s]", tt.peer, tt.xff, got, tt.want)
+		}
+	}
+}
+
 func TestPluginsRunInKongPriorityOrder(t *testing.T) {
 	yml := `_format_version: "3.0"
 plugins:

@@ -43,6 +43,9 @@ type Exchange struct {
 
 	clientIP     string
 	clientIPRead bool
+	// oneForwardedFor: the global client-ip plugin runs; the upstream's
+	// X-Forwarded-For is ClientIP alone.
+	oneForwardedFor bool
 
 	// the buffered upstream and response header writes
 	exchange.Buffer

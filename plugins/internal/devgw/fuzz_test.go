@@ -45,7 +45,7 @@ func FuzzRouteLookup(f *testing.F) {
 		if again, ok := normalizePath(p); !ok || again != p {
 			t.Fatalf("normalizePath is not stable: %q -> %q -> %q", raw, p, again)
 		}
-		r, prefix := g.table.lookup(method, p)
+		r, prefix := g.table.lookup(method, "localhost", p)
 		if r == nil {
 			return
 		}

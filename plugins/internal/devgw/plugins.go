@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/plugins/internal/allinone"
+	"github.com/edgeguard/edgeguard/plugins/internal/clientiprewrite"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
@@ -53,7 +54,18 @@ var kinds = map[string]kind{
 	allinone.Name:           {allinone.Priority, edge(newOf[allinone.Config](allinone.New), (*allinone.Config).Provision)},
 	"cors":                  {corsPriority, builtin(newCORS)},
 	"request-size-limiting": {sizeLimitPriority, builtin(newSizeLimit)},
+	clientiprewrite.Name:    {clientiprewrite.Priority, builtin(newClientIP)},
 }
+
+// clientIPStep is the global client-ip plugin (Kong: rewrite phase, its
+// client's X-Forwarded-For removed so Kong sends the client address
+// alone): the request's upstream X-Forwarded-For becomes exactly
+// ClientIP.
+type clientIPStep struct{}
+
+func newClientIP(struct{}) (clientIPStep, error) { return clientIPStep{}, nil }
+
+func (clientIPStep) run(ex *Exchange) { ex.oneForwardedFor = true }
 
 // newOf adapts go-pdk's `func New() interface{}` constructors.
 func newOf[C any](newConfig func() interface{}) func() *C {

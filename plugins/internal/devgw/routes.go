@@ -17,9 +17,10 @@ type routeEntry struct {
 // table finds the route of a request as Kong's router does for prefix
 // paths: the candidates are the entries whose prefix the normalized path
 // starts with (a plain string prefix, as Kong: /v1/models also matches
-// /v1/modelsX) and whose route accepts the method; the winner is the one
-// using more match categories (paths, methods), then the longest prefix,
-// then the first in the file.
+// /v1/modelsX) and whose route accepts the method and the Host (a route
+// host without a port matches on any port, as Kong); the winner is the one
+// using more match categories (paths, methods, hosts), then the longest
+// prefix, then the first in the file.
 type table struct {
 	entries []routeEntry
 }
@@ -29,6 +30,9 @@ func newTable(routes []*route) (*table, error) {
 	for i, r := range routes {
 		w := 0
 		if len(r.methods) > 0 {
+			w++
+		}
+		if len(r.hosts) > 0 {
 			w++
 		}
 		if len(r.paths) == 0 {
@@ -59,9 +63,9 @@ func newTable(routes []*route) (*table, error) {
 	return t, nil
 }
 
-// lookup returns the route for a method and a normalized path, and the
-// prefix that matched; nil when no route matches.
-func (t *table) lookup(method, path string) (*route, string) {
+// lookup returns the route for a method, a Host header and a normalized
+// path, and the prefix that matched; nil when no route matches.
+func (t *table) lookup(method, host, path string) (*route, string) {
 	for i := range t.entries {
 		e := &t.entries[i]
 		if !strings.HasPrefix(path, e.prefix) {
@@ -70,9 +74,37 @@ func (t *table) lookup(method, path string) (*route, string) {
 		if len(e.route.methods) > 0 && !slices.Contains(e.route.methods, method) {
 			continue
 		}
+		if len(e.route.hosts) > 0 && !hostMatches(e.route.hosts, host) {
+			continue
+		}
 		return e.route, e.prefix
 	}
 	return nil, ""
+}
+
+// hostMatches reports whether a request's Host header is one of a route's
+// hosts (lower case): "name" matches "name" on any port, "name:port" only
+// that port, in any case.
+func hostMatches(hosts []string, host string) bool {
+	host = strings.ToLower(host)
+	name := host
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		name = host[:i]
+	}
+	for _, h := range hosts {
+		if h == host || h == name {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerAll(list []string) []string {
+	var out []string
+	for _, s := range list {
+		out = append(out, strings.ToLower(s))
+	}
+	return out
 }
 
 // upstreamPath is the path sent to the service, with Kong's path_handling

@@ -78,7 +78,7 @@ func TestLookupMatchesPrefixesAsKong(t *testing.T) {
 		{"GET", "/V1/models", "", ""}, // case-sensitive, as Kong
 	}
 	for _, tt := range tests {
-		r, prefix := tab.lookup(tt.method, tt.path)
+		r, prefix := tab.lookup(tt.method, "api.example.com", tt.path)
 		name := ""
 		if r != nil {
 			name = r.name
@@ -94,10 +94,10 @@ func TestRouteWithoutPathsMatchesEveryPathOfItsMethods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := tab.lookup("POST", "/anything"); r == nil || r.name != "posts" {
+	if r, _ := tab.lookup("POST", "", "/anything"); r == nil || r.name != "posts" {
 		t.Fatalf("POST = %v", r)
 	}
-	if r, _ := tab.lookup("GET", "/anything"); r == nil || r.name != "root" {
+	if r, _ := tab.lookup("GET", "", "/anything"); r == nil || r.name != "root" {
 		t.Fatalf("GET = %v", r)
 	}
 }
@@ -137,7 +137,7 @@ func TestRoutesTheDevGatewayCannotServeAreRefused(t *testing.T) {
 	tests := []struct {
 		name, route, want string
 	}{
-		{"hosts", "hosts: [api.example.com]", "hosts are not supported"},
+		{"wildcard hosts", "hosts: [\"*.example.com\"]", "wildcard hosts are not supported"},
 		{"headers", "headers: {x-v: [a]}", "headers are not supported"},
 		{"https only", "protocols: [https]", "plain http only"},
 		{"regex", `paths: ["~/v1/.*"]`, "regex path"},
@@ -157,5 +157,29 @@ func TestRoutesTheDevGatewayCannotServeAreRefused(t *testing.T) {
 				t.Fatalf("err = %v, want ErrConfig with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestRouteHostsMatchAsKong: a route with hosts answers only those Hosts
+// (any port unless the host names one, any case) and outweighs a route
+// without hosts on the same path.
+func TestRouteHostsMatchAsKong(t *testing.T) {
+	tab, err := newTable([]*route{
+		{name: "kc", paths: []string{"/realms/"}, hosts: []string{"localhost", "sso.example.com:8443"}},
+		{name: "any", paths: []string{"/realms/jan/"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{
+		"localhost": "kc", "localhost:8000": "kc", "LocalHost:1": "kc", "sso.example.com:8443": "kc",
+		"sso.example.com": "any", "sso.example.com:443": "any", "evil.example": "any", "127.0.0.1:8000": "any", "": "any",
+	} {
+		if r, _ := tab.lookup("GET", host, "/realms/jan/x"); r == nil || r.name != want {
+			t.Errorf("Host %q: %v, want %s", host, r, want)
+		}
+	}
+	if r, _ := tab.lookup("GET", "evil.example", "/realms/master"); r != nil {
+		t.Errorf("a foreign Host on a path only the hosts route has: %s, want no route", r.name)
 	}
 }

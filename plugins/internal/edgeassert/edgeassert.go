@@ -1,8 +1,11 @@
 // Package edgeassert adds the edge-signed identity assertion
 // (X-Edge-Identity, package pkg/edgeid) to requests the auth plugins
-// authenticate. Both keycloak-jwt and keycloak-apikey configure it with the
-// same two options: upstream_name (the assertion's aud) and
-// edge_signing_key_file, which is checked for a change every
+// authenticate: the identity, bound to the upstream, method and path, and
+// the client address the edge decided (claim cip: Kong's
+// kong.client.get_forwarded_ip), which services use for limits, audit and
+// logs on authenticated routes. Both keycloak-jwt and keycloak-apikey
+// configure it with the same two options: upstream_name (the assertion's
+// aud) and edge_signing_key_file, which is checked for a change every
 // KeyCheckInterval: a rotated key applies without restarting the plugin
 // server.
 package edgeassert
@@ -10,6 +13,7 @@ package edgeassert
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/identity"
@@ -42,13 +46,17 @@ func New(upstreamName, signingKeyFile string) (*Asserter, error) {
 }
 
 // Add sets X-Edge-Identity upstream for id, bound to the request's method
-// and path. It reports false (after answering 500 edge_error) when signing
-// failed — the request must not go on without it.
+// and path, with the request's client address (ex.ClientIP: one
+// kong.client.get_forwarded_ip call unless a plugin already read it; a
+// value that is not an address is left out). It reports false (after
+// answering 500 edge_error) when signing failed — the request must not go
+// on without it.
 func (a *Asserter) Add(ex exchange.Exchange, id *identity.Identity) bool {
 	if a == nil {
 		return true
 	}
-	v, err := a.key.cur.Load().Sign(id, a.aud, ex.Method(), ex.Path(), a.now())
+	client, _ := netip.ParseAddr(ex.ClientIP())
+	v, err := a.key.cur.Load().SignClient(id, a.aud, ex.Method(), ex.Path(), client, a.now())
 	if err != nil {
 		exchange.Deny(ex, 500, CodeEdgeError, "internal error", nil)
 		return false

@@ -31,6 +31,36 @@ func TestAddSignsForTheRequest(t *testing.T) {
 	}
 }
 
+// TestAddCarriesTheClientAddress: the assertion's cip is the client
+// address of the request as the host decided it (Kong:
+// kong.client.get_forwarded_ip), canonical; a host value that is not an
+// address is left out, never passed on.
+func TestAddCarriesTheClientAddress(t *testing.T) {
+	key, jwks := plugintest.EdgeKey(t)
+	a, err := New("llm-api", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := edgeid.NewVerifier(jwks, "llm-api", time.Now)
+	for host, want := range map[string]string{
+		"203.0.113.7": "203.0.113.7", "::ffff:203.0.113.7": "203.0.113.7", "2001:db8::7": "2001:db8::7",
+		"": "", "unknown": "", "198.18.0.9, 203.0.113.7": "",
+	} {
+		f := exchange.NewFake("GET", "/v1/models", nil)
+		f.ClientAddr = host
+		if !a.Add(f, &identity.Identity{Subject: "u", AuthMethod: "jwt"}) {
+			t.Fatal("Add failed")
+		}
+		c, err := v.VerifyClaims(f.Upstream[identity.HeaderEdgeIdentity], "GET", "/v1/models")
+		if err != nil {
+			t.Fatalf("client %q: %v", host, err)
+		}
+		if c.Cip != want {
+			t.Errorf("client %q: cip %q, want %q", host, c.Cip, want)
+		}
+	}
+}
+
 func TestOptionsGoTogether(t *testing.T) {
 	key, _ := plugintest.EdgeKey(t)
 	for _, tc := range [][2]string{{"llm-api", ""}, {"", key}, {"llm-api", "/nope.pem"}} {

@@ -395,14 +395,19 @@ func TestEdgeIdentityAssertion(t *testing.T) {
 	env := kongxtest.New(t, test.Request{Method: "POST", Url: "http://gw.example/v1/chat/completions", Body: []byte("{}"),
 		Headers: http.Header{"Authorization": {"Bearer " + p.Token(t, "u-1", nil)}, "X-Edge-Identity": {"forged"}}})
 	env.Access(c)
-	want := []string{kongx.CallGetHeaders, kongx.CallGetMethod, kongx.CallGetPath, kongx.CallSharedSet, kongx.CallSetHeaders}
+	want := []string{kongx.CallGetHeaders, kongx.CallGetForwardedIP, kongx.CallGetMethod, kongx.CallGetPath, kongx.CallSharedSet, kongx.CallSetHeaders}
 	if got := env.Calls(); !slices.Equal(got, want) {
 		t.Fatalf("PDK calls %v, want %v", got, want)
 	}
 	v, _ := edgeid.NewVerifier(jwks, "llm-api", time.Now)
-	id, err := v.Verify(env.ServiceReq.Headers.Get("X-Edge-Identity"), "POST", "/v1/chat/completions")
-	if err != nil || id.Subject != "u-1" || id.AuthMethod != "jwt" {
-		t.Fatalf("assertion: %v %v", id, err)
+	claims, err := v.VerifyClaims(env.ServiceReq.Headers.Get("X-Edge-Identity"), "POST", "/v1/chat/completions")
+	if err != nil || claims.Identity.Subject != "u-1" || claims.Identity.AuthMethod != "jwt" {
+		t.Fatalf("assertion: %v %v", claims, err)
+	}
+	// The client address Kong decided (go-pdk's test environment: always
+	// 10.10.10.1) travels signed, for the services' limits, audit and logs.
+	if claims.Cip != "10.10.10.1" {
+		t.Fatalf("assertion cip %q, want Kong's client address 10.10.10.1", claims.Cip)
 	}
 	half := decode(t, kongJSON(t, baseConfig(p, map[string]any{"upstream_name": "llm-api"})))
 	f := exchange.NewFake("GET", "/", nil)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/edgeguard/edgeguard/plugins/internal/allinone"
+	"github.com/edgeguard/edgeguard/plugins/internal/clientiprewrite"
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakjwt"
@@ -31,19 +32,24 @@ var ourPlugins = []struct {
 	name     string
 	priority int
 	config   func() any // the plugin's config constructor (SchemaOf)
+	// rewrite: the plugin runs in the rewrite phase only (global in kong.yml)
+	rewrite bool
 }{
-	{"header-guard", 1510, func() any { return headerguard.New() }},
-	{"keycloak-jwt", 1455, keycloakjwt.New},
-	{"keycloak-apikey", 1255, keycloakapikey.New},
-	{"redis-ratelimit", 905, redisratelimit.New},
-	{"edgeguard", 1510, allinone.New},
+	{"header-guard", 1510, func() any { return headerguard.New() }, false},
+	{"keycloak-jwt", 1455, keycloakjwt.New, false},
+	{"keycloak-apikey", 1255, keycloakapikey.New, false},
+	{"redis-ratelimit", 905, redisratelimit.New, false},
+	{"edgeguard", 1510, allinone.New, false},
+	{"client-ip", 1520, clientiprewrite.New, true},
 }
 
 // TestKongYMLMatchesPluginSchemas builds each of our plugins that exists,
 // runs `<plugin> -dump` as Kong does, and checks that every config key
 // kong.yml uses for it is in its schema with a compatible type, that its
 // priority is DESIGN.md's, and that it runs in access and never in
-// response (Kong would buffer whole bodies and break SSE).
+// response (Kong would buffer whole bodies and break SSE) — except
+// client-ip, which runs in rewrite only and is configured only globally
+// (Kong runs only global plugins in the rewrite phase).
 func TestKongYMLMatchesPluginSchemas(t *testing.T) {
 	c, err := Load(kongYML)
 	if err != nil {
@@ -67,7 +73,20 @@ func TestKongYMLMatchesPluginSchemas(t *testing.T) {
 			if info.Name != p.name || info.Priority != p.priority {
 				t.Fatalf("dump name %q priority %d, want %q %d", info.Name, info.Priority, p.name, p.priority)
 			}
-			if !slices.Contains(info.Phases, "access") || slices.Contains(info.Phases, "response") {
+			switch {
+			case p.rewrite:
+				if !slices.Equal(info.Phases, []string{"rewrite"}) {
+					t.Fatalf("phases %v: want rewrite only", info.Phases)
+				}
+				for _, ref := range refs {
+					if ref.Service != "" || ref.Route != "" || !ref.Enabled {
+						t.Errorf("kong.yml: %s on service %q route %q: it must be global and enabled (rewrite runs before routing)", p.name, ref.Service, ref.Route)
+					}
+				}
+				if len(refs) != 1 {
+					t.Errorf("kong.yml configures %s %d times, want once, globally", p.name, len(refs))
+				}
+			case !slices.Contains(info.Phases, "access") || slices.Contains(info.Phases, "response"):
 				t.Fatalf("phases %v: want access, never response", info.Phases)
 			}
 			schema, err := info.ConfigSchema()
@@ -82,9 +101,10 @@ func TestKongYMLMatchesPluginSchemas(t *testing.T) {
 					t.Errorf("kong.yml, %s on service %q route %q:\n%v", p.name, ref.Service, ref.Route, err)
 				}
 			}
-			if p.name == "header-guard" {
-				golden(t, "testdata/header-guard.schema.json", info)
-			} else {
+			switch p.name {
+			case "header-guard", "client-ip":
+				golden(t, "testdata/"+p.name+".schema.json", info)
+			default:
 				checkAuditRecord(t, schema)
 			}
 		})

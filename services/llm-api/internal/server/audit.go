@@ -15,7 +15,8 @@ import (
 )
 
 // emit records an audit event for the request: the caller's subject and
-// key id (from the verified identity), the client address, the request id.
+// key id (from the verified identity), the client address (the edge's
+// signed one on authenticated routes, ginedge.ClientIP), the request id.
 // A nil emitter (audit off) discards it; emitting never blocks.
 func (h *handlers) emit(c *gin.Context, action audit.Action, target string, outcome audit.Outcome, reason string, sev audit.Severity) {
 	if h.cfg.Audit == nil {
@@ -23,7 +24,7 @@ func (h *handlers) emit(c *gin.Context, action audit.Action, target string, outc
 	}
 	ev := audit.Event{
 		RequestID: c.Writer.Header().Get(edgehttp.HeaderRequestID),
-		Actor:     audit.Actor{IP: audit.CleanIP(c.ClientIP())},
+		Actor:     audit.Actor{IP: audit.CleanIP(ginedge.ClientIP(c))},
 		Action:    action, Target: target, Outcome: outcome, Reason: reason, Severity: sev, Source: "llm-api",
 	}
 	if id, ok := ginedge.Identity(c); ok && id != nil {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,8 +44,8 @@ func newEdgeEnvWith(t *testing.T, o options) *edgeEnv {
 	e := &edgeEnv{signer: s, now: time.Now()}
 	// the JWT half uses the harness's own jwttest realm
 	var jwtAuth *edgehttp.JWT
-	o.auth = authFunc(func(r *http.Request) (*identity.Identity, error) {
-		return edgehttp.Chain{&edgehttp.EdgeIdentity{Verifier: v}, jwtAuth}.Authenticate(r)
+	o.auth = clientAuthFunc(func(r *http.Request) (*identity.Identity, netip.Addr, error) {
+		return edgehttp.Chain{&edgehttp.EdgeIdentity{Verifier: v}, jwtAuth}.AuthenticateClient(r)
 	})
 	e.harness = newHarness(t, o)
 	jv, err := jwtauth.New(jwtauth.Config{Issuers: []jwtauth.Issuer{{Issuer: e.idp.Issuer, JWKSURL: e.idp.JWKSURL()}}, Audiences: []string{"jan-api"}})
@@ -59,6 +60,19 @@ func newEdgeEnvWith(t *testing.T, o options) *edgeEnv {
 type authFunc func(*http.Request) (*identity.Identity, error)
 
 func (f authFunc) Authenticate(r *http.Request) (*identity.Identity, error) { return f(r) }
+
+// clientAuthFunc is an edgehttp.ClientAuthenticator (the chain the app
+// builds): the edge assertion's client address reaches the handlers.
+type clientAuthFunc func(*http.Request) (*identity.Identity, netip.Addr, error)
+
+func (f clientAuthFunc) Authenticate(r *http.Request) (*identity.Identity, error) {
+	id, _, err := f(r)
+	return id, err
+}
+
+func (f clientAuthFunc) AuthenticateClient(r *http.Request) (*identity.Identity, netip.Addr, error) {
+	return f(r)
+}
 
 func (e *edgeEnv) assert(t *testing.T, id *identity.Identity, aud, method, path string) string {
 	t.Helper()
@@ -159,5 +173,36 @@ func TestAPIKeyRoutesTakeIdentityOnlyFromTheEdgeAssertion(t *testing.T) {
 	// without an assertion a JWT still works (AUTH_ACCEPT_JWT)
 	if r := e.api(http.MethodGet, keysPath, e.token("alice", "user"), ""); r.status != 200 || !strings.Contains(string(r.body), k.ID) {
 		t.Fatalf("JWT without the edge: %d %s", r.status, r.body)
+	}
+}
+
+// TestAuditTakesTheClientAddressFromTheEdgeAssertion: on an authenticated
+// route the audit event's client address is the one the edge signed into
+// the assertion (claim cip), not X-Forwarded-For — whatever the client put
+// there and whether or not TRUSTED_PROXIES names the peer (an attack run
+// chose its audited address through X-Forwarded-For).
+func TestAuditTakesTheClientAddressFromTheEdgeAssertion(t *testing.T) {
+	for name, trusted := range map[string][]string{"no trusted proxy": nil, "the peer trusted": {"192.0.2.1"}} {
+		t.Run(name, func(t *testing.T) {
+			em, events := newAuditSink(t)
+			e := newEdgeEnvWith(t, options{audit: em, trusted: trusted})
+			const keysPath = "/auth/api-keys"
+			a, err := e.signer.SignClient(edgeAlice, "llm-api", http.MethodPost, keysPath, netip.MustParseAddr("203.0.113.9"), e.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := e.call(http.MethodPost, keysPath, `{"name":"cip"}`, map[string]string{
+				identity.HeaderEdgeIdentity: a, "X-Forwarded-For": "198.18.0.9", "X-Real-IP": "198.18.0.9"})
+			if r.status != 201 {
+				t.Fatalf("create: %d %s", r.status, r.body)
+			}
+			got := events()
+			if len(got) != 1 || got[0].Action != "apikey.created" || got[0].Actor.IP != "203.0.113.9" {
+				t.Fatalf("events %+v, want one apikey.created from 203.0.113.9", got)
+			}
+			if !strings.Contains(e.logs.String(), `"client_ip":"203.0.113.9"`) {
+				t.Errorf("the request log does not carry the edge's client address: %s", e.logs.String())
+			}
+		})
 	}
 }

@@ -94,15 +94,16 @@ func tokenResponse(t *guests.Tokens) TokenResponse {
 		ExpiresIn: t.ExpiresIn, RefreshExpiresIn: t.RefreshExpiresIn, TokenType: tt}
 }
 
-// clientAddr is the client address as gin sees it: the peer, or — only when
-// the peer is one of TRUSTED_PROXIES — the rightmost untrusted
-// X-Forwarded-For address.
+// clientAddr is the client address of a guest route (no credentials, so
+// no edge assertion): the peer, or — only when the peer is one of
+// TRUSTED_PROXIES, the gateway's own addresses — the X-Forwarded-For
+// address the gateway sends (exactly one: Kong's client-ip plugin).
 func clientAddr(c *gin.Context) netip.Addr {
-	a, err := netip.ParseAddr(c.ClientIP())
+	a, err := netip.ParseAddr(ginedge.ClientIP(c))
 	if err != nil {
 		return netip.Addr{}
 	}
-	return a.Unmap()
+	return a
 }
 
 // guestsOff answers the guest routes when guest login is disabled.

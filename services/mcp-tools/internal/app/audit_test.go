@@ -12,7 +12,8 @@ import (
 )
 
 // Approval decisions reach the audit stream on the real Redis, with the
-// deciding admin as actor and the approval id as target; the code that
+// deciding admin as actor (and the client address the edge signed, claim
+// cip, not X-Forwarded-For) and the approval id as target; the code that
 // was approved is in no event.
 func TestApprovalDecisionsAreAudited(t *testing.T) {
 	addr, stream, rdb := audittest.Stream(t)
@@ -66,7 +67,8 @@ func TestApprovalDecisionsAreAudited(t *testing.T) {
 	}
 	for i, w := range want {
 		g := got[i]
-		if g.Action != w.action || g.Target != w.target || g.Actor.Subject != w.subject || g.Outcome != w.outcome || g.Reason != w.reason || g.Source != "mcp-tools" {
+		if g.Action != w.action || g.Target != w.target || g.Actor.Subject != w.subject || g.Outcome != w.outcome || g.Reason != w.reason || g.Source != "mcp-tools" ||
+			g.Actor.IP != edgeClientIP {
 			t.Errorf("event %d = %+v, want %+v", i, g, w)
 		}
 	}

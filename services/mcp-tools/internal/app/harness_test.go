@@ -184,15 +184,22 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// edgeClientIP is the client address the test edge signs into its
+// assertions (claim cip), as Kong's kong.client.get_forwarded_ip.
+const edgeClientIP = "203.0.113.50"
+
 // edgeClient sends what the edge would: an X-Edge-Identity assertion for
-// id bound to each request's method and path.
+// id bound to each request's method and path, with the client address
+// edgeClientIP — and an X-Forwarded-For naming another one, which the
+// service must not believe.
 func (h *harness) edgeClient(id identity.Identity) *http.Client {
 	return &http.Client{Transport: roundTripper(func(r *http.Request) error {
-		a, err := h.signer.Sign(&id, "mcp-tools", r.Method, r.URL.Path, h.clock.Now())
+		a, err := h.signer.SignClient(&id, "mcp-tools", r.Method, r.URL.Path, netip.MustParseAddr(edgeClientIP), h.clock.Now())
 		if err != nil {
 			return err
 		}
 		r.Header.Set(identity.HeaderEdgeIdentity, a)
+		r.Header.Set("X-Forwarded-For", "198.18.0.9")
 		return nil
 	})}
 }

@@ -167,7 +167,7 @@ func (h *approvals) decide(c *gin.Context) {
 	}
 	aev := audit.Event{RequestID: c.Writer.Header().Get(edgehttp.HeaderRequestID),
 		Actor: audit.Actor{Subject: audit.CleanTarget(admin.Subject), KeyID: audit.CleanKeyID(admin.APIKeyID),
-			IP: audit.CleanIP(c.ClientIP())},
+			IP: audit.CleanIP(ginedge.ClientIP(c))},
 		Action: action, Target: id, Outcome: audit.OutcomeSuccess, Severity: audit.SeverityInfo, Source: "mcp-tools"}
 	if err != nil {
 		aev.Outcome, aev.Reason = audit.OutcomeDenied, reasonOf(err)

@@ -2,10 +2,12 @@
 // and bring back on the same address: the components behind it (Keycloak,
 // Redis, llm-api's internal listener) keep running, and everything that
 // reaches them through the proxy sees what it would see if they stopped —
-// connections refused, open connections reset.
+// connections refused, open connections reset. A test can also tap it: keep
+// a copy of what clients send, to see the exact request a component got.
 package faultproxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -21,6 +23,9 @@ type Proxy struct {
 	ln     net.Listener
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
+
+	tapMax int                        // 0: not tapping
+	taps   map[net.Conn]*bytes.Buffer // per client connection, while tapping
 }
 
 // New listens on a free loopback port and forwards to target (host:port;
@@ -74,6 +79,57 @@ func (p *Proxy) Start() error {
 	}
 	p.serve(ln)
 	return nil
+}
+
+// Tap starts keeping a copy of the bytes clients send through the proxy
+// (at most max bytes per connection; the rest is not kept), on open
+// connections and new ones alike. The returned function stops tapping and
+// returns the copies, one per connection that sent anything meanwhile.
+func (p *Proxy) Tap(max int) (stop func() [][]byte) {
+	p.mu.Lock()
+	p.tapMax, p.taps = max, map[net.Conn]*bytes.Buffer{}
+	p.mu.Unlock()
+	return func() [][]byte {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		var out [][]byte
+		for _, b := range p.taps {
+			out = append(out, bytes.Clone(b.Bytes()))
+		}
+		p.tapMax, p.taps = 0, nil
+		return out
+	}
+}
+
+// tapped copies what client sent, while tapping.
+func (p *Proxy) tapped(client net.Conn, b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tapMax == 0 {
+		return
+	}
+	buf := p.taps[client]
+	if buf == nil {
+		buf = &bytes.Buffer{}
+		p.taps[client] = buf
+	}
+	if room := p.tapMax - buf.Len(); room > 0 {
+		buf.Write(b[:min(len(b), room)])
+	}
+}
+
+// tapReader is a client connection's reading side, copied while tapping.
+type tapReader struct {
+	p *Proxy
+	c net.Conn
+}
+
+func (r tapReader) Read(b []byte) (int, error) {
+	n, err := r.c.Read(b)
+	if n > 0 {
+		r.p.tapped(r.c, b[:n])
+	}
+	return n, err
 }
 
 // Close stops the proxy for good.
@@ -139,7 +195,7 @@ func (p *Proxy) pipe(client net.Conn) {
 	}
 	defer p.untrack(upstream)
 	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
+	cp := func(dst net.Conn, src io.Reader) {
 		_, err := io.Copy(dst, src)
 		if err == nil || errors.Is(err, net.ErrClosed) {
 			if tc, ok := dst.(*net.TCPConn); ok {
@@ -148,7 +204,7 @@ func (p *Proxy) pipe(client net.Conn) {
 		}
 		done <- struct{}{}
 	}
-	go cp(upstream, client)
+	go cp(upstream, tapReader{p, client})
 	go cp(client, upstream)
 	<-done
 	<-done

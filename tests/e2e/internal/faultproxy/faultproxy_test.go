@@ -103,3 +103,28 @@ func TestNoTargetClosesConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTapKeepsWhatClientsSentWhileTapping(t *testing.T) {
+	p, err := New(echo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := roundTrip(p.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	stop := p.Tap(3)
+	if err := roundTrip(p.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	got := stop()
+	if len(got) != 1 || string(got[0]) != "pin" {
+		t.Fatalf("tapped %q, want one connection's first 3 bytes %q", got, "pin")
+	}
+	if err := roundTrip(p.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if again := p.Tap(10)(); len(again) != 0 {
+		t.Errorf("a new tap holds %q before any traffic", again)
+	}
+}

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 MODULES := $(shell ./scripts/modules.sh)
 BIN := $(CURDIR)/bin
-PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey edgeguard client-ip devgateway
+PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey edgeguard client-ip
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build test test-unit lint bench fuzz clean tidy dev dev-down load soak

@@ -26,7 +26,7 @@
 #
 # Settings (environment):
 #   KEYCLOAK_PUBLIC_URL  the URL users reach Keycloak at, Keycloak's --hostname
-#                        (the gateway's URL behind the dev gateway or Kong);
+#                        (the gateway's URL behind Kong);
 #                        default: Keycloak's own loopback URL
 #   KEYCLOAK_DIST_ZIP    a local copy of the distribution zip (offline
 #                        machines); its SHA-256 must match the pinned one

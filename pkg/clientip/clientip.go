@@ -1,7 +1,7 @@
 // Package clientip finds the client address of a request that may have passed
 // through trusted reverse proxies, and turns it into a rate-limit key.
 //
-// It is for the dev gateway and for code that sees the raw peer address and
+// It is for code that sees the raw peer address and
 // X-Forwarded-For lines: the client is the rightmost X-Forwarded-For address
 // that is not a trusted proxy, and only when the direct peer itself is trusted;
 // otherwise the peer. Under Kong the client address comes from

@@ -2,7 +2,7 @@
 // started by scripts/test.sh (Keycloak from scripts/keycloak.sh, Redis,
 // PostgreSQL): the realm in keycloak/realm-jan.json as Keycloak actually
 // serves it, verified with pkg/jwtauth against the live JWKS; and the stack
-// `make dev` runs (scripts/dev.sh) driven through the dev gateway with curl
+// `make dev` runs (scripts/dev.sh) driven through the real Kong with curl
 // and the official openai SDK, with Keycloak, Redis and the validate
 // endpoint taken away mid-run (README.md).
 //

@@ -26,7 +26,7 @@ import (
 )
 
 // edgeStack is the stack `make dev` runs (scripts/dev.sh: the three
-// services, the stub upstream, the dev gateway on kong/kong.yml) on the test
+// services, the stub upstream, Kong on kong/kong.yml) on the test
 // run's Redis, PostgreSQL and Keycloak, each reached through a fault proxy so
 // a test can take it away: every process of the stack — gateway and
 // services — talks to Keycloak and Redis only through the proxies, and the

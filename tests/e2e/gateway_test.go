@@ -1,6 +1,6 @@
 package e2e
 
-// The gateway suites: everything through the dev gateway on kong/kong.yml
+// The gateway suites: everything through the real Kong on kong/kong.yml
 // (the stack `make dev` runs), with real clients — curl as the README's quick
 // start says, the official openai SDK — against the real services, Keycloak,
 // Redis and PostgreSQL.

@@ -152,7 +152,7 @@ func (p *Plugin) Handle(ex exchange.Exchange) {
 	}
 }
 
-// Handle runs the plugin on one request (dev gateway).
+// Handle runs the plugin on one request (tests).
 func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, c.Auditor()) }
 
 // Access is the Kong access-phase handler: one adapter for every step, so

@@ -1,6 +1,6 @@
 // Package exchange is the plugin host port: the small interface that plugin
 // logic is written against, so that Kong (through the go-pdk adapter in
-// package kongx) and the dev gateway run the same code.
+// package kongx) and tests run the same code.
 //
 // It is not a general HTTP abstraction: it offers exactly what the edge's
 // access-phase plugins need, shaped so that the Kong adapter can serve it
@@ -53,7 +53,7 @@ type Exchange interface {
 	SetAuthenticated(*identity.Identity)
 	// AuthenticateConsumer tells the host who the request is, so its own
 	// plugins and logs see a consumer and credential (Kong:
-	// kong.client.authenticate; the dev gateway records it).
+	// kong.client.authenticate; an in-process host records it).
 	AuthenticateConsumer(consumerID, username, credentialID string)
 }
 

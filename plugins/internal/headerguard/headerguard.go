@@ -9,7 +9,7 @@
 // It runs in the access phase only: a Kong Response handler would make Kong
 // buffer whole upstream bodies and break streaming (SSE). It is written
 // against exchange.Exchange, so the Kong plugin (Config.Access), an
-// all-in-one plugin (Config.Handle) and the dev gateway run the same code.
+// all-in-one plugin (Config.Handle) and tests run the same code.
 // It does not authenticate anyone.
 package headerguard
 

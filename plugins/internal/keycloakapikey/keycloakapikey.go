@@ -251,7 +251,7 @@ func (c *Config) Provision() (*Plugin, error) {
 	return p, nil
 }
 
-// Handle runs the plugin on one request (dev gateway, all-in-one plugin).
+// Handle runs the plugin on one request (the all-in-one plugin, tests).
 func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, c.Auditor()) }
 
 // Access is the Kong access-phase handler (no Response handler: it would make

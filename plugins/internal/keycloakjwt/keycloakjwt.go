@@ -11,7 +11,7 @@
 // left to keycloak-apikey.
 //
 // It is written against exchange.Exchange: the Kong plugin (Access), the
-// all-in-one plugin and the dev gateway (Handle) run the same code.
+// all-in-one plugin and tests (Handle) run the same code.
 package keycloakjwt
 
 import (
@@ -230,7 +230,7 @@ func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
 
 func (c *Config) logger() zerolog.Logger { return c.rt.Logger(Name) }
 
-// Handle runs the plugin on one request (dev gateway, all-in-one plugin).
+// Handle runs the plugin on one request (the all-in-one plugin, tests).
 func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, c.Auditor()) }
 
 // Access is the Kong access-phase handler (no Response handler: it would make

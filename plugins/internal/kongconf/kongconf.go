@@ -2,7 +2,7 @@
 // (kong/kong.yml, _format_version "3.0"): services, their routes and the
 // plugins attached to routes, services or globally, and the plugin schema a
 // go-pdk plugin server prints with -dump, so the two can be checked against
-// each other. The dev gateway reuses it to serve the same routes.
+// each other. The Kong suites and config tests read it.
 //
 // It reads strictly: an unknown key anywhere outside a plugin's config is an
 // error (Kong would refuse it too, and a typo such as "strip_paths" must not

@@ -137,7 +137,7 @@ func (f *Field) Field(name string) *Field {
 // type (v is a value or pointer of it), as its -dump prints it: the same
 // reflection as go-pdk v0.11.2's getSchemaDict (exported fields only, the
 // json tag or the lower-cased Go name, unrepresentable types such as int64
-// skipped). It lets a host that is not Kong (the dev gateway) refuse what
+// skipped). It lets a host that is not Kong (a test host) refuse what
 // Kong's schema validation would refuse, whatever the type's UnmarshalJSON
 // does.
 func SchemaOf(v any) *Field {

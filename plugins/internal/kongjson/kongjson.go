@@ -11,7 +11,7 @@
 // unset too, exactly as if it were null or absent. Normalize drops unset
 // members; Unmarshal decodes the result with encoding/json. Each plugin's
 // top-level config type decodes through Unmarshal from its UnmarshalJSON
-// method, so go-pdk's json.Unmarshal, the dev gateway and the tests all
+// method, so go-pdk's json.Unmarshal, and the tests all
 // apply the rule.
 //
 // It is not a schema validator: unknown members (Kong's "__seq__" among

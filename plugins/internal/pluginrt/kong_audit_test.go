@@ -148,7 +148,7 @@ func (h closingHost) Authenticated() (*identity.Identity, bool) {
 	return h.Fake.Authenticated()
 }
 
-// The exchange hosts (dev gateway, the all-in-one plugin's Handle) build the
+// The exchange hosts (the all-in-one plugin's Handle) build the
 // event the same way: as the handler ends the request, before the host's
 // Exit.
 func TestRunAuditedReadsTheRequestBeforeTheExit(t *testing.T) {
@@ -177,7 +177,7 @@ func TestRunAuditedReadsTheRequestBeforeTheExit(t *testing.T) {
 }
 
 // freshHost is a host that takes the all-in-one chain's NoPriorIdentity
-// hint (kongx, the dev gateway).
+// hint (kongx).
 type freshHost struct {
 	*exchange.Fake
 	told bool

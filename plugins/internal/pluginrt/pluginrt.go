@@ -169,7 +169,7 @@ func (in *Instance[T]) Emitter(plugin string, aud Auditor) *audit.Emitter {
 	return e
 }
 
-// Handle runs the plugin on one request of an exchange host (dev gateway,
+// Handle runs the plugin on one request of an exchange host (the all-in-one plugin, tests,
 // all-in-one plugin). aud may be nil (no audit).
 func (in *Instance[T]) Handle(plugin string, ex exchange.Exchange, provision func() (T, error), aud Auditor) {
 	h, err := in.GetAudited(plugin, provision, aud)
@@ -257,7 +257,7 @@ func (r *recorder) RequestID() string {
 }
 
 // NoPriorIdentity passes the all-in-one chain's hint on to a host that takes
-// it (the dev gateway): wrapping the host for audit must not change what
+// it (an in-process host): wrapping the host for audit must not change what
 // the chain sees.
 func (r *recorder) NoPriorIdentity() {
 	if fc, ok := r.Exchange.(interface{ NoPriorIdentity() }); ok {

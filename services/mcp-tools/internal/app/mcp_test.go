@@ -267,7 +267,7 @@ func TestWithoutASandboxRunPythonIsNotOffered(t *testing.T) {
 }
 
 // TestBehindAGatewayOnTheSameHost: the gateway forwards its public Host
-// header to a loopback listener (the dev gateway does); authentication, not
+// header to a loopback listener (as a proxy on the same host does); authentication, not
 // the Host, decides.
 func TestBehindAGatewayOnTheSameHost(t *testing.T) {
 	h := newHarness(t)

@@ -83,7 +83,7 @@ func Public(cfg Config) (http.Handler, error) {
 		// The SDK refuses a non-loopback Host on a loopback listener (DNS
 		// rebinding against unauthenticated local servers). Here every
 		// request carries a verified credential, and behind a gateway on
-		// the same host (the dev gateway, a sidecar) the Host is the
+		// the same host (a sidecar, a test) the Host is the
 		// gateway's public name: the check would only break those set-ups.
 		DisableLocalhostProtection: true,
 	})

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,11 @@ import (
 // pluginNames are edgeguard's plugin servers, as kong/kong.conf and
 // scripts/kong.sh name them.
 var pluginNames = []string{"header-guard", "keycloak-jwt", "keycloak-apikey", "redis-ratelimit", "edgeguard"}
+
+// globalPlugins are the plugin servers without a configuration (client-ip:
+// an empty config record, global, rewrite phase): Kong starts them too, so
+// the capture directory holds them, but there is nothing to capture.
+var globalPlugins = []string{"client-ip"}
 
 // repoRoot is the repository (this module is tests/kong).
 func repoRoot(t testing.TB) string {
@@ -122,7 +128,7 @@ func captureBin(t testing.TB) string {
 			capture.err = err
 			return
 		}
-		for _, p := range pluginNames {
+		for _, p := range append(slices.Clone(pluginNames), globalPlugins...) {
 			if err := os.WriteFile(filepath.Join(dir, p), b, 0o755); err != nil {
 				capture.err = err
 				return
@@ -359,6 +365,10 @@ func do(method, url string, header http.Header) (response, error) {
 		return response{}, err
 	}
 	for k, v := range header {
+		if k == "Host" { // Go sends req.Host, never a Host header field
+			req.Host = v[0]
+			continue
+		}
 		req.Header[k] = v
 	}
 	res, err := client.Do(req)

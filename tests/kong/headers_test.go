@@ -65,7 +65,8 @@ func TestUpstreamServerHeadersNeverReachClients(t *testing.T) {
 		upstream bool // the answer is the upstream's
 	}{
 		{"API route, valid token (edgeguard → llm-api)", "/v1/models", http.Header{"Authorization": {"Bearer " + token}}, 200, true},
-		{"public Keycloak route (header-guard, redis-ratelimit → Keycloak)", "/realms/jan/.well-known/openid-configuration", nil, 200, true},
+		// kong.yml serves Keycloak's routes for the public host only (hosts: [localhost])
+		{"public Keycloak route (header-guard, redis-ratelimit → Keycloak)", "/realms/jan/.well-known/openid-configuration", http.Header{"Host": {"localhost"}}, 200, true},
 		{"a plugin's own answer (401)", "/v1/models", nil, 401, false},
 		{"Kong's own answer (404, no route)", "/internal/metrics", nil, 404, false},
 	}

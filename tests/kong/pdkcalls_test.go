@@ -96,10 +96,11 @@ func TestPDKCallsPerRequestInTheRealKong(t *testing.T) {
 		// redisratelimit TestPDKCallsPerPath "429, authenticated": ctx.shared.get, exit
 		{"keycloak-jwt + redis-ratelimit 429", "/jwtrl429", bearer(creds.valid), 429, 1, map[string]int{"keycloak-jwt": 3, "redis-ratelimit": 2}},
 		// edgeguard README "PDK calls" (allinone TestHalfThePDKCallsOfTheSeparatePlugins, same sections):
-		// get_headers, get_method, get_path, ctx.shared.set, service set_headers, response set_headers
+		// get_headers, get_forwarded_ip (the assertion's cip), get_method, get_path, ctx.shared.set,
+		// service set_headers, response set_headers
 		{"edgeguard allow (JWT, edge identity, rate limit)", "/edgeguard", func(int) http.Header {
 			return http.Header{"Authorization": {"Bearer " + creds.valid}, "X-Request-Id": {"req-1"}}
-		}, 200, 0, map[string]int{"edgeguard": 6}},
+		}, 200, 0, map[string]int{"edgeguard": 7}},
 	}
 	const n = 20
 	for _, pp := range paths {

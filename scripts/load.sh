@@ -66,7 +66,9 @@ trap cleanup EXIT
 if [ "$mode" = wrk ]; then
 	command -v wrk >/dev/null && command -v nginx >/dev/null || apt_install wrk nginx
 fi
-for b in devgateway stub-upstream; do
+gw_bins=(stub-upstream)
+[ "$mode" = wrk ] && gw_bins+=(devgateway)
+for b in "${gw_bins[@]}"; do
 	[ -x "bin/$b" ] || die "bin/$b missing: run make build (make load and make soak do)"
 done
 log "building the rig"
@@ -101,16 +103,31 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$RUN/rig.json" ] && break; sleep 0.1; done
 [ -s "$RUN/rig.json" ] || die "the rig did not start (see $DIR/rig.log)"
 
-GW_PORT=$(free_port)
-# The gateway's access log (one JSON line per request) goes to /dev/null in
-# wrk runs (nginx's too), to a file in the soak, which checks it for secrets.
-gw_log=/dev/null
-[ "$mode" = soak ] && gw_log="$DIR/devgateway.log"
-bin/devgateway --config "$RUN/kong.yml" --listen "127.0.0.1:$GW_PORT" --trusted-proxies 127.0.0.1 \
-	>"$gw_log" 2>"$DIR/devgateway.err" &
-gw_pid=$!
-pids+=($gw_pid)
-wait_tcp 127.0.0.1 "$GW_PORT" 30 || die "devgateway did not start (see $DIR/devgateway.err)"
+if [ "$mode" = soak ]; then
+	# The soak runs through the real Kong (scripts/kong.sh) on the rig's
+	# kong.yml, its secrets by their production paths (copied for Kong's
+	# user); the memory sampled is the edgeguard plugin server's. Kong's
+	# logs (the plugin servers' lines included) are checked for secrets.
+	sed "s#$RUN/#/etc/kong/secrets/#g" "$RUN/kong.yml" >"$DIR/kong-soak.yml"
+	kong_run="$DIR/kong"
+	kongenv=$(scripts/kong.sh start --dir "$kong_run" --logs "$DIR" --config "$DIR/kong-soak.yml" --secrets "$RUN") ||
+		die "Kong did not start (the error is above)"
+	stop_kong() { scripts/kong.sh stop --dir "$kong_run" >/dev/null 2>&1 || true; }
+	trap 'stop_kong; cleanup' EXIT
+	GW_PORT=$(sed -n 's#^KONG_PROXY_URL=http://127.0.0.1:##p' <<<"$kongenv")
+	kprefix=$(sed -n 's#^KONG_PREFIX=##p' <<<"$kongenv")
+	gw_pid=$(pgrep -f -- "edgeguard -kong-prefix $kprefix" | head -n 1)
+	[ -n "$gw_pid" ] || die "no edgeguard plugin server under $kprefix"
+	gw_logs=("$DIR/kong-error.log" "$DIR/kong-access.log")
+else
+	GW_PORT=$(free_port)
+	# The gateway's access log goes to /dev/null in wrk runs (nginx's too).
+	bin/devgateway --config "$RUN/kong.yml" --listen "127.0.0.1:$GW_PORT" --trusted-proxies 127.0.0.1 \
+		>/dev/null 2>"$DIR/devgateway.err" &
+	gw_pid=$!
+	pids+=($gw_pid)
+	wait_tcp 127.0.0.1 "$GW_PORT" 30 || die "devgateway did not start (see $DIR/devgateway.err)"
+fi
 
 JWT=$(cat "$RUN/jwt")
 KEY=$(head -n 1 "$RUN/apikeys")
@@ -132,9 +149,9 @@ if [ "$mode" = soak ]; then
 	load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 	"$DIR/bin/loadrig" soak -dir "$RUN" -gateway "http://127.0.0.1:$GW_PORT" -pid "$gw_pid" \
 		-rate "$RATE" -duration "$DURATION" -warmup "$WARMUP" -out "$report" || status=$?
-	# The gateway logged every request: no credential may appear in it.
+	# Kong logged every request: no credential may appear in its logs.
 	for s in "$JWT" $(cat "$RUN/apikeys") "$(cat "$RUN/internal_token")"; do
-		if grep -qF -- "$s" "$gw_log" "$DIR/devgateway.err"; then
+		if grep -qF -- "$s" "${gw_logs[@]}"; then
 			log "FAIL: a credential of the run appears in the gateway's logs"
 			status=1
 		fi

@@ -110,7 +110,9 @@ if [ "$mode" = soak ]; then
 	# logs (the plugin servers' lines included) are checked for secrets.
 	sed "s#$RUN/#/etc/kong/secrets/#g" "$RUN/kong.yml" >"$DIR/kong-soak.yml"
 	kong_run="$DIR/kong"
-	kongenv=$(scripts/kong.sh start --dir "$kong_run" --logs "$DIR" --config "$DIR/kong-soak.yml" --secrets "$RUN") ||
+	# The generator's peer is trusted: valid requests come from 50 client
+	# addresses (X-Forwarded-For), hostile ones from one (the failure limit).
+	kongenv=$(KONG_TRUSTED_IPS=127.0.0.1 scripts/kong.sh start --dir "$kong_run" --logs "$DIR" --config "$DIR/kong-soak.yml" --secrets "$RUN") ||
 		die "Kong did not start (the error is above)"
 	stop_kong() { scripts/kong.sh stop --dir "$kong_run" >/dev/null 2>&1 || true; }
 	trap 'stop_kong; cleanup' EXIT

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# scripts/load.sh wrk|soak [flags] — the edge's load figures (bench/README.md).
+# scripts/load.sh kong|wrk|soak [flags] — the edge's load figures (bench/README.md).
 #
-#   wrk   (make load): wrk on loopback against the stub upstream direct, nginx
+#   kong  (make load): the real Kong 3.9 with one worker — no plugins, an empty
+#         Go plugin, Kong's Lua jwt + rate-limiting (redis), edgeguard's
+#         separate plugins and the all-in-one plugin; interleaved wrk rounds,
+#         a fixed-rate p50, where a request's CPU goes. scripts/load-kong.sh
+#         (its header lists the flags).
+#   wrk   (make load-devgateway): wrk on loopback against the stub upstream direct, nginx
 #         as a plain reverse proxy to it (the floor), bin/devgateway with no
 #         plugins, and the full edgeguard chain with a JWT and with an API key;
 #         a warm-up before every measurement, ROUNDS interleaved rounds (the
@@ -24,8 +29,9 @@ set -euo pipefail
 cd "$ROOT"
 
 mode=${1:-}
-[ "$mode" = wrk ] || [ "$mode" = soak ] || { echo "usage: $0 wrk|soak [flags]" >&2; exit 2; }
+[ "$mode" = kong ] || [ "$mode" = wrk ] || [ "$mode" = soak ] || { echo "usage: $0 kong|wrk|soak [flags]" >&2; exit 2; }
 shift
+[ "$mode" = kong ] && exec "$ROOT/scripts/load-kong.sh" "$@"
 ROUNDS=5 DURATION=10s WARMUP=3s CONNECTIONS=32 THREADS=2 RATE=200 LATENCY_RATE=500
 [ "$mode" = soak ] && DURATION=10m WARMUP=15s
 while [ $# -gt 0 ]; do

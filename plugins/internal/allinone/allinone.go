@@ -7,7 +7,9 @@
 // edge's cost per request.
 //
 // Each section configures its step exactly as the separate plugin's config
-// would; an absent (null) section skips that step. The separate plugins stay
+// would; an absent section skips that step — null, or a record with no field
+// set, which is how Kong sends an unset record (package kongjson makes both
+// a nil pointer). The separate plugins stay
 // for users who mix them with Kong's built-ins.
 package allinone
 
@@ -23,6 +25,7 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakjwt"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
 	"github.com/edgeguard/edgeguard/plugins/internal/redisratelimit"
 )
@@ -38,8 +41,8 @@ const (
 var ErrInvalidConfig = errors.New("invalid edgeguard configuration")
 
 // Config is the edgeguard plugin's Kong configuration: one record per step,
-// each the same fields as the separate plugin. A null section skips its
-// step; at least one of jwt and apikey must be set unless both are absent
+// each the same fields as the separate plugin. An unset section (null, or
+// a record of nulls as Kong sends it: nil after decoding) skips its step; at least one of jwt and apikey must be set unless both are absent
 // on purpose (a route with only header hygiene and limits).
 type Config struct {
 	HeaderGuard *headerguard.Config    `json:"header_guard"`
@@ -56,6 +59,14 @@ type Config struct {
 
 // New returns an empty Config, as go-pdk's constructor wants it.
 func New() interface{} { return &Config{} }
+
+// UnmarshalJSON decodes Kong's config JSON through kongjson: a null field
+// and a record whose fields are all null (how Kong sends an unset record)
+// are unset, as if absent; unknown members such as "__seq__" are ignored.
+func (c *Config) UnmarshalJSON(data []byte) error {
+	type plain Config // no methods: no recursion
+	return kongjson.Unmarshal(data, (*plain)(c))
+}
 
 // step is one provisioned edge plugin.
 type step = pluginrt.Handler

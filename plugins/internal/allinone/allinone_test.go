@@ -1,7 +1,6 @@
 package allinone
 
 import (
-	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -62,23 +61,14 @@ func tokenFile(t *testing.T) string {
 }
 
 // kongJSON renders the all-in-one config as Kong sends it: every section a
-// record with every field present (unset ones null).
+// record with every field present (unset ones null, an unset section a
+// record of nulls).
 func kongJSON(t *testing.T, s map[string]map[string]any) []byte {
-	m := map[string]any{"__seq__": 4}
-	for name, cfg := range map[string]any{"header_guard": headerguard.New(), "jwt": keycloakjwt.New(), "apikey": keycloakapikey.New(), "ratelimit": redisratelimit.New()} {
-		if s[name] == nil {
-			m[name] = nil
-			continue
-		}
-		var sec map[string]any
-		if err := json.Unmarshal(plugintest.KongJSON(t, cfg, s[name]), &sec); err != nil {
-			t.Fatal(err)
-		}
-		delete(sec, "__seq__")
-		m[name] = sec
+	set := map[string]any{}
+	for name, sec := range s {
+		set[name] = sec
 	}
-	b, _ := json.Marshal(m)
-	return b
+	return plugintest.KongJSON(t, New(), set)
 }
 
 func decode(t *testing.T, js []byte) *Config {

@@ -4,7 +4,10 @@
 // creates a new plugin instance on every config change, and the emitter's
 // queue and writer must outlive them.
 //
-// With no `audit` section (or no redis addresses) audit is off. The
+// With no `audit` section (or no redis addresses) audit is off. Kong sends
+// an unset `audit` as a record whose fields are all null; the plugins'
+// config types decode through package kongjson, which makes that a nil
+// *Options, so "non-nil" here means the user set something. The
 // emitter never blocks a request: when Redis is down or the queue is full,
 // events go to the plugin server's log at warn and are counted in
 // edgeguard_audit_events_dropped_total.

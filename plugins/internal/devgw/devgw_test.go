@@ -317,6 +317,19 @@ services:
 	if err == nil || !strings.Contains(err.Error(), `route "r": plugin header-guard`) || !strings.Contains(err.Error(), "max_headerz") {
 		t.Fatalf("err = %v", err)
 	}
+
+	// The configs decode through their UnmarshalJSON (package kongjson),
+	// which the decoder's strictness does not reach: a misspelt key deep in
+	// a record is still refused, as Kong's schema validation would.
+	nested := strings.Replace(base, "name: header-guard", "name: redis-ratelimit", 1)
+	c, err = kongconf.Parse([]byte(fmt.Sprintf(nested, "{second: 1, redis: {addresses: [127.0.0.1:1]}, audit: {redis: {adresses: [127.0.0.1:1]}}}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Options{Config: c})
+	if err == nil || !strings.Contains(err.Error(), `route "r": plugin redis-ratelimit`) || !strings.Contains(err.Error(), "config.audit.redis.adresses: not in the plugin's schema") {
+		t.Fatalf("err = %v", err)
+	}
 }
 
 func TestMisconfiguredInstanceAnswers500AndLogsOnce(t *testing.T) {

@@ -62,9 +62,11 @@ func newOf[C any](newConfig func() interface{}) func() *C {
 
 // decodeConfig decodes a plugin's kong.yml config as Kong hands it to a
 // go-pdk plugin server: the config as JSON, decoded with encoding/json into
-// the plugin's New(). Unset schema fields stay at their zero value (Kong
-// would send them as null, which encoding/json leaves alone). Unknown keys
-// are refused (Kong's schema validation would refuse them too).
+// the plugin's New() (whose UnmarshalJSON, for edgeguard's plugins, applies
+// kongjson's rule: null and all-null records are unset). Unknown keys are
+// refused (Kong's schema validation would refuse them too) — by the decoder
+// for the built-ins, by checkSchema for edgeguard's plugins, whose
+// UnmarshalJSON the decoder's strictness does not reach.
 func decodeConfig(raw []byte, into any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -74,10 +76,27 @@ func decodeConfig(raw []byte, into any) error {
 	return nil
 }
 
+// checkSchema refuses what Kong's schema validation would: a key that is
+// not in the schema go-pdk derives from the config type (kongconf.SchemaOf),
+// or a value of the wrong type.
+func checkSchema(raw []byte, config any) error {
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("decode config: %w", err)
+	}
+	if err := kongconf.CheckConfig(kongconf.SchemaOf(config), m); err != nil {
+		return fmt.Errorf("decode config: %w", err)
+	}
+	return nil
+}
+
 // edge builds an edgeguard plugin's step from its Kong config type.
 func edge[C any, H pluginrt.Handler](newConfig func() *C, provision func(*C) (H, error)) func(string, []byte, zerolog.Logger) (step, error) {
 	return func(name string, raw []byte, log zerolog.Logger) (step, error) {
 		c := newConfig()
+		if err := checkSchema(raw, c); err != nil {
+			return nil, err
+		}
 		if err := decodeConfig(raw, c); err != nil {
 			return nil, err
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
 )
@@ -73,6 +74,14 @@ type Config struct {
 
 // New returns an empty Config, as go-pdk's constructor wants it.
 func New() *Config { return &Config{} }
+
+// UnmarshalJSON decodes Kong's config JSON through kongjson: a null field
+// and a record whose fields are all null (how Kong sends an unset record)
+// are unset, as if absent; unknown members such as "__seq__" are ignored.
+func (c *Config) UnmarshalJSON(data []byte) error {
+	type plain Config // no methods: no recursion
+	return kongjson.Unmarshal(data, (*plain)(c))
+}
 
 // Provision validates c and returns the guard it describes. It has no side
 // effects; Handle and Access call it once per Config.

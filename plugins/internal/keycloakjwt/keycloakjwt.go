@@ -31,6 +31,7 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
 	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
 )
@@ -113,6 +114,14 @@ type Config struct {
 
 // New returns an empty Config, as go-pdk's constructor wants it.
 func New() interface{} { return &Config{} }
+
+// UnmarshalJSON decodes Kong's config JSON through kongjson: a null field
+// and a record whose fields are all null (how Kong sends an unset record)
+// are unset, as if absent; unknown members such as "__seq__" are ignored.
+func (c *Config) UnmarshalJSON(data []byte) error {
+	type plain Config // no methods: no recursion
+	return kongjson.Unmarshal(data, (*plain)(c))
+}
 
 // Plugin is a provisioned keycloak-jwt configuration.
 type Plugin struct {

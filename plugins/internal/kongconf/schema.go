@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // Dump is what a go-pdk plugin server prints with -dump, which Kong reads
@@ -127,6 +129,60 @@ func (f *Field) Field(name string) *Field {
 		if nf.Name == name {
 			return nf.Field
 		}
+	}
+	return nil
+}
+
+// SchemaOf returns the config schema go-pdk derives from a plugin's config
+// type (v is a value or pointer of it), as its -dump prints it: the same
+// reflection as go-pdk v0.11.2's getSchemaDict (exported fields only, the
+// json tag or the lower-cased Go name, unrepresentable types such as int64
+// skipped). It lets a host that is not Kong (the dev gateway) refuse what
+// Kong's schema validation would refuse, whatever the type's UnmarshalJSON
+// does.
+func SchemaOf(v any) *Field {
+	return schemaOf(reflect.TypeOf(v))
+}
+
+func schemaOf(t reflect.Type) *Field {
+	switch t.Kind() {
+	case reflect.String:
+		return &Field{Type: "string"}
+	case reflect.Bool:
+		return &Field{Type: "boolean"}
+	case reflect.Int, reflect.Int32, reflect.Uint, reflect.Uint32:
+		return &Field{Type: "integer"}
+	case reflect.Float32, reflect.Float64:
+		return &Field{Type: "number"}
+	case reflect.Pointer:
+		return schemaOf(t.Elem())
+	case reflect.Slice:
+		if e := schemaOf(t.Elem()); e != nil {
+			return &Field{Type: "array", Elements: e}
+		}
+	case reflect.Map:
+		k, v := schemaOf(t.Key()), schemaOf(t.Elem())
+		if k != nil && v != nil {
+			return &Field{Type: "map", Keys: k, Values: v}
+		}
+	case reflect.Struct:
+		f := &Field{Type: "record"}
+		for i := 0; i < t.NumField(); i++ {
+			sf := t.Field(i)
+			if sf.PkgPath != "" {
+				continue
+			}
+			ft := schemaOf(sf.Type)
+			if ft == nil {
+				continue
+			}
+			name := sf.Tag.Get("json")
+			if name == "" {
+				name = strings.ToLower(sf.Name)
+			}
+			f.Fields = append(f.Fields, NamedField{Name: name, Field: ft})
+		}
+		return f
 	}
 	return nil
 }

@@ -7,9 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/edgeguard/edgeguard/plugins/internal/allinone"
+	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
+	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
+	"github.com/edgeguard/edgeguard/plugins/internal/keycloakjwt"
+	"github.com/edgeguard/edgeguard/plugins/internal/redisratelimit"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata")
@@ -23,12 +30,13 @@ const (
 var ourPlugins = []struct {
 	name     string
 	priority int
+	config   func() any // the plugin's config constructor (SchemaOf)
 }{
-	{"header-guard", 1510},
-	{"keycloak-jwt", 1455},
-	{"keycloak-apikey", 1255},
-	{"redis-ratelimit", 905},
-	{"edgeguard", 1510},
+	{"header-guard", 1510, func() any { return headerguard.New() }},
+	{"keycloak-jwt", 1455, keycloakjwt.New},
+	{"keycloak-apikey", 1255, keycloakapikey.New},
+	{"redis-ratelimit", 905, redisratelimit.New},
+	{"edgeguard", 1510, allinone.New},
 }
 
 // TestKongYMLMatchesPluginSchemas builds each of our plugins that exists,
@@ -65,6 +73,9 @@ func TestKongYMLMatchesPluginSchemas(t *testing.T) {
 			schema, err := info.ConfigSchema()
 			if err != nil {
 				t.Fatal(err)
+			}
+			if got := SchemaOf(p.config()); !reflect.DeepEqual(got, schema) {
+				t.Errorf("SchemaOf(%s config) differs from its -dump schema:\n got  %s\n want %s", p.name, describeSchema(got), describeSchema(schema))
 			}
 			for _, ref := range refs {
 				if err := CheckConfig(schema, ref.Config); err != nil {
@@ -168,6 +179,12 @@ func golden(t *testing.T, path string, info *PluginInfo) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s differs from the plugin's -dump (run with -update if the change is intended):\n%s", path, got)
 	}
+}
+
+// describeSchema renders a schema for a failure message.
+func describeSchema(f *Field) string {
+	b, _ := json.Marshal(f)
+	return string(b)
 }
 
 func recordSchema(t *testing.T, js string) *Field {

@@ -1,7 +1,6 @@
 package pluginmetrics_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,12 +10,9 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/plugins/internal/allinone"
-	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
-	"github.com/edgeguard/edgeguard/plugins/internal/keycloakjwt"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
-	"github.com/edgeguard/edgeguard/plugins/internal/redisratelimit"
 
 	"github.com/Kong/go-pdk/test"
 )
@@ -32,16 +28,11 @@ func edgeguardConfig(t *testing.T, p *jwttest.IdP, redisAddr, ns string) *allino
 			"upstream_name": "llm-api", "edge_signing_key_file": key},
 		"ratelimit": {"second": 3, "namespace": ns, "redis": map[string]any{"addresses": []string{redisAddr}}},
 	}
-	m := map[string]any{"__seq__": 1, "apikey": nil}
-	for name, cfg := range map[string]any{"header_guard": headerguard.New(), "jwt": keycloakjwt.New(), "ratelimit": redisratelimit.New()} {
-		var s map[string]any
-		if err := json.Unmarshal(plugintest.KongJSON(t, cfg, sec[name]), &s); err != nil {
-			t.Fatal(err)
-		}
-		delete(s, "__seq__")
-		m[name] = s
+	set := map[string]any{}
+	for name, cfg := range sec {
+		set[name] = cfg
 	}
-	js, _ := json.Marshal(m)
+	js := plugintest.KongJSON(t, allinone.New(), set)
 	return plugintest.Decode(t, allinone.New, js).(*allinone.Config)
 }
 

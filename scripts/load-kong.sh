@@ -19,7 +19,8 @@
 #   3. the same rounds at a fixed arrival rate (loadrig latency, open loop) of
 #      RATE_SHARE % of Kong-without-plugins' median throughput of step 2, for
 #      the targets whose throughput in step 2 reaches it: p50 against Kong
-#      without plugins;
+#      without plugins; then at LOW_SHARE % of the all-in-one plugin's own
+#      throughput (the latency it adds when it is not the bottleneck);
 #   4. (unless --no-profile) one accounted wrk run per target (loadrig cpu):
 #      CPU µs per request of the Kong worker, the plugin servers, Redis, the
 #      upstream and wrk, PDK calls per request, Redis commands; the protocol
@@ -28,14 +29,14 @@
 # Stops everything it started. Report: .tmp/load/kong/load-report.md.
 #
 # Flags: --rounds N (3) --duration D (10s) --warmup D (3s) --connections N (32)
-#        --threads N (2) --rate-share PCT (25) --profile-duration D (10s)
+#        --threads N (2) --rate-share PCT (25) --low-share PCT (50) --profile-duration D (10s)
 #        --targets "NAME…" (all of rig.KongTargets) --no-profile
 # Env:   KONG_INSTALL_DIR / KONG_BIN … as scripts/kong.sh (a built Kong is reused).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-ROUNDS=3 DURATION=10s WARMUP=3s CONNECTIONS=32 THREADS=2 RATE_SHARE=25 PROFILE=1 PROFILE_DURATION=10s
+ROUNDS=3 DURATION=10s WARMUP=3s CONNECTIONS=32 THREADS=2 RATE_SHARE=25 LOW_SHARE=50 PROFILE=1 PROFILE_DURATION=10s
 TARGETS=""
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -45,6 +46,7 @@ while [ $# -gt 0 ]; do
 	--connections) CONNECTIONS=$2; shift 2 ;;
 	--threads) THREADS=$2; shift 2 ;;
 	--rate-share) RATE_SHARE=$2; shift 2 ;;
+	--low-share) LOW_SHARE=$2; shift 2 ;;
 	--profile-duration) PROFILE_DURATION=$2; shift 2 ;;
 	--targets) TARGETS=$2; shift 2 ;;
 	--no-profile) PROFILE=""; shift ;;
@@ -56,9 +58,10 @@ DIR="$TMPROOT/load/kong"
 RUN="$DIR/run"
 RES="$DIR/results"
 RATE_RES="$DIR/results-rate"
+RATE2_RES="$DIR/results-rate2"
 PROF="$DIR/profile"
-rm -rf "$RUN" "$RES" "$RATE_RES" "$PROF" "$DIR/upstream" "$DIR/kong-bin"
-mkdir -p "$RUN" "$RES" "$RATE_RES" "$PROF" "$DIR/bin" "$DIR/upstream/tmp" "$DIR/kong-bin"
+rm -rf "$RUN" "$RES" "$RATE_RES" "$RATE2_RES" "$PROF" "$DIR/upstream" "$DIR/kong-bin"
+mkdir -p "$RUN" "$RES" "$RATE_RES" "$RATE2_RES" "$PROF" "$DIR/bin" "$DIR/upstream/tmp" "$DIR/kong-bin"
 
 redis_started="" up_pid="" rig_pid="" kong_started=""
 cleanup() {
@@ -80,6 +83,9 @@ done
 log "building the rig and the empty plugin"
 (cd bench && go build -trimpath -o "$DIR/bin/loadrig" ./cmd/loadrig &&
 	go build -trimpath -o "$DIR/kong-bin/emptyplugin" ./cmd/emptyplugin)
+# its Kong name is its executable's name (a copy, not a link: the name comes
+# from /proc/self/exe)
+cp "$DIR/kong-bin/emptyplugin" "$DIR/kong-bin/emptyplugin-fast"
 LOADRIG="$DIR/bin/loadrig"
 
 if ! redis_env=$(scripts/redis.sh env); then
@@ -136,13 +142,17 @@ src, dst = sys.argv[1:]
 out = []
 for line in open(src):
     if re.match(r"^(plugins|pluginserver_names)\s*=", line):
-        line = line.rstrip("\n") + ", emptyplugin\n"
+        line = line.rstrip("\n") + ", emptyplugin, emptyplugin-fast\n"
     out.append(line)
 out.append("""
 # bench only (scripts/load-kong.sh): the empty plugin, the protocol's floor
 pluginserver_emptyplugin_socket = /kong_prefix/emptyplugin.socket
 pluginserver_emptyplugin_start_cmd = /usr/local/bin/emptyplugin -kong-prefix /kong_prefix
 pluginserver_emptyplugin_query_cmd = /usr/local/bin/emptyplugin -dump
+# the same plugin served with one write per exchange (bench/internal/pbserve)
+pluginserver_emptyplugin_fast_socket = /kong_prefix/emptyplugin-fast.socket
+pluginserver_emptyplugin_fast_start_cmd = /usr/local/bin/emptyplugin-fast -kong-prefix /kong_prefix -coalesce
+pluginserver_emptyplugin_fast_query_cmd = /usr/local/bin/emptyplugin-fast -dump
 """)
 open(dst, "w").write("".join(out))
 PY
@@ -251,28 +261,46 @@ median_rps() {
 PLAIN_RPS=$(median_rps kong-plain)
 RATE=$(python3 -c "import sys; print(max(1, int(float(sys.argv[1]) * float(sys.argv[2]) / 100)))" "$PLAIN_RPS" "$RATE_SHARE")
 
-# 3. Fixed arrival rate: only targets whose throughput carries it (with
-# below it an open loop only measures its queue).
-rate_targets=() rate_skipped=()
-for t in "${targets[@]}"; do
-	if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)" "$(median_rps "$t")" "$RATE"; then
-		rate_targets+=("$t")
-	else
-		rate_skipped+=("$t ($(median_rps "$t") req/s at saturation)")
-	fi
-done
-echo "fixed rate: $RATE req/s = $RATE_SHARE % of Kong-without-plugins' median $PLAIN_RPS req/s; loadrig latency, open loop, $DURATION after $WARMUP of warm-up, $ROUNDS rounds" >>"$RES/env.txt"
-[ ${#rate_skipped[@]} -gt 0 ] && echo "not run at the fixed rate (their saturated throughput cannot carry it): ${rate_skipped[*]}" >>"$RES/env.txt"
-n=${#rate_targets[@]}
-for ((r = 1; r <= ROUNDS; r++)); do
-	for ((j = 0; j < n; j++)); do
-		t=${rate_targets[$(((j + r - 1) % n))]}
-		run_rate "$t" "$RATE" "$WARMUP" /dev/null
-		run_rate "$t" "$RATE" "$DURATION" "$RATE_RES/round$r-$t.txt"
-		log "round $r/$ROUNDS $t at $RATE req/s: $(grep -h ' 50%' "$RATE_RES/round$r-$t.txt" | tr -s ' ') (load $(loadavg))"
+# 3. Fixed arrival rates. rate_phase OUTDIR RATE WHAT CANDIDATE…: the
+# candidates whose saturated throughput reaches RATE (below it an open loop
+# only measures its own queue), in interleaved rounds.
+rate_phase() {
+	local out=$1 rate=$2 what=$3 t r j n run=() skipped=()
+	shift 3
+	for t in "$@"; do
+		if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)" "$(median_rps "$t")" "$rate"; then
+			run+=("$t")
+		else
+			skipped+=("$t ($(median_rps "$t") req/s at saturation)")
+		fi
 	done
-done
-echo "load average after the fixed-rate rounds: $(loadavg)" >>"$RES/env.txt"
+	echo "fixed rate $rate req/s ($what): loadrig latency, open loop, $DURATION after $WARMUP of warm-up, $ROUNDS rounds: ${run[*]}" >>"$RES/env.txt"
+	[ ${#skipped[@]} -gt 0 ] && echo "  not run at $rate req/s (their saturated throughput does not reach it): ${skipped[*]}" >>"$RES/env.txt"
+	n=${#run[@]}
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for ((j = 0; j < n; j++)); do
+			t=${run[$(((j + r - 1) % n))]}
+			run_rate "$t" "$rate" "$WARMUP" /dev/null
+			run_rate "$t" "$rate" "$DURATION" "$out/round$r-$t.txt"
+			log "round $r/$ROUNDS $t at $rate req/s: $(grep -h ' 50%' "$out/round$r-$t.txt" | tr -s ' ') (load $(loadavg))"
+		done
+	done
+	echo "load average after the rounds at $rate req/s: $(loadavg)" >>"$RES/env.txt"
+}
+# 3a. The goal's rate: RATE_SHARE % of Kong without plugins, every target.
+rate_phase "$RATE_RES" "$RATE" "$RATE_SHARE % of Kong-without-plugins' median $PLAIN_RPS req/s" "${targets[@]}"
+# 3b. A rate the all-in-one plugin carries: LOW_SHARE % of its own
+# throughput (the slower of its JWT and API-key targets), for the latency it
+# adds when it is not the bottleneck.
+RATE2=""
+eg_rps=()
+for t in eg-jwt eg-key; do [[ " ${targets[*]} " == *" $t "* ]] && eg_rps+=("$(median_rps "$t")"); done
+if [ ${#eg_rps[@]} -gt 0 ]; then
+	RATE2=$(python3 -c "import sys; print(max(1, int(min(map(float, sys.argv[2:])) * float(sys.argv[1]) / 100)))" "$LOW_SHARE" "${eg_rps[@]}")
+	low=()
+	for t in kong-plain empty eg-replay sep-jwt sep-key eg-jwt eg-key; do [[ " ${targets[*]} " == *" $t "* ]] && low+=("$t"); done
+	rate_phase "$RATE2_RES" "$RATE2" "$LOW_SHARE % of the all-in-one plugin's own median throughput" "${low[@]}"
+fi
 
 # 4. Where a request's time goes.
 if [ -n "$PROFILE" ]; then
@@ -310,11 +338,17 @@ fi
 	echo "## wrk -t$THREADS -c$CONNECTIONS (saturation)"
 	echo
 	"$LOADRIG" table -kong -dir "$RES"
-	if [ ${#rate_targets[@]} -gt 0 ]; then
+	if ls "$RATE_RES"/round*.txt >/dev/null 2>&1; then
 		echo
 		echo "## fixed rate $RATE req/s ($RATE_SHARE % of Kong without plugins; loadrig latency, open loop)"
 		echo
 		"$LOADRIG" table -kong -fixed-rate -dir "$RATE_RES"
+	fi
+	if [ -n "$RATE2" ] && ls "$RATE2_RES"/round*.txt >/dev/null 2>&1; then
+		echo
+		echo "## fixed rate $RATE2 req/s ($LOW_SHARE % of the all-in-one plugin's own throughput; loadrig latency, open loop)"
+		echo
+		"$LOADRIG" table -kong -fixed-rate -goal-rate=false -dir "$RATE2_RES"
 	fi
 	if [ -n "$PROFILE" ]; then
 		echo

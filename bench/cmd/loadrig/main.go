@@ -321,13 +321,14 @@ func table(args []string, w io.Writer) error {
 	dir := fs.String("dir", "", "folder of round<N>-<target>.txt wrk reports")
 	fixed := fs.Bool("fixed-rate", false, "the reports are fixed-rate latency runs: judge latency only")
 	kong := fs.Bool("kong", false, "the rounds of scripts/load.sh kong (targets of rig.KongTargets, baseline kong-plain)")
+	goalRate := fs.Bool("goal-rate", true, "with -kong -fixed-rate: the rounds ran at the goal's rate (judge the p50 goal)")
 	_ = fs.Parse(args)
 	rounds, err := wrkout.ReadDir(*dir)
 	if err != nil {
 		return err
 	}
 	if *kong {
-		return kongTable(w, rounds, *fixed)
+		return kongTable(w, rounds, *fixed, *goalRate)
 	}
 	rows, err := wrkout.Table(rounds, "nginx", targets)
 	if err != nil {
@@ -386,7 +387,7 @@ func kongLabels() (names []string, labels map[string]string) {
 // kongTable prints the real-Kong rounds: every measured target against
 // Kong without plugins, the goals' ratios (median of per-round ratios),
 // and a warning for every row with non-2xx answers.
-func kongTable(w io.Writer, rounds wrkout.Rounds, fixed bool) error {
+func kongTable(w io.Writer, rounds wrkout.Rounds, fixed, goalRate bool) error {
 	all, labels := kongLabels()
 	seen := map[string]bool{}
 	for _, r := range rounds {
@@ -418,7 +419,9 @@ func kongTable(w io.Writer, rounds wrkout.Rounds, fixed bool) error {
 		}
 		if fixed {
 			for _, r := range rows {
-				if r.Target == eg {
+				if r.Target == eg && !goalRate {
+					fmt.Fprintf(w, "- %s: p50 %s over Kong without plugins at this rate (median of per-round differences)\n", labels[eg], signedMS(r.P50Delta))
+				} else if r.Target == eg {
 					fmt.Fprintf(w, "- %s: p50 %s over Kong without plugins at the same fixed rate (median of per-round differences; goal ≤ +%.0f ms: %s)\n",
 						labels[eg], signedMS(r.P50Delta), float64(maxP50Growth)/1e6, verdict(r.P50Delta <= maxP50Growth))
 				}
@@ -435,7 +438,12 @@ func kongTable(w io.Writer, rounds wrkout.Rounds, fixed bool) error {
 		}
 	}
 	if !fixed {
-		for _, p := range [][2]string{{"empty", rig.KongBaseline}, {"sep-jwt", "lua-jwt-rl"}, {"eg-jwt", "sep-jwt"}, {"eg-key", "sep-key"}} {
+		if v, n := wrkout.PairRatio(rounds, "eg-replay", "empty"); n > 0 {
+			fmt.Fprintf(w, "- the protocol's bound for the ≥ %.1f× goal: edgeguard's own six PDK calls replayed with no work reach **%.2f×** the empty plugin (median of %d per-round ratios)\n",
+				minVsEmpty, v, n)
+		}
+		for _, p := range [][2]string{{"empty", rig.KongBaseline}, {"empty-fast", "empty"}, {"pdk8-fast", "pdk8"}, {"eg-jwt", "eg-replay"},
+			{"sep-jwt", "lua-jwt-rl"}, {"eg-jwt", "sep-jwt"}, {"eg-key", "sep-key"}} {
 			if v, n := wrkout.PairRatio(rounds, p[0], p[1]); n > 0 {
 				fmt.Fprintf(w, "- %s / %s: %.2f× (median of %d per-round ratios)\n", p[0], p[1], v, n)
 			}
@@ -528,5 +536,22 @@ func cpuTable(args []string, w io.Writer) error {
 	}
 	names, labels := kongLabels()
 	cpuacct.WriteTable(w, reports, names, labels, cpuacct.NewModel(reports, rig.KongBaseline, "empty", "pdk8"))
+	if m := cpuacct.NewModel(reports, rig.KongBaseline, "empty-fast", "pdk8-fast"); m.OK {
+		fmt.Fprintf(w, "\n%s\n", m.Sentence("one write per exchange (bench/internal/pbserve)"))
+	}
+	// the all-in-one plugin against the replay of its own PDK calls: what
+	// is left is its work (JWT cache, policy, Ed25519 assertion, Redis)
+	if rp, ok := reports["eg-replay"]; ok {
+		p := rp.PerRequest()
+		for _, t := range []string{"eg-jwt", "eg-key"} {
+			r, ok := reports[t]
+			if !ok {
+				continue
+			}
+			q := r.PerRequest()
+			fmt.Fprintf(w, "\n%s against the replay of its PDK calls (%.1f calls/req vs %.1f): Kong worker %+.1f µs/req, plugin server %+.1f µs/req (its own work: JWT cache, policy, Ed25519 assertion, the Redis client), Redis %+.1f µs/req.\n",
+				labels[t], q.Calls, p.Calls, q.Kong-p.Kong, q.Plugins-p.Plugins, q.Redis-p.Redis)
+		}
+	}
 	return nil
 }

@@ -223,6 +223,12 @@ func NewModel(reports map[string]Report, plain, empty, calls string) Model {
 	}
 }
 
+// Sentence states the model's figures, for the server named.
+func (m Model) Sentence(server string) string {
+	return fmt.Sprintf("Protocol cost with %s, by difference (CPU µs): one plugin event with no PDK call costs the Kong worker **%.1f µs** and the plugin server **%.1f µs**; each PDK call (get_method) adds **%.1f µs** in the Kong worker and **%.1f µs** in the plugin server.",
+		server, m.KongEvent, m.GoEvent, m.KongCall, m.GoCall)
+}
+
 // Breakdown splits one target's cost per request with the model.
 type Breakdown struct {
 	Target                           string
@@ -273,8 +279,7 @@ func WriteTable(w io.Writer, reports map[string]Report, order []string, labels m
 		return
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Protocol cost, by difference (CPU µs): one plugin event with no PDK call costs the Kong worker **%.1f µs** and the plugin server **%.1f µs**; each PDK call (get_method) adds **%.1f µs** in the Kong worker and **%.1f µs** in the plugin server. The Kong worker spends %.1f µs on a request with no plugin.\n\n",
-		m.KongEvent, m.GoEvent, m.KongCall, m.GoCall, m.KongBase)
+	fmt.Fprintf(w, "%s The Kong worker spends %.1f µs on a request with no plugin.\n\n", m.Sentence("go-pdk's server"), m.KongBase)
 	fmt.Fprintln(w, "| target | events/req | PDK calls/req | Kong worker: no-plugin base + protocol + rest = total µs | plugin servers: protocol + Go work = total µs | Redis µs |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, t := range names {

@@ -34,6 +34,9 @@ var KongTargets = []Target{
 	{Name: "kong-plain", Path: "/plain", Credential: "none", Label: "Kong, no plugins (baseline)"},
 	{Name: "empty", Path: "/empty", Credential: "none", Label: "empty Go plugin: 1 event, 0 PDK calls (the protocol's floor)", Events: 1},
 	{Name: "pdk8", Path: "/pdk8", Credential: "none", Label: "Go plugin: 1 event, 8 PDK calls (get_method)", Events: 1, Calls: 8},
+	{Name: "empty-fast", Path: "/empty-fast", Credential: "none", Label: "empty plugin, one write per exchange (pbserve): 1 event, 0 PDK calls", Events: 1},
+	{Name: "pdk8-fast", Path: "/pdk8-fast", Credential: "none", Label: "8 PDK calls, one write per exchange (pbserve)", Events: 1, Calls: 8},
+	{Name: "eg-replay", Path: "/eg-replay", Credential: "jwt", Label: "edgeguard's 6 PDK calls and payloads replayed, no work (empty plugin)", Events: 1, Calls: 6},
 	{Name: "header-guard", Path: "/header-guard", Credential: "none", Label: "header-guard alone (3 PDK calls)"},
 	{Name: "lua-jwt", Path: "/lua-jwt", Credential: "jwt", Label: "Kong Lua jwt (RS256, static key)"},
 	{Name: "lua-jwt-rl", Path: "/lua-jwt-rl", Credential: "jwt", Label: "Kong Lua jwt + rate-limiting (redis)"},
@@ -158,6 +161,23 @@ services:
     plugins:
     - name: emptyplugin
       config: {calls: 8}
+  - name: empty-fast
+    paths: [/empty-fast]
+    strip_path: true
+    plugins:
+    - name: emptyplugin-fast
+  - name: pdk8-fast
+    paths: [/pdk8-fast]
+    strip_path: true
+    plugins:
+    - name: emptyplugin-fast
+      config: {calls: 8}
+  - name: eg-replay
+    paths: [/eg-replay]
+    strip_path: true
+    plugins:
+    - name: emptyplugin
+      config: {replay: true}
   - name: header-guard
     paths: [/header-guard]
     strip_path: true

@@ -18,6 +18,7 @@ package main
 import (
 	"flag"
 	"log"
+	"time"
 
 	"github.com/Kong/go-pdk"
 	"github.com/Kong/go-pdk/server"
@@ -39,6 +40,10 @@ type Config struct {
 	// Replay makes the all-in-one edgeguard plugin's six PDK calls of a
 	// cached-JWT request with payloads of its sizes (replay.go) instead.
 	Replay bool `json:"replay"`
+	// WaitUS, with replay, sleeps that long after get_path — where the
+	// plugin signs its assertion and asks Redis — so the Kong worker waits
+	// on the plugin as it does for the real plugin, without its work.
+	WaitUS int `json:"wait_us"`
 }
 
 // New returns an empty Config, as go-pdk's constructor wants it.
@@ -48,7 +53,7 @@ func New() interface{} { return &Config{} }
 // the loop (Kong logs the broken event).
 func (c *Config) Access(kong *pdk.PDK) {
 	if c.Replay {
-		replay(kong)
+		replay(kong, time.Duration(c.WaitUS)*time.Microsecond)
 		return
 	}
 	for range c.Calls {

@@ -54,8 +54,9 @@ func buildReplay() {
 	}
 }
 
-// replay makes the six calls in the plugin's order; a failed call ends it.
-func replay(kong *pdk.PDK) {
+// replay makes the six calls in the plugin's order, waiting wait after the
+// third; a failed call ends it.
+func replay(kong *pdk.PDK, wait time.Duration) {
 	replayOnce.Do(buildReplay)
 	if _, err := kong.Request.GetHeaders(101); err != nil {
 		return
@@ -65,6 +66,9 @@ func replay(kong *pdk.PDK) {
 	}
 	if _, err := kong.Request.GetPath(); err != nil {
 		return
+	}
+	if wait > 0 {
+		time.Sleep(wait)
 	}
 	if err := kong.Ctx.SetShared("edgeguard.identity", replayIdentity); err != nil {
 		return

@@ -408,9 +408,15 @@ func kongTable(w io.Writer, rounds wrkout.Rounds, fixed, goalRate bool) error {
 	wrkout.WriteMarkdownP50(w, rows, rig.KongBaseline, labels)
 	fmt.Fprintln(w)
 	for _, r := range rows {
-		if r.Non2xx > 0 || r.SocketErrors > 0 {
+		switch {
+		case r.Non2xx > 0:
 			fmt.Fprintf(w, "- WARNING: %s: %d non-2xx answers and %d socket errors: this row measured refusals or failures, not the plugins\n",
 				labels[r.Target], r.Non2xx, r.SocketErrors)
+		case r.SocketErrors > 0 && fixed:
+			fmt.Fprintf(w, "- WARNING: %s: %d requests skipped or failed (1024 in flight, or an error): the target did not carry this rate; its latency is its queue's\n",
+				labels[r.Target], r.SocketErrors)
+		case r.SocketErrors > 0:
+			fmt.Fprintf(w, "- WARNING: %s: %d socket errors: this row measured failures, not the plugins\n", labels[r.Target], r.SocketErrors)
 		}
 	}
 	for _, eg := range []string{"eg-jwt", "eg-key"} {

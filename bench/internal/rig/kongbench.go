@@ -37,6 +37,7 @@ var KongTargets = []Target{
 	{Name: "empty-fast", Path: "/empty-fast", Credential: "none", Label: "empty plugin, one write per exchange (pbserve): 1 event, 0 PDK calls", Events: 1},
 	{Name: "pdk8-fast", Path: "/pdk8-fast", Credential: "none", Label: "8 PDK calls, one write per exchange (pbserve)", Events: 1, Calls: 8},
 	{Name: "eg-replay", Path: "/eg-replay", Credential: "jwt", Label: "edgeguard's 6 PDK calls and payloads replayed, no work (empty plugin)", Events: 1, Calls: 6},
+	{Name: "eg-replay-wait", Path: "/eg-replay-wait", Credential: "jwt", Label: "the same replay, 150 µs asleep where edgeguard signs and asks Redis", Events: 1, Calls: 6},
 	{Name: "header-guard", Path: "/header-guard", Credential: "none", Label: "header-guard alone (3 PDK calls)"},
 	{Name: "lua-jwt", Path: "/lua-jwt", Credential: "jwt", Label: "Kong Lua jwt (RS256, static key)"},
 	{Name: "lua-jwt-rl", Path: "/lua-jwt-rl", Credential: "jwt", Label: "Kong Lua jwt + rate-limiting (redis)"},
@@ -178,6 +179,12 @@ services:
     plugins:
     - name: emptyplugin
       config: {replay: true}
+  - name: eg-replay-wait
+    paths: [/eg-replay-wait]
+    strip_path: true
+    plugins:
+    - name: emptyplugin
+      config: {replay: true, wait_us: 150}
   - name: header-guard
     paths: [/header-guard]
     strip_path: true

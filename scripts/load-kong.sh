@@ -21,22 +21,23 @@
 #      the targets whose throughput in step 2 is ≥ 1.25 × that: p50 against Kong
 #      without plugins; then at LOW_SHARE % of the all-in-one plugin's own
 #      throughput (the latency it adds when it is not the bottleneck);
-#   4. (unless --no-profile) one accounted wrk run per target (loadrig cpu):
-#      CPU µs per request of the Kong worker, the plugin servers, Redis, the
-#      upstream and wrk, PDK calls per request, Redis commands; the protocol
-#      model (empty plugin, 8 PDK calls); a perf profile of the Kong worker
-#      and the edgeguard plugin server under the all-in-one JWT target.
+#   4. (unless --no-profile) accounted wrk runs (loadrig cpu), ROUNDS
+#      interleaved rounds: CPU µs per request of the Kong worker, the plugin
+#      servers, Redis, the upstream and wrk, PDK calls per request, Redis
+#      commands, as medians over the rounds; the protocol model (empty
+#      plugin, 8 PDK calls); then a perf profile of the Kong worker and the
+#      edgeguard plugin server under the all-in-one JWT target.
 # Stops everything it started. Report: .tmp/load/kong/load-report.md.
 #
 # Flags: --rounds N (3) --duration D (10s) --warmup D (3s) --connections N (32)
-#        --threads N (2) --rate-share PCT (25) --low-share PCT (50) --profile-duration D (10s)
+#        --threads N (2) --rate-share PCT (25) --low-share PCT (50) --profile-duration D (8s)
 #        --targets "NAME…" (all of rig.KongTargets) --no-profile
 # Env:   KONG_INSTALL_DIR / KONG_BIN … as scripts/kong.sh (a built Kong is reused).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-ROUNDS=3 DURATION=10s WARMUP=3s CONNECTIONS=32 THREADS=2 RATE_SHARE=25 LOW_SHARE=50 PROFILE=1 PROFILE_DURATION=10s
+ROUNDS=3 DURATION=10s WARMUP=3s CONNECTIONS=32 THREADS=2 RATE_SHARE=25 LOW_SHARE=50 PROFILE=1 PROFILE_DURATION=8s
 TARGETS=""
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -303,34 +304,46 @@ if [ ${#eg_rps[@]} -gt 0 ]; then
 	rate_phase "$RATE2_RES" "$RATE2" "$LOW_SHARE % of the all-in-one plugin's own median throughput" "${low[@]}"
 fi
 
-# 4. Where a request's time goes.
+# 4. Where a request's time goes: one accounted wrk run per target and
+# round (the order rotating), the figures the medians over the rounds; then
+# one more eg-jwt run under perf (not accounted: perf costs CPU too).
 if [ -n "$PROFILE" ]; then
 	procs=(-proc "kong=$KONG_WORKER" -proc "upstream=$UP_WORKER" -proc "redis=$REDIS_PID")
 	for p in $(pgrep -f -- "-kong-prefix $KONG_PREFIX( |\$)"); do
 		procs+=(-proc "plugin:$(cat "/proc/$p/comm")=$p")
 	done
-	PERF_PIDS="$KONG_WORKER,$(pgrep -f -- "/edgeguard -kong-prefix $KONG_PREFIX" | head -n 1)"
-	for t in "${targets[@]}"; do
+	account() { # target round
+		local t=$1 r=$2 h
 		mapfile -t h < <(hdr_of "$t")
-		run_wrk "$t" "$WARMUP" /dev/null
-		perf_pid=""
-		if [ "$t" = eg-jwt ] && command -v perf >/dev/null; then
-			perf record -q -F 499 -g -p "$PERF_PIDS" -o "$PROF/perf-eg-jwt.data" -- sleep "${PROFILE_DURATION%s}" >/dev/null 2>&1 &
-			perf_pid=$!
-		fi
-		"$LOADRIG" cpu -target "$t" -out "$PROF/$t.json" -cmd-out "$PROF/$t.txt" -redis "$REDIS_ADDR" \
+		"$LOADRIG" cpu -target "$t" -out "$PROF/round$r-$t.json" -cmd-out "$PROF/round$r-$t.txt" -redis "$REDIS_ADDR" \
 			"${procs[@]}" "${METRICS[@]}" -- \
 			wrk -t"$THREADS" -c"$CONNECTIONS" -d"$PROFILE_DURATION" --latency "${h[@]}" "$(url_of "$t")"
-		if [ -n "$perf_pid" ]; then
-			wait "$perf_pid" || true
-			perf report -i "$PROF/perf-eg-jwt.data" --stdio --no-children --sort comm,dso -g none --percent-limit 0.5 \
-				>"$PROF/perf-eg-jwt-dso.txt" 2>/dev/null || true
-			perf report -i "$PROF/perf-eg-jwt.data" --stdio --no-children --sort comm,sym -g none --percent-limit 0.4 \
-				>"$PROF/perf-eg-jwt-sym.txt" 2>/dev/null || true
-		fi
-		log "profiled $t: $(grep -h 'Requests/sec' "$PROF/$t.txt" | tr -s ' ')"
+	}
+	n=${#targets[@]}
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for ((j = 0; j < n; j++)); do
+			t=${targets[$(((j + r - 1) % n))]}
+			run_wrk "$t" "$WARMUP" /dev/null
+			account "$t" "$r"
+			log "accounted round $r/$ROUNDS $t: $(grep -h 'Requests/sec' "$PROF/round$r-$t.txt" | tr -s ' ') (load $(loadavg))"
+		done
 	done
-	echo "load average after the profile runs: $(loadavg)" >>"$RES/env.txt"
+	echo "load average after the accounted rounds: $(loadavg)" >>"$RES/env.txt"
+	if [[ " ${targets[*]} " == *" eg-jwt "* ]] && command -v perf >/dev/null; then
+		mapfile -t h < <(hdr_of eg-jwt)
+		run_wrk eg-jwt "$WARMUP" /dev/null
+		perf record -q -F 499 -g -p "$KONG_WORKER,$(pgrep -f -- "/edgeguard -kong-prefix $KONG_PREFIX" | head -n 1)" \
+			-o "$PROF/perf-eg-jwt.data" -- sleep "${PROFILE_DURATION%s}" >/dev/null 2>&1 &
+		perf_pid=$!
+		wrk -t"$THREADS" -c"$CONNECTIONS" -d"$PROFILE_DURATION" "${h[@]}" "$(url_of eg-jwt)" >/dev/null
+		wait "$perf_pid" || true
+		perf report -i "$PROF/perf-eg-jwt.data" --stdio --no-children --sort comm,dso -g none --percent-limit 0.5 \
+			>"$PROF/perf-eg-jwt-dso.txt" 2>/dev/null || true
+		perf report -i "$PROF/perf-eg-jwt.data" --stdio --no-children --sort comm,sym -g none --percent-limit 0.4 \
+			>"$PROF/perf-eg-jwt-sym.txt" 2>/dev/null || true
+		perf report -i "$PROF/perf-eg-jwt.data" --stdio --children --comm edgeguard --sort sym -g none --percent-limit 1 \
+			>"$PROF/perf-eg-jwt-go.txt" 2>/dev/null || true
+	fi
 fi
 
 {
@@ -353,12 +366,12 @@ fi
 	fi
 	if [ -n "$PROFILE" ]; then
 		echo
-		echo "## where a request's time goes (one wrk run per target, CPU per request)"
+		echo "## where a request's time goes (CPU per request; medians of $ROUNDS accounted wrk runs per target)"
 		echo
 		"$LOADRIG" cpu-table -dir "$PROF"
 		if [ -s "$PROF/perf-eg-jwt-dso.txt" ]; then
 			echo
-			echo "perf (Kong worker + edgeguard plugin server, eg-jwt): $PROF/perf-eg-jwt-dso.txt, $PROF/perf-eg-jwt-sym.txt"
+			echo "perf (Kong worker + edgeguard plugin server, eg-jwt): $PROF/perf-eg-jwt-dso.txt, $PROF/perf-eg-jwt-sym.txt, $PROF/perf-eg-jwt-go.txt"
 		fi
 	fi
 } | tee "$DIR/load-report.md"

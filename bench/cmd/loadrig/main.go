@@ -540,21 +540,20 @@ func cpuTable(args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	pers := cpuacct.Medians(reports)
 	names, labels := kongLabels()
-	cpuacct.WriteTable(w, reports, names, labels, cpuacct.NewModel(reports, rig.KongBaseline, "empty", "pdk8"))
-	if m := cpuacct.NewModel(reports, rig.KongBaseline, "empty-fast", "pdk8-fast"); m.OK {
+	cpuacct.WriteTable(w, pers, names, labels, cpuacct.NewModel(pers, rig.KongBaseline, "empty", "pdk8"))
+	if m := cpuacct.NewModel(pers, rig.KongBaseline, "empty-fast", "pdk8-fast"); m.OK {
 		fmt.Fprintf(w, "\n%s\n", m.Sentence("one write per exchange (bench/internal/pbserve)"))
 	}
 	// the all-in-one plugin against the replay of its own PDK calls: what
 	// is left is its work (JWT cache, policy, Ed25519 assertion, Redis)
-	if rp, ok := reports["eg-replay"]; ok {
-		p := rp.PerRequest()
+	if p, ok := pers["eg-replay"]; ok {
 		for _, t := range []string{"eg-jwt", "eg-key"} {
-			r, ok := reports[t]
+			q, ok := pers[t]
 			if !ok {
 				continue
 			}
-			q := r.PerRequest()
 			fmt.Fprintf(w, "\n%s against the replay of its PDK calls (%.1f calls/req vs %.1f): Kong worker %+.1f µs/req, plugin server %+.1f µs/req (its own work: JWT cache, policy, Ed25519 assertion, the Redis client), Redis %+.1f µs/req.\n",
 				labels[t], q.Calls, p.Calls, q.Kong-p.Kong, q.Plugins-p.Plugins, q.Redis-p.Redis)
 		}

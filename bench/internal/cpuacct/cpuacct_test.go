@@ -129,30 +129,46 @@ func TestModelSplitsACostByDifference(t *testing.T) {
 		return Report{Target: name, Requests: 1000, Elapsed: time.Second, KnownEvents: ev, KnownCalls: calls,
 			CPU: map[string]time.Duration{RoleKong: kong, "plugin:x": plugin}}
 	}
-	reports := map[string]Report{
-		"plain": mk("plain", 60*time.Millisecond, 0, 0, 0),
-		"empty": mk("empty", 90*time.Millisecond, 30*time.Millisecond, 1, 0),  // event: 30 + 30 µs
-		"pdk8":  mk("pdk8", 170*time.Millisecond, 150*time.Millisecond, 1, 8), // call: 10 + 15 µs
-		"eg":    mk("eg", 170*time.Millisecond, 140*time.Millisecond, 1, 6),
+	reports := map[string][]Report{
+		"plain": {mk("plain", 60*time.Millisecond, 0, 0, 0)},
+		"empty": {mk("empty", 90*time.Millisecond, 30*time.Millisecond, 1, 0)},  // event: 30 + 30 µs
+		"pdk8":  {mk("pdk8", 170*time.Millisecond, 150*time.Millisecond, 1, 8)}, // call: 10 + 15 µs
+		"eg":    {mk("eg", 170*time.Millisecond, 140*time.Millisecond, 1, 6)},
 	}
-	m := NewModel(reports, "plain", "empty", "pdk8")
+	pers := Medians(reports)
+	m := NewModel(pers, "plain", "empty", "pdk8")
 	if !m.OK || m.KongEvent != 30 || m.GoEvent != 30 || m.KongCall != 10 || m.GoCall != 15 || m.KongBase != 60 {
 		t.Fatalf("%+v", m)
 	}
-	b := m.Split(reports["eg"])
+	b := m.Split(pers["eg"])
 	// Kong: 60 base + (30 + 6×10) protocol + 20 rest; Go: (30 + 6×15) protocol + 20 work
 	if b.KongProtocol != 90 || b.KongRest != 20 || b.GoProtocol != 120 || b.GoWork != 20 {
 		t.Fatalf("%+v", b)
 	}
-	if NewModel(reports, "plain", "empty", "absent").OK {
+	if NewModel(pers, "plain", "empty", "absent").OK {
 		t.Fatal("a model without the calls run")
 	}
 	var out bytes.Buffer
-	WriteTable(&out, reports, []string{"plain", "empty", "pdk8", "eg"}, map[string]string{"eg": "the chain"}, m)
-	for _, want := range []string{"| the chain | 1000 | 170.0 (17 %) | 140.0 |", "**30.0 µs**", "| the chain | 1.00 | 6.00 | 60.0 + 90.0 + 20.0 = 170.0 | 120.0 + 20.0 = 140.0 |"} {
+	WriteTable(&out, pers, []string{"plain", "empty", "pdk8", "eg"}, map[string]string{"eg": "the chain"}, m)
+	for _, want := range []string{"| the chain | 1 | 1000 | 170.0 (17 %) | 140.0 |", "**30.0 µs**", "| the chain | 1.00 | 6.00 | 60.0 + 90.0 + 20.0 = 170.0 | 120.0 + 20.0 = 140.0 |"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// One round disturbed by a neighbour does not make a target's figure.
+func TestMedianPerTakesEachFigureAcrossRounds(t *testing.T) {
+	mk := func(kong time.Duration, non2xx int64) Report {
+		return Report{Target: "t", Requests: 1000, Elapsed: time.Second, Non2xx: non2xx,
+			CPU: map[string]time.Duration{RoleKong: kong}}
+	}
+	p := MedianPer([]Report{mk(50*time.Millisecond, 0), mk(400*time.Millisecond, 2), mk(60*time.Millisecond, 1)})
+	if p.Kong != 60 || p.Runs != 3 || p.Non2xx != 3 || p.RPS != 1000 {
+		t.Fatalf("%+v", p)
+	}
+	if (MedianPer(nil) != Per{}) {
+		t.Fatal("no runs, some figures")
 	}
 }
 

@@ -126,6 +126,7 @@ type Per struct {
 	Events, Calls                          float64 // plugin events and PDK calls per request
 	RedisCalls, RedisUsec                  float64 // Redis commands and their server time per request
 	Non2xx                                 int64
+	Runs                                   int // runs behind the figures (MedianPer)
 }
 
 func us(d time.Duration, n int64) float64 { return float64(d) / 1e3 / float64(n) }
@@ -133,7 +134,7 @@ func us(d time.Duration, n int64) float64 { return float64(d) / 1e3 / float64(n)
 // PerRequest turns a report into costs per request.
 func (r Report) PerRequest() Per {
 	n := max(r.Requests, 1)
-	p := Per{Target: r.Target, RPS: float64(r.Requests) / r.Elapsed.Seconds(), Non2xx: r.Non2xx + r.SocketErrors}
+	p := Per{Target: r.Target, Runs: 1, RPS: float64(r.Requests) / r.Elapsed.Seconds(), Non2xx: r.Non2xx + r.SocketErrors}
 	var ours time.Duration
 	for role, d := range r.CPU {
 		ours += d
@@ -165,13 +166,14 @@ func (r Report) PerRequest() Per {
 	return p
 }
 
-// ReadDir reads every <target>.json report of dir.
-func ReadDir(dir string) (map[string]Report, error) {
+// ReadDir reads every JSON report of dir (one per target and round), by
+// target.
+func ReadDir(dir string) (map[string][]Report, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]Report{}
+	out := map[string][]Report{}
 	for _, e := range ents {
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
@@ -184,12 +186,66 @@ func ReadDir(dir string) (map[string]Report, error) {
 		if err := json.Unmarshal(b, &r); err != nil {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
-		out[r.Target] = r
+		out[r.Target] = append(out[r.Target], r)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("cpuacct: no report in %s", dir)
 	}
 	return out, nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// MedianPer is the per-request cost of a target's runs, each figure the
+// median over the runs (non-2xx answers summed): a neighbour's burst in
+// one round does not make the figure.
+func MedianPer(runs []Report) Per {
+	if len(runs) == 0 {
+		return Per{}
+	}
+	pers := make([]Per, len(runs))
+	for i, r := range runs {
+		pers[i] = r.PerRequest()
+	}
+	m := func(f func(Per) float64) float64 {
+		v := make([]float64, len(pers))
+		for i, p := range pers {
+			v[i] = f(p)
+		}
+		return median(v)
+	}
+	out := Per{Target: runs[0].Target, Runs: len(runs),
+		RPS: m(func(p Per) float64 { return p.RPS }), Kong: m(func(p Per) float64 { return p.Kong }),
+		Plugins: m(func(p Per) float64 { return p.Plugins }), Redis: m(func(p Per) float64 { return p.Redis }),
+		Upstream: m(func(p Per) float64 { return p.Upstream }), Client: m(func(p Per) float64 { return p.Client }),
+		Others: m(func(p Per) float64 { return p.Others }), Idle: m(func(p Per) float64 { return p.Idle }),
+		KongBusy: m(func(p Per) float64 { return p.KongBusy }), Events: m(func(p Per) float64 { return p.Events }),
+		Calls: m(func(p Per) float64 { return p.Calls }), RedisCalls: m(func(p Per) float64 { return p.RedisCalls }),
+		RedisUsec: m(func(p Per) float64 { return p.RedisUsec })}
+	for _, p := range pers {
+		out.Non2xx += p.Non2xx
+	}
+	return out
+}
+
+// Medians is MedianPer of every target.
+func Medians(reports map[string][]Report) map[string]Per {
+	out := make(map[string]Per, len(reports))
+	for t, runs := range reports {
+		out[t] = MedianPer(runs)
+	}
+	return out
 }
 
 // Model is the plugin-server protocol's cost, measured by difference: an
@@ -202,16 +258,15 @@ type Model struct {
 	OK                 bool
 }
 
-// NewModel derives the model from the reports of plain (no plugin), empty
+// NewModel derives the model from the costs of plain (no plugin), empty
 // (one event, no call) and calls (one event, N calls).
-func NewModel(reports map[string]Report, plain, empty, calls string) Model {
-	pl, ok1 := reports[plain]
-	em, ok2 := reports[empty]
-	ca, ok3 := reports[calls]
+func NewModel(pers map[string]Per, plain, empty, calls string) Model {
+	p, ok1 := pers[plain]
+	e, ok2 := pers[empty]
+	c, ok3 := pers[calls]
 	if !ok1 || !ok2 || !ok3 {
 		return Model{}
 	}
-	p, e, c := pl.PerRequest(), em.PerRequest(), ca.PerRequest()
 	n := c.Calls - e.Calls
 	if n <= 0 || e.Events <= 0 {
 		return Model{}
@@ -238,10 +293,9 @@ type Breakdown struct {
 	Events, Calls                    float64
 }
 
-// Split applies the model to a report.
-func (m Model) Split(r Report) Breakdown {
-	p := r.PerRequest()
-	b := Breakdown{Target: r.Target, Events: p.Events, Calls: p.Calls, Redis: p.Redis, KongBase: m.KongBase}
+// Split applies the model to a target's cost.
+func (m Model) Split(p Per) Breakdown {
+	b := Breakdown{Target: p.Target, Events: p.Events, Calls: p.Calls, Redis: p.Redis, KongBase: m.KongBase}
 	b.KongProtocol = p.Events*m.KongEvent + p.Calls*m.KongCall
 	b.KongRest = p.Kong - m.KongBase - b.KongProtocol
 	b.GoProtocol = p.Events*m.GoEvent + p.Calls*m.GoCall
@@ -249,15 +303,15 @@ func (m Model) Split(r Report) Breakdown {
 	return b
 }
 
-// WriteTable prints the reports (in order; absent ones skipped) as a
+// WriteTable prints the targets' costs (in order; absent ones skipped) as a
 // Markdown table of CPU µs per request by process, then the protocol
-// model and the breakdown of every target with plugin events.
-func WriteTable(w io.Writer, reports map[string]Report, order []string, labels map[string]string, m Model) {
-	fmt.Fprintln(w, "| target | req/s | Kong worker µs/req (core busy) | plugin servers µs/req | Redis µs/req | upstream µs/req | wrk µs/req | other processes µs/req | idle µs/req | events/req | PDK calls/req | Redis cmds/req (server µs) | non-2xx |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+// model and the breakdown of every target.
+func WriteTable(w io.Writer, pers map[string]Per, order []string, labels map[string]string, m Model) {
+	fmt.Fprintln(w, "| target | runs | req/s | Kong worker µs/req (core busy) | plugin servers µs/req | Redis µs/req | upstream µs/req | wrk µs/req | other processes µs/req | idle µs/req | events/req | PDK calls/req | Redis cmds/req (server µs) | non-2xx |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	names := order
 	if len(names) == 0 {
-		names = slices.Sorted(maps.Keys(reports))
+		names = slices.Sorted(maps.Keys(pers))
 	}
 	label := func(t string) string {
 		if l, ok := labels[t]; ok {
@@ -266,13 +320,12 @@ func WriteTable(w io.Writer, reports map[string]Report, order []string, labels m
 		return t
 	}
 	for _, t := range names {
-		r, ok := reports[t]
+		p, ok := pers[t]
 		if !ok {
 			continue
 		}
-		p := r.PerRequest()
-		fmt.Fprintf(w, "| %s | %.0f | %.1f (%.0f %%) | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f (%.1f) | %d |\n",
-			label(t), p.RPS, p.Kong, p.KongBusy*100, p.Plugins, p.Redis, p.Upstream, p.Client, p.Others, p.Idle,
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f (%.0f %%) | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f (%.1f) | %d |\n",
+			label(t), p.Runs, p.RPS, p.Kong, p.KongBusy*100, p.Plugins, p.Redis, p.Upstream, p.Client, p.Others, p.Idle,
 			p.Events, p.Calls, p.RedisCalls, p.RedisUsec, p.Non2xx)
 	}
 	if !m.OK {
@@ -283,11 +336,11 @@ func WriteTable(w io.Writer, reports map[string]Report, order []string, labels m
 	fmt.Fprintln(w, "| target | events/req | PDK calls/req | Kong worker: no-plugin base + protocol + rest = total µs | plugin servers: protocol + Go work = total µs | Redis µs |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, t := range names {
-		r, ok := reports[t]
+		p, ok := pers[t]
 		if !ok {
 			continue
 		}
-		b := m.Split(r)
+		b := m.Split(p)
 		fmt.Fprintf(w, "| %s | %.2f | %.2f | %.1f + %.1f + %.1f = %.1f | %.1f + %.1f = %.1f | %.1f |\n",
 			label(t), b.Events, b.Calls, b.KongBase, b.KongProtocol, b.KongRest, b.KongBase+b.KongProtocol+b.KongRest,
 			b.GoProtocol, b.GoWork, b.GoProtocol+b.GoWork, b.Redis)

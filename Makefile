@@ -50,12 +50,14 @@ lint:
 bench:
 	./scripts/bench.sh
 
-# make load: wrk against the stub, nginx (the floor), the dev gateway with no
-# plugins and with the full chain (JWT, API key); ratios to nginx (bench/README.md).
-LOAD_ROUNDS ?= 5
+# make load: the real Kong (one worker) without plugins, with an empty Go
+# plugin, Kong's Lua jwt + rate-limiting, edgeguard's separate plugins and the
+# all-in-one plugin; ratios within the run, a fixed-rate p50, where the CPU of
+# a request goes (bench/README.md, scripts/load-kong.sh).
+LOAD_ROUNDS ?= 3
 LOAD_DURATION ?= 10s
 load: build
-	./scripts/load.sh wrk --rounds $(LOAD_ROUNDS) --duration $(LOAD_DURATION)
+	./scripts/load.sh kong --rounds $(LOAD_ROUNDS) --duration $(LOAD_DURATION)
 
 # make soak SOAK_DURATION=10m SOAK_RATE=200: a fixed rate through the full chain
 # with invalid tokens and random API keys; memory, JWKS fetches, validate calls, 5xx.

@@ -2,7 +2,10 @@ module github.com/edgeguard/edgeguard/bench
 
 go 1.26.8
 
-require github.com/edgeguard/edgeguard/pkg v0.0.0
+require (
+	github.com/Kong/go-pdk v0.11.2
+	github.com/edgeguard/edgeguard/pkg v0.0.0
+)
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
@@ -19,8 +22,10 @@ require (
 	github.com/redis/go-redis/v9 v9.7.3 // indirect
 	github.com/rs/zerolog v1.33.0 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
+	github.com/ugorji/go/codec v1.2.14 // indirect
 	github.com/valyala/fastjson v1.6.10 // indirect
 	golang.org/x/sys v0.48.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace github.com/edgeguard/edgeguard/pkg => ../pkg

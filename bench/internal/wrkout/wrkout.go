@@ -145,6 +145,7 @@ type Row struct {
 	P99          time.Duration // median
 	P99Delta     time.Duration // median of per-round p99 − baseline p99
 	P50          time.Duration // median
+	P50Delta     time.Duration // median of per-round p50 − baseline p50
 	Non2xx       int64         // over every round
 	SocketErrors int64
 }
@@ -165,7 +166,7 @@ func Table(r Rounds, baseline string, targets []string) ([]Row, error) {
 	var rows []Row
 	for _, t := range targets {
 		var rps, ratio []float64
-		var p99, p50, delta []time.Duration
+		var p99, p50, delta, delta50 []time.Duration
 		row := Row{Target: t}
 		for _, round := range r {
 			run, ok := round[t]
@@ -178,6 +179,7 @@ func Table(r Rounds, baseline string, targets []string) ([]Row, error) {
 			p99 = append(p99, run.P99)
 			p50 = append(p50, run.P50)
 			delta = append(delta, run.P99-base.P99)
+			delta50 = append(delta50, run.P50-base.P50)
 			row.Non2xx += run.Non2xx
 			row.SocketErrors += run.SocketErrors
 		}
@@ -187,9 +189,28 @@ func Table(r Rounds, baseline string, targets []string) ([]Row, error) {
 		row.Runs = len(rps)
 		row.RPS, row.RPSMin, row.RPSMax = median(rps), slices.Min(rps), slices.Max(rps)
 		row.Ratio, row.P99, row.P50, row.P99Delta = median(ratio), median(p99), median(p50), median(delta)
+		row.P50Delta = median(delta50)
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// PairRatio is the median over the rounds that measured both a and b of
+// a's req/s divided by b's, and the number of those rounds (0: none, the
+// ratio is then 0).
+func PairRatio(r Rounds, a, b string) (float64, int) {
+	var ratio []float64
+	for _, round := range r {
+		ra, oka := round[a]
+		rb, okb := round[b]
+		if oka && okb && rb.RPS > 0 {
+			ratio = append(ratio, ra.RPS/rb.RPS)
+		}
+	}
+	if len(ratio) == 0 {
+		return 0, 0
+	}
+	return median(ratio), len(ratio)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
@@ -210,5 +231,27 @@ func WriteMarkdown(w io.Writer, rows []Row, baseline string, labels map[string]s
 		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f–%.0f | %.2f× | %s | %s | %s%s | %d | %d |\n",
 			name, r.Runs, r.RPS, r.RPSMin, r.RPSMax, r.Ratio, ms(r.P50), ms(r.P99), sign, strings.TrimPrefix(ms(r.P99Delta), "-"),
 			r.Non2xx, r.SocketErrors)
+	}
+}
+
+func signed(d time.Duration) string {
+	if d < 0 {
+		return "−" + ms(-d)
+	}
+	return "+" + ms(d)
+}
+
+// WriteMarkdownP50 prints the rows as a Markdown table that compares
+// medians (p50) to the baseline's: the table of the real-Kong run.
+func WriteMarkdownP50(w io.Writer, rows []Row, baseline string, labels map[string]string) {
+	fmt.Fprintf(w, "| target | runs | req/s (median) | min–max | ratio to %s | p50 | p50 − %s | p99 | non-2xx | socket errors |\n", baseline, baseline)
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		name := r.Target
+		if l, ok := labels[r.Target]; ok {
+			name = l
+		}
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f–%.0f | %.3f× | %s | %s | %s | %d | %d |\n",
+			name, r.Runs, r.RPS, r.RPSMin, r.RPSMax, r.Ratio, ms(r.P50), signed(r.P50Delta), ms(r.P99), r.Non2xx, r.SocketErrors)
 	}
 }

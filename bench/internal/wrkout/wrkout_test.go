@@ -90,6 +90,36 @@ func TestTableTakesMediansAndPerRoundRatios(t *testing.T) {
 	}
 }
 
+func TestP50DeltaAndPairRatioAreMediansOfPerRoundFigures(t *testing.T) {
+	ms := time.Millisecond
+	r := Rounds{
+		1: {"base": {RPS: 1000, P50: 1 * ms}, "a": {RPS: 500, P50: 3 * ms}, "b": {RPS: 100}},
+		2: {"base": {RPS: 2000, P50: 2 * ms}, "a": {RPS: 1400, P50: 3 * ms}, "b": {RPS: 200}},
+		3: {"base": {RPS: 1500, P50: 1 * ms}, "a": {RPS: 900, P50: 5 * ms}, "b": {RPS: 100}},
+		4: {"a": {RPS: 5}}, // no b, no baseline: ignored
+	}
+	rows, err := Table(r, "base", []string{"base", "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// p50 deltas 2, 1, 4 ms → 2 ms
+	if rows[1].P50Delta != 2*ms || rows[0].P50Delta != 0 {
+		t.Fatalf("rows %+v", rows)
+	}
+	// a/b per round: 5, 7, 9 → 7
+	if got, n := PairRatio(r, "a", "b"); n != 3 || got < 6.999 || got > 7.001 {
+		t.Fatalf("PairRatio = %v over %d rounds", got, n)
+	}
+	if _, n := PairRatio(r, "a", "absent"); n != 0 {
+		t.Fatal("a pair never measured together has a ratio")
+	}
+	var out bytes.Buffer
+	WriteMarkdownP50(&out, rows, "base", map[string]string{"a": "target a"})
+	if !strings.Contains(out.String(), "| target a | 3 | 900 | 500–1400 | 0.600× | 3.00 ms | +2.00 ms |") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+}
+
 func TestReadDirReadsRoundFiles(t *testing.T) {
 	dir := t.TempDir()
 	b, _ := os.ReadFile("testdata/wrk-ms.txt")

@@ -57,10 +57,6 @@ func newEdgeEnvWith(t *testing.T, o options) *edgeEnv {
 	return e
 }
 
-type authFunc func(*http.Request) (*identity.Identity, error)
-
-func (f authFunc) Authenticate(r *http.Request) (*identity.Identity, error) { return f(r) }
-
 // clientAuthFunc is an edgehttp.ClientAuthenticator (the chain the app
 // builds): the edge assertion's client address reaches the handlers.
 type clientAuthFunc func(*http.Request) (*identity.Identity, netip.Addr, error)

@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/Kong/go-pdk v0.11.2
 	github.com/edgeguard/edgeguard/pkg v0.0.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -25,7 +26,6 @@ require (
 	github.com/ugorji/go/codec v1.2.14 // indirect
 	github.com/valyala/fastjson v1.6.10 // indirect
 	golang.org/x/sys v0.48.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace github.com/edgeguard/edgeguard/pkg => ../pkg

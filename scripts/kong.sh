@@ -141,11 +141,10 @@ kong_run_env() {
 
 # render_conf SRC DST: kong.conf for this machine (see the header).
 render_conf() {
-	python3 - "$1" "$2" "$PREFIX" "$DIR/kong.yml" "$BINDIR" "$QUERYBIN" "$LOGS" "$proxy_port" "$admin_port" "$status_port" "${metrics_ports[@]}" <<'PY'
+	python3 - "$1" "$2" "$PREFIX" "$DIR/kong.yml" "$BINDIR" "$QUERYBIN" "$LOGS" "$proxy_port" "$admin_port" "$status_port" "$(IFS=,; echo "${PLUGIN_SERVERS[*]}")" "${metrics_ports[@]}" <<'PY'
 import re, sys
-src, dst, prefix, yml, bindir, querybin, logs, proxy, admin, status, *metrics = sys.argv[1:]
-names = ["header-guard", "keycloak-jwt", "keycloak-apikey", "redis-ratelimit", "edgeguard", "client-ip"]
-mport = dict(zip(names, metrics))
+src, dst, prefix, yml, bindir, querybin, logs, proxy, admin, status, names, *metrics = sys.argv[1:]
+mport = dict(zip(names.split(","), metrics))  # PLUGIN_SERVERS, in order
 out, seen = [], set()
 for line in open(src):
     m = re.match(r"^(\w+)\s*=\s*(.*?)\s*$", line)

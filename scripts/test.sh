@@ -105,6 +105,11 @@ for m in $("$ROOT/scripts/modules.sh"); do
 	log "go test -race ./... in $m"
 	(cd "$m" && go test -race -count=1 -timeout 10m ./... 2>&1) | tee "$SWEEP/logs/$(echo "$m" | tr '/.' '__').log" || status=1
 done
+# Allocation counts of paths that take scratch buffers from a sync.Pool are
+# asserted without -race (the race detector makes the pool drop a random
+# quarter of what is put back).
+log "go test ./pkg/... -run Allocat (without -race)"
+(cd pkg && go test -count=1 -run 'Allocat' ./... 2>&1) | tee "$SWEEP/logs/pkg-allocs.log" || status=1
 # Every audit event the suites left on the test Redis joins the sweep
 # (pkg/audit: an event never carries a secret; audit tests keep their
 # streams when EDGEGUARD_TEST_SECRETS_DIR is set).

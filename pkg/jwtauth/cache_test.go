@@ -104,6 +104,10 @@ func TestCacheHitDoesNotAllocate(t *testing.T) {
 	// Rejections before JSON parsing do not allocate either (a Reason is a
 	// constant); invalid JSON does, inside fastjson's error text.
 	bad := "!" + tok
+	if raceDetector {
+		t.Log("-race: sync.Pool drops scratch buffers at random; the rejection's count is asserted in the run without -race")
+		return
+	}
 	if n := testing.AllocsPerRun(100, func() { _, _ = v.Verify(ctx, bad) }); n != 0 {
 		t.Fatalf("malformed rejection allocates %.1f times", n)
 	}

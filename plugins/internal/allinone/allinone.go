@@ -20,7 +20,7 @@ import (
 	"github.com/Kong/go-pdk"
 	"github.com/rs/zerolog"
 
-	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
+	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
@@ -51,8 +51,8 @@ type Config struct {
 	RateLimit   *redisratelimit.Config `json:"ratelimit"`
 
 	// Audit sends auth.denied / auth.rate_limited / config.rejected events
-	// to the audit stream (package auditopts); absent: audit off.
-	Audit *auditopts.Options `json:"audit"`
+	// to the audit stream (package auditconf); absent: audit off.
+	Audit *auditconf.Options `json:"audit"`
 
 	rt pluginrt.Instance[*Plugin]
 }
@@ -133,7 +133,7 @@ func (c *Config) Provision() (*Plugin, error) {
 func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
 
 // freshChain is implemented by hosts that can be told no identity was
-// recorded before this chain (kongx.Adapter): the chain's own auth steps are
+// recorded before this chain (kongadapter.Adapter): the chain's own auth steps are
 // the only writers of the edgeguard identity, so reading kong.ctx.shared for
 // it would be a wasted PDK round trip.
 type freshChain interface{ NoPriorIdentity() }
@@ -161,5 +161,5 @@ func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision, c.
 
 // Auditor is the instance's audit emitter source (nil: audit off).
 func (c *Config) Auditor() pluginrt.Auditor {
-	return auditopts.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
+	return auditconf.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakjwt"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
 	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 	"github.com/edgeguard/edgeguard/plugins/internal/redisratelimit"
 )
@@ -145,14 +145,14 @@ func TestHalfThePDKCallsOfTheSeparatePlugins(t *testing.T) {
 	}
 	// The separate plugins, one after another on the same request (as Kong
 	// runs them by priority).
-	sep := kongxtest.New(t, req())
+	sep := kongtest.New(t, req())
 	sep.Access(plugintest.Decode(t, func() interface{} { return headerguard.New() }, plugintest.KongJSON(t, headerguard.New(), s["header_guard"])).(*headerguard.Config))
 	sep.Access(plugintest.Decode(t, keycloakjwt.New, plugintest.KongJSON(t, keycloakjwt.New(), s["jwt"])).(*keycloakjwt.Config))
 	sep.Access(plugintest.Decode(t, keycloakapikey.New, plugintest.KongJSON(t, keycloakapikey.New(), s["apikey"])).(*keycloakapikey.Config))
 	sep.Access(plugintest.Decode(t, redisratelimit.New, plugintest.KongJSON(t, redisratelimit.New(), s["ratelimit"])).(*redisratelimit.Config))
 	separate := sep.Calls()
 
-	one := kongxtest.New(t, req())
+	one := kongtest.New(t, req())
 	one.Access(decode(t, kongJSON(t, s)))
 	combined := one.Calls()
 	t.Logf("separate plugins: %d calls %v", len(separate), separate)
@@ -161,7 +161,7 @@ func TestHalfThePDKCallsOfTheSeparatePlugins(t *testing.T) {
 		t.Fatalf("all-in-one refused: %d", one.ClientRes.Status)
 	}
 	notIP := func(calls []string) []string {
-		return slices.DeleteFunc(slices.Clone(calls), func(c string) bool { return c == kongx.CallGetForwardedIP })
+		return slices.DeleteFunc(slices.Clone(calls), func(c string) bool { return c == kongadapter.CallGetForwardedIP })
 	}
 	if n := len(combined) - len(notIP(combined)); n != 1 || len(separate)-len(notIP(separate)) != 1 {
 		t.Fatalf("client address read %d times by edgeguard, %d by the separate plugins: want once each (the assertion's cip)",
@@ -173,7 +173,7 @@ func TestHalfThePDKCallsOfTheSeparatePlugins(t *testing.T) {
 }
 
 // TestAuditedDenialUnderKong: the chain's audit event is built before
-// kong.response.exit (Kong closes the PDK event with it; kongxtest fails a
+// kong.response.exit (Kong closes the PDK event with it; kongtest fails a
 // later call), and audit off costs no call.
 func TestAuditedDenialUnderKong(t *testing.T) {
 	p := jwttest.New(t)
@@ -183,15 +183,15 @@ func TestAuditedDenialUnderKong(t *testing.T) {
 		audit bool
 		want  []string
 	}{
-		{"audit off", false, []string{kongx.CallGetHeaders, kongx.CallExit}},
-		{"audit on", true, []string{kongx.CallGetHeaders, kongx.CallGetForwardedIP, kongx.CallGetPath, kongx.CallExit}},
+		{"audit off", false, []string{kongadapter.CallGetHeaders, kongadapter.CallExit}},
+		{"audit on", true, []string{kongadapter.CallGetHeaders, kongadapter.CallGetForwardedIP, kongadapter.CallGetPath, kongadapter.CallExit}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := sections(t, p, key)
 			if tc.audit { // nothing listens there: events are dropped, the calls are what is pinned
 				s["audit"] = map[string]any{"redis": map[string]any{"addresses": []string{deadRedis(t)}}}
 			}
-			env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: http.Header{"Accept": {"*/*"}}})
+			env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: http.Header{"Accept": {"*/*"}}})
 			env.Access(decode(t, kongJSON(t, s)))
 			if env.ClientRes.Status != 401 {
 				t.Fatalf("status %d", env.ClientRes.Status)

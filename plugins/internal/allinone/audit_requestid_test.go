@@ -15,8 +15,8 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/audit/audittest"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/edgeguard/edgeguard/pkg/requestid"
-	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
 	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 )
 
@@ -37,7 +37,7 @@ func TestCredentialShapedRequestIDDenialIsAuditedWithTheReplacedID(t *testing.T)
 		t.Fatal(err)
 	}
 	var aud map[string]any
-	if err := json.Unmarshal(plugintest.KongJSON(t, &auditopts.Options{},
+	if err := json.Unmarshal(plugintest.KongJSON(t, &auditconf.Options{},
 		map[string]any{"redis": map[string]any{"addresses": []string{addr}}, "stream": stream}), &aud); err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +47,8 @@ func TestCredentialShapedRequestIDDenialIsAuditedWithTheReplacedID(t *testing.T)
 	c := decode(t, js)
 
 	garbage := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
-	deny := func(rid string) (*kongxtest.Env, string) {
-		env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models/x",
+	deny := func(rid string) (*kongtest.Env, string) {
+		env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models/x",
 			Headers: http.Header{"Authorization": {"Bearer " + garbage}, "X-Request-Id": {rid}}})
 		env.Access(c)
 		if env.ClientRes.Status != 401 {
@@ -72,7 +72,7 @@ func TestCredentialShapedRequestIDDenialIsAuditedWithTheReplacedID(t *testing.T)
 		replaced = append(replaced, id)
 	}
 
-	em, err := auditopts.Emitter(c.Audit, c.rt.Logger(Name))
+	em, err := auditconf.Emitter(c.Audit, c.rt.Logger(Name))
 	if err != nil || em == nil {
 		t.Fatal(em, err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/Kong/go-pdk/test"
 	"github.com/rs/zerolog"
 
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
 )
 
 // TestRewriteClearsTheClientsForwardedForInOneCall: whatever X-Forwarded-For
@@ -36,7 +36,7 @@ func TestRewriteClearsTheClientsForwardedForInOneCall(t *testing.T) {
 			if xff != nil {
 				h["X-Forwarded-For"] = xff
 			}
-			env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://api.example.com/v1/models", Headers: h})
+			env := kongtest.New(t, test.Request{Method: "GET", Url: "http://api.example.com/v1/models", Headers: h})
 			New().(*Config).Rewrite(env.PDK)
 			if got := env.Calls(); !slices.Equal(got, []string{CallClearHeader}) {
 				t.Errorf("PDK calls %q, want exactly [%s]", got, CallClearHeader)

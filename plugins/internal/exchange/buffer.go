@@ -5,7 +5,7 @@ import "github.com/edgeguard/edgeguard/pkg/headername"
 // Header is one buffered header line.
 type Header struct{ Name, Value string }
 
-// Buffer is the header buffering both hosts' adapters share (kongx under
+// Buffer is the header buffering both hosts' adapters share (kongadapter under
 // Kong, tests): upstream sets and clears and response headers
 // wait for one flush, and nothing is buffered once the request has exited.
 // An adapter embeds it, calls MarkExited in its Exit and Reset when it

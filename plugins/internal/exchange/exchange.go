@@ -1,6 +1,6 @@
 // Package exchange is the plugin host port: the small interface that plugin
 // logic is written against, so that Kong (through the go-pdk adapter in
-// package kongx) and tests run the same code.
+// package kongadapter) and tests run the same code.
 //
 // It is not a general HTTP abstraction: it offers exactly what the edge's
 // access-phase plugins need, shaped so that the Kong adapter can serve it
@@ -58,7 +58,7 @@ type Exchange interface {
 }
 
 // RequestIDHolder is implemented by hosts that keep, for the rest of the
-// request, the request id header-guard assigned (kongx.Adapter and the dev
+// request, the request id header-guard assigned (kongadapter.Adapter and the dev
 // gateway through Buffer, and Fake). Header keeps returning the client's
 // header — in the all-in-one plugin every step reads the one get_headers
 // snapshot taken before header-guard replaced it — so a later step that

@@ -38,13 +38,13 @@ func Deny(ex Exchange, status int, code, message string, headers map[string]stri
 	}
 	h["Content-Type"] = ContentTypeJSON
 	if r, ok := ex.(interface{ RecordDenial(code string) }); ok {
-		r.RecordDenial(code) // hosts that count outcomes (kongx)
+		r.RecordDenial(code) // hosts that count outcomes (kongadapter)
 	}
 	ex.Exit(status, ErrorBody(code, message), h)
 }
 
 // Forbid answers 403 code for id, a verified identity the route's policy
-// refused. Hosts that audit (kongx, pluginrt) note who was refused: the
+// refused. Hosts that audit (kongadapter, pluginrt) note who was refused: the
 // plugin hands the identity over, since it is not recorded for the request
 // (SetAuthenticated) and reading kong.ctx.shared would cost a PDK call.
 func Forbid(ex Exchange, id *identity.Identity, code, message string, headers map[string]string) {

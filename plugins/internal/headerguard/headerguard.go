@@ -23,8 +23,8 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
 )
 
@@ -34,7 +34,7 @@ const Name = "header-guard"
 // Defaults and bounds of the configuration.
 const (
 	DefaultMaxHeaders     = 100
-	MaxMaxHeaders         = kongx.MaxMaxHeaders // Kong's get_headers refuses more than 1000
+	MaxMaxHeaders         = kongadapter.MaxMaxHeaders // Kong's get_headers refuses more than 1000
 	DefaultMaxHeaderBytes = 32 << 10
 	MinMaxHeaderBytes     = 1 << 10
 	MaxMaxHeaderBytes     = 1 << 20

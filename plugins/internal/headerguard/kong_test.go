@@ -10,8 +10,8 @@ import (
 	"github.com/Kong/go-pdk/test"
 
 	"github.com/edgeguard/edgeguard/pkg/requestid"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
 )
 
 // kongConfig decodes a Kong-shaped config JSON into New(), as go-pdk does.
@@ -30,11 +30,11 @@ const kongDefaults = `{"max_headers":null,"max_header_bytes":null,"strip_headers
 // go-pdk's test environment; README.md lists the same table.
 func TestPDKCallsPerPath(t *testing.T) {
 	const (
-		getHeaders  = kongx.CallGetHeaders
-		clear       = kongx.CallClearHeader
-		setUpstream = kongx.CallSetHeaders
-		setResponse = kongx.CallResponseSetHeaders
-		exit        = kongx.CallExit
+		getHeaders  = kongadapter.CallGetHeaders
+		clear       = kongadapter.CallClearHeader
+		setUpstream = kongadapter.CallSetHeaders
+		setResponse = kongadapter.CallResponseSetHeaders
+		exit        = kongadapter.CallExit
 	)
 	seven := http.Header{}
 	for i := range 7 {
@@ -68,7 +68,7 @@ func TestPDKCallsPerPath(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := kongConfig(t, tt.config)
 			c.rt.Log = discard()
-			env := kongxtest.New(t, test.Request{Method: "GET", Url: "https://api.example.com/v1/models", Headers: tt.headers})
+			env := kongtest.New(t, test.Request{Method: "GET", Url: "https://api.example.com/v1/models", Headers: tt.headers})
 			env.Access(c)
 			if got := env.Calls(); !slices.Equal(got, tt.want) {
 				t.Fatalf("PDK calls:\n got  %v\n want %v", got, tt.want)
@@ -110,10 +110,10 @@ func TestKongReplacesACredentialShapedRequestID(t *testing.T) {
 		t.Run(bad, func(t *testing.T) {
 			c := kongConfig(t, kongDefaults)
 			c.rt.Log = discard()
-			env := kongxtest.New(t, test.Request{Method: "GET", Url: "https://api.example.com/v1/models",
+			env := kongtest.New(t, test.Request{Method: "GET", Url: "https://api.example.com/v1/models",
 				Headers: http.Header{"Accept": {"*/*"}, "X-Request-Id": {bad}}})
 			env.Access(c)
-			want := []string{kongx.CallGetHeaders, kongx.CallSetHeaders, kongx.CallResponseSetHeaders}
+			want := []string{kongadapter.CallGetHeaders, kongadapter.CallSetHeaders, kongadapter.CallResponseSetHeaders}
 			if got := env.Calls(); !slices.Equal(got, want) {
 				t.Fatalf("PDK calls:\n got  %v\n want %v", got, want)
 			}
@@ -131,7 +131,7 @@ func TestKongReplacesACredentialShapedRequestID(t *testing.T) {
 
 func TestKongHeaderLimitIsReadAsMaxPlusOne(t *testing.T) {
 	c := kongConfig(t, `{"max_headers":999,"max_header_bytes":null,"strip_headers":null,"__seq__":1}`)
-	env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://x/", Headers: http.Header{"A": {"1"}}})
+	env := kongtest.New(t, test.Request{Method: "GET", Url: "http://x/", Headers: http.Header{"A": {"1"}}})
 	env.Access(c)
 	if n := env.HeadersMax(); n != 1000 {
 		t.Fatalf("get_headers max = %d, want 1000 (Kong's ceiling)", n)
@@ -142,7 +142,7 @@ func TestKongMisconfiguredInstanceAnswersEveryRequest(t *testing.T) {
 	c := kongConfig(t, `{"max_headers":5000,"max_header_bytes":null,"strip_headers":null,"__seq__":3}`)
 	c.rt.Log = discard()
 	for range 3 {
-		env := kongxtest.New(t, test.Request{Method: "POST", Url: "http://x/auth/guest-login", Body: []byte("{}")})
+		env := kongtest.New(t, test.Request{Method: "POST", Url: "http://x/auth/guest-login", Body: []byte("{}")})
 		env.Access(c)
 		var body struct{ Error struct{ Code string } }
 		_ = json.Unmarshal(env.ClientRes.Body, &body)

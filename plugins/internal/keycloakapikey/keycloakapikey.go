@@ -29,15 +29,15 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
-	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
+	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
 	"github.com/edgeguard/edgeguard/plugins/internal/bearer"
 	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
-	"github.com/edgeguard/edgeguard/plugins/internal/redisopts"
+	"github.com/edgeguard/edgeguard/plugins/internal/redisconf"
 )
 
 // Name is the plugin's Kong name; Priority its Kong priority.
@@ -88,7 +88,7 @@ type Config struct {
 	FailuresPerMinute  int `json:"failures_per_minute"`
 
 	// Redis, when set, is the shared cache layer and the revocation channel.
-	Redis redisopts.Options `json:"redis"`
+	Redis redisconf.Options `json:"redis"`
 
 	RequiredRoles  []string `json:"required_roles"`
 	RolesMode      string   `json:"roles_mode"`
@@ -104,8 +104,8 @@ type Config struct {
 	EdgeSigningKeyFile string `json:"edge_signing_key_file"`
 
 	// Audit sends auth.denied / auth.rate_limited / config.rejected events
-	// to the audit stream (package auditopts); absent: audit off.
-	Audit *auditopts.Options `json:"audit"`
+	// to the audit stream (package auditconf); absent: audit off.
+	Audit *auditconf.Options `json:"audit"`
 
 	rt pluginrt.Instance[*Plugin]
 }
@@ -170,10 +170,10 @@ func (c *Config) compile() (*Plugin, error) {
 		return bad("%v", err)
 	}
 	if p.maxHeaders == 0 {
-		p.maxHeaders = kongx.DefaultMaxHeaders
+		p.maxHeaders = kongadapter.DefaultMaxHeaders
 	}
-	if p.maxHeaders < 1 || p.maxHeaders > kongx.MaxMaxHeaders {
-		return bad("max_headers %d is outside 1..%d", p.maxHeaders, kongx.MaxMaxHeaders)
+	if p.maxHeaders < 1 || p.maxHeaders > kongadapter.MaxMaxHeaders {
+		return bad("max_headers %d is outside 1..%d", p.maxHeaders, kongadapter.MaxMaxHeaders)
 	}
 	for _, h := range c.HeaderNames {
 		lh := strings.ToLower(h)
@@ -221,7 +221,7 @@ func (c *Config) validatorConfig() (apikey.Config, error) {
 		vc.FailureLimit = ratelimit.Limit{Rate: c.FailuresPerMinute, Period: time.Minute}
 	}
 	if c.Redis.Set() {
-		if vc.Redis, err = redisopts.Client(c.Redis); err != nil {
+		if vc.Redis, err = redisconf.Client(c.Redis); err != nil {
 			return apikey.Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 	}
@@ -421,5 +421,5 @@ func stripIdentity(ex exchange.Exchange, headers map[string][]string) {
 
 // Auditor is the instance's audit emitter source (nil: audit off).
 func (c *Config) Auditor() pluginrt.Auditor {
-	return auditopts.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
+	return auditconf.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
 }

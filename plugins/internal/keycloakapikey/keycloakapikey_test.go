@@ -23,8 +23,8 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 )
@@ -274,19 +274,19 @@ func TestPDKCallsPerPath(t *testing.T) {
 	k := mustKey(t)
 	svc.add(k, "alice")
 	const (
-		get    = kongx.CallGetHeaders
-		sget   = kongx.CallSharedGet
-		sset   = kongx.CallSharedSet
-		ip     = kongx.CallGetForwardedIP
-		auth   = kongx.CallAuthenticate
-		clr    = kongx.CallClearHeader
-		set    = kongx.CallSetHeaders
-		exit   = kongx.CallExit
+		get    = kongadapter.CallGetHeaders
+		sget   = kongadapter.CallSharedGet
+		sset   = kongadapter.CallSharedSet
+		ip     = kongadapter.CallGetForwardedIP
+		auth   = kongadapter.CallAuthenticate
+		clr    = kongadapter.CallClearHeader
+		set    = kongadapter.CallSetHeaders
+		exit   = kongadapter.CallExit
 		status = 0
 	)
 	c := decode(t, kongJSON(t, svc.configFor(t, map[string]any{"negative_ttl_seconds": 60})))
-	run := func(h http.Header) *kongxtest.Env {
-		env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: h})
+	run := func(h http.Header) *kongtest.Env {
+		env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: h})
 		env.Access(c)
 		return env
 	}
@@ -330,12 +330,12 @@ func TestPDKCallsPerPath(t *testing.T) {
 		}
 	}
 	env = run(http.Header{"Accept": {"*/*"}})
-	if got, want := env.Calls(), []string{get, sget, ip, kongx.CallGetPath, exit}; !slices.Equal(got, want) || env.ClientRes.Status != 401 {
+	if got, want := env.Calls(), []string{get, sget, ip, kongadapter.CallGetPath, exit}; !slices.Equal(got, want) || env.ClientRes.Status != 401 {
 		t.Fatalf("missing, audited: %v %d", got, env.ClientRes.Status)
 	}
 	// refused by the validator: the address was read for the failure limit
 	env = run(http.Header{"X-Api-Key": {mustKey(t).Secret()}})
-	if got, want := env.Calls(), []string{get, sget, ip, kongx.CallGetPath, exit}; !slices.Equal(got, want) || env.ClientRes.Status != 401 {
+	if got, want := env.Calls(), []string{get, sget, ip, kongadapter.CallGetPath, exit}; !slices.Equal(got, want) || env.ClientRes.Status != 401 {
 		t.Fatalf("refused, audited: %v %d", got, env.ClientRes.Status)
 	}
 }

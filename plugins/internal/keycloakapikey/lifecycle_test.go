@@ -22,7 +22,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
 )
 
 func secretFile(t *testing.T, dir, name string) (path, value string) {
@@ -212,7 +212,7 @@ func TestKeyLifecycleAgainstTheRealService(t *testing.T) {
 		}
 	}
 	// The Kong adapter path, on instance a (now cached).
-	env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw/v1/models", Headers: http.Header{"X-Api-Key": {key}}})
+	env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw/v1/models", Headers: http.Header{"X-Api-Key": {key}}})
 	env.Access(a)
 	if env.ClientRes.Status == 401 || env.ServiceReq.Headers.Get("X-User-ID") != sub {
 		t.Fatalf("go-pdk path: %d, upstream %v", env.ClientRes.Status, env.ServiceReq.Headers)

@@ -9,7 +9,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/audit/audittest"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
-	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
+	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 )
 
@@ -35,7 +35,7 @@ func TestDeniedRequestsAreAuditedOnTheStream(t *testing.T) {
 		t.Fatalf("valid token refused: %d", ok.ExitStatus)
 	}
 
-	em, err := auditopts.Emitter(c.Audit, c.rt.Logger(Name))
+	em, err := auditconf.Emitter(c.Audit, c.rt.Logger(Name))
 	if err != nil || em == nil {
 		t.Fatal(em, err)
 	}
@@ -89,7 +89,7 @@ func TestRefusedIdentityIsTheSubjectOfThe403Event(t *testing.T) {
 	if ex.ExitStatus != 403 {
 		t.Fatalf("status %d", ex.ExitStatus)
 	}
-	em, err := auditopts.Emitter(c.Audit, c.rt.Logger(Name))
+	em, err := auditconf.Emitter(c.Audit, c.rt.Logger(Name))
 	if err != nil || em == nil {
 		t.Fatal(em, err)
 	}

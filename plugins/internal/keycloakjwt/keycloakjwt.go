@@ -28,11 +28,11 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
-	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
+	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
 	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
 )
 
@@ -106,8 +106,8 @@ type Config struct {
 	EdgeSigningKeyFile string `json:"edge_signing_key_file"`
 
 	// Audit sends auth.denied / auth.rate_limited / config.rejected events
-	// to the audit stream (package auditopts); absent: audit off.
-	Audit *auditopts.Options `json:"audit"`
+	// to the audit stream (package auditconf); absent: audit off.
+	Audit *auditconf.Options `json:"audit"`
 
 	rt pluginrt.Instance[*Plugin]
 }
@@ -206,10 +206,10 @@ func (c *Config) Provision() (*Plugin, error) {
 		return bad("%v", err)
 	}
 	if p.maxHeaders == 0 {
-		p.maxHeaders = kongx.DefaultMaxHeaders
+		p.maxHeaders = kongadapter.DefaultMaxHeaders
 	}
-	if p.maxHeaders < 1 || p.maxHeaders > kongx.MaxMaxHeaders {
-		return bad("max_headers %d is outside 1..%d", p.maxHeaders, kongx.MaxMaxHeaders)
+	if p.maxHeaders < 1 || p.maxHeaders > kongadapter.MaxMaxHeaders {
+		return bad("max_headers %d is outside 1..%d", p.maxHeaders, kongadapter.MaxMaxHeaders)
 	}
 	for _, h := range c.HeaderNames {
 		if !headername.IsToken(h) || strings.EqualFold(h, "authorization") {
@@ -319,5 +319,5 @@ func stripIdentity(ex exchange.Exchange, headers map[string][]string) {
 
 // Auditor is the instance's audit emitter source (nil: audit off).
 func (c *Config) Auditor() pluginrt.Auditor {
-	return auditopts.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
+	return auditconf.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
 }

@@ -20,8 +20,8 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
 	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 )
 
@@ -84,7 +84,7 @@ func TestKongShapedConfigDecodesWithDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pl.optional || pl.hide || pl.maxHeaders != kongx.DefaultMaxHeaders {
+	if pl.optional || pl.hide || pl.maxHeaders != kongadapter.DefaultMaxHeaders {
 		t.Fatalf("defaults: %+v", pl)
 	}
 	zero := 0
@@ -291,13 +291,13 @@ func TestPDKCallsPerPath(t *testing.T) {
 	p := jwttest.New(t)
 	good := p.Token(t, "u-1", nil)
 	const (
-		get    = kongx.CallGetHeaders
-		clr    = kongx.CallClearHeader
-		set    = kongx.CallSetHeaders
-		shared = kongx.CallSharedSet
-		exit   = kongx.CallExit
-		ip     = kongx.CallGetForwardedIP
-		path   = kongx.CallGetPath
+		get    = kongadapter.CallGetHeaders
+		clr    = kongadapter.CallClearHeader
+		set    = kongadapter.CallSetHeaders
+		shared = kongadapter.CallSharedSet
+		exit   = kongadapter.CallExit
+		ip     = kongadapter.CallGetForwardedIP
+		path   = kongadapter.CallGetPath
 	)
 	// audit on (nothing listens there: the events are dropped, the calls
 	// are what is pinned)
@@ -333,7 +333,7 @@ func TestPDKCallsPerPath(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newConfig(t, p, tc.config)
-			env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: tc.headers})
+			env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: tc.headers})
 			env.Access(c)
 			if got := env.Calls(); !slices.Equal(got, tc.want) {
 				t.Fatalf("PDK calls %v, want %v", got, tc.want)
@@ -348,7 +348,7 @@ func TestPDKCallsPerPath(t *testing.T) {
 				if got := env.ServiceReq.Headers.Get("X-User-ID"); got != "u-1" {
 					t.Fatalf("upstream X-User-ID %q", got)
 				}
-				raw, _ := env.Ctx.Store[kongx.IdentityKey].(string)
+				raw, _ := env.Ctx.Store[kongadapter.IdentityKey].(string)
 				var id identity.Identity
 				if err := json.Unmarshal([]byte(raw), &id); err != nil || id.Subject != "u-1" {
 					t.Fatalf("kong.ctx.shared identity %q: %v", raw, err)
@@ -392,10 +392,10 @@ func TestEdgeIdentityAssertion(t *testing.T) {
 	p := jwttest.New(t)
 	key, jwks := plugintest.EdgeKey(t)
 	c := newConfig(t, p, map[string]any{"upstream_name": "llm-api", "edge_signing_key_file": key})
-	env := kongxtest.New(t, test.Request{Method: "POST", Url: "http://gw.example/v1/chat/completions", Body: []byte("{}"),
+	env := kongtest.New(t, test.Request{Method: "POST", Url: "http://gw.example/v1/chat/completions", Body: []byte("{}"),
 		Headers: http.Header{"Authorization": {"Bearer " + p.Token(t, "u-1", nil)}, "X-Edge-Identity": {"forged"}}})
 	env.Access(c)
-	want := []string{kongx.CallGetHeaders, kongx.CallGetForwardedIP, kongx.CallGetMethod, kongx.CallGetPath, kongx.CallSharedSet, kongx.CallSetHeaders}
+	want := []string{kongadapter.CallGetHeaders, kongadapter.CallGetForwardedIP, kongadapter.CallGetMethod, kongadapter.CallGetPath, kongadapter.CallSharedSet, kongadapter.CallSetHeaders}
 	if got := env.Calls(); !slices.Equal(got, want) {
 		t.Fatalf("PDK calls %v, want %v", got, want)
 	}

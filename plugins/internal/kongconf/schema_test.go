@@ -124,7 +124,7 @@ func TestKongYMLMatchesPluginSchemas(t *testing.T) {
 }
 
 // checkAuditRecord: the auth and rate-limit plugins offer the optional
-// `audit` record (plugins/internal/auditopts) with its redis record.
+// `audit` record (plugins/internal/auditconf) with its redis record.
 func checkAuditRecord(t *testing.T, schema *Field) {
 	t.Helper()
 	var audit *Field

@@ -21,7 +21,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
-	_ "github.com/edgeguard/edgeguard/plugins/internal/auditopts" // registers the plugins' audit counters
+	_ "github.com/edgeguard/edgeguard/plugins/internal/auditconf" // registers the plugins' audit counters
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 )
 

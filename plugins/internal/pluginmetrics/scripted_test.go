@@ -10,7 +10,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/plugins/internal/allinone"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 
@@ -63,7 +63,7 @@ func TestScrapeAfterAScriptedRunShowsTheExactCounters(t *testing.T) {
 		if auth != "" {
 			h.Set("Authorization", auth)
 		}
-		env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: h})
+		env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: h})
 		env.Access(c)
 		if env.ClientRes.Status == 0 {
 			return 200 // passed on (go-pdk's echo upstream)

@@ -12,24 +12,24 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
 )
 
 // Under Kong the PDK event is closed once kong.response.exit is issued, so
 // everything an audit event needs (client address, path, X-Request-ID, on a
 // 429 the shared identity) must be read before the exit — and only when
-// audit is on and the answer is an audited one. kongxtest fails any call
+// audit is on and the answer is an audited one. kongtest fails any call
 // after the exit, as Kong would.
 func TestAuditedDenialReadsTheRequestBeforeTheExit(t *testing.T) {
 	const (
-		get    = kongx.CallGetHeaders
-		ip     = kongx.CallGetForwardedIP
-		path   = kongx.CallGetPath
-		method = kongx.CallGetMethod
-		shared = kongx.CallSharedGet
-		set    = kongx.CallSetHeaders
-		exit   = kongx.CallExit
+		get    = kongadapter.CallGetHeaders
+		ip     = kongadapter.CallGetForwardedIP
+		path   = kongadapter.CallGetPath
+		method = kongadapter.CallGetMethod
+		shared = kongadapter.CallSharedGet
+		set    = kongadapter.CallSetHeaders
+		exit   = kongadapter.CallExit
 	)
 	alice := &identity.Identity{Subject: "alice", AuthMethod: identity.MethodJWT}
 	readHeaders := func(ex exchange.Exchange) { ex.Header("Authorization") }
@@ -95,10 +95,10 @@ func TestAuditedDenialReadsTheRequestBeforeTheExit(t *testing.T) {
 			if tt.audit {
 				aud = func() (*audit.Emitter, error) { return em, nil }
 			}
-			env := kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models",
+			env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models",
 				Headers: http.Header{"Authorization": {"Bearer x"}, "X-Request-Id": {"req-audit-1"}}})
 			b, _ := json.Marshal(alice)
-			env.Ctx.Store[kongx.IdentityKey] = string(b) // recorded by an earlier plugin
+			env.Ctx.Store[kongadapter.IdentityKey] = string(b) // recorded by an earlier plugin
 			in.Access("keycloak-jwt", env.PDK, func() (handlerFunc, error) { return tt.handle, nil }, aud)
 			if got := env.Calls(); !slices.Equal(got, tt.calls) {
 				t.Errorf("PDK calls\n got  %v\n want %v", got, tt.calls)
@@ -177,7 +177,7 @@ func TestRunAuditedReadsTheRequestBeforeTheExit(t *testing.T) {
 }
 
 // freshHost is a host that takes the all-in-one chain's NoPriorIdentity
-// hint (kongx).
+// hint (kongadapter).
 type freshHost struct {
 	*exchange.Fake
 	told bool

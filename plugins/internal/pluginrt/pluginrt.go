@@ -24,7 +24,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/pkg/redact"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 )
 
@@ -126,7 +126,7 @@ type Instance[T Handler] struct {
 }
 
 // Auditor returns an instance's audit emitter, nil when its config has no
-// `audit` section (package auditopts). It is called once per instance.
+// `audit` section (package auditconf). It is called once per instance.
 type Auditor func() (*audit.Emitter, error)
 
 // Logger is the instance's logger for the named plugin.
@@ -192,22 +192,22 @@ func RunAudited(em *audit.Emitter, plugin string, ex exchange.Exchange, h Handle
 	h.Handle(&recorder{Exchange: ex, em: em, plugin: plugin})
 }
 
-// Access is the Kong access-phase handler: the request through the kongx
+// Access is the Kong access-phase handler: the request through the kongadapter
 // adapter, which reads max_headers+1 headers in one call. aud may be nil.
 // With audit on, the event of a denial is built in the adapter's OnExit
 // hook: Kong closes the PDK event with kong.response.exit, so the client
 // address and path are read before it (and only for an audited answer).
 func (in *Instance[T]) Access(plugin string, kong *pdk.PDK, provision func() (T, error), aud Auditor) {
 	h, err := in.GetAudited(plugin, provision, aud)
-	var a *kongx.Adapter
+	var a *kongadapter.Adapter
 	if err != nil {
-		a = kongx.Serve(kong, kongx.Options{}, Misconfigured)
+		a = kongadapter.Serve(kong, kongadapter.Options{}, Misconfigured)
 	} else {
-		opts := kongx.Options{MaxHeaders: h.MaxHeaders()}
+		opts := kongadapter.Options{MaxHeaders: h.MaxHeaders()}
 		if em := in.Emitter(plugin, aud); em != nil {
-			opts.OnExit = func(a *kongx.Adapter, status int) { AuditDenial(em, plugin, a, status, a.Denial()) }
+			opts.OnExit = func(a *kongadapter.Adapter, status int) { AuditDenial(em, plugin, a, status, a.Denial()) }
 		}
-		a = kongx.Serve(kong, opts, h.Handle)
+		a = kongadapter.Serve(kong, opts, h.Handle)
 	}
 	pluginmetrics.Observe(plugin, a.CallCount(), a.ExitStatus(), a.Denial())
 }
@@ -276,7 +276,7 @@ func (r *recorder) RecordDenial(code string) {
 // are auth.denied, 429 is auth.rate_limited, with the answer's error code
 // as reason; anything else (the request went on, 400, 431, 5xx) is not an
 // audit event and reads nothing. Only requests that were denied pay for it.
-// Hosts call it before the exit goes out (kongx.Options.OnExit, recorder):
+// Hosts call it before the exit goes out (kongadapter.Options.OnExit, recorder):
 // it reads the client address, X-Request-ID, the path and, on a 429, the
 // request's identity. The subject of a
 // 403 is the identity the plugin refused (exchange.Forbid: no PDK call); on

@@ -31,13 +31,13 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/clientip"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
-	"github.com/edgeguard/edgeguard/plugins/internal/auditopts"
+	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
-	"github.com/edgeguard/edgeguard/plugins/internal/redisopts"
+	"github.com/edgeguard/edgeguard/plugins/internal/redisconf"
 )
 
 // Name is the plugin's Kong name; Priority its Kong priority.
@@ -101,7 +101,7 @@ type Config struct {
 
 	// Redis is the connection (addresses, credentials from files, TLS,
 	// Sentinel or Cluster); required.
-	Redis redisopts.Options `json:"redis"`
+	Redis redisconf.Options `json:"redis"`
 	// TimeoutMS bounds one decision's Redis round trip (default 50).
 	TimeoutMS int `json:"timeout_ms"`
 	// OnRedisError: local (default), allow, deny.
@@ -111,8 +111,8 @@ type Config struct {
 	HideClientHeaders bool `json:"hide_client_headers"`
 
 	// Audit sends auth.denied / auth.rate_limited / config.rejected events
-	// to the audit stream (package auditopts); absent: audit off.
-	Audit *auditopts.Options `json:"audit"`
+	// to the audit stream (package auditconf); absent: audit off.
+	Audit *auditconf.Options `json:"audit"`
 
 	rt pluginrt.Instance[*Plugin]
 }
@@ -206,7 +206,7 @@ func (c *Config) compile() (*Plugin, error) {
 	bad := func(format string, args ...any) (*Plugin, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 	}
-	p := &Plugin{mode: c.LimitBy, hide: c.HideClientHeaders, maxHeaders: kongx.DefaultMaxHeaders}
+	p := &Plugin{mode: c.LimitBy, hide: c.HideClientHeaders, maxHeaders: kongadapter.DefaultMaxHeaders}
 	if p.mode == "" {
 		p.mode = ByIdentity
 	}
@@ -270,7 +270,7 @@ func (c *Config) sharedLimiter() (*ratelimit.Limiter, error) {
 	if !c.Redis.Set() {
 		return nil, fmt.Errorf("%w: redis.addresses is required", ErrInvalidConfig)
 	}
-	client, err := redisopts.Client(c.Redis)
+	client, err := redisconf.Client(c.Redis)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
@@ -440,5 +440,5 @@ func ceilSeconds(d time.Duration) int {
 
 // Auditor is the instance's audit emitter source (nil: audit off).
 func (c *Config) Auditor() pluginrt.Auditor {
-	return auditopts.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
+	return auditconf.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
 }

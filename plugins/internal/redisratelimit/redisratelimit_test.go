@@ -18,8 +18,8 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
 	"github.com/edgeguard/edgeguard/plugins/internal/plugintest"
 )
 
@@ -243,12 +243,12 @@ func TestMisconfiguredInstanceFailsClosedWithoutLeakingTheSecret(t *testing.T) {
 // TestPDKCallsPerPath pins the PDK calls of each path (README.md lists them).
 func TestPDKCallsPerPath(t *testing.T) {
 	const (
-		get  = kongx.CallSharedGet
-		ip   = kongx.CallGetForwardedIP
-		resp = kongx.CallResponseSetHeaders
-		exit = kongx.CallExit
-		hdrs = kongx.CallGetHeaders
-		path = kongx.CallGetPath
+		get  = kongadapter.CallSharedGet
+		ip   = kongadapter.CallGetForwardedIP
+		resp = kongadapter.CallResponseSetHeaders
+		exit = kongadapter.CallExit
+		hdrs = kongadapter.CallGetHeaders
+		path = kongadapter.CallGetPath
 	)
 	idJSON, _ := json.Marshal(identity.Identity{Subject: "u-1", AuthMethod: "jwt"})
 	tests := []struct {
@@ -276,11 +276,11 @@ func TestPDKCallsPerPath(t *testing.T) {
 				set["audit"] = map[string]any{"redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}}
 			}
 			c := withLocal(t, set)
-			var env *kongxtest.Env
+			var env *kongtest.Env
 			for range tc.n + 1 {
-				env = kongxtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: http.Header{}})
+				env = kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: http.Header{}})
 				if tc.authed {
-					env.Ctx.Store[kongx.IdentityKey] = string(idJSON)
+					env.Ctx.Store[kongadapter.IdentityKey] = string(idJSON)
 				}
 				env.Access(c)
 			}

@@ -1,4 +1,4 @@
-package kongx_test
+package kongadapter_test
 
 import (
 	"encoding/json"
@@ -12,19 +12,19 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongx/kongxtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
 )
 
 func get(headers http.Header) test.Request {
 	return test.Request{Method: "GET", Url: "http://example.com/v1/models?q=1", Headers: headers}
 }
 
-// serve runs handle through kongx.Serve on env and checks that the adapter's
+// serve runs handle through kongadapter.Serve on env and checks that the adapter's
 // own call log matches what crossed the wire.
-func serve(t *testing.T, env *kongxtest.Env, opts kongx.Options, handle func(exchange.Exchange)) *kongx.Adapter {
+func serve(t *testing.T, env *kongtest.Env, opts kongadapter.Options, handle func(exchange.Exchange)) *kongadapter.Adapter {
 	t.Helper()
-	a := kongx.Serve(env.PDK, opts, handle)
+	a := kongadapter.Serve(env.PDK, opts, handle)
 	if got, wire := a.Calls(), env.Calls(); !slices.Equal(got, wire) {
 		t.Fatalf("adapter recorded %v, wire saw %v", got, wire)
 	}
@@ -39,8 +39,8 @@ func wantCalls(t *testing.T, got []string, want ...string) {
 }
 
 func TestFlushSendsUpstreamAndResponseHeadersInOneCallEach(t *testing.T) {
-	env := kongxtest.New(t, get(http.Header{"X-Request-Id": {"abc"}}))
-	a := serve(t, env, kongx.Options{}, func(ex exchange.Exchange) {
+	env := kongtest.New(t, get(http.Header{"X-Request-Id": {"abc"}}))
+	a := serve(t, env, kongadapter.Options{}, func(ex exchange.Exchange) {
 		if ex.Header("X-REQUEST-ID") != "abc" || ex.Header("x-request-id") != "abc" {
 			t.Errorf("Header is not case-insensitive: %v", ex.Headers())
 		}
@@ -50,7 +50,7 @@ func TestFlushSendsUpstreamAndResponseHeadersInOneCallEach(t *testing.T) {
 		ex.SetResponseHeader("X-Request-ID", "abc")
 		ex.SetResponseHeader("X-C", "4")
 	})
-	wantCalls(t, a.Calls(), kongx.CallGetHeaders, kongx.CallSetHeaders, kongx.CallResponseSetHeaders)
+	wantCalls(t, a.Calls(), kongadapter.CallGetHeaders, kongadapter.CallSetHeaders, kongadapter.CallResponseSetHeaders)
 	if got := env.ServiceReq.Headers.Values("X-A"); !slices.Equal(got, []string{"3"}) {
 		t.Fatalf("upstream X-A = %v", got)
 	}
@@ -71,28 +71,28 @@ func TestNothingBufferedIssuesNoCall(t *testing.T) {
 	}{
 		{"no-op handler", func(exchange.Exchange) {}, nil},
 		{"reads only", func(ex exchange.Exchange) { ex.Header("a"); ex.Headers(); ex.TooManyHeaders() },
-			[]string{kongx.CallGetHeaders}},
+			[]string{kongadapter.CallGetHeaders}},
 		{"set then cleared", func(ex exchange.Exchange) {
 			ex.SetUpstreamHeader("X-A", "1")
 			ex.ClearUpstreamHeader("X-A") // an absent header: one clear, no set
-		}, []string{kongx.CallClearHeader}},
+		}, []string{kongadapter.CallClearHeader}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := kongxtest.New(t, get(nil))
-			a := serve(t, env, kongx.Options{}, tt.handle)
+			env := kongtest.New(t, get(nil))
+			a := serve(t, env, kongadapter.Options{}, tt.handle)
 			wantCalls(t, a.Calls(), tt.want...)
 		})
 	}
 }
 
 func TestFlushSkipsClearsOfHeadersBeingSet(t *testing.T) {
-	env := kongxtest.New(t, get(http.Header{
+	env := kongtest.New(t, get(http.Header{
 		"X-User-Id":     {"spoofed"},
 		"X_user_id":     {"spoofed"},
 		"X-Auth-Method": {"jwt"},
 	}))
-	a := serve(t, env, kongx.Options{}, func(ex exchange.Exchange) {
+	a := serve(t, env, kongadapter.Options{}, func(ex exchange.Exchange) {
 		for name := range ex.Headers() {
 			ex.ClearUpstreamHeader(name)
 		}
@@ -101,7 +101,7 @@ func TestFlushSkipsClearsOfHeadersBeingSet(t *testing.T) {
 	})
 	// x-user-id is overridden by set_headers; x_user_id ('_' is another
 	// name to nginx) and x-auth-method are cleared, one call each.
-	wantCalls(t, a.Calls(), kongx.CallGetHeaders, kongx.CallClearHeader, kongx.CallClearHeader, kongx.CallSetHeaders)
+	wantCalls(t, a.Calls(), kongadapter.CallGetHeaders, kongadapter.CallClearHeader, kongadapter.CallClearHeader, kongadapter.CallSetHeaders)
 	h := env.ServiceReq.Headers
 	if got := h.Values("X-User-Id"); !slices.Equal(got, []string{"u1"}) {
 		t.Fatalf("X-User-ID upstream = %v", got)
@@ -114,17 +114,17 @@ func TestFlushSkipsClearsOfHeadersBeingSet(t *testing.T) {
 func TestFlushDoesNotTreatUnicodeFoldsAsTheSameHeader(t *testing.T) {
 	// strings.EqualFold("k", "\u212a") is true; nginx compares bytes. A clear
 	// of "x-user-\u212aey" must not be skipped because X-User-Key is set.
-	env := kongxtest.New(t, get(nil))
-	a := serve(t, env, kongx.Options{}, func(ex exchange.Exchange) {
+	env := kongtest.New(t, get(nil))
+	a := serve(t, env, kongadapter.Options{}, func(ex exchange.Exchange) {
 		ex.ClearUpstreamHeader("x-user-\u212aey")
 		ex.SetUpstreamHeader("X-User-Key", "v")
 	})
-	wantCalls(t, a.Calls(), kongx.CallClearHeader, kongx.CallSetHeaders)
+	wantCalls(t, a.Calls(), kongadapter.CallClearHeader, kongadapter.CallSetHeaders)
 }
 
 func TestExitMergesBufferedResponseHeadersInOneCall(t *testing.T) {
-	env := kongxtest.New(t, get(nil))
-	a := serve(t, env, kongx.Options{}, func(ex exchange.Exchange) {
+	env := kongtest.New(t, get(nil))
+	a := serve(t, env, kongadapter.Options{}, func(ex exchange.Exchange) {
 		ex.SetResponseHeader("X-Request-ID", "rid")
 		ex.SetResponseHeader("content-type", "text/plain") // overridden by Deny's
 		ex.SetUpstreamHeader("X-Dropped", "1")
@@ -136,7 +136,7 @@ func TestExitMergesBufferedResponseHeadersInOneCall(t *testing.T) {
 			t.Error("Exited = false after Exit")
 		}
 	})
-	wantCalls(t, a.Calls(), kongx.CallExit)
+	wantCalls(t, a.Calls(), kongadapter.CallExit)
 	if env.ClientRes.Status != 401 {
 		t.Fatalf("status = %d", env.ClientRes.Status)
 	}
@@ -155,14 +155,14 @@ func TestExitMergesBufferedResponseHeadersInOneCall(t *testing.T) {
 }
 
 func TestIdentityRoundTripsThroughCtxShared(t *testing.T) {
-	env := kongxtest.New(t, get(http.Header{"X-User-Id": {"spoofed"}}))
+	env := kongtest.New(t, get(http.Header{"X-User-Id": {"spoofed"}}))
 	want := &identity.Identity{
 		Subject: "u-1", Username: "alice", RealmRoles: []string{"user", "admin"},
 		Scopes: []string{"openid"}, AuthMethod: identity.MethodJWT,
 		ExpiresAt: time.Unix(1_900_000_000, 0).UTC(),
 	}
 
-	first := kongx.New(env.PDK, kongx.Options{})
+	first := kongadapter.New(env.PDK, kongadapter.Options{})
 	if id, ok := first.Authenticated(); ok {
 		t.Fatalf("identity before any plugin set one: %+v (request headers are never identity)", id)
 	}
@@ -170,13 +170,13 @@ func TestIdentityRoundTripsThroughCtxShared(t *testing.T) {
 	if id, ok := first.Authenticated(); !ok || id != want {
 		t.Fatalf("Authenticated after Set = %v, %v", id, ok)
 	}
-	wantCalls(t, first.Calls(), kongx.CallSharedGet, kongx.CallSharedSet)
-	if _, ok := env.Ctx.Store[kongx.IdentityKey].(string); !ok {
-		t.Fatalf("ctx.shared holds %T, want a JSON string", env.Ctx.Store[kongx.IdentityKey])
+	wantCalls(t, first.Calls(), kongadapter.CallSharedGet, kongadapter.CallSharedSet)
+	if _, ok := env.Ctx.Store[kongadapter.IdentityKey].(string); !ok {
+		t.Fatalf("ctx.shared holds %T, want a JSON string", env.Ctx.Store[kongadapter.IdentityKey])
 	}
 
 	// A later plugin in the same request.
-	later := kongx.New(env.PDK, kongx.Options{})
+	later := kongadapter.New(env.PDK, kongadapter.Options{})
 	got, ok := later.Authenticated()
 	if !ok {
 		t.Fatal("later plugin sees no identity")
@@ -187,7 +187,7 @@ func TestIdentityRoundTripsThroughCtxShared(t *testing.T) {
 		t.Fatalf("round trip:\n got  %s\n want %s", a, b)
 	}
 	later.Authenticated()
-	wantCalls(t, later.Calls(), kongx.CallSharedGet)
+	wantCalls(t, later.Calls(), kongadapter.CallSharedGet)
 }
 
 func TestInvalidSharedIdentityIsNoIdentity(t *testing.T) {
@@ -202,9 +202,9 @@ func TestInvalidSharedIdentityIsNoIdentity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := kongxtest.New(t, get(nil))
-			env.Ctx.Store[kongx.IdentityKey] = tt.value
-			a := kongx.New(env.PDK, kongx.Options{})
+			env := kongtest.New(t, get(nil))
+			env.Ctx.Store[kongadapter.IdentityKey] = tt.value
+			a := kongadapter.New(env.PDK, kongadapter.Options{})
 			if id, ok := a.Authenticated(); ok || id != nil {
 				t.Fatalf("Authenticated = %+v, %v", id, ok)
 			}
@@ -219,20 +219,20 @@ func TestHeaderLimitAsksForOneMoreAndReportsTooMany(t *testing.T) {
 	five := http.Header{"A": {"1", "2"}, "B": {"3"}, "C": {"4"}, "D": {"5"}}
 	tests := []struct {
 		name     string
-		opts     kongx.Options
+		opts     kongadapter.Options
 		headers  http.Header
 		wantMax  int
 		wantMany bool
 	}{
-		{"default limit", kongx.Options{}, five, 101, false},
-		{"at the limit", kongx.Options{MaxHeaders: 5}, five, 6, false},
-		{"one value over", kongx.Options{MaxHeaders: 4}, five, 5, true},
-		{"clamped to Kong's ceiling", kongx.Options{MaxHeaders: 5000}, five, 1000, false},
+		{"default limit", kongadapter.Options{}, five, 101, false},
+		{"at the limit", kongadapter.Options{MaxHeaders: 5}, five, 6, false},
+		{"one value over", kongadapter.Options{MaxHeaders: 4}, five, 5, true},
+		{"clamped to Kong's ceiling", kongadapter.Options{MaxHeaders: 5000}, five, 1000, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := kongxtest.New(t, get(tt.headers))
-			a := kongx.New(env.PDK, tt.opts)
+			env := kongtest.New(t, get(tt.headers))
+			a := kongadapter.New(env.PDK, tt.opts)
 			if got := a.TooManyHeaders(); got != tt.wantMany {
 				t.Fatalf("TooManyHeaders = %v", got)
 			}
@@ -241,21 +241,21 @@ func TestHeaderLimitAsksForOneMoreAndReportsTooMany(t *testing.T) {
 			if got := env.HeadersMax(); got != tt.wantMax {
 				t.Fatalf("get_headers max = %d, want %d", got, tt.wantMax)
 			}
-			wantCalls(t, a.Calls(), kongx.CallGetHeaders)
+			wantCalls(t, a.Calls(), kongadapter.CallGetHeaders)
 		})
 	}
 }
 
 func TestRequestAttributesAreReadLazilyOnce(t *testing.T) {
-	env := kongxtest.New(t, get(nil))
-	a := kongx.New(env.PDK, kongx.Options{})
+	env := kongtest.New(t, get(nil))
+	a := kongadapter.New(env.PDK, kongadapter.Options{})
 	wantCalls(t, a.Calls())
 	for range 2 {
 		if a.Method() != "GET" || a.Path() != "/v1/models" || a.ClientIP() != "10.10.10.1" {
 			t.Fatalf("method %q path %q ip %q", a.Method(), a.Path(), a.ClientIP())
 		}
 	}
-	wantCalls(t, a.Calls(), kongx.CallGetMethod, kongx.CallGetPath, kongx.CallGetForwardedIP)
+	wantCalls(t, a.Calls(), kongadapter.CallGetMethod, kongadapter.CallGetPath, kongadapter.CallGetForwardedIP)
 }
 
 func TestFailuresAnswer500EdgeError(t *testing.T) {
@@ -265,28 +265,28 @@ func TestFailuresAnswer500EdgeError(t *testing.T) {
 		handle func(exchange.Exchange)
 		want   []string
 	}{
-		{"headers unreadable", kongx.CallGetHeaders, func(ex exchange.Exchange) {
+		{"headers unreadable", kongadapter.CallGetHeaders, func(ex exchange.Exchange) {
 			if ex.Header("x-user-id") != "" || ex.TooManyHeaders() {
 				t.Error("a failed read must look empty")
 			}
 			ex.SetUpstreamHeader("X-Request-ID", "r")
-		}, []string{kongx.CallGetHeaders, kongx.CallExit}},
-		{"client address unreadable", kongx.CallGetForwardedIP, func(ex exchange.Exchange) {
+		}, []string{kongadapter.CallGetHeaders, kongadapter.CallExit}},
+		{"client address unreadable", kongadapter.CallGetForwardedIP, func(ex exchange.Exchange) {
 			ex.ClientIP()
-		}, []string{kongx.CallGetForwardedIP, kongx.CallExit}},
-		{"shared identity unreadable", kongx.CallSharedGet, func(ex exchange.Exchange) {
+		}, []string{kongadapter.CallGetForwardedIP, kongadapter.CallExit}},
+		{"shared identity unreadable", kongadapter.CallSharedGet, func(ex exchange.Exchange) {
 			ex.Authenticated()
-		}, []string{kongx.CallSharedGet, kongx.CallExit}},
+		}, []string{kongadapter.CallSharedGet, kongadapter.CallExit}},
 		{"handler panics", "", func(ex exchange.Exchange) {
 			ex.SetResponseHeader("X-Request-ID", "r")
 			panic("boom")
-		}, []string{kongx.CallExit}},
+		}, []string{kongadapter.CallExit}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := kongxtest.New(t, get(http.Header{"X-User-Id": {"x"}}))
+			env := kongtest.New(t, get(http.Header{"X-User-Id": {"x"}}))
 			env.Fail[tt.fail] = true
-			a := serve(t, env, kongx.Options{}, tt.handle)
+			a := serve(t, env, kongadapter.Options{}, tt.handle)
 			wantCalls(t, a.Calls(), tt.want...)
 			if env.ClientRes.Status != 500 {
 				t.Fatalf("status = %d", env.ClientRes.Status)
@@ -298,7 +298,7 @@ func TestFailuresAnswer500EdgeError(t *testing.T) {
 			if a.Failed() == nil {
 				t.Fatal("Failed() = nil")
 			}
-			if tt.fail != "" && !errors.Is(a.Failed(), kongx.ErrPDK) {
+			if tt.fail != "" && !errors.Is(a.Failed(), kongadapter.ErrPDK) {
 				t.Fatalf("Failed() = %v, want ErrPDK", a.Failed())
 			}
 		})
@@ -307,7 +307,7 @@ func TestFailuresAnswer500EdgeError(t *testing.T) {
 
 // Kong closes the PDK event with kong.response.exit, so OnExit is the last
 // moment to read the request: it runs before the exit, its reads are
-// recorded, and nothing crosses the wire after the exit (kongxtest fails
+// recorded, and nothing crosses the wire after the exit (kongtest fails
 // such a call).
 func TestOnExitReadsBeforeTheExit(t *testing.T) {
 	type seen struct {
@@ -325,28 +325,28 @@ func TestOnExitReadsBeforeTheExit(t *testing.T) {
 		{"denial", "", func(ex exchange.Exchange) {
 			ex.Header("authorization")
 			exchange.Deny(ex, 401, "token_missing", "no", nil)
-		}, []string{kongx.CallGetHeaders, kongx.CallGetForwardedIP, kongx.CallGetPath, kongx.CallExit},
-			&seen{401, "10.10.10.1", "/v1/models", []string{kongx.CallGetHeaders}}},
+		}, []string{kongadapter.CallGetHeaders, kongadapter.CallGetForwardedIP, kongadapter.CallGetPath, kongadapter.CallExit},
+			&seen{401, "10.10.10.1", "/v1/models", []string{kongadapter.CallGetHeaders}}},
 		{"values read by the handler cost nothing more", "", func(ex exchange.Exchange) {
 			ex.Path()
 			ex.ClientIP()
 			exchange.Deny(ex, 403, "forbidden", "no", nil)
-		}, []string{kongx.CallGetPath, kongx.CallGetForwardedIP, kongx.CallExit},
-			&seen{403, "10.10.10.1", "/v1/models", []string{kongx.CallGetPath, kongx.CallGetForwardedIP}}},
-		{"fail-closed answer", kongx.CallGetHeaders, func(ex exchange.Exchange) {
+		}, []string{kongadapter.CallGetPath, kongadapter.CallGetForwardedIP, kongadapter.CallExit},
+			&seen{403, "10.10.10.1", "/v1/models", []string{kongadapter.CallGetPath, kongadapter.CallGetForwardedIP}}},
+		{"fail-closed answer", kongadapter.CallGetHeaders, func(ex exchange.Exchange) {
 			ex.Header("authorization")
-		}, []string{kongx.CallGetHeaders, kongx.CallGetForwardedIP, kongx.CallGetPath, kongx.CallExit},
-			&seen{500, "10.10.10.1", "/v1/models", []string{kongx.CallGetHeaders}}},
+		}, []string{kongadapter.CallGetHeaders, kongadapter.CallGetForwardedIP, kongadapter.CallGetPath, kongadapter.CallExit},
+			&seen{500, "10.10.10.1", "/v1/models", []string{kongadapter.CallGetHeaders}}},
 		{"no exit, no hook", "", func(ex exchange.Exchange) {
 			ex.SetUpstreamHeader("X-A", "1")
-		}, []string{kongx.CallSetHeaders}, nil},
+		}, []string{kongadapter.CallSetHeaders}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := kongxtest.New(t, get(nil))
+			env := kongtest.New(t, get(nil))
 			env.Fail[tt.fail] = true
 			var got *seen
-			opts := kongx.Options{OnExit: func(a *kongx.Adapter, status int) {
+			opts := kongadapter.Options{OnExit: func(a *kongadapter.Adapter, status int) {
 				if got != nil {
 					t.Error("OnExit ran twice")
 				}
@@ -369,11 +369,11 @@ func TestOnExitReadsBeforeTheExit(t *testing.T) {
 }
 
 func TestOnExitPanicStillExits(t *testing.T) {
-	env := kongxtest.New(t, get(nil))
-	a := serve(t, env, kongx.Options{OnExit: func(*kongx.Adapter, int) { panic("boom") }}, func(ex exchange.Exchange) {
+	env := kongtest.New(t, get(nil))
+	a := serve(t, env, kongadapter.Options{OnExit: func(*kongadapter.Adapter, int) { panic("boom") }}, func(ex exchange.Exchange) {
 		exchange.Deny(ex, 401, "token_missing", "no", nil)
 	})
-	wantCalls(t, a.Calls(), kongx.CallExit)
+	wantCalls(t, a.Calls(), kongadapter.CallExit)
 	if env.ClientRes.Status != 401 || a.Failed() == nil {
 		t.Fatalf("status %d, Failed %v", env.ClientRes.Status, a.Failed())
 	}

@@ -1,11 +1,11 @@
-// Package redisopts is the Kong-facing Redis connection record shared by the
+// Package redisconf is the Kong-facing Redis connection record shared by the
 // plugins that use Redis (redis-ratelimit, keycloak-apikey), and the
 // process-wide clients built from it: Kong creates a new plugin instance on
 // every config change, and the connection pool must outlive them.
 //
 // Secrets are file paths (password_file): a password inline in kong.yml
 // would be visible through Kong's Admin API.
-package redisopts
+package redisconf
 
 import (
 	"crypto/sha256"

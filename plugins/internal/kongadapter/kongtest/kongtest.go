@@ -1,7 +1,7 @@
-// Package kongxtest runs Kong handlers against go-pdk's test environment
+// Package kongtest runs Kong handlers against go-pdk's test environment
 // (github.com/Kong/go-pdk/test) through a PDK whose every call is recorded as
 // it crosses the wire, so tests can assert the exact PDK call list a plugin
-// makes (and check it against kongx.Adapter.Calls).
+// makes (and check it against kongadapter.Adapter.Calls).
 //
 // Like Kong, an Env ends the PDK event with kong.response.exit (go-pdk's
 // Response.Exit closes the event's connection): a later call fails with
@@ -13,7 +13,7 @@
 // is always 10.10.10.1, only GET/POST/PUT/PATCH are accepted (POST, PUT and
 // PATCH need a body), kong.request.get_headers ignores its max argument, and
 // the upstream is an echo.
-package kongxtest
+package kongtest
 
 import (
 	"net"

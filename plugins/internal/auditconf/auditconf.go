@@ -1,4 +1,4 @@
-// Package auditopts is the Kong-facing `audit` record of the auth and
+// Package auditconf is the Kong-facing `audit` record of the auth and
 // rate-limit plugins (keycloak-jwt, keycloak-apikey, redis-ratelimit,
 // edgeguard) and the process-wide pkg/audit emitters built from it: Kong
 // creates a new plugin instance on every config change, and the emitter's
@@ -11,7 +11,7 @@
 // emitter never blocks a request: when Redis is down or the queue is full,
 // events go to the plugin server's log at warn and are counted in
 // edgeguard_audit_events_dropped_total.
-package auditopts
+package auditconf
 
 import (
 	"crypto/sha256"
@@ -23,13 +23,13 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
-	"github.com/edgeguard/edgeguard/plugins/internal/redisopts"
+	"github.com/edgeguard/edgeguard/plugins/internal/redisconf"
 )
 
 // Options is the `audit` record of a plugin's configuration.
 type Options struct {
 	// Redis is where the stream lives (same record as the plugins' `redis`).
-	Redis redisopts.Options `json:"redis"`
+	Redis redisconf.Options `json:"redis"`
 	// Stream is the stream key (default edgeguard:audit; the one llm-api
 	// consumes).
 	Stream string `json:"stream"`
@@ -112,7 +112,7 @@ func Emitter(o *Options, log zerolog.Logger) (*audit.Emitter, error) {
 	if e := emitters.m[key]; e != nil {
 		return e, nil
 	}
-	client, err := redisopts.Client(c.Redis)
+	client, err := redisconf.Client(c.Redis)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}

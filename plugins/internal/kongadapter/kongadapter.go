@@ -1,4 +1,4 @@
-// Package kongx is the Kong adapter of the plugin host port: it serves an
+// Package kongadapter is the Kong adapter of the plugin host port: it serves an
 // exchange.Exchange from go-pdk with the fewest PDK calls the features allow,
 // and records every call it makes so tests can assert the exact list.
 //
@@ -18,7 +18,7 @@
 // It is not a general go-pdk wrapper: it offers only what the Exchange
 // interface needs, in the access phase. An Adapter serves one request and is
 // not safe for concurrent use.
-package kongx
+package kongadapter
 
 import (
 	"encoding/json"

@@ -43,6 +43,9 @@ var (
 	ErrClosed = errors.New("api key validator closed")
 )
 
+// CodeTooManyFailures is the error code of ErrTooManyFailures (429).
+const CodeTooManyFailures = "too_many_auth_failures"
+
 // TooManyFailuresError is the ErrTooManyFailures of one decision, with when
 // the client may try again (for Retry-After).
 type TooManyFailuresError struct {
@@ -75,7 +78,7 @@ func HTTPStatus(err error) (status int, code string) {
 	}
 	switch {
 	case errors.Is(err, ErrTooManyFailures):
-		return http.StatusTooManyRequests, "too_many_auth_failures"
+		return http.StatusTooManyRequests, CodeTooManyFailures
 	case errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable, "key_validation_busy"
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosed),

@@ -2,8 +2,8 @@
 // (priority 1520, rewrite phase only, configured globally in kong.yml): it
 // removes the client's X-Forwarded-For before Kong's runloop builds the
 // upstream's, so every upstream gets exactly one X-Forwarded-For address —
-// the client address Kong decided (trusted_ips, real_ip_*). The logic lives
-// in package clientiprewrite; see README.md.
+// the client address Kong decided (trusted_ips, real_ip_*). The plugin is
+// Kong-only and lives in package kongadapter (ClientIPConfig); see README.md.
 //
 // Kong starts it with -kong-prefix and reads its schema from -dump; its
 // plugin name is the executable's name.
@@ -14,7 +14,7 @@ import (
 
 	"github.com/Kong/go-pdk/server"
 
-	"github.com/edgeguard/edgeguard/plugins/internal/clientiprewrite"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 )
 
@@ -25,7 +25,7 @@ func main() {
 	if err := pluginmetrics.ServeFromFlag(); err != nil {
 		log.Fatal(err)
 	}
-	if err := server.StartServer(clientiprewrite.New, Version, clientiprewrite.Priority); err != nil {
+	if err := server.StartServer(kongadapter.NewClientIP, Version, kongadapter.ClientIPPriority); err != nil {
 		log.Fatalf("client-ip: %v", err)
 	}
 }

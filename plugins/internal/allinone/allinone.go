@@ -1,10 +1,10 @@
-// Package allinone is the logic of the edgeguard plugin (priority 1510): the
-// four edge plugins — header-guard → keycloak-jwt → keycloak-apikey →
-// redis-ratelimit — in ONE Kong plugin event, so the request's headers are
-// read once, the identity passes between the steps in memory, and all
-// upstream and response headers are written in one call each. Under Kong,
-// where every PDK call is a socket round trip, that halves (or better) the
-// edge's cost per request.
+// Package allinone is the edgeguard plugin (priority 1510, header-guard's):
+// the stages of the four edge plugins — header-guard → keycloak-jwt →
+// keycloak-apikey → redis-ratelimit — composed into ONE pipeline in one Kong
+// plugin event, so the request's headers are read once, the identity passes
+// between the stages in memory, and all upstream and response headers are
+// written in one call each. Under Kong, where every PDK call is a socket
+// round trip, that halves (or better) the edge's cost per request.
 //
 // Each section configures its step exactly as the separate plugin's config
 // would; an absent section skips that step — null, or a record with no field
@@ -17,16 +17,14 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/Kong/go-pdk"
-	"github.com/rs/zerolog"
-
 	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
+	"github.com/edgeguard/edgeguard/plugins/internal/auth"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakjwt"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
-	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
+	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
 	"github.com/edgeguard/edgeguard/plugins/internal/redisratelimit"
 )
 
@@ -34,7 +32,7 @@ import (
 // it runs first).
 const (
 	Name     = "edgeguard"
-	Priority = 1510
+	Priority = headerguard.Priority
 )
 
 // ErrInvalidConfig is wrapped by every configuration error.
@@ -54,7 +52,7 @@ type Config struct {
 	// to the audit stream (package auditconf); absent: audit off.
 	Audit *auditconf.Options `json:"audit"`
 
-	rt pluginrt.Instance[*Plugin]
+	rt pipeline.Instance
 }
 
 // New returns an empty Config, as go-pdk's constructor wants it.
@@ -68,98 +66,78 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	return kongjson.Unmarshal(data, (*plain)(c))
 }
 
-// step is one provisioned edge plugin.
-type step = pluginrt.Handler
-
-// Plugin is a provisioned configuration: its steps in order.
-type Plugin struct {
-	steps      []step
-	maxHeaders int
-}
-
-// Provision validates every section and builds the steps. The first
-// section's error names the section.
-func (c *Config) Provision() (*Plugin, error) {
-	if err := c.Audit.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
-	// one audit section for the chain: the steps run under this instance
+// Provision validates every section and composes their stages: header-guard's,
+// then the JWT's authenticate and authorize stages, the API key's, one admit
+// stage, the limiter. The first section's error names the section.
+func (c *Config) Provision() (*pipeline.Pipeline, error) {
+	// one audit section for the chain: the stages run under this instance
 	if (c.JWT != nil && c.JWT.Audit != nil) || (c.APIKey != nil && c.APIKey.Audit != nil) || (c.RateLimit != nil && c.RateLimit.Audit != nil) {
 		return nil, fmt.Errorf("%w: audit: set it at the top level of the edgeguard plugin, not inside jwt, apikey or ratelimit", ErrInvalidConfig)
 	}
-	p := &Plugin{}
-	add := func(section string, h step, err error) error {
-		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, section, err)
-		}
-		p.steps = append(p.steps, h)
-		p.maxHeaders = max(p.maxHeaders, h.MaxHeaders())
-		return nil
+	var stages []pipeline.Stage
+	maxHeaders := 0
+	bad := func(section string, err error) error {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, section, err)
 	}
+	var guard *headerguard.Guard
 	if c.HeaderGuard != nil {
 		g, err := c.HeaderGuard.Provision()
-		if err := add("header_guard", g, err); err != nil {
-			return nil, err
+		if err != nil {
+			return nil, bad("header_guard", err)
 		}
-		// header-guard's limit is the request's limit: the other steps
-		// must not read more headers than it allows.
-		defer func() { p.maxHeaders = g.MaxHeaders() }()
+		guard = g
+		stages = append(stages, g.Stages()...)
+		maxHeaders = g.MaxHeaders()
 	}
+	authn := false
 	if c.JWT != nil {
 		j, err := c.JWT.Provision()
-		if err := add("jwt", j, err); err != nil {
-			return nil, err
+		if err != nil {
+			return nil, bad("jwt", err)
 		}
+		stages = append(stages, j.Stages()...)
+		maxHeaders, authn = max(maxHeaders, j.MaxHeaders()), true
 	}
 	if c.APIKey != nil {
 		k, err := c.APIKey.Provision()
-		if err := add("apikey", k, err); err != nil {
-			return nil, err
+		if err != nil {
+			return nil, bad("apikey", err)
 		}
+		stages = append(stages, k.Stages()...)
+		maxHeaders, authn = max(maxHeaders, k.MaxHeaders()), true
+	}
+	if authn {
+		stages = append(stages, auth.Admit{})
 	}
 	if c.RateLimit != nil {
 		r, err := c.RateLimit.Provision()
-		if err := add("ratelimit", r, err); err != nil {
-			return nil, err
+		if err != nil {
+			return nil, bad("ratelimit", err)
 		}
+		stages = append(stages, r)
+		maxHeaders = max(maxHeaders, exchange.DefaultMaxHeaders) // the limiter reads with the default
 	}
-	if len(p.steps) == 0 {
+	if len(stages) == 0 {
 		return nil, fmt.Errorf("%w: no section is configured", ErrInvalidConfig)
 	}
-	return p, nil
-}
-
-// MaxHeaders is the header-line limit the Kong adapter reads with.
-func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
-
-// freshChain is implemented by hosts that can be told no identity was
-// recorded before this chain (kongadapter.Adapter): the chain's own auth steps are
-// the only writers of the edgeguard identity, so reading kong.ctx.shared for
-// it would be a wasted PDK round trip.
-type freshChain interface{ NoPriorIdentity() }
-
-// Handle runs the steps in order on one exchange; a step that ends the
-// request (401, 403, 429, 431…) ends the chain.
-func (p *Plugin) Handle(ex exchange.Exchange) {
-	if fc, ok := ex.(freshChain); ok {
-		fc.NoPriorIdentity()
+	if guard != nil {
+		// header-guard's limit is the request's limit: the other stages
+		// must not read more headers than it allows.
+		maxHeaders = guard.MaxHeaders()
 	}
-	for _, s := range p.steps {
-		s.Handle(ex)
-		if ex.Exited() {
-			return
-		}
-	}
+	// Fresh: the plugin runs before every other edgeguard plugin, so only
+	// its own stages record an identity (no kong.ctx.shared read).
+	return pipeline.New(Name, pipeline.Options{MaxHeaders: maxHeaders, Fresh: true}, stages...), nil
 }
 
-// Handle runs the plugin on one request (tests).
-func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, c.Auditor()) }
+// PluginName is the plugin's Kong name.
+func (c *Config) PluginName() string { return Name }
 
-// Access is the Kong access-phase handler: one adapter for every step, so
-// one header read and one flush.
-func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision, c.Auditor()) }
-
-// Auditor is the instance's audit emitter source (nil: audit off).
-func (c *Config) Auditor() pluginrt.Auditor {
-	return auditconf.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
+// Pipeline is the plugin's pipeline, provisioned once per configuration.
+func (c *Config) Pipeline() (*pipeline.Pipeline, error) {
+	return c.rt.Get(Name, c.Audit, c.Provision)
 }
+
+// Handle runs the plugin on one request of host (tests; Kong runs the same
+// pipeline through kongadapter.Access).
+func (c *Config) Handle(host exchange.Exchange) pipeline.Outcome { return pipeline.Handle(host, c) }

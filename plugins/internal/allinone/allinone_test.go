@@ -146,14 +146,14 @@ func TestHalfThePDKCallsOfTheSeparatePlugins(t *testing.T) {
 	// The separate plugins, one after another on the same request (as Kong
 	// runs them by priority).
 	sep := kongtest.New(t, req())
-	sep.Access(plugintest.Decode(t, func() interface{} { return headerguard.New() }, plugintest.KongJSON(t, headerguard.New(), s["header_guard"])).(*headerguard.Config))
-	sep.Access(plugintest.Decode(t, keycloakjwt.New, plugintest.KongJSON(t, keycloakjwt.New(), s["jwt"])).(*keycloakjwt.Config))
-	sep.Access(plugintest.Decode(t, keycloakapikey.New, plugintest.KongJSON(t, keycloakapikey.New(), s["apikey"])).(*keycloakapikey.Config))
-	sep.Access(plugintest.Decode(t, redisratelimit.New, plugintest.KongJSON(t, redisratelimit.New(), s["ratelimit"])).(*redisratelimit.Config))
+	sep.Access(kongadapter.Handler(plugintest.Decode(t, func() interface{} { return headerguard.New() }, plugintest.KongJSON(t, headerguard.New(), s["header_guard"])).(*headerguard.Config)))
+	sep.Access(kongadapter.Handler(plugintest.Decode(t, keycloakjwt.New, plugintest.KongJSON(t, keycloakjwt.New(), s["jwt"])).(*keycloakjwt.Config)))
+	sep.Access(kongadapter.Handler(plugintest.Decode(t, keycloakapikey.New, plugintest.KongJSON(t, keycloakapikey.New(), s["apikey"])).(*keycloakapikey.Config)))
+	sep.Access(kongadapter.Handler(plugintest.Decode(t, redisratelimit.New, plugintest.KongJSON(t, redisratelimit.New(), s["ratelimit"])).(*redisratelimit.Config)))
 	separate := sep.Calls()
 
 	one := kongtest.New(t, req())
-	one.Access(decode(t, kongJSON(t, s)))
+	one.Access(kongadapter.Handler(decode(t, kongJSON(t, s))))
 	combined := one.Calls()
 	t.Logf("separate plugins: %d calls %v", len(separate), separate)
 	t.Logf("edgeguard: %d calls %v", len(combined), combined)
@@ -192,7 +192,7 @@ func TestAuditedDenialUnderKong(t *testing.T) {
 				s["audit"] = map[string]any{"redis": map[string]any{"addresses": []string{deadRedis(t)}}}
 			}
 			env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: http.Header{"Accept": {"*/*"}}})
-			env.Access(decode(t, kongJSON(t, s)))
+			env.Access(kongadapter.Handler(decode(t, kongJSON(t, s))))
 			if env.ClientRes.Status != 401 {
 				t.Fatalf("status %d", env.ClientRes.Status)
 			}

@@ -3,6 +3,7 @@ package allinone
 import (
 	"context"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"net/http"
 	"slices"
 	"strings"
@@ -50,7 +51,7 @@ func TestCredentialShapedRequestIDDenialIsAuditedWithTheReplacedID(t *testing.T)
 	deny := func(rid string) (*kongtest.Env, string) {
 		env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models/x",
 			Headers: http.Header{"Authorization": {"Bearer " + garbage}, "X-Request-Id": {rid}}})
-		env.Access(c)
+		env.Access(kongadapter.Handler(c))
 		if env.ClientRes.Status != 401 {
 			t.Fatalf("%s: status %d %s", rid, env.ClientRes.Status, env.ClientRes.Body)
 		}

@@ -22,7 +22,6 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
-	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
 	"github.com/edgeguard/edgeguard/plugins/internal/redisconf"
 )
 
@@ -127,12 +126,3 @@ func Emitter(o *Options, log zerolog.Logger) (*audit.Emitter, error) {
 
 // Metrics returns the process's audit counters (tests).
 func Metrics() *audit.Metrics { return metrics }
-
-// Auditor is the pluginrt.Auditor of o: the process-wide emitter, built on
-// an instance's first request.
-func Auditor(o *Options, log func() zerolog.Logger) pluginrt.Auditor {
-	if !o.Set() {
-		return nil
-	}
-	return func() (*audit.Emitter, error) { return Emitter(o, log()) }
-}

@@ -20,9 +20,6 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 )
 
-// CodeEdgeError answers a request whose assertion could not be signed.
-const CodeEdgeError = "edge_error"
-
 // Asserter signs assertions for one upstream. A nil Asserter adds nothing.
 type Asserter struct {
 	key *keyFile // the current signer, re-read when the file changes
@@ -48,19 +45,17 @@ func New(upstreamName, signingKeyFile string) (*Asserter, error) {
 // Add sets X-Edge-Identity upstream for id, bound to the request's method
 // and path, with the request's client address (ex.ClientIP: one
 // kong.client.get_forwarded_ip call unless a plugin already read it; a
-// value that is not an address is left out). It reports false (after
-// answering 500 edge_error) when signing failed — the request must not go
-// on without it.
-func (a *Asserter) Add(ex exchange.Exchange, id *identity.Identity) bool {
+// value that is not an address is left out). An error means signing failed:
+// the request must not go on without it (the admit stage answers 500).
+func (a *Asserter) Add(ex exchange.Exchange, id *identity.Identity) error {
 	if a == nil {
-		return true
+		return nil
 	}
 	client, _ := netip.ParseAddr(ex.ClientIP())
 	v, err := a.key.cur.Load().SignClient(id, a.aud, ex.Method(), ex.Path(), client, a.now())
 	if err != nil {
-		exchange.Deny(ex, 500, CodeEdgeError, "internal error", nil)
-		return false
+		return fmt.Errorf("sign the edge assertion: %w", err)
 	}
 	ex.SetUpstreamHeader(identity.HeaderEdgeIdentity, v)
-	return true
+	return nil
 }

@@ -17,7 +17,7 @@ func TestAddSignsForTheRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := exchange.NewFake("POST", "/v1/chat/completions", nil)
-	if !a.Add(f, &identity.Identity{Subject: "u", AuthMethod: "jwt"}) {
+	if err := a.Add(f, &identity.Identity{Subject: "u", AuthMethod: "jwt"}); err != nil {
 		t.Fatal("Add failed")
 	}
 	v, _ := edgeid.NewVerifier(jwks, "llm-api", time.Now)
@@ -26,7 +26,7 @@ func TestAddSignsForTheRequest(t *testing.T) {
 		t.Fatalf("%v %v", id, err)
 	}
 	var none *Asserter
-	if !none.Add(f, &identity.Identity{Subject: "u"}) {
+	if err := none.Add(f, &identity.Identity{Subject: "u"}); err != nil {
 		t.Fatal("a nil Asserter adds nothing and lets the request on")
 	}
 }
@@ -48,7 +48,7 @@ func TestAddCarriesTheClientAddress(t *testing.T) {
 	} {
 		f := exchange.NewFake("GET", "/v1/models", nil)
 		f.ClientAddr = host
-		if !a.Add(f, &identity.Identity{Subject: "u", AuthMethod: "jwt"}) {
+		if err := a.Add(f, &identity.Identity{Subject: "u", AuthMethod: "jwt"}); err != nil {
 			t.Fatal("Add failed")
 		}
 		c, err := v.VerifyClaims(f.Upstream[identity.HeaderEdgeIdentity], "GET", "/v1/models")

@@ -9,7 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
-	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
+	"github.com/edgeguard/edgeguard/plugins/internal/pluginlog"
 )
 
 // KeyCheckInterval is how often a signing key file is checked for a change
@@ -51,7 +51,7 @@ func loadKeyFile(path string) (*keyFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	kf := &keyFile{path: path, info: info, log: pluginrt.Logger("edge-identity")}
+	kf := &keyFile{path: path, info: info, log: pluginlog.New("edge-identity")}
 	kf.cur.Store(s)
 	keyFiles.m[path] = kf
 	go kf.watch()

@@ -31,7 +31,7 @@ func TestSigningKeyFileRotationWithoutRestart(t *testing.T) {
 	verifies := func(jwks []byte) bool {
 		t.Helper()
 		f := exchange.NewFake("GET", "/v1/models", nil)
-		if !a.Add(f, &identity.Identity{Subject: "u", AuthMethod: "jwt"}) {
+		if err := a.Add(f, &identity.Identity{Subject: "u", AuthMethod: "jwt"}); err != nil {
 			t.Fatal("Add failed")
 		}
 		v, err := edgeid.NewVerifier(jwks, "llm-api", time.Now)

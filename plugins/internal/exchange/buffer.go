@@ -1,6 +1,73 @@
 package exchange
 
-import "github.com/edgeguard/edgeguard/pkg/headername"
+import (
+	"fmt"
+
+	"github.com/edgeguard/edgeguard/pkg/headername"
+)
+
+// Header-count limits. Kong's kong.request.get_headers(max) stops silently
+// at max headers and refuses max > 1000, so a host asks for MaxHeaders+1
+// and MaxHeaders is at most 999.
+const (
+	DefaultMaxHeaders = 100
+	MaxMaxHeaders     = 999
+)
+
+// ClampMaxHeaders is the header limit a host reads with for a configured
+// n: DefaultMaxHeaders for n <= 0, at most MaxMaxHeaders.
+func ClampMaxHeaders(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultMaxHeaders
+	case n > MaxMaxHeaders:
+		return MaxMaxHeaders
+	}
+	return n
+}
+
+// MaxHeadersOption checks a plugin's max_headers option (0: the default)
+// and returns the limit it sets.
+func MaxHeadersOption(n int) (int, error) {
+	if n < 0 || n > MaxMaxHeaders {
+		return 0, fmt.Errorf("max_headers %d is outside 1..%d", n, MaxMaxHeaders)
+	}
+	return ClampMaxHeaders(n), nil
+}
+
+// CountValues is the number of header values (lines) in h.
+func CountValues(h map[string][]string) int {
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	return n
+}
+
+// ExitHeaders are the headers of an exit: the buffered response headers
+// (one per name) with headers merged over them (headers win, names compared
+// in ASCII case).
+func ExitHeaders(buffered []Header, headers map[string]string) map[string]string {
+	out := make(map[string]string, len(buffered)+len(headers))
+	for _, r := range buffered {
+		if !hasFold(headers, r.Name) {
+			out[r.Name] = r.Value
+		}
+	}
+	for k, v := range headers {
+		out[k] = v
+	}
+	return out
+}
+
+func hasFold(m map[string]string, name string) bool {
+	for k := range m {
+		if headername.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
 
 // Header is one buffered header line.
 type Header struct{ Name, Value string }
@@ -18,18 +85,7 @@ type Buffer struct {
 	Clears   []string
 	Response []Header
 	exited   bool
-	// requestID is header-guard's request id (RequestIDHolder); Reset
-	// keeps it: it is the request's, not a buffered write.
-	requestID string
 }
-
-var _ RequestIDHolder = (*Buffer)(nil)
-
-// SetRequestID keeps the request id header-guard assigned to the request.
-func (b *Buffer) SetRequestID(id string) { b.requestID = id }
-
-// RequestID is the id SetRequestID kept, or "".
-func (b *Buffer) RequestID() string { return b.requestID }
 
 // SetUpstreamHeader buffers an upstream header; a later set of the same
 // name (any ASCII case) replaces it.

@@ -10,7 +10,6 @@ package exchange
 
 import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
-	"github.com/edgeguard/edgeguard/pkg/requestid"
 )
 
 // Exchange is one request passing through the edge, in the access phase.
@@ -21,10 +20,9 @@ type Exchange interface {
 	// Headers returns every client request header, keys in lower case. The
 	// map belongs to the Exchange: callers must not modify it.
 	Headers() map[string][]string
-	// TooManyHeaders reports that the client sent more headers than the
-	// host's limit, so Headers may be incomplete: the plugin must refuse the
-	// request (431) rather than decide on a partial view.
-	TooManyHeaders() bool
+	// A host reads at most the pipeline's MaxHeaders+1 header values, so
+	// package pipeline can tell a request over the limit (431) from one at
+	// it: no stage decides on a partial view.
 
 	Method() string
 	Path() string
@@ -41,10 +39,18 @@ type Exchange interface {
 	// SetResponseHeader sets a header on the response to the client
 	// (buffered; flushed in one call, or sent with Exit).
 	SetResponseHeader(name, value string)
-	// Exit ends the request with this response; later writes are ignored.
+	// Exit ends the request with this response (the buffered response
+	// headers merged under headers: ExitHeaders); later writes are ignored.
 	Exit(status int, body []byte, headers map[string]string)
 	// Exited reports whether Exit was called.
 	Exited() bool
+	// Flush sends the buffered upstream and response header writes (after
+	// the last stage, unless the request exited).
+	Flush() error
+	// Failed is the first failure of a host call (Kong: a PDK round trip);
+	// a failed read answers as absent, so the runtime must not let the
+	// request through when it is set.
+	Failed() error
 
 	// Authenticated returns the identity an earlier plugin recorded for this
 	// request (kong.ctx.shared) — NEVER from request headers.
@@ -55,31 +61,4 @@ type Exchange interface {
 	// plugins and logs see a consumer and credential (Kong:
 	// kong.client.authenticate; an in-process host records it).
 	AuthenticateConsumer(consumerID, username, credentialID string)
-}
-
-// RequestIDHolder is implemented by hosts that keep, for the rest of the
-// request, the request id header-guard assigned (kongadapter.Adapter and the dev
-// gateway through Buffer, and Fake). Header keeps returning the client's
-// header — in the all-in-one plugin every step reads the one get_headers
-// snapshot taken before header-guard replaced it — so a later step that
-// needs the id the client is answered with (the audit event of a denial)
-// asks RequestID.
-type RequestIDHolder interface {
-	SetRequestID(id string)
-	RequestID() string
-}
-
-// RequestID is the request id of ex: the one header-guard assigned when the
-// host keeps it, else the client's X-Request-ID when it is acceptable
-// (requestid.Valid: never a credential-shaped value), else "".
-func RequestID(ex Exchange) string {
-	if h, ok := ex.(RequestIDHolder); ok {
-		if id := h.RequestID(); id != "" {
-			return id
-		}
-	}
-	if id := ex.Header(requestid.Header); requestid.Valid(id) {
-		return id
-	}
-	return ""
 }

@@ -12,7 +12,7 @@ import (
 // every write after Exit is ignored.
 //
 // The exported fields are the observable results; tests may also preset
-// ClientAddr, MaxHeaders and Identity before handing the Fake to a plugin.
+// ClientAddr, Identity, FailWith and FlushErr before running a plugin on it.
 type Fake struct {
 	method  string
 	path    string
@@ -20,9 +20,11 @@ type Fake struct {
 
 	// ClientAddr is what ClientIP returns (default "203.0.113.7").
 	ClientAddr string
-	// MaxHeaders is the host's header limit (default 100): TooManyHeaders
-	// reports whether the request carries more header values than this.
-	MaxHeaders int
+	// FailWith is what Failed returns (a host call that failed).
+	FailWith error
+	// FlushErr is what Flush returns; Flushed records that it was called.
+	FlushErr error
+	Flushed  bool
 
 	// Upstream holds the headers set on the upstream request, names as the
 	// plugin gave them (a later set of the same name in another case
@@ -46,22 +48,10 @@ type Fake struct {
 	// credential id (empty: not called).
 	Consumer [3]string
 
-	// RequestIDSet is what SetRequestID kept (header-guard's request id).
-	RequestIDSet string
-
 	exited bool
 }
 
-var (
-	_ Exchange        = (*Fake)(nil)
-	_ RequestIDHolder = (*Fake)(nil)
-)
-
-// SetRequestID keeps the request id header-guard assigned (RequestIDSet).
-func (f *Fake) SetRequestID(id string) { f.RequestIDSet = id }
-
-// RequestID is RequestIDSet.
-func (f *Fake) RequestID() string { return f.RequestIDSet }
+var _ Exchange = (*Fake)(nil)
 
 // NewFake returns a Fake for a request. Header names are lower-cased (ASCII
 // only); names that collide once lower-cased have their values merged.
@@ -76,7 +66,6 @@ func NewFake(method, path string, headers map[string][]string) *Fake {
 		path:       path,
 		headers:    h,
 		ClientAddr: "203.0.113.7",
-		MaxHeaders: 100,
 		Upstream:   map[string]string{},
 		Response:   map[string]string{},
 	}
@@ -92,16 +81,6 @@ func (f *Fake) Header(name string) string {
 
 // Headers returns all request headers, names lower-cased.
 func (f *Fake) Headers() map[string][]string { return f.headers }
-
-// TooManyHeaders reports whether the request has more header values than
-// MaxHeaders.
-func (f *Fake) TooManyHeaders() bool {
-	n := 0
-	for _, v := range f.headers {
-		n += len(v)
-	}
-	return n > f.MaxHeaders
-}
 
 // Method returns the request method.
 func (f *Fake) Method() string { return f.method }
@@ -151,15 +130,21 @@ func (f *Fake) Exit(status int, body []byte, headers map[string]string) {
 	f.exited = true
 	f.ExitStatus = status
 	f.ExitBody = body
-	f.ExitHeaders = make(map[string]string, len(f.Response)+len(headers))
+	buffered := make([]Header, 0, len(f.Response))
 	for k, v := range f.Response {
-		f.ExitHeaders[k] = v
+		buffered = append(buffered, Header{k, v})
 	}
-	for k, v := range headers {
-		deleteFold(f.ExitHeaders, k)
-		f.ExitHeaders[k] = v
-	}
+	f.ExitHeaders = ExitHeaders(buffered, headers)
 }
+
+// Flush records the call (Flushed) and returns FlushErr.
+func (f *Fake) Flush() error {
+	f.Flushed = true
+	return f.FlushErr
+}
+
+// Failed returns FailWith.
+func (f *Fake) Failed() error { return f.FailWith }
 
 // Exited reports whether Exit was called.
 func (f *Fake) Exited() bool { return f.exited }

@@ -23,15 +23,34 @@ func TestFakeLowercasesHeaderNamesWithASCIIRulesOnly(t *testing.T) {
 	}
 }
 
-func TestFakeTooManyHeadersCountsValues(t *testing.T) {
+func TestCountValuesCountsLines(t *testing.T) {
 	f := NewFake("GET", "/", map[string][]string{"a": {"1", "2"}, "b": {"3"}})
-	f.MaxHeaders = 3
-	if f.TooManyHeaders() {
-		t.Fatal("3 values, max 3: not too many")
+	if n := CountValues(f.Headers()); n != 3 {
+		t.Fatalf("CountValues = %d, want 3", n)
 	}
-	f.MaxHeaders = 2
-	if !f.TooManyHeaders() {
-		t.Fatal("3 values, max 2: too many")
+}
+
+func TestMaxHeadersClampAndOption(t *testing.T) {
+	for in, want := range map[int]int{-1: DefaultMaxHeaders, 0: DefaultMaxHeaders, 1: 1, 999: 999, 1000: MaxMaxHeaders, 5000: MaxMaxHeaders} {
+		if got := ClampMaxHeaders(in); got != want {
+			t.Errorf("ClampMaxHeaders(%d) = %d, want %d", in, got, want)
+		}
+	}
+	for _, bad := range []int{-1, 1000} {
+		if _, err := MaxHeadersOption(bad); err == nil {
+			t.Errorf("max_headers %d accepted", bad)
+		}
+	}
+	if n, err := MaxHeadersOption(0); n != DefaultMaxHeaders || err != nil {
+		t.Errorf("max_headers 0 = %d, %v", n, err)
+	}
+}
+
+func TestExitHeadersMergeUnderTheExitsOwn(t *testing.T) {
+	got := ExitHeaders([]Header{{"X-Request-ID", "r"}, {"content-type", "text/plain"}},
+		map[string]string{"Content-Type": ContentTypeJSON})
+	if len(got) != 2 || got["X-Request-ID"] != "r" || got["Content-Type"] != ContentTypeJSON {
+		t.Fatalf("ExitHeaders = %v", got)
 	}
 }
 
@@ -56,7 +75,7 @@ func TestFakeExitMergesResponseHeadersAndIgnoresLaterWrites(t *testing.T) {
 	f := NewFake("GET", "/", nil)
 	f.SetResponseHeader("X-Request-ID", "r1")
 	f.SetResponseHeader("content-type", "text/plain")
-	Deny(f, 401, "token_missing", "authentication required", map[string]string{"WWW-Authenticate": "Bearer"})
+	f.Exit(401, ErrorBody("token_missing", "authentication required"), map[string]string{"WWW-Authenticate": "Bearer", "Content-Type": ContentTypeJSON})
 	f.SetUpstreamHeader("X-After", "1")
 	f.SetResponseHeader("X-After", "1")
 	f.SetAuthenticated(&identity.Identity{Subject: "s"})

@@ -8,6 +8,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
 )
 
 // FuzzHandle sends random header names, values, Connection lists and
@@ -83,7 +84,7 @@ func checkHandle(t *testing.T, names, values, connection, rid string) {
 
 	if fk.Exited() {
 		code := errorCode(t, fk.ExitBody)
-		if fk.ExitStatus != 431 || (code != CodeTooManyHeaders && code != CodeHeadersTooLarge) {
+		if fk.ExitStatus != 431 || (code != pipeline.CodeTooManyHeaders && code != CodeHeadersTooLarge) {
 			t.Fatalf("exit %d %s", fk.ExitStatus, fk.ExitBody)
 		}
 		if rid := fk.ExitHeaders[HeaderRequestID]; !requestid.Valid(rid) || requestid.LooksLikeCredential(rid) {

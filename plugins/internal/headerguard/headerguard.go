@@ -1,40 +1,41 @@
-// Package headerguard is the logic of the header-guard plugin, the edge's
-// first plugin on every route (priority 1510): it refuses requests with too
-// many or too large headers (431), removes client copies of every identity
-// header the edge owns (and every header the client names in Connection,
-// and configured extra headers) before anything upstream can trust them,
-// and gives every request a well-formed X-Request-ID, upstream and on the
-// response.
+// Package headerguard is the header-guard plugin, the edge's first plugin on
+// every route (priority 1510): its Kong configuration and its two stages.
+// The request-id stage gives every request a well-formed X-Request-ID (on
+// the response, so a 431 carries it too); the guard stage refuses requests
+// with too large headers (431 headers_too_large; too many lines are the
+// runtime's 431 too_many_headers, package pipeline), removes client copies
+// of every identity header the edge owns (and every header the client
+// names in Connection, and configured extra headers) before anything
+// upstream can trust them, and sets X-Request-ID upstream.
 //
 // It runs in the access phase only: a Kong Response handler would make Kong
-// buffer whole upstream bodies and break streaming (SSE). It is written
-// against exchange.Exchange, so the Kong plugin (Config.Access), an
-// all-in-one plugin (Config.Handle) and tests run the same code.
-// It does not authenticate anyone.
+// buffer whole upstream bodies and break streaming (SSE). It does not
+// authenticate anyone.
 package headerguard
 
 import (
 	"errors"
 	"fmt"
 
-	"github.com/Kong/go-pdk"
+	"net/http"
+	"slices"
 
 	"github.com/edgeguard/edgeguard/pkg/headername"
-	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
-	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
+	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
 )
 
-// Name is the plugin's Kong name.
-const Name = "header-guard"
-
-// Defaults and bounds of the configuration.
+// Name is the plugin's Kong name; Priority its Kong priority, before every
+// other edgeguard plugin (the all-in-one plugin has it too).
 const (
-	DefaultMaxHeaders     = 100
-	MaxMaxHeaders         = kongadapter.MaxMaxHeaders // Kong's get_headers refuses more than 1000
+	Name     = "header-guard"
+	Priority = 1510
+)
+
+// Bounds of max_header_bytes (max_headers: exchange.MaxHeadersOption).
+const (
 	DefaultMaxHeaderBytes = 32 << 10
 	MinMaxHeaderBytes     = 1 << 10
 	MaxMaxHeaderBytes     = 1 << 20
@@ -43,12 +44,10 @@ const (
 // HeaderRequestID is the request id header header-guard owns.
 const HeaderRequestID = "X-Request-ID"
 
-// Error codes of the 431 answers.
-const (
-	CodeTooManyHeaders   = "too_many_headers"
-	CodeHeadersTooLarge  = "headers_too_large"
-	maxStripHeaderLength = 256
-)
+// CodeHeadersTooLarge answers headers over max_header_bytes (431).
+const CodeHeadersTooLarge = "headers_too_large"
+
+const maxStripHeaderLength = 256
 
 // ErrInvalidConfig is wrapped by every configuration error.
 var ErrInvalidConfig = errors.New("invalid header-guard configuration")
@@ -69,7 +68,7 @@ type Config struct {
 	// goes upstream, matched in any case and with '_' for '-'.
 	StripHeaders []string `json:"strip_headers"`
 
-	rt pluginrt.Instance[*Guard]
+	rt pipeline.Instance
 }
 
 // New returns an empty Config, as go-pdk's constructor wants it.
@@ -87,15 +86,12 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 // effects; Handle and Access call it once per Config.
 func (c *Config) Provision() (*Guard, error) {
 	g := &Guard{
-		maxHeaders: c.MaxHeaders,
-		maxBytes:   c.MaxHeaderBytes,
-		newID:      requestid.New,
+		maxBytes: c.MaxHeaderBytes,
+		newID:    requestid.New,
 	}
-	if g.maxHeaders == 0 {
-		g.maxHeaders = DefaultMaxHeaders
-	}
-	if g.maxHeaders < 1 || g.maxHeaders > MaxMaxHeaders {
-		return nil, fmt.Errorf("%w: max_headers %d is outside 1..%d", ErrInvalidConfig, c.MaxHeaders, MaxMaxHeaders)
+	var err error
+	if g.maxHeaders, err = exchange.MaxHeadersOption(c.MaxHeaders); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if g.maxBytes == 0 {
 		g.maxBytes = DefaultMaxHeaderBytes
@@ -117,17 +113,32 @@ func (c *Config) Provision() (*Guard, error) {
 	return g, nil
 }
 
-// Handle runs header-guard on one request. A misconfigured instance answers
-// 500 edge_misconfigured.
-func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, nil) }
+// PluginName is the plugin's Kong name.
+func (c *Config) PluginName() string { return Name }
 
-// Access is the Kong access-phase handler. The adapter reads max_headers+1
-// headers in one call, so a request over the limit is refused, not half
-// read.
-func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision, nil) }
+// Pipeline is the plugin's pipeline (its two stages), provisioned once per
+// configuration. The host reads max_headers+1 headers in one call, so a
+// request over the limit is refused, not half read.
+func (c *Config) Pipeline() (*pipeline.Pipeline, error) {
+	return c.rt.Get(Name, nil, func() (*pipeline.Pipeline, error) {
+		g, err := c.Provision()
+		if err != nil {
+			return nil, err
+		}
+		return pipeline.New(Name, pipeline.Options{MaxHeaders: g.maxHeaders}, g.Stages()...), nil
+	})
+}
 
-// MaxHeaders is the header-line limit the Kong adapter reads with.
+// Handle runs the plugin on one request of host (tests; Kong runs the same
+// pipeline through kongadapter.Access).
+func (c *Config) Handle(host exchange.Exchange) pipeline.Outcome { return pipeline.Handle(host, c) }
+
+// MaxHeaders is the header-line limit (max_headers): the request's limit
+// in any pipeline header-guard is part of.
 func (g *Guard) MaxHeaders() int { return g.maxHeaders }
+
+// Stages are header-guard's stages: the request id, then the guard.
+func (g *Guard) Stages() []pipeline.Stage { return []pipeline.Stage{requestIDStage{g}, g} }
 
 // Guard is a validated header-guard configuration.
 type Guard struct {
@@ -137,55 +148,52 @@ type Guard struct {
 	newID      func() string
 }
 
-// Handle refuses a request with too many or too large headers (431), clears
-// reserved identity headers, headers named in Connection, configured extra
-// headers and '_' spellings of X-Request-ID from the upstream request, and
-// sets X-Request-ID upstream and on the response.
-func (g *Guard) Handle(ex exchange.Exchange) {
-	// lower case: no allocation in the adapters. Valid also refuses
-	// credential-shaped ids (sk_…, eyJ… with two dots): they are replaced.
-	id := ex.Header("x-request-id")
-	if !requestid.Valid(id) {
-		id = g.newID()
-	}
-	// later steps of the same exchange (the all-in-one plugin) still read
-	// the client's header: they ask the host for this id (no PDK call)
-	if h, ok := ex.(exchange.RequestIDHolder); ok {
-		h.SetRequestID(id)
-	}
-	ex.SetResponseHeader(HeaderRequestID, id) // also sent with a 431
+// requestIDStage gives the request its X-Request-ID: the client's when
+// acceptable (requestid.Valid also refuses credential-shaped ids: sk_…,
+// eyJ… with two dots), else a new one; on the response at once, so every
+// answer carries it (a 431 included).
+type requestIDStage struct{ g *Guard }
 
-	if ex.TooManyHeaders() {
-		exchange.Deny(ex, 431, CodeTooManyHeaders, "request has too many headers", nil)
-		return
+func (requestIDStage) NeedsHeaders() bool { return false }
+
+func (s requestIDStage) Run(r *pipeline.Request) pipeline.Result {
+	id := r.Header("x-request-id") // lower case: no allocation in the adapters
+	if !requestid.Valid(id) {
+		id = s.g.newID()
 	}
-	h := ex.Headers()
-	lines, size := 0, 0
+	// later stages still read the client's header: they ask the request
+	r.SetRequestID(id)
+	r.SetResponseHeader(HeaderRequestID, id)
+	return pipeline.Next
+}
+
+// NeedsHeaders: the guard decides on every header.
+func (g *Guard) NeedsHeaders() bool { return true }
+
+// Run refuses a request with too large headers (431), clears reserved
+// identity headers, headers named in Connection, configured extra headers
+// and '_' spellings of X-Request-ID from the upstream request, and sets
+// X-Request-ID upstream (after the clears: a later clear would cancel it).
+func (g *Guard) Run(r *pipeline.Request) pipeline.Result {
+	h := r.Headers()
+	size := 0
 	for name, values := range h {
-		lines += len(values)
 		for _, v := range values {
 			size += len(name) + len(v) + 4 // "name: value\r\n"
 		}
 	}
-	if lines > g.maxHeaders {
-		exchange.Deny(ex, 431, CodeTooManyHeaders, "request has too many headers", nil)
-		return
-	}
 	if size > g.maxBytes {
-		exchange.Deny(ex, 431, CodeHeadersTooLarge, "request headers are too large", nil)
-		return
+		return pipeline.Deny(http.StatusRequestHeaderFieldsTooLarge, CodeHeadersTooLarge, "request headers are too large", nil)
 	}
-
-	strip := identity.StripList(h)
+	var extra []string
 	for name := range h {
-		if g.extra(name) && !contains(strip, name) {
-			strip = append(strip, name)
+		if g.extra(name) && !slices.Contains(extra, name) {
+			extra = append(extra, name)
 		}
 	}
-	for _, name := range strip {
-		ex.ClearUpstreamHeader(name)
-	}
-	ex.SetUpstreamHeader(HeaderRequestID, id)
+	r.StripIdentity(extra...)
+	r.SetUpstreamHeader(HeaderRequestID, r.RequestID())
+	return pipeline.Next
 }
 
 // extra reports whether name must go although it is not reserved: a
@@ -198,15 +206,6 @@ func (g *Guard) extra(name string) bool {
 	}
 	for _, s := range g.strip {
 		if headername.EqualCanonical(name, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
 			return true
 		}
 	}

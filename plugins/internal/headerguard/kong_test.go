@@ -69,7 +69,7 @@ func TestPDKCallsPerPath(t *testing.T) {
 			c := kongConfig(t, tt.config)
 			c.rt.Log = discard()
 			env := kongtest.New(t, test.Request{Method: "GET", Url: "https://api.example.com/v1/models", Headers: tt.headers})
-			env.Access(c)
+			env.Access(kongadapter.Handler(c))
 			if got := env.Calls(); !slices.Equal(got, tt.want) {
 				t.Fatalf("PDK calls:\n got  %v\n want %v", got, tt.want)
 			}
@@ -112,7 +112,7 @@ func TestKongReplacesACredentialShapedRequestID(t *testing.T) {
 			c.rt.Log = discard()
 			env := kongtest.New(t, test.Request{Method: "GET", Url: "https://api.example.com/v1/models",
 				Headers: http.Header{"Accept": {"*/*"}, "X-Request-Id": {bad}}})
-			env.Access(c)
+			env.Access(kongadapter.Handler(c))
 			want := []string{kongadapter.CallGetHeaders, kongadapter.CallSetHeaders, kongadapter.CallResponseSetHeaders}
 			if got := env.Calls(); !slices.Equal(got, want) {
 				t.Fatalf("PDK calls:\n got  %v\n want %v", got, want)
@@ -132,7 +132,7 @@ func TestKongReplacesACredentialShapedRequestID(t *testing.T) {
 func TestKongHeaderLimitIsReadAsMaxPlusOne(t *testing.T) {
 	c := kongConfig(t, `{"max_headers":999,"max_header_bytes":null,"strip_headers":null,"__seq__":1}`)
 	env := kongtest.New(t, test.Request{Method: "GET", Url: "http://x/", Headers: http.Header{"A": {"1"}}})
-	env.Access(c)
+	env.Access(kongadapter.Handler(c))
 	if n := env.HeadersMax(); n != 1000 {
 		t.Fatalf("get_headers max = %d, want 1000 (Kong's ceiling)", n)
 	}
@@ -143,7 +143,7 @@ func TestKongMisconfiguredInstanceAnswersEveryRequest(t *testing.T) {
 	c.rt.Log = discard()
 	for range 3 {
 		env := kongtest.New(t, test.Request{Method: "POST", Url: "http://x/auth/guest-login", Body: []byte("{}")})
-		env.Access(c)
+		env.Access(kongadapter.Handler(c))
 		var body struct{ Error struct{ Code string } }
 		_ = json.Unmarshal(env.ClientRes.Body, &body)
 		if env.ClientRes.Status != 500 || body.Error.Code != "edge_misconfigured" {

@@ -1,10 +1,10 @@
-// Package keycloakapikey is the logic of the keycloak-apikey plugin
-// (priority 1255, after keycloak-jwt): it authenticates a request by an
-// `sk_…` API key — format and checksum checked with no I/O, then validated
-// by llm-api's internal endpoint through pkg/apikey's bounded cache (with a
-// failure limit per client address, a cap on lookups in flight, an optional
-// shared Redis layer and revocations over Redis pub/sub) — applies the route
-// policy, and records the identity for later plugins.
+// Package keycloakapikey is the keycloak-apikey plugin (priority 1255, after
+// keycloak-jwt): its Kong configuration and its pipeline — the API-key
+// authenticator (an `sk_…` key: format and checksum checked with no I/O,
+// then validated by llm-api's internal endpoint through pkg/apikey's bounded
+// cache, with a failure limit per client address, a cap on lookups in
+// flight, an optional shared Redis layer and revocations over Redis
+// pub/sub), then package auth's authorize and admit stages.
 //
 // Keys come from "X-API-Key: sk_…", "Authorization: Bearer sk_…" (what
 // OpenAI SDKs send) or configured headers. A key that is present but invalid
@@ -22,7 +22,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Kong/go-pdk"
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/apikey"
@@ -30,28 +29,21 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
+	"github.com/edgeguard/edgeguard/plugins/internal/auth"
 	"github.com/edgeguard/edgeguard/plugins/internal/bearer"
 	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
+	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
-	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
 	"github.com/edgeguard/edgeguard/plugins/internal/redisconf"
+	"github.com/edgeguard/edgeguard/plugins/internal/secretfile"
 )
 
 // Name is the plugin's Kong name; Priority its Kong priority.
 const (
 	Name     = "keycloak-apikey"
 	Priority = 1255
-)
-
-// Client error codes besides pkg/apikey's reasons and identity's denials.
-const (
-	CodeCredentialMissing    = "credential_missing"
-	CodeDuplicateCredentials = "duplicate_credentials"
-	CodeSubjectMismatch      = "credential_subject_mismatch"
-	CodeTooManyHeaders       = "too_many_headers"
 )
 
 // ErrInvalidConfig is wrapped by every configuration error.
@@ -107,7 +99,7 @@ type Config struct {
 	// to the audit stream (package auditconf); absent: audit off.
 	Audit *auditconf.Options `json:"audit"`
 
-	rt pluginrt.Instance[*Plugin]
+	rt pipeline.Instance
 }
 
 // New returns an empty Config, as go-pdk's constructor wants it.
@@ -127,18 +119,32 @@ type keyValidator interface {
 	Validate(ctx context.Context, clientIP string, k apikey.Key) (*identity.Identity, error)
 }
 
-// Plugin is a provisioned configuration.
+// Authenticator is the API-key authenticator of a provisioned
+// configuration (auth.Authenticator).
+type Authenticator struct {
+	validator   keyValidator
+	headers     []string // lower case, besides x-api-key and authorization
+	waitTimeout time.Duration
+}
+
+var _ auth.Authenticator = (*Authenticator)(nil)
+
+// Plugin is a provisioned configuration: its authenticate and authorize
+// stages (the all-in-one plugin composes them too).
 type Plugin struct {
-	validator    keyValidator
-	assert       *edgeassert.Asserter
-	policy       identity.Policy
-	headers      []string // lower case, besides x-api-key and authorization
-	optional     bool
-	hide         bool
-	authenticate bool
-	waitTimeout  time.Duration
+	authn        *Authenticator
+	authenticate auth.Authenticate
+	authorize    auth.Authorize
 	maxHeaders   int
 }
+
+// Stages are the plugin's authenticate and authorize stages.
+func (p *Plugin) Stages() []pipeline.Stage {
+	return []pipeline.Stage{&p.authenticate, &p.authorize}
+}
+
+// MaxHeaders is the plugin's header-line limit (max_headers).
+func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
 
 func (c *Config) logger() zerolog.Logger { return c.rt.Logger(Name) }
 
@@ -149,47 +155,49 @@ func (c *Config) compile() (*Plugin, error) {
 	bad := func(format string, args ...any) (*Plugin, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 	}
-	p := &Plugin{
-		optional:     c.CredentialOptional,
-		hide:         orTrue(c.HideCredentials),
-		authenticate: orTrue(c.AuthenticateConsumer),
-		maxHeaders:   c.MaxHeaders,
-		policy: identity.Policy{
-			RequiredRoles:  c.RequiredRoles,
-			RolesMode:      c.RolesMode,
-			ForbiddenRoles: c.ForbiddenRoles,
-			RequiredScopes: c.RequiredScopes,
-			AuthMethods:    c.AuthMethods,
-		},
-	}
-	if err := p.policy.Validate(); err != nil {
+	a := &Authenticator{waitTimeout: 2 * time.Second}
+	policy, err := auth.PolicyOptions{RequiredRoles: c.RequiredRoles, RolesMode: c.RolesMode,
+		ForbiddenRoles: c.ForbiddenRoles, RequiredScopes: c.RequiredScopes, AuthMethods: c.AuthMethods}.Policy()
+	if err != nil {
 		return bad("%v", err)
 	}
-	var err error
-	if p.assert, err = edgeassert.New(c.UpstreamName, c.EdgeSigningKeyFile); err != nil {
+	assert, err := edgeassert.New(c.UpstreamName, c.EdgeSigningKeyFile)
+	if err != nil {
 		return bad("%v", err)
 	}
-	if p.maxHeaders == 0 {
-		p.maxHeaders = kongadapter.DefaultMaxHeaders
-	}
-	if p.maxHeaders < 1 || p.maxHeaders > kongadapter.MaxMaxHeaders {
-		return bad("max_headers %d is outside 1..%d", p.maxHeaders, kongadapter.MaxMaxHeaders)
+	maxHeaders, err := exchange.MaxHeadersOption(c.MaxHeaders)
+	if err != nil {
+		return bad("%v", err)
 	}
 	for _, h := range c.HeaderNames {
 		lh := strings.ToLower(h)
 		if !headername.IsToken(h) || lh == "authorization" || lh == headerAPIKey || identity.IsReserved(h) {
 			return bad("header_names: %q is not an extra credential header", h)
 		}
-		p.headers = append(p.headers, lh)
+		a.headers = append(a.headers, lh)
 	}
 	for _, n := range []int{c.TimeoutMS, c.PositiveTTLSeconds, c.NegativeTTLSeconds, c.MaxStaleSeconds, c.CacheEntries, c.MaxInFlight, c.FailuresPerMinute} {
 		if n < 0 {
 			return bad("timeouts, TTLs and sizes must not be negative")
 		}
 	}
-	p.waitTimeout = 2 * time.Second
 	if c.TimeoutMS > 0 {
-		p.waitTimeout = time.Duration(c.TimeoutMS) * time.Millisecond
+		a.waitTimeout = time.Duration(c.TimeoutMS) * time.Millisecond
+	}
+	p := &Plugin{
+		authn: a,
+		authenticate: auth.Authenticate{
+			Authenticator:  a,
+			Optional:       c.CredentialOptional,
+			ConfirmPrior:   true,
+			HideCredential: orTrue(c.HideCredentials),
+			Consumer:       orTrue(c.AuthenticateConsumer),
+		},
+		authorize:  auth.Authorize{Policy: policy},
+		maxHeaders: maxHeaders,
+	}
+	if assert != nil { // a nil *Asserter in the interface would not be nil
+		p.authenticate.Assert = assert
 	}
 	return p, nil
 }
@@ -200,8 +208,8 @@ func (c *Config) validatorConfig() (apikey.Config, error) {
 		return apikey.Config{}, fmt.Errorf("%w: validate_url and internal_token_file are required", ErrInvalidConfig)
 	}
 	// followed across rotations: a new token file applies within
-	// pluginrt.SecretCheckInterval, without restarting the plugin server
-	token, err := pluginrt.SecretFileValue("internal_token_file", c.InternalTokenFile, pluginrt.MinInternalToken)
+	// secretfile.SecretCheckInterval, without restarting the plugin server
+	token, err := secretfile.SecretFileValue("internal_token_file", c.InternalTokenFile, secretfile.MinInternalToken)
 	if err != nil {
 		return apikey.Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
@@ -232,9 +240,6 @@ func (c *Config) validatorConfig() (apikey.Config, error) {
 // of its configuration (apikey.Shared): caches and the revocation
 // subscription outlive Kong's per-config-change instances.
 func (c *Config) Provision() (*Plugin, error) {
-	if err := c.Audit.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
 	p, err := c.compile()
 	if err != nil {
 		return nil, err
@@ -247,26 +252,33 @@ func (c *Config) Provision() (*Plugin, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	p.validator = v
+	p.authn.validator = v
 	return p, nil
 }
 
-// Handle runs the plugin on one request (the all-in-one plugin, tests).
-func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, c.Auditor()) }
+// PluginName is the plugin's Kong name.
+func (c *Config) PluginName() string { return Name }
 
-// Access is the Kong access-phase handler (no Response handler: it would make
-// Kong buffer upstream bodies and break streaming).
-func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision, c.Auditor()) }
+// Pipeline is the plugin's pipeline — authenticate, authorize, admit —
+// provisioned once per configuration (pipeline.Instance).
+func (c *Config) Pipeline() (*pipeline.Pipeline, error) {
+	return c.rt.Get(Name, c.Audit, func() (*pipeline.Pipeline, error) {
+		p, err := c.Provision()
+		if err != nil {
+			return nil, err
+		}
+		return p.pipeline(), nil
+	})
+}
 
-// MaxHeaders is the header-line limit the Kong adapter reads with.
-func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
+// pipeline is the stand-alone plugin's pipeline of p.
+func (p *Plugin) pipeline() *pipeline.Pipeline {
+	return pipeline.New(Name, pipeline.Options{MaxHeaders: p.maxHeaders}, append(p.Stages(), auth.Admit{})...)
+}
 
-// WWW-Authenticate values (RFC 6750 §3).
-const (
-	challengeMissing = `Bearer realm="edgeguard"`
-	challengeInvalid = `Bearer realm="edgeguard", error="invalid_token"`
-	challengeRequest = `Bearer realm="edgeguard", error="invalid_request"`
-)
+// Handle runs the plugin on one request of host (tests; Kong runs the same
+// pipeline through kongadapter.Access).
+func (c *Config) Handle(host exchange.Exchange) pipeline.Outcome { return pipeline.Handle(host, c) }
 
 // found is a key and the header it came in.
 type found struct {
@@ -274,19 +286,13 @@ type found struct {
 	header string // lower case
 }
 
-type credStatus uint8
-
-const (
-	credAbsent credStatus = iota
-	credFound
-	credDuplicate
-)
-
-// credential finds the API key of a request. Two different keys, or a
-// repeated key header, are a duplicate: never a guess at which counts.
-func (p *Plugin) credential(h map[string][]string) (found, credStatus) {
+// Find finds the API key of a request: X-API-Key, Authorization: Bearer
+// (what OpenAI SDKs send), the configured headers. Two different keys, or a
+// repeated key header, are a duplicate: never a guess at which counts. A
+// JWT or another scheme is not mine (auth.Authenticator).
+func (a *Authenticator) Find(h map[string][]string) (auth.Credential, auth.Found) {
 	var f found
-	st := credAbsent
+	st := auth.NotPresent
 	consider := func(header string, values []string, bearerOnly bool) bool {
 		if len(values) > 1 {
 			return false
@@ -301,102 +307,67 @@ func (p *Plugin) credential(h map[string][]string) (found, credStatus) {
 			return true
 		}
 		if !bearer.IsAPIKey(v) {
-			return true // a JWT or another scheme: not this plugin's
+			if st == auth.NotPresent {
+				st = auth.NotMine // a JWT or another scheme: not this plugin's
+			}
+			return true
 		}
-		if st == credFound && f.raw != v {
+		if st == auth.Present && f.raw != v {
 			return false
 		}
-		f, st = found{raw: v, header: header}, credFound
+		f, st = found{raw: v, header: header}, auth.Present
 		return true
 	}
 	if !consider(headerAPIKey, h[headerAPIKey], false) || !consider("authorization", h["authorization"], true) {
-		return found{}, credDuplicate
+		return nil, auth.Duplicate
 	}
-	for _, name := range p.headers {
+	for _, name := range a.headers {
 		if !consider(name, h[name], false) {
-			return found{}, credDuplicate
+			return nil, auth.Duplicate
 		}
+	}
+	if st != auth.Present {
+		return nil, st
 	}
 	return f, st
 }
 
-// Handle authenticates one request.
-func (p *Plugin) Handle(ex exchange.Exchange) {
-	if ex.TooManyHeaders() {
-		exchange.Deny(ex, http.StatusRequestHeaderFieldsTooLarge, CodeTooManyHeaders, "request has too many headers", nil)
-		return
-	}
-	headers := ex.Headers()
-	cred, status := p.credential(headers)
-	if status == credDuplicate {
-		exchange.Deny(ex, http.StatusUnauthorized, CodeDuplicateCredentials, "more than one credential",
-			map[string]string{"WWW-Authenticate": challengeRequest})
-		return
-	}
-	jwtID, jwtAuthed := ex.Authenticated()
-	if status == credAbsent {
-		switch {
-		case jwtAuthed: // keycloak-jwt authenticated the request
-		case p.optional:
-			stripIdentity(ex, headers)
-		default:
-			exchange.Deny(ex, http.StatusUnauthorized, CodeCredentialMissing, "authentication required",
-				map[string]string{"WWW-Authenticate": challengeMissing})
-		}
-		return
-	}
-	key, err := apikey.Parse(cred.raw) // no I/O: garbage never reaches a cache or the database
+// Hide removes the key's header from the upstream request.
+func (a *Authenticator) Hide(ex exchange.Exchange, _ map[string][]string, c auth.Credential) {
+	ex.ClearUpstreamHeader(c.(found).header)
+}
+
+// Verify parses the key (no I/O: garbage never reaches a cache or the
+// database) and validates it: from the cache, else through llm-api
+// (auth.Authenticator).
+func (a *Authenticator) Verify(r *pipeline.Request, c auth.Credential) (*identity.Identity, pipeline.Result) {
+	key, err := apikey.Parse(c.(found).raw)
 	if err != nil {
-		exchange.Deny(ex, http.StatusUnauthorized, string(apikey.ReasonOf(err)), "invalid api key",
-			map[string]string{"WWW-Authenticate": challengeInvalid})
-		return
+		return nil, pipeline.Deny(http.StatusUnauthorized, string(apikey.ReasonOf(err)), "invalid api key",
+			map[string]string{"WWW-Authenticate": auth.ChallengeInvalid})
 	}
 	pluginmetrics.APIKeyLookup()
-	id, ok := p.validator.Cached(key)
-	if !ok {
-		ctx, cancel := context.WithTimeout(context.Background(), p.waitTimeout)
-		id, err = p.validator.Validate(ctx, ex.ClientIP(), key)
-		cancel()
-		if err != nil {
-			p.refuse(ex, err)
-			return
-		}
+	if id, ok := a.validator.Cached(key); ok {
+		return id, pipeline.Next
 	}
-	if jwtAuthed && jwtID.Subject != id.Subject {
-		exchange.Deny(ex, http.StatusUnauthorized, CodeSubjectMismatch, "credentials of different users",
-			map[string]string{"WWW-Authenticate": challengeRequest})
-		return
+	ctx, cancel := context.WithTimeout(context.Background(), a.waitTimeout)
+	id, err := a.validator.Validate(ctx, r.ClientIP(), key)
+	cancel()
+	if err != nil {
+		return nil, refuse(err)
 	}
-	if d := p.policy.Authorize(id); d != identity.Allowed {
-		exchange.Forbid(ex, id, string(d), "access denied", nil)
-		return
-	}
-	if p.hide {
-		ex.ClearUpstreamHeader(cred.header)
-	}
-	if jwtAuthed {
-		return // the JWT's identity (same subject) stays the request's identity
-	}
-	stripIdentity(ex, headers) // before any set: a later clear would cancel it
-	if !p.assert.Add(ex, id) {
-		return
-	}
-	id.UpstreamHeaders(ex.SetUpstreamHeader)
-	ex.SetAuthenticated(id)
-	if p.authenticate {
-		ex.AuthenticateConsumer(id.Subject, id.Username, id.APIKeyID)
-	}
+	return id, pipeline.Next
 }
 
 // refuse answers a failed validation: 401 with the reason for a rejected
 // key, 429 with Retry-After for too many failures, 503 when the validator is
 // unavailable or busy.
-func (p *Plugin) refuse(ex exchange.Exchange, err error) {
+func refuse(err error) pipeline.Result {
 	status, code := apikey.HTTPStatus(err)
 	h := map[string]string{}
 	switch status {
 	case http.StatusUnauthorized:
-		h["WWW-Authenticate"] = challengeInvalid
+		h["WWW-Authenticate"] = auth.ChallengeInvalid
 	case http.StatusTooManyRequests:
 		var tm *apikey.TooManyFailuresError
 		retry := 60
@@ -409,17 +380,5 @@ func (p *Plugin) refuse(ex exchange.Exchange, err error) {
 	default:
 		status, code = http.StatusServiceUnavailable, "key_validation_unavailable"
 	}
-	exchange.Deny(ex, status, code, http.StatusText(status), h)
-}
-
-// stripIdentity clears every client copy of a reserved identity header.
-func stripIdentity(ex exchange.Exchange, headers map[string][]string) {
-	for _, name := range identity.StripList(headers) {
-		ex.ClearUpstreamHeader(name)
-	}
-}
-
-// Auditor is the instance's audit emitter source (nil: audit off).
-func (c *Config) Auditor() pluginrt.Auditor {
-	return auditconf.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
+	return pipeline.Deny(status, code, http.StatusText(status), h)
 }

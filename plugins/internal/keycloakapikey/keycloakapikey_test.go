@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/plugins/internal/auth"
+	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -79,12 +81,13 @@ func (s *stubValidator) Validate(_ context.Context, _ string, k apikey.Key) (*id
 func withStub(t testing.TB, set map[string]any, s *stubValidator) *Config {
 	t.Helper()
 	c := decode(t, kongJSON(t, set))
-	if _, err := c.rt.Get(Name, func() (*Plugin, error) {
+	if _, err := c.rt.Get(Name, c.Audit, func() (*pipeline.Pipeline, error) {
 		p, err := c.compile()
-		if p != nil {
-			p.validator = s
+		if err != nil {
+			return nil, err
 		}
-		return p, err
+		p.authn.validator = s
+		return p.pipeline(), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -130,16 +133,16 @@ func TestAuthenticationPaths(t *testing.T) {
 		{"spoofed identity stripped", nil, map[string][]string{"X-API-Key": {alice.Secret()}, "X_User_ID": {"root"}, "X-Auth-Method": {"jwt"}}, nil, 0, "", "alice", []string{"x_user_id", "x-auth-method"}, true},
 		{"no hiding", map[string]any{"hide_credentials": false}, map[string][]string{"X-API-Key": {alice.Secret()}}, nil, 0, "", "alice", nil, true},
 		{"no consumer", map[string]any{"authenticate_consumer": false}, map[string][]string{"X-API-Key": {alice.Secret()}}, nil, 0, "", "alice", nil, false},
-		{"missing", nil, map[string][]string{"Accept": {"*/*"}}, nil, 401, CodeCredentialMissing, "", nil, false},
+		{"missing", nil, map[string][]string{"Accept": {"*/*"}}, nil, 401, auth.CodeCredentialMissing, "", nil, false},
 		{"missing, optional", map[string]any{"credential_optional": true}, map[string][]string{"X-User-ID": {"x"}}, nil, 0, "", "", []string{"x-user-id"}, false},
 		{"missing, JWT already authenticated", nil, map[string][]string{"Authorization": {"Bearer eyJ.x.y"}}, jwtAlice, 0, "", "alice", nil, false},
 		{"unknown key", nil, map[string][]string{"X-API-Key": {other.Secret()}}, nil, 401, "key_unknown", "", nil, false},
 		{"malformed key", nil, map[string][]string{"X-API-Key": {"sk_live_short"}}, nil, 401, "key_malformed", "", nil, false},
 		{"checksum broken", nil, map[string][]string{"X-API-Key": {alice.Secret()[:len(alice.Secret())-1] + "x"}}, nil, 401, "", "", nil, false},
-		{"two different keys", nil, map[string][]string{"X-API-Key": {alice.Secret()}, "Authorization": {"Bearer " + other.Secret()}}, nil, 401, CodeDuplicateCredentials, "", nil, false},
-		{"two key headers", nil, map[string][]string{"X-API-Key": {alice.Secret(), alice.Secret()}}, nil, 401, CodeDuplicateCredentials, "", nil, false},
+		{"two different keys", nil, map[string][]string{"X-API-Key": {alice.Secret()}, "Authorization": {"Bearer " + other.Secret()}}, nil, 401, auth.CodeDuplicateCredentials, "", nil, false},
+		{"two key headers", nil, map[string][]string{"X-API-Key": {alice.Secret(), alice.Secret()}}, nil, 401, auth.CodeDuplicateCredentials, "", nil, false},
 		{"same key twice is one credential", nil, map[string][]string{"X-API-Key": {alice.Secret()}, "Authorization": {"Bearer " + alice.Secret()}}, nil, 0, "", "alice", nil, true},
-		{"JWT of another user plus a key", nil, map[string][]string{"X-API-Key": {alice.Secret()}}, jwtBob, 401, CodeSubjectMismatch, "", nil, false},
+		{"JWT of another user plus a key", nil, map[string][]string{"X-API-Key": {alice.Secret()}}, jwtBob, 401, auth.CodeSubjectMismatch, "", nil, false},
 		{"JWT of the same user plus a key keeps the JWT identity", nil, map[string][]string{"X-API-Key": {alice.Secret()}}, jwtAlice, 0, "", "alice", []string{"x-api-key"}, false},
 		{"JWT plus an invalid key is refused", nil, map[string][]string{"X-API-Key": {other.Secret()}}, jwtAlice, 401, "key_unknown", "", nil, false},
 		{"guest forbidden", map[string]any{"forbidden_roles": []string{"guest"}}, map[string][]string{"X-API-Key": {guestKey.Secret()}}, nil, 403, "forbidden_role", "", nil, false},
@@ -274,25 +277,25 @@ func TestPDKCallsPerPath(t *testing.T) {
 	k := mustKey(t)
 	svc.add(k, "alice")
 	const (
-		get    = kongadapter.CallGetHeaders
-		sget   = kongadapter.CallSharedGet
-		sset   = kongadapter.CallSharedSet
-		ip     = kongadapter.CallGetForwardedIP
-		auth   = kongadapter.CallAuthenticate
-		clr    = kongadapter.CallClearHeader
-		set    = kongadapter.CallSetHeaders
-		exit   = kongadapter.CallExit
-		status = 0
+		get      = kongadapter.CallGetHeaders
+		sget     = kongadapter.CallSharedGet
+		sset     = kongadapter.CallSharedSet
+		ip       = kongadapter.CallGetForwardedIP
+		consumer = kongadapter.CallAuthenticate
+		clr      = kongadapter.CallClearHeader
+		set      = kongadapter.CallSetHeaders
+		exit     = kongadapter.CallExit
+		status   = 0
 	)
 	c := decode(t, kongJSON(t, svc.configFor(t, map[string]any{"negative_ttl_seconds": 60})))
 	run := func(h http.Header) *kongtest.Env {
 		env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: h})
-		env.Access(c)
+		env.Access(kongadapter.Handler(c))
 		return env
 	}
 	// First use: a miss asks for the client address (failure limit).
 	env := run(http.Header{"X-Api-Key": {k.Secret()}})
-	if got, want := env.Calls(), []string{get, sget, ip, sset, auth, clr, set}; !slices.Equal(got, want) {
+	if got, want := env.Calls(), []string{get, sget, ip, sset, consumer, clr, set}; !slices.Equal(got, want) {
 		t.Fatalf("miss: %v, want %v", got, want)
 	}
 	if env.ServiceReq.Headers.Get("X-API-Key-ID") != k.KID() || env.ServiceReq.Headers.Get("X-Api-Key") != "" {
@@ -300,7 +303,7 @@ func TestPDKCallsPerPath(t *testing.T) {
 	}
 	// Cached allow path: no client address needed.
 	env = run(http.Header{"X-Api-Key": {k.Secret()}})
-	if got, want := env.Calls(), []string{get, sget, sset, auth, clr, set}; !slices.Equal(got, want) {
+	if got, want := env.Calls(), []string{get, sget, sset, consumer, clr, set}; !slices.Equal(got, want) {
 		t.Fatalf("cached allow: %v, want %v", got, want)
 	}
 	// Missing credential.
@@ -324,7 +327,7 @@ func TestPDKCallsPerPath(t *testing.T) {
 	// an allowed request costs nothing more.
 	c = decode(t, kongJSON(t, svc.configFor(t, map[string]any{"negative_ttl_seconds": 60,
 		"audit": map[string]any{"redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}}})))
-	for _, want := range [][]string{{get, sget, ip, sset, auth, clr, set}, {get, sget, sset, auth, clr, set}} { // miss, then cached
+	for _, want := range [][]string{{get, sget, ip, sset, consumer, clr, set}, {get, sget, sset, consumer, clr, set}} { // miss, then cached
 		if env = run(http.Header{"X-Api-Key": {k.Secret()}}); !slices.Equal(env.Calls(), want) {
 			t.Fatalf("allow, audited: %v, want %v", env.Calls(), want)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -213,7 +214,7 @@ func TestKeyLifecycleAgainstTheRealService(t *testing.T) {
 	}
 	// The Kong adapter path, on instance a (now cached).
 	env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw/v1/models", Headers: http.Header{"X-Api-Key": {key}}})
-	env.Access(a)
+	env.Access(kongadapter.Handler(a))
 	if env.ClientRes.Status == 401 || env.ServiceReq.Headers.Get("X-User-ID") != sub {
 		t.Fatalf("go-pdk path: %d, upstream %v", env.ClientRes.Status, env.ServiceReq.Headers)
 	}

@@ -70,7 +70,7 @@ func TestAuditSectionIsValidated(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := decode(t, kongJSON(t, baseConfig(p, map[string]any{"audit": a})))
-			if _, err := c.Provision(); err == nil || !strings.Contains(err.Error(), "audit") {
+			if _, err := c.Pipeline(); err == nil || !strings.Contains(err.Error(), "audit") {
 				t.Fatalf("err = %v, want one naming audit", err)
 			}
 		})

@@ -3,17 +3,9 @@ package keycloakjwt
 import (
 	"strings"
 
+	"github.com/edgeguard/edgeguard/plugins/internal/auth"
 	"github.com/edgeguard/edgeguard/plugins/internal/bearer"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-)
-
-// credStatus is the outcome of looking for a token.
-type credStatus uint8
-
-const (
-	credAbsent credStatus = iota
-	credFound
-	credDuplicate
 )
 
 // where a token was found, for hide_credentials.
@@ -23,34 +15,40 @@ type credential struct {
 	cookie string // cookie name when header == "cookie"
 }
 
-// credential finds the JWT of a request: Authorization: Bearer, then the
+// Find finds the JWT of a request: Authorization: Bearer, then the
 // configured headers, then the configured cookies. Two different tokens, or
 // a repeated Authorization header, are a duplicate (401, never a guess at
 // which one counts). A Bearer value that is an API key, or another auth
-// scheme, is not a JWT credential.
-func (p *Plugin) credential(headers map[string][]string) (credential, credStatus) {
+// scheme, is not a JWT credential (not mine).
+func (a *Authenticator) Find(headers map[string][]string) (auth.Credential, auth.Found) {
 	var found credential
-	status := credAbsent
+	status := auth.NotPresent
 	add := func(c credential) bool {
-		if status == credFound && found.token != c.token {
-			status = credDuplicate
+		if status == auth.Present && found.token != c.token {
 			return false
 		}
-		found, status = c, credFound
+		found, status = c, auth.Present
 		return true
+	}
+	notMine := func() {
+		if status == auth.NotPresent {
+			status = auth.NotMine
+		}
 	}
 	if vals := headers["authorization"]; len(vals) > 0 {
 		if len(vals) > 1 {
-			return credential{}, credDuplicate
+			return nil, auth.Duplicate
 		}
 		if tok, ok := bearer.Token(vals[0]); ok && !bearer.IsAPIKey(tok) {
 			add(credential{token: tok, header: "authorization"})
+		} else {
+			notMine()
 		}
 	}
-	for _, h := range p.headers {
+	for _, h := range a.headers {
 		vals := headers[h]
 		if len(vals) > 1 {
-			return credential{}, credDuplicate
+			return nil, auth.Duplicate
 		}
 		if len(vals) == 1 {
 			tok := vals[0]
@@ -58,29 +56,36 @@ func (p *Plugin) credential(headers map[string][]string) (credential, credStatus
 				tok = t
 			}
 			tok = strings.TrimSpace(tok)
-			if tok != "" && !bearer.IsAPIKey(tok) && !add(credential{token: tok, header: h}) {
-				return credential{}, credDuplicate
+			switch {
+			case tok == "":
+			case bearer.IsAPIKey(tok):
+				notMine()
+			case !add(credential{token: tok, header: h}):
+				return nil, auth.Duplicate
 			}
 		}
 	}
-	if len(p.cookies) > 0 {
+	if len(a.cookies) > 0 {
 		for _, line := range headers["cookie"] {
 			for part := range strings.SplitSeq(line, ";") {
 				name, value, ok := strings.Cut(strings.TrimSpace(part), "=")
-				if !ok || !p.isCookie(name) || value == "" {
+				if !ok || !a.isCookie(name) || value == "" {
 					continue
 				}
 				if !add(credential{token: value, header: "cookie", cookie: name}) {
-					return credential{}, credDuplicate
+					return nil, auth.Duplicate
 				}
 			}
 		}
+	}
+	if status != auth.Present {
+		return nil, status
 	}
 	return found, status
 }
 
-func (p *Plugin) isCookie(name string) bool {
-	for _, c := range p.cookies {
+func (a *Authenticator) isCookie(name string) bool {
+	for _, c := range a.cookies {
 		if c == name {
 			return true
 		}
@@ -88,9 +93,10 @@ func (p *Plugin) isCookie(name string) bool {
 	return false
 }
 
-// hideCredential removes the token from the upstream request: the header
-// it came in, or just its cookie from the Cookie header.
-func (p *Plugin) hideCredential(ex exchange.Exchange, headers map[string][]string, c credential) {
+// Hide removes the token from the upstream request: the header it came in,
+// or just its cookie from the Cookie header (auth.Authenticator).
+func (a *Authenticator) Hide(ex exchange.Exchange, headers map[string][]string, cred auth.Credential) {
+	c := cred.(credential)
 	if c.header != "cookie" {
 		ex.ClearUpstreamHeader(c.header)
 		return
@@ -99,7 +105,7 @@ func (p *Plugin) hideCredential(ex exchange.Exchange, headers map[string][]strin
 	for _, line := range headers["cookie"] {
 		for part := range strings.SplitSeq(line, ";") {
 			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if strings.TrimSpace(part) == "" || p.isCookie(name) {
+			if strings.TrimSpace(part) == "" || a.isCookie(name) {
 				continue
 			}
 			kept = append(kept, strings.TrimSpace(part))

@@ -147,7 +147,7 @@ func TestLiveKeycloakTokensThroughThePlugin(t *testing.T) {
 	// The Kong configuration as JSON (go-pdk decodes it the same way), then
 	// the exported lifecycle: Provision once, Handle per request. The first
 	// request joins the verifier's initial JWKS fetch.
-	plugin := func(extra map[string]any) *Plugin {
+	plugin := func(extra map[string]any) *Config {
 		m := map[string]any{
 			"issuers":     []map[string]any{{"issuer": k.issuer, "jwks_url": k.jwksURL}},
 			"audiences":   []string{"jan-api"},
@@ -161,11 +161,10 @@ func TestLiveKeycloakTokensThroughThePlugin(t *testing.T) {
 		if err := json.Unmarshal(js, &c); err != nil {
 			t.Fatal(err)
 		}
-		p, err := c.Provision()
-		if err != nil {
+		if _, err := c.Pipeline(); err != nil {
 			t.Fatal(err)
 		}
-		return p
+		return &c
 	}
 	tests := []struct {
 		name   string

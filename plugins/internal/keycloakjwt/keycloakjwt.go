@@ -1,17 +1,15 @@
-// Package keycloakjwt is the logic of the keycloak-jwt plugin (priority
-// 1455): it authenticates a request by its Keycloak access token, verified
-// with pkg/jwtauth against the issuer's cached JWKS, applies the route's
-// policy (roles, scopes, auth methods), strips every client copy of the
-// identity headers, sets the edge's identity headers and records the
-// identity in kong.ctx.shared for later plugins.
+// Package keycloakjwt is the keycloak-jwt plugin (priority 1455): its Kong
+// configuration and its pipeline — the JWT authenticator (a Keycloak access
+// token, verified with pkg/jwtauth against the issuer's cached JWKS), then
+// package auth's authorize (the route's roles, scopes, auth methods) and
+// admit stages (strip client identity headers, the edge assertion, the
+// upstream identity headers, the identity recorded in kong.ctx.shared for
+// later plugins).
 //
 // A token that is present but invalid is always 401 — never a fall-through
 // to anonymous. credential_optional only lets a request WITHOUT a token pass
 // (to keycloak-apikey). "Authorization: Bearer sk_…" is an API key and is
 // left to keycloak-apikey.
-//
-// It is written against exchange.Exchange: the Kong plugin (Access), the
-// all-in-one plugin and tests (Handle) run the same code.
 package keycloakjwt
 
 import (
@@ -22,31 +20,23 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Kong/go-pdk"
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
+	"github.com/edgeguard/edgeguard/plugins/internal/auth"
 	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
-	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
+	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
 )
 
 // Name is the plugin's Kong name; Priority its Kong priority.
 const (
 	Name     = "keycloak-jwt"
 	Priority = 1455
-)
-
-// Client error codes besides jwtauth's reasons and identity's denials.
-const (
-	CodeCredentialMissing    = "credential_missing"
-	CodeDuplicateCredentials = "duplicate_credentials"
-	CodeTooManyHeaders       = "too_many_headers"
 )
 
 // ErrInvalidConfig is wrapped by every configuration error.
@@ -109,7 +99,7 @@ type Config struct {
 	// to the audit stream (package auditconf); absent: audit off.
 	Audit *auditconf.Options `json:"audit"`
 
-	rt pluginrt.Instance[*Plugin]
+	rt pipeline.Instance
 }
 
 // New returns an empty Config, as go-pdk's constructor wants it.
@@ -123,26 +113,38 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	return kongjson.Unmarshal(data, (*plain)(c))
 }
 
-// Plugin is a provisioned keycloak-jwt configuration.
-type Plugin struct {
+// Authenticator is the JWT authenticator of a provisioned configuration
+// (auth.Authenticator).
+type Authenticator struct {
 	verifier    *jwtauth.Verifier
-	assert      *edgeassert.Asserter
-	policy      identity.Policy
 	headers     []string // lower case
 	cookies     []string
-	optional    bool
-	hide        bool
-	maxHeaders  int
 	waitTimeout time.Duration
 }
+
+var _ auth.Authenticator = (*Authenticator)(nil)
+
+// Plugin is a provisioned keycloak-jwt configuration: its authenticate and
+// authorize stages (the all-in-one plugin composes them too).
+type Plugin struct {
+	authn        *Authenticator
+	authenticate auth.Authenticate
+	authorize    auth.Authorize
+	maxHeaders   int
+}
+
+// Stages are the plugin's authenticate and authorize stages.
+func (p *Plugin) Stages() []pipeline.Stage {
+	return []pipeline.Stage{&p.authenticate, &p.authorize}
+}
+
+// MaxHeaders is the plugin's header-line limit (max_headers).
+func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
 
 // Provision validates c and builds its Plugin. The verifier is process-wide
 // (jwtauth.Shared, keyed by configuration), so a config change on another
 // route or a new instance reuses JWKS caches.
 func (c *Config) Provision() (*Plugin, error) {
-	if err := c.Audit.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
 	bad := func(format string, args ...any) (*Plugin, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 	}
@@ -182,46 +184,48 @@ func (c *Config) Provision() (*Plugin, error) {
 	if err != nil {
 		return bad("%v", err)
 	}
-	p := &Plugin{
-		verifier:   v,
-		optional:   c.CredentialOptional,
-		hide:       c.HideCredentials,
-		maxHeaders: c.MaxHeaders,
-		policy: identity.Policy{
-			RequiredRoles:  c.RequiredRoles,
-			RolesMode:      c.RolesMode,
-			ForbiddenRoles: c.ForbiddenRoles,
-			RequiredScopes: c.RequiredScopes,
-			AuthMethods:    c.AuthMethods,
-		},
-		waitTimeout: jwtauth.DefaultFetchTimeout,
-	}
+	a := &Authenticator{verifier: v, waitTimeout: jwtauth.DefaultFetchTimeout}
 	if c.JWKSTimeoutMS > 0 {
-		p.waitTimeout = time.Duration(c.JWKSTimeoutMS) * time.Millisecond
+		a.waitTimeout = time.Duration(c.JWKSTimeoutMS) * time.Millisecond
 	}
-	if err := p.policy.Validate(); err != nil {
+	policy, err := auth.PolicyOptions{RequiredRoles: c.RequiredRoles, RolesMode: c.RolesMode,
+		ForbiddenRoles: c.ForbiddenRoles, RequiredScopes: c.RequiredScopes, AuthMethods: c.AuthMethods}.Policy()
+	if err != nil {
 		return bad("%v", err)
 	}
-	if p.assert, err = edgeassert.New(c.UpstreamName, c.EdgeSigningKeyFile); err != nil {
+	assert, err := edgeassert.New(c.UpstreamName, c.EdgeSigningKeyFile)
+	if err != nil {
 		return bad("%v", err)
 	}
-	if p.maxHeaders == 0 {
-		p.maxHeaders = kongadapter.DefaultMaxHeaders
-	}
-	if p.maxHeaders < 1 || p.maxHeaders > kongadapter.MaxMaxHeaders {
-		return bad("max_headers %d is outside 1..%d", p.maxHeaders, kongadapter.MaxMaxHeaders)
+	maxHeaders, err := exchange.MaxHeadersOption(c.MaxHeaders)
+	if err != nil {
+		return bad("%v", err)
 	}
 	for _, h := range c.HeaderNames {
 		if !headername.IsToken(h) || strings.EqualFold(h, "authorization") {
 			return bad("header_names: %q is not a header name other than Authorization", h)
 		}
-		p.headers = append(p.headers, strings.ToLower(h))
+		a.headers = append(a.headers, strings.ToLower(h))
 	}
 	for _, ck := range c.CookieNames {
 		if !headername.IsToken(ck) {
 			return bad("cookie_names: %q is not a cookie name", ck)
 		}
-		p.cookies = append(p.cookies, ck)
+		a.cookies = append(a.cookies, ck)
+	}
+	p := &Plugin{
+		authn: a,
+		authenticate: auth.Authenticate{
+			Authenticator:  a,
+			Optional:       c.CredentialOptional,
+			HideCredential: c.HideCredentials,
+			ScopeChallenge: true,
+		},
+		authorize:  auth.Authorize{Policy: policy},
+		maxHeaders: maxHeaders,
+	}
+	if assert != nil { // a nil *Asserter in the interface would not be nil
+		p.authenticate.Assert = assert
 	}
 	return p, nil
 }
@@ -230,94 +234,38 @@ func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
 
 func (c *Config) logger() zerolog.Logger { return c.rt.Logger(Name) }
 
-// Handle runs the plugin on one request (the all-in-one plugin, tests).
-func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, c.Auditor()) }
+// PluginName is the plugin's Kong name.
+func (c *Config) PluginName() string { return Name }
 
-// Access is the Kong access-phase handler (no Response handler: it would make
-// Kong buffer upstream bodies and break streaming).
-func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision, c.Auditor()) }
-
-// MaxHeaders is the header-line limit the Kong adapter reads with.
-func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
-
-// wwwAuthenticate values (RFC 6750 §3).
-const (
-	challengeMissing = `Bearer realm="edgeguard"`
-	challengeInvalid = `Bearer realm="edgeguard", error="invalid_token"`
-	challengeRequest = `Bearer realm="edgeguard", error="invalid_request"`
-	challengeScope   = `Bearer realm="edgeguard", error="insufficient_scope"`
-)
-
-// Handle authenticates one request.
-func (p *Plugin) Handle(ex exchange.Exchange) {
-	if ex.TooManyHeaders() {
-		exchange.Deny(ex, http.StatusRequestHeaderFieldsTooLarge, CodeTooManyHeaders, "request has too many headers", nil)
-		return
-	}
-	headers := ex.Headers()
-	cred, status := p.credential(headers)
-	switch status {
-	case credDuplicate:
-		exchange.Deny(ex, http.StatusUnauthorized, CodeDuplicateCredentials, "more than one credential",
-			map[string]string{"WWW-Authenticate": challengeRequest})
-		return
-	case credAbsent:
-		if p.optional {
-			stripIdentity(ex, headers)
-			return
+// Pipeline is the plugin's pipeline — authenticate, authorize, admit —
+// provisioned once per configuration (pipeline.Instance).
+func (c *Config) Pipeline() (*pipeline.Pipeline, error) {
+	return c.rt.Get(Name, c.Audit, func() (*pipeline.Pipeline, error) {
+		p, err := c.Provision()
+		if err != nil {
+			return nil, err
 		}
-		exchange.Deny(ex, http.StatusUnauthorized, CodeCredentialMissing, "authentication required",
-			map[string]string{"WWW-Authenticate": challengeMissing})
-		return
-	}
+		return pipeline.New(Name, pipeline.Options{MaxHeaders: p.maxHeaders}, append(p.Stages(), auth.Admit{})...), nil
+	})
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), p.waitTimeout)
-	id, err := p.verifier.Verify(ctx, cred.token)
+// Handle runs the plugin on one request of host (tests; Kong runs the same
+// pipeline through kongadapter.Access).
+func (c *Config) Handle(host exchange.Exchange) pipeline.Outcome { return pipeline.Handle(host, c) }
+
+// Verify verifies the token (auth.Authenticator).
+func (a *Authenticator) Verify(_ *pipeline.Request, c auth.Credential) (*identity.Identity, pipeline.Result) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.waitTimeout)
+	id, err := a.verifier.Verify(ctx, c.(credential).token)
 	cancel()
-	if err != nil {
-		r := jwtauth.ReasonOf(err)
-		if r == jwtauth.ReasonIdPUnavailable {
-			exchange.Deny(ex, http.StatusServiceUnavailable, string(r), "identity provider unavailable",
-				map[string]string{"Retry-After": "5"})
-			return
-		}
-		if r == "" { // a context error while waiting for keys
-			exchange.Deny(ex, http.StatusServiceUnavailable, string(jwtauth.ReasonIdPUnavailable), "identity provider unavailable",
-				map[string]string{"Retry-After": "5"})
-			return
-		}
-		exchange.Deny(ex, http.StatusUnauthorized, string(r), "invalid token",
-			map[string]string{"WWW-Authenticate": challengeInvalid})
-		return
+	if err == nil {
+		return id, pipeline.Next
 	}
-	if d := p.policy.Authorize(id); d != identity.Allowed {
-		var h map[string]string
-		if d == identity.DenyInsufficientScope {
-			h = map[string]string{"WWW-Authenticate": challengeScope}
-		}
-		exchange.Forbid(ex, id, string(d), "access denied", h)
-		return
+	r := jwtauth.ReasonOf(err)
+	if r == jwtauth.ReasonIdPUnavailable || r == "" { // "": a context error while waiting for keys
+		return nil, pipeline.Deny(http.StatusServiceUnavailable, string(jwtauth.ReasonIdPUnavailable), "identity provider unavailable",
+			map[string]string{"Retry-After": "5"})
 	}
-	stripIdentity(ex, headers) // before any set: a later clear would cancel it
-	if !p.assert.Add(ex, id) {
-		return
-	}
-	id.UpstreamHeaders(ex.SetUpstreamHeader)
-	if p.hide {
-		p.hideCredential(ex, headers, cred)
-	}
-	ex.SetAuthenticated(id)
-}
-
-// stripIdentity clears every client copy of a reserved identity header (and
-// headers named in Connection) from the upstream request.
-func stripIdentity(ex exchange.Exchange, headers map[string][]string) {
-	for _, name := range identity.StripList(headers) {
-		ex.ClearUpstreamHeader(name)
-	}
-}
-
-// Auditor is the instance's audit emitter source (nil: audit off).
-func (c *Config) Auditor() pluginrt.Auditor {
-	return auditconf.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
+	return nil, pipeline.Deny(http.StatusUnauthorized, string(r), "invalid token",
+		map[string]string{"WWW-Authenticate": auth.ChallengeInvalid})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/edgeguard/edgeguard/plugins/internal/auth"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,12 +56,15 @@ func baseConfig(p *jwttest.IdP, extra map[string]any) map[string]any {
 func newConfig(t testing.TB, p *jwttest.IdP, extra map[string]any) *Config {
 	t.Helper()
 	c := decode(t, kongJSON(t, baseConfig(p, extra)))
-	pl, err := c.rt.Get(Name, c.Provision)
+	if _, err := c.Pipeline(); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := c.Provision() // the same process-wide verifier (jwtauth.Shared)
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !pl.verifier.Ready() && time.Now().Before(deadline) {
+	for !pl.authn.verifier.Ready() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	return c
@@ -84,7 +88,7 @@ func TestKongShapedConfigDecodesWithDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pl.optional || pl.hide || pl.maxHeaders != kongadapter.DefaultMaxHeaders {
+	if pl.authenticate.Optional || pl.authenticate.HideCredential || pl.maxHeaders != exchange.DefaultMaxHeaders {
 		t.Fatalf("defaults: %+v", pl)
 	}
 	zero := 0
@@ -122,27 +126,27 @@ func TestAuthenticationPaths(t *testing.T) {
 		{"spoofed identity headers are stripped", nil, map[string][]string{"Authorization": {"Bearer " + good}, "X-User-ID": {"victim"}, "x_auth_method": {"apikey"}, "X-Consumer-ID": {"c"}},
 			want{subject: "u-1", upstream: map[string]string{"X-User-ID": "u-1"}, cleared: []string{"x-user-id", "x_auth_method", "x-consumer-id"}}},
 		{"missing token", nil, map[string][]string{"Accept": {"*/*"}},
-			want{status: 401, code: CodeCredentialMissing, www: challengeMissing}},
+			want{status: 401, code: auth.CodeCredentialMissing, www: auth.ChallengeMissing}},
 		{"missing token, optional", map[string]any{"credential_optional": true}, map[string][]string{"X-User-ID": {"victim"}},
 			want{cleared: []string{"x-user-id"}}},
 		{"API key in Bearer is not a JWT", nil, map[string][]string{"Authorization": {"Bearer sk_live_abc"}},
-			want{status: 401, code: CodeCredentialMissing}},
+			want{status: 401, code: auth.CodeCredentialMissing}},
 		{"API key in Bearer, optional: left to keycloak-apikey", map[string]any{"credential_optional": true}, map[string][]string{"Authorization": {"Bearer sk_live_abc"}},
 			want{}},
 		{"Basic auth is not a bearer token", nil, map[string][]string{"Authorization": {"Basic dXNlcjpwYXNz"}},
-			want{status: 401, code: CodeCredentialMissing}},
+			want{status: 401, code: auth.CodeCredentialMissing}},
 		{"empty bearer token is invalid, not absent", map[string]any{"credential_optional": true}, map[string][]string{"Authorization": {"Bearer "}},
-			want{status: 401, code: "token_malformed", www: challengeInvalid}},
+			want{status: 401, code: "token_malformed", www: auth.ChallengeInvalid}},
 		{"invalid token is 401 even when optional", map[string]any{"credential_optional": true}, map[string][]string{"Authorization": {"Bearer " + good[:len(good)-3] + "AAA"}},
-			want{status: 401, code: "signature_invalid", www: challengeInvalid}},
+			want{status: 401, code: "signature_invalid", www: auth.ChallengeInvalid}},
 		{"expired", nil, map[string][]string{"Authorization": {"Bearer " + expired}}, want{status: 401, code: "token_expired"}},
 		{"ID token", nil, map[string][]string{"Authorization": {"Bearer " + idToken}}, want{status: 401, code: "token_type_invalid"}},
 		{"garbage", nil, map[string][]string{"Authorization": {"Bearer ../../etc/passwd"}}, want{status: 401, code: "token_malformed"}},
 		{"two Authorization headers", nil, map[string][]string{"Authorization": {"Bearer " + good, "Bearer " + admin}},
-			want{status: 401, code: CodeDuplicateCredentials, www: challengeRequest}},
+			want{status: 401, code: auth.CodeDuplicateCredentials, www: auth.ChallengeRequest}},
 		{"token in header and a different one in cookie", map[string]any{"cookie_names": []string{"kc_token"}},
 			map[string][]string{"Authorization": {"Bearer " + good}, "Cookie": {"kc_token=" + admin}},
-			want{status: 401, code: CodeDuplicateCredentials}},
+			want{status: 401, code: auth.CodeDuplicateCredentials}},
 		{"same token twice is one credential", map[string]any{"cookie_names": []string{"kc_token"}},
 			map[string][]string{"Authorization": {"Bearer " + good}, "Cookie": {"kc_token=" + good}}, want{subject: "u-1"}},
 		{"token from cookie", map[string]any{"cookie_names": []string{"kc_token"}}, map[string][]string{"Cookie": {"a=1; kc_token=" + good}}, want{subject: "u-1"}},
@@ -153,7 +157,7 @@ func TestAuthenticationPaths(t *testing.T) {
 			want{status: 403, code: "insufficient_role"}},
 		{"admin present", map[string]any{"required_roles": []string{"admin"}}, map[string][]string{"Authorization": {"Bearer " + admin}}, want{subject: "a-1"}},
 		{"scope required", map[string]any{"required_scopes": []string{"models:write"}}, map[string][]string{"Authorization": {"Bearer " + good}},
-			want{status: 403, code: "insufficient_scope", www: challengeScope}},
+			want{status: 403, code: "insufficient_scope", www: auth.ChallengeScope}},
 		{"api keys only", map[string]any{"auth_methods": []string{"apikey"}}, map[string][]string{"Authorization": {"Bearer " + good}},
 			want{status: 403, code: "auth_method_not_allowed"}},
 		{"hide credentials", map[string]any{"hide_credentials": true}, map[string][]string{"Authorization": {"Bearer " + good}},
@@ -221,7 +225,6 @@ func TestTooManyHeadersIs431(t *testing.T) {
 		h[fmt.Sprint("X-", i)] = []string{"v"}
 	}
 	f := exchange.NewFake("GET", "/", h)
-	f.MaxHeaders = 3
 	c.Handle(f)
 	if f.ExitStatus != 431 {
 		t.Fatalf("status %d", f.ExitStatus)
@@ -334,7 +337,7 @@ func TestPDKCallsPerPath(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newConfig(t, p, tc.config)
 			env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: tc.headers})
-			env.Access(c)
+			env.Access(kongadapter.Handler(c))
 			if got := env.Calls(); !slices.Equal(got, tc.want) {
 				t.Fatalf("PDK calls %v, want %v", got, tc.want)
 			}
@@ -394,7 +397,7 @@ func TestEdgeIdentityAssertion(t *testing.T) {
 	c := newConfig(t, p, map[string]any{"upstream_name": "llm-api", "edge_signing_key_file": key})
 	env := kongtest.New(t, test.Request{Method: "POST", Url: "http://gw.example/v1/chat/completions", Body: []byte("{}"),
 		Headers: http.Header{"Authorization": {"Bearer " + p.Token(t, "u-1", nil)}, "X-Edge-Identity": {"forged"}}})
-	env.Access(c)
+	env.Access(kongadapter.Handler(c))
 	want := []string{kongadapter.CallGetHeaders, kongadapter.CallGetForwardedIP, kongadapter.CallGetMethod, kongadapter.CallGetPath, kongadapter.CallSharedSet, kongadapter.CallSetHeaders}
 	if got := env.Calls(); !slices.Equal(got, want) {
 		t.Fatalf("PDK calls %v, want %v", got, want)

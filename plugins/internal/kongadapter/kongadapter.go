@@ -1,6 +1,9 @@
-// Package kongadapter is the Kong adapter of the plugin host port: it serves an
-// exchange.Exchange from go-pdk with the fewest PDK calls the features allow,
-// and records every call it makes so tests can assert the exact list.
+// Package kongadapter is the Kong side of the edge: the only package (with
+// the plugin servers' main packages) that imports go-pdk. Access is the Kong
+// access-phase entry point of every pipeline plugin: it serves the plugin's
+// pipeline (package pipeline) an exchange.Exchange from go-pdk with the
+// fewest PDK calls the features allow, and records every call it makes so
+// tests can assert the exact list. ClientIP is the client-ip plugin.
 //
 // Under Kong each PDK call is a round trip over a Unix socket to the Kong
 // worker, and that round trip, not our Go code, dominates a Go plugin's cost.
@@ -11,9 +14,8 @@
 // upstream and one set_headers for the response, or together with Exit.
 //
 // Kong ends the PDK event with kong.response.exit: every call after it fails
-// ("use of closed network connection"). What must still be read when a
-// request is answered (an audit event's client address and path) is read in
-// the Options.OnExit hook, which runs before the exit is issued.
+// ("use of closed network connection"). The runtime reads what an answer's
+// audit event needs before it calls Exit.
 //
 // It is not a general go-pdk wrapper: it offers only what the Exchange
 // interface needs, in the access phase. An Adapter serves one request and is
@@ -32,14 +34,8 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-)
-
-// Header-count limits. Kong's kong.request.get_headers(max) stops silently
-// at max headers and refuses max > 1000, so the adapter asks for
-// MaxHeaders+1 and MaxHeaders is at most 999.
-const (
-	DefaultMaxHeaders = 100
-	MaxMaxHeaders     = 999
+	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
+	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
 )
 
 // IdentityKey is the kong.ctx.shared key under which the authenticated
@@ -66,44 +62,42 @@ const (
 // failed (under Kong: the socket to the worker).
 var ErrPDK = errors.New("pdk call failed")
 
-// Options tune an Adapter.
-type Options struct {
-	// MaxHeaders is the most header values a request may carry (default
-	// 100, valid 1..999; values above 999 are clamped to 999). More makes
-	// TooManyHeaders true.
-	MaxHeaders int
-	// OnExit, when set, is called once when the request is being ended
-	// (Exit, from the handler or Serve's fail-closed answer), with its
-	// status, BEFORE kong.response.exit is issued: Kong closes the PDK event
-	// with the exit, so this is the last moment the request can be read.
-	// Reads through the Adapter are lazy and recorded as usual. Leave it
-	// nil when nothing needs reading (no call is added then); a panic in it
-	// is a failure (Failed), never a lost exit.
-	OnExit func(a *Adapter, status int)
+// Access is the Kong access-phase handler of a pipeline plugin: the
+// plugin's pipeline (provisioned on first use) runs on a new Adapter, or the
+// misconfigured answer when its configuration is invalid; the outcome and
+// the PDK call count go to the plugin metrics.
+func Access(kong *pdk.PDK, p pipeline.Plugin) *Adapter {
+	pl, err := p.Pipeline()
+	var a *Adapter
+	var out pipeline.Outcome
+	if err != nil {
+		a = New(kong, 0)
+		out = pipeline.Misconfigured(a)
+	} else {
+		a = New(kong, pl.MaxHeaders())
+		out = pipeline.Run(a, pl)
+	}
+	pluginmetrics.Observe(p.PluginName(), a.CallCount(), out.Status, out.Code)
+	return a
 }
 
-func (o Options) maxHeaders() int {
-	switch {
-	case o.MaxHeaders <= 0:
-		return DefaultMaxHeaders
-	case o.MaxHeaders > MaxMaxHeaders:
-		return MaxMaxHeaders
-	}
-	return o.MaxHeaders
-}
+// Handler is p as go-pdk's access-phase handler (tests: kongtest.Env.Access).
+func Handler(p pipeline.Plugin) interface{ Access(*pdk.PDK) } { return handler{p} }
+
+type handler struct{ p pipeline.Plugin }
+
+func (h handler) Access(kong *pdk.PDK) { Access(kong, h.p) }
 
 // Adapter serves one request's Exchange from go-pdk.
 type Adapter struct {
-	kong   *pdk.PDK
-	max    int
-	onExit func(*Adapter, int)
+	kong *pdk.PDK
+	max  int
 
 	callBuf [8]string
 	calls   []string
 
 	headers     map[string][]string
 	headersRead bool
-	tooMany     bool
 
 	method, path, clientIP             string
 	methodRead, pathRead, clientIPRead bool
@@ -112,8 +106,6 @@ type Adapter struct {
 	identRead bool
 
 	exitStatus int
-	denial     string
-	refused    *identity.Identity // who a 403 refused (exchange.Forbid)
 
 	// the buffered upstream and response header writes
 	exchange.Buffer
@@ -122,54 +114,13 @@ type Adapter struct {
 
 var _ exchange.Exchange = (*Adapter)(nil)
 
-// New returns an Adapter for the request kong is serving. It makes no PDK
+// New returns an Adapter for the request kong is serving, reading at most
+// maxHeaders+1 header values (exchange.ClampMaxHeaders). It makes no PDK
 // call.
-func New(kong *pdk.PDK, opts Options) *Adapter {
-	a := &Adapter{kong: kong, max: opts.maxHeaders(), onExit: opts.OnExit}
+func New(kong *pdk.PDK, maxHeaders int) *Adapter {
+	a := &Adapter{kong: kong, max: exchange.ClampMaxHeaders(maxHeaders)}
 	a.calls = a.callBuf[:0]
 	return a
-}
-
-// Serve runs handle on a new Adapter and then flushes its buffered writes.
-// It fails closed: when a PDK read failed (Failed), when Flush fails, or when
-// handle panics, and the request has not been ended by handle, the client
-// gets 500 {"error":{"code":"edge_error",...}} and the buffered upstream
-// writes are dropped. Serve returns the Adapter so the caller (and tests)
-// can read Calls and Failed; logging is the caller's choice.
-func Serve(kong *pdk.PDK, opts Options, handle func(exchange.Exchange)) *Adapter {
-	a := New(kong, opts)
-	if !a.run(handle) {
-		a.failClosed()
-		return a
-	}
-	if a.Exited() {
-		return a
-	}
-	if a.err != nil {
-		a.failClosed()
-		return a
-	}
-	if err := a.Flush(); err != nil {
-		a.failClosed()
-	}
-	return a
-}
-
-// run calls handle and reports false when it panicked.
-func (a *Adapter) run(handle func(exchange.Exchange)) (ok bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			a.fail(fmt.Errorf("plugin handler panicked: %v", r))
-			ok = false
-		}
-	}()
-	handle(a)
-	return true
-}
-
-func (a *Adapter) failClosed() {
-	a.Upstream, a.Clears = nil, nil
-	exchange.Deny(a, 500, "edge_error", "the gateway could not process the request", nil)
 }
 
 // Failed returns the first PDK failure of this request (wrapping ErrPDK), or
@@ -206,11 +157,6 @@ func (a *Adapter) readHeaders() {
 		return
 	}
 	a.headers = lowerKeys(h)
-	n := 0
-	for _, v := range a.headers {
-		n += len(v)
-	}
-	a.tooMany = n > a.max
 }
 
 // lowerKeys returns h with ASCII-lower-cased names. Kong already sends them
@@ -246,18 +192,11 @@ func (a *Adapter) Header(name string) string {
 	return ""
 }
 
-// Headers returns every client header (at most MaxHeaders+1 values), names
+// Headers returns every client header (at most maxHeaders+1 values), names
 // lower-cased. Callers must not modify the map.
 func (a *Adapter) Headers() map[string][]string {
 	a.readHeaders()
 	return a.headers
-}
-
-// TooManyHeaders reports that the request carries more than MaxHeaders
-// header values (Headers is then incomplete).
-func (a *Adapter) TooManyHeaders() bool {
-	a.readHeaders()
-	return a.tooMany
 }
 
 func (a *Adapter) readString(call string, done *bool, dst *string, get func() (string, error)) string {
@@ -291,23 +230,16 @@ func (a *Adapter) ClientIP() string {
 }
 
 // Exit ends the request in one kong.response.exit call, with the buffered
-// response headers merged under headers (headers win), after the OnExit
-// hook. Later calls and writes are ignored, and Flush does nothing.
+// response headers merged under headers (exchange.ExitHeaders). Later calls
+// and writes are ignored, and Flush does nothing.
 func (a *Adapter) Exit(status int, body []byte, headers map[string]string) {
 	if !a.MarkExited() {
 		return
 	}
 	a.exitStatus = status
-	if a.onExit != nil {
-		a.runOnExit(status)
-	}
-	h := make(map[string][]string, len(a.Response)+len(headers))
-	for _, r := range a.Response {
-		if !hasFold(headers, r.Name) {
-			h[r.Name] = []string{r.Value}
-		}
-	}
-	for k, v := range headers {
+	merged := exchange.ExitHeaders(a.Response, headers)
+	h := make(map[string][]string, len(merged))
+	for k, v := range merged {
 		h[k] = []string{v}
 	}
 	a.Reset()
@@ -315,32 +247,8 @@ func (a *Adapter) Exit(status int, body []byte, headers map[string]string) {
 	a.kong.Response.Exit(status, body, h)
 }
 
-// runOnExit calls the OnExit hook; a panic in it is recorded as a failure
-// and the exit still goes out.
-func (a *Adapter) runOnExit(status int) {
-	defer func() {
-		if r := recover(); r != nil {
-			a.fail(fmt.Errorf("on-exit hook panicked: %v", r))
-		}
-	}()
-	a.onExit(a, status)
-}
-
 // ExitStatus is the status of the Exit call (0 when the request went on).
 func (a *Adapter) ExitStatus() int { return a.exitStatus }
-
-// RecordDenial notes the error code of the answer (exchange.Deny calls it),
-// for metrics.
-func (a *Adapter) RecordDenial(code string) { a.denial = code }
-
-// Denial is the error code of the answer, "" when the request went on.
-func (a *Adapter) Denial() string { return a.denial }
-
-// RecordRefused notes the identity a 403 refused (exchange.Forbid calls it).
-func (a *Adapter) RecordRefused(id *identity.Identity) { a.refused = id }
-
-// Refused is the identity a 403 refused, or nil.
-func (a *Adapter) Refused() *identity.Identity { return a.refused }
 
 // Flush sends the buffered writes: one kong.service.request.clear_header per
 // cleared name, except names also being set (set_headers overrides a header
@@ -425,16 +333,6 @@ func (a *Adapter) SetAuthenticated(id *identity.Identity) {
 	a.ident, a.identRead = id, true
 }
 
-// NoPriorIdentity tells the adapter that no identity was recorded in
-// kong.ctx.shared before the current handler chain (the all-in-one plugin
-// runs first and holds every edgeguard auth step), so Authenticated answers
-// from memory without a kong.ctx.shared.get round trip.
-func (a *Adapter) NoPriorIdentity() {
-	if !a.identRead {
-		a.ident, a.identRead = nil, true
-	}
-}
-
 // AuthenticateConsumer tells Kong who the request is (one
 // kong.client.authenticate call), so Kong's own plugins and logs see the
 // consumer and credential. The consumer need not exist in Kong's database.
@@ -449,15 +347,6 @@ func (a *Adapter) AuthenticateConsumer(consumerID, username, credentialID string
 	if err != nil {
 		a.fail(fmt.Errorf("%w: %s: %w", ErrPDK, CallAuthenticate, err))
 	}
-}
-
-func hasFold(m map[string]string, name string) bool {
-	for k := range m {
-		if headername.EqualFold(k, name) {
-			return true
-		}
-	}
-	return false
 }
 
 func toMap(list []exchange.Header) map[string][]string {

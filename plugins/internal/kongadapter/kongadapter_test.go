@@ -14,21 +14,25 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
+	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
 )
 
 func get(headers http.Header) test.Request {
 	return test.Request{Method: "GET", Url: "http://example.com/v1/models?q=1", Headers: headers}
 }
 
-// serve runs handle through kongadapter.Serve on env and checks that the adapter's
-// own call log matches what crossed the wire.
-func serve(t *testing.T, env *kongtest.Env, opts kongadapter.Options, handle func(exchange.Exchange)) *kongadapter.Adapter {
+// serve runs handle as the one stage of a pipeline on a new Adapter of env
+// (as Access does) and checks that the adapter's own call log matches what
+// crossed the wire.
+func serve(t *testing.T, env *kongtest.Env, maxHeaders int, handle func(exchange.Exchange)) (*kongadapter.Adapter, pipeline.Outcome) {
 	t.Helper()
-	a := kongadapter.Serve(env.PDK, opts, handle)
+	a := kongadapter.New(env.PDK, maxHeaders)
+	out := pipeline.Run(a, pipeline.New("test", pipeline.Options{MaxHeaders: maxHeaders},
+		pipeline.StageFunc(false, func(r *pipeline.Request) pipeline.Result { handle(r); return pipeline.Next })))
 	if got, wire := a.Calls(), env.Calls(); !slices.Equal(got, wire) {
 		t.Fatalf("adapter recorded %v, wire saw %v", got, wire)
 	}
-	return a
+	return a, out
 }
 
 func wantCalls(t *testing.T, got []string, want ...string) {
@@ -40,7 +44,7 @@ func wantCalls(t *testing.T, got []string, want ...string) {
 
 func TestFlushSendsUpstreamAndResponseHeadersInOneCallEach(t *testing.T) {
 	env := kongtest.New(t, get(http.Header{"X-Request-Id": {"abc"}}))
-	a := serve(t, env, kongadapter.Options{}, func(ex exchange.Exchange) {
+	a, _ := serve(t, env, 0, func(ex exchange.Exchange) {
 		if ex.Header("X-REQUEST-ID") != "abc" || ex.Header("x-request-id") != "abc" {
 			t.Errorf("Header is not case-insensitive: %v", ex.Headers())
 		}
@@ -70,7 +74,7 @@ func TestNothingBufferedIssuesNoCall(t *testing.T) {
 		want   []string
 	}{
 		{"no-op handler", func(exchange.Exchange) {}, nil},
-		{"reads only", func(ex exchange.Exchange) { ex.Header("a"); ex.Headers(); ex.TooManyHeaders() },
+		{"reads only", func(ex exchange.Exchange) { ex.Header("a"); ex.Headers() },
 			[]string{kongadapter.CallGetHeaders}},
 		{"set then cleared", func(ex exchange.Exchange) {
 			ex.SetUpstreamHeader("X-A", "1")
@@ -80,7 +84,7 @@ func TestNothingBufferedIssuesNoCall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := kongtest.New(t, get(nil))
-			a := serve(t, env, kongadapter.Options{}, tt.handle)
+			a, _ := serve(t, env, 0, tt.handle)
 			wantCalls(t, a.Calls(), tt.want...)
 		})
 	}
@@ -92,7 +96,7 @@ func TestFlushSkipsClearsOfHeadersBeingSet(t *testing.T) {
 		"X_user_id":     {"spoofed"},
 		"X-Auth-Method": {"jwt"},
 	}))
-	a := serve(t, env, kongadapter.Options{}, func(ex exchange.Exchange) {
+	a, _ := serve(t, env, 0, func(ex exchange.Exchange) {
 		for name := range ex.Headers() {
 			ex.ClearUpstreamHeader(name)
 		}
@@ -115,7 +119,7 @@ func TestFlushDoesNotTreatUnicodeFoldsAsTheSameHeader(t *testing.T) {
 	// strings.EqualFold("k", "\u212a") is true; nginx compares bytes. A clear
 	// of "x-user-\u212aey" must not be skipped because X-User-Key is set.
 	env := kongtest.New(t, get(nil))
-	a := serve(t, env, kongadapter.Options{}, func(ex exchange.Exchange) {
+	a, _ := serve(t, env, 0, func(ex exchange.Exchange) {
 		ex.ClearUpstreamHeader("x-user-\u212aey")
 		ex.SetUpstreamHeader("X-User-Key", "v")
 	})
@@ -124,12 +128,12 @@ func TestFlushDoesNotTreatUnicodeFoldsAsTheSameHeader(t *testing.T) {
 
 func TestExitMergesBufferedResponseHeadersInOneCall(t *testing.T) {
 	env := kongtest.New(t, get(nil))
-	a := serve(t, env, kongadapter.Options{}, func(ex exchange.Exchange) {
+	a, _ := serve(t, env, 0, func(ex exchange.Exchange) {
 		ex.SetResponseHeader("X-Request-ID", "rid")
-		ex.SetResponseHeader("content-type", "text/plain") // overridden by Deny's
+		ex.SetResponseHeader("content-type", "text/plain") // overridden by the exit's
 		ex.SetUpstreamHeader("X-Dropped", "1")
-		exchange.Deny(ex, 401, "token_missing", "authentication required",
-			map[string]string{"WWW-Authenticate": `Bearer realm="edge"`})
+		ex.Exit(401, exchange.ErrorBody("token_missing", "authentication required"),
+			map[string]string{"WWW-Authenticate": `Bearer realm="edge"`, "Content-Type": exchange.ContentTypeJSON})
 		ex.SetResponseHeader("X-After", "1")
 		ex.Exit(200, nil, nil)
 		if !ex.Exited() {
@@ -162,7 +166,7 @@ func TestIdentityRoundTripsThroughCtxShared(t *testing.T) {
 		ExpiresAt: time.Unix(1_900_000_000, 0).UTC(),
 	}
 
-	first := kongadapter.New(env.PDK, kongadapter.Options{})
+	first := kongadapter.New(env.PDK, 0)
 	if id, ok := first.Authenticated(); ok {
 		t.Fatalf("identity before any plugin set one: %+v (request headers are never identity)", id)
 	}
@@ -176,7 +180,7 @@ func TestIdentityRoundTripsThroughCtxShared(t *testing.T) {
 	}
 
 	// A later plugin in the same request.
-	later := kongadapter.New(env.PDK, kongadapter.Options{})
+	later := kongadapter.New(env.PDK, 0)
 	got, ok := later.Authenticated()
 	if !ok {
 		t.Fatal("later plugin sees no identity")
@@ -204,7 +208,7 @@ func TestInvalidSharedIdentityIsNoIdentity(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := kongtest.New(t, get(nil))
 			env.Ctx.Store[kongadapter.IdentityKey] = tt.value
-			a := kongadapter.New(env.PDK, kongadapter.Options{})
+			a := kongadapter.New(env.PDK, 0)
 			if id, ok := a.Authenticated(); ok || id != nil {
 				t.Fatalf("Authenticated = %+v, %v", id, ok)
 			}
@@ -215,31 +219,41 @@ func TestInvalidSharedIdentityIsNoIdentity(t *testing.T) {
 	}
 }
 
-func TestHeaderLimitAsksForOneMoreAndReportsTooMany(t *testing.T) {
+// The adapter asks get_headers for one value more than the limit, so the
+// pipeline can tell a request over it (431, no stage runs on a partial
+// view) from one at it.
+func TestHeaderLimitAsksForOneMore(t *testing.T) {
 	five := http.Header{"A": {"1", "2"}, "B": {"3"}, "C": {"4"}, "D": {"5"}}
 	tests := []struct {
 		name     string
-		opts     kongadapter.Options
-		headers  http.Header
+		max      int
 		wantMax  int
 		wantMany bool
 	}{
-		{"default limit", kongadapter.Options{}, five, 101, false},
-		{"at the limit", kongadapter.Options{MaxHeaders: 5}, five, 6, false},
-		{"one value over", kongadapter.Options{MaxHeaders: 4}, five, 5, true},
-		{"clamped to Kong's ceiling", kongadapter.Options{MaxHeaders: 5000}, five, 1000, false},
+		{"default limit", 0, 101, false},
+		{"at the limit", 5, 6, false},
+		{"one value over", 4, 5, true},
+		{"clamped to Kong's ceiling", 5000, 1000, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := kongtest.New(t, get(tt.headers))
-			a := kongadapter.New(env.PDK, tt.opts)
-			if got := a.TooManyHeaders(); got != tt.wantMany {
-				t.Fatalf("TooManyHeaders = %v", got)
-			}
-			a.Headers()
-			a.Header("a")
+			env := kongtest.New(t, get(five))
+			a := kongadapter.New(env.PDK, tt.max)
+			ran := false
+			out := pipeline.Run(a, pipeline.New("test", pipeline.Options{MaxHeaders: tt.max},
+				pipeline.StageFunc(true, func(r *pipeline.Request) pipeline.Result { ran = true; r.Header("a"); return pipeline.Next })))
 			if got := env.HeadersMax(); got != tt.wantMax {
 				t.Fatalf("get_headers max = %d, want %d", got, tt.wantMax)
+			}
+			if tt.wantMany {
+				if out.Status != 431 || out.Code != pipeline.CodeTooManyHeaders || ran {
+					t.Fatalf("outcome %+v, stage ran %v", out, ran)
+				}
+				wantCalls(t, a.Calls(), kongadapter.CallGetHeaders, kongadapter.CallExit)
+				return
+			}
+			if out.Status != 0 || !ran {
+				t.Fatalf("outcome %+v, stage ran %v", out, ran)
 			}
 			wantCalls(t, a.Calls(), kongadapter.CallGetHeaders)
 		})
@@ -248,7 +262,7 @@ func TestHeaderLimitAsksForOneMoreAndReportsTooMany(t *testing.T) {
 
 func TestRequestAttributesAreReadLazilyOnce(t *testing.T) {
 	env := kongtest.New(t, get(nil))
-	a := kongadapter.New(env.PDK, kongadapter.Options{})
+	a := kongadapter.New(env.PDK, 0)
 	wantCalls(t, a.Calls())
 	for range 2 {
 		if a.Method() != "GET" || a.Path() != "/v1/models" || a.ClientIP() != "10.10.10.1" {
@@ -266,7 +280,7 @@ func TestFailuresAnswer500EdgeError(t *testing.T) {
 		want   []string
 	}{
 		{"headers unreadable", kongadapter.CallGetHeaders, func(ex exchange.Exchange) {
-			if ex.Header("x-user-id") != "" || ex.TooManyHeaders() {
+			if ex.Header("x-user-id") != "" || len(ex.Headers()) != 0 {
 				t.Error("a failed read must look empty")
 			}
 			ex.SetUpstreamHeader("X-Request-ID", "r")
@@ -286,7 +300,7 @@ func TestFailuresAnswer500EdgeError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := kongtest.New(t, get(http.Header{"X-User-Id": {"x"}}))
 			env.Fail[tt.fail] = true
-			a := serve(t, env, kongadapter.Options{}, tt.handle)
+			a, out := serve(t, env, 0, tt.handle)
 			wantCalls(t, a.Calls(), tt.want...)
 			if env.ClientRes.Status != 500 {
 				t.Fatalf("status = %d", env.ClientRes.Status)
@@ -295,86 +309,12 @@ func TestFailuresAnswer500EdgeError(t *testing.T) {
 			if err := json.Unmarshal(env.ClientRes.Body, &body); err != nil || body.Error.Code != "edge_error" {
 				t.Fatalf("body = %s", env.ClientRes.Body)
 			}
-			if a.Failed() == nil {
-				t.Fatal("Failed() = nil")
+			if out.Err == nil || out.Status != 500 || out.Code != pipeline.CodeEdgeError {
+				t.Fatalf("outcome %+v", out)
 			}
-			if tt.fail != "" && !errors.Is(a.Failed(), kongadapter.ErrPDK) {
-				t.Fatalf("Failed() = %v, want ErrPDK", a.Failed())
-			}
-		})
-	}
-}
-
-// Kong closes the PDK event with kong.response.exit, so OnExit is the last
-// moment to read the request: it runs before the exit, its reads are
-// recorded, and nothing crosses the wire after the exit (kongtest fails
-// such a call).
-func TestOnExitReadsBeforeTheExit(t *testing.T) {
-	type seen struct {
-		status   int
-		ip, path string
-		calls    []string
-	}
-	tests := []struct {
-		name   string
-		fail   string
-		handle func(exchange.Exchange)
-		calls  []string
-		hook   *seen // nil: the hook must not run
-	}{
-		{"denial", "", func(ex exchange.Exchange) {
-			ex.Header("authorization")
-			exchange.Deny(ex, 401, "token_missing", "no", nil)
-		}, []string{kongadapter.CallGetHeaders, kongadapter.CallGetForwardedIP, kongadapter.CallGetPath, kongadapter.CallExit},
-			&seen{401, "10.10.10.1", "/v1/models", []string{kongadapter.CallGetHeaders}}},
-		{"values read by the handler cost nothing more", "", func(ex exchange.Exchange) {
-			ex.Path()
-			ex.ClientIP()
-			exchange.Deny(ex, 403, "forbidden", "no", nil)
-		}, []string{kongadapter.CallGetPath, kongadapter.CallGetForwardedIP, kongadapter.CallExit},
-			&seen{403, "10.10.10.1", "/v1/models", []string{kongadapter.CallGetPath, kongadapter.CallGetForwardedIP}}},
-		{"fail-closed answer", kongadapter.CallGetHeaders, func(ex exchange.Exchange) {
-			ex.Header("authorization")
-		}, []string{kongadapter.CallGetHeaders, kongadapter.CallGetForwardedIP, kongadapter.CallGetPath, kongadapter.CallExit},
-			&seen{500, "10.10.10.1", "/v1/models", []string{kongadapter.CallGetHeaders}}},
-		{"no exit, no hook", "", func(ex exchange.Exchange) {
-			ex.SetUpstreamHeader("X-A", "1")
-		}, []string{kongadapter.CallSetHeaders}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			env := kongtest.New(t, get(nil))
-			env.Fail[tt.fail] = true
-			var got *seen
-			opts := kongadapter.Options{OnExit: func(a *kongadapter.Adapter, status int) {
-				if got != nil {
-					t.Error("OnExit ran twice")
-				}
-				got = &seen{status: status, calls: a.Calls()}
-				got.ip, got.path = a.ClientIP(), a.Path()
-			}}
-			a := serve(t, env, opts, tt.handle)
-			wantCalls(t, a.Calls(), tt.calls...)
-			if tt.hook == nil {
-				if got != nil {
-					t.Fatalf("OnExit ran: %+v", got)
-				}
-				return
-			}
-			if got == nil || got.status != tt.hook.status || got.ip != tt.hook.ip || got.path != tt.hook.path || !slices.Equal(got.calls, tt.hook.calls) {
-				t.Fatalf("OnExit saw %+v, want %+v", got, tt.hook)
+			if tt.fail != "" && (!errors.Is(a.Failed(), kongadapter.ErrPDK) || !errors.Is(out.Err, kongadapter.ErrPDK)) {
+				t.Fatalf("Failed() = %v, outcome %v: want ErrPDK", a.Failed(), out.Err)
 			}
 		})
-	}
-}
-
-func TestOnExitPanicStillExits(t *testing.T) {
-	env := kongtest.New(t, get(nil))
-	a := serve(t, env, kongadapter.Options{OnExit: func(*kongadapter.Adapter, int) { panic("boom") }}, func(ex exchange.Exchange) {
-		exchange.Deny(ex, 401, "token_missing", "no", nil)
-	})
-	wantCalls(t, a.Calls(), kongadapter.CallExit)
-	if env.ClientRes.Status != 401 || a.Failed() == nil {
-		t.Fatalf("status %d, Failed %v", env.ClientRes.Status, a.Failed())
 	}
 }

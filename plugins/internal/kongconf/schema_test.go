@@ -13,10 +13,10 @@ import (
 	"testing"
 
 	"github.com/edgeguard/edgeguard/plugins/internal/allinone"
-	"github.com/edgeguard/edgeguard/plugins/internal/clientiprewrite"
 	"github.com/edgeguard/edgeguard/plugins/internal/headerguard"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakapikey"
 	"github.com/edgeguard/edgeguard/plugins/internal/keycloakjwt"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/redisratelimit"
 )
 
@@ -35,12 +35,12 @@ var ourPlugins = []struct {
 	// rewrite: the plugin runs in the rewrite phase only (global in kong.yml)
 	rewrite bool
 }{
-	{"header-guard", 1510, func() any { return headerguard.New() }, false},
-	{"keycloak-jwt", 1455, keycloakjwt.New, false},
-	{"keycloak-apikey", 1255, keycloakapikey.New, false},
-	{"redis-ratelimit", 905, redisratelimit.New, false},
-	{"edgeguard", 1510, allinone.New, false},
-	{"client-ip", 1520, clientiprewrite.New, true},
+	{"header-guard", headerguard.Priority, func() any { return headerguard.New() }, false},
+	{"keycloak-jwt", keycloakjwt.Priority, keycloakjwt.New, false},
+	{"keycloak-apikey", keycloakapikey.Priority, keycloakapikey.New, false},
+	{"redis-ratelimit", redisratelimit.Priority, redisratelimit.New, false},
+	{"edgeguard", allinone.Priority, allinone.New, false},
+	{"client-ip", kongadapter.ClientIPPriority, kongadapter.NewClientIP, true},
 }
 
 // TestKongYMLMatchesPluginSchemas builds each of our plugins that exists,

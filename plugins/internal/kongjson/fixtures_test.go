@@ -89,33 +89,34 @@ var kongFixtures = map[string]expectation{
 }
 
 // kongPlugins decode a fixture into their config type as go-pdk does
-// (json.Unmarshal into the constructor's value) and provision it. The
+// (json.Unmarshal into the constructor's value) and provision its pipeline
+// as Kong's first request does (audit section included). The
 // plugin is the file name's prefix after "kong-".
 var kongPlugins = map[string]func(t *testing.T, js []byte) (audit bool, err error){
 	headerguard.Name: func(t *testing.T, js []byte) (bool, error) {
 		c := decode(t, func() any { return headerguard.New() }, js).(*headerguard.Config)
-		_, err := c.Provision()
+		_, err := c.Pipeline()
 		return false, err
 	},
 	keycloakjwt.Name: func(t *testing.T, js []byte) (bool, error) {
 		c := decode(t, keycloakjwt.New, js).(*keycloakjwt.Config)
-		_, err := c.Provision()
-		return c.Auditor() != nil, err
+		_, err := c.Pipeline()
+		return c.Audit.Set(), err
 	},
 	keycloakapikey.Name: func(t *testing.T, js []byte) (bool, error) {
 		c := decode(t, keycloakapikey.New, js).(*keycloakapikey.Config)
-		_, err := c.Provision()
-		return c.Auditor() != nil, err
+		_, err := c.Pipeline()
+		return c.Audit.Set(), err
 	},
 	redisratelimit.Name: func(t *testing.T, js []byte) (bool, error) {
 		c := decode(t, redisratelimit.New, js).(*redisratelimit.Config)
-		_, err := c.Provision()
-		return c.Auditor() != nil, err
+		_, err := c.Pipeline()
+		return c.Audit.Set(), err
 	},
 	allinone.Name: func(t *testing.T, js []byte) (bool, error) {
 		c := decode(t, allinone.New, js).(*allinone.Config)
-		_, err := c.Provision()
-		return c.Auditor() != nil, err
+		_, err := c.Pipeline()
+		return c.Audit.Set(), err
 	},
 }
 

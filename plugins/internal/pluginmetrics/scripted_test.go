@@ -2,6 +2,7 @@ package pluginmetrics_test
 
 import (
 	"fmt"
+	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"net/http"
 	"strings"
 	"testing"
@@ -64,7 +65,7 @@ func TestScrapeAfterAScriptedRunShowsTheExactCounters(t *testing.T) {
 			h.Set("Authorization", auth)
 		}
 		env := kongtest.New(t, test.Request{Method: "GET", Url: "http://gw.example/v1/models", Headers: h})
-		env.Access(c)
+		env.Access(kongadapter.Handler(c))
 		if env.ClientRes.Status == 0 {
 			return 200 // passed on (go-pdk's echo upstream)
 		}

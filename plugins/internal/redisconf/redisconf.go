@@ -15,7 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeguard/edgeguard/pkg/redisconn"
-	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
+	"github.com/edgeguard/edgeguard/plugins/internal/secretfile"
 )
 
 // Options is the `redis` record of a plugin's configuration.
@@ -53,10 +53,10 @@ func (o Options) Config() (redisconn.Config, error) {
 		TLSServerName:    o.TLSServerName,
 	}
 	var err error
-	if c.Password, err = pluginrt.ReadSecretFile("redis.password_file", o.PasswordFile, pluginrt.MinRedisPassword); err != nil {
+	if c.Password, err = secretfile.ReadSecretFile("redis.password_file", o.PasswordFile, secretfile.MinRedisPassword); err != nil {
 		return c, err
 	}
-	if c.SentinelPassword, err = pluginrt.ReadSecretFile("redis.sentinel_password_file", o.SentinelPasswordFile, pluginrt.MinRedisPassword); err != nil {
+	if c.SentinelPassword, err = secretfile.ReadSecretFile("redis.sentinel_password_file", o.SentinelPasswordFile, secretfile.MinRedisPassword); err != nil {
 		return c, err
 	}
 	return c.WithDefaults(), c.Validate()

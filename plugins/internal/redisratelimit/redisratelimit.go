@@ -1,9 +1,10 @@
-// Package redisratelimit is the logic of the redis-ratelimit plugin
-// (priority 905, after authentication): exact GCRA limits on Redis through
-// pkg/ratelimit — several windows checked and charged in one round trip —
-// keyed on the authenticated identity from kong.ctx.shared (never a header),
-// else the client IP (IPv6 per /64), with per-role overrides and a fail
-// policy for Redis outages.
+// Package redisratelimit is the redis-ratelimit plugin (priority 905, after
+// authentication): its Kong configuration and its limit stage — exact GCRA
+// limits on Redis through pkg/ratelimit (several windows checked and
+// charged in one round trip) keyed on the request's authenticated identity
+// (pipeline.Request.Identity: this pipeline's, or kong.ctx.shared — never a
+// header), else the client IP (IPv6 per /64), with per-role overrides and a
+// fail policy for Redis outages. The key is chosen in Plugin.subject.
 //
 // It writes RateLimit-Limit/-Remaining/-Reset and Kong's
 // X-RateLimit-Limit-<Window>/X-RateLimit-Remaining-<Window> on every
@@ -25,7 +26,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Kong/go-pdk"
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/clientip"
@@ -33,10 +33,9 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
-	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
+	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
-	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
 	"github.com/edgeguard/edgeguard/plugins/internal/redisconf"
 )
 
@@ -48,10 +47,9 @@ const (
 
 // Client error codes.
 const (
-	CodeRateLimited   = "rate_limited"
-	CodeUnavailable   = "rate_limiter_unavailable"
-	CodeNoSubject     = "rate_limit_subject_missing"
-	CodeTooManyHeader = "too_many_headers"
+	CodeRateLimited = "rate_limited"
+	CodeUnavailable = "rate_limiter_unavailable"
+	CodeNoSubject   = "rate_limit_subject_missing"
 )
 
 // Modes of limit_by.
@@ -114,7 +112,7 @@ type Config struct {
 	// to the audit stream (package auditconf); absent: audit off.
 	Audit *auditconf.Options `json:"audit"`
 
-	rt pluginrt.Instance[*Plugin]
+	rt pipeline.Instance
 }
 
 // New returns an empty Config, as go-pdk's constructor wants it.
@@ -142,15 +140,14 @@ type rolePolicy struct {
 
 // Plugin is a provisioned configuration.
 type Plugin struct {
-	limiter    decider
-	policy     *ratelimit.Policy
-	ns         string
-	overrides  []rolePolicy
-	mode       string
-	header     string // lower case, for header:<name>
-	hide       bool
-	timeout    time.Duration
-	maxHeaders int
+	limiter   decider
+	policy    *ratelimit.Policy
+	ns        string
+	overrides []rolePolicy
+	mode      string
+	header    string // lower case, for header:<name>
+	hide      bool
+	timeout   time.Duration
 }
 
 func (c *Config) logger() zerolog.Logger { return c.rt.Logger(Name) }
@@ -186,9 +183,6 @@ func namespaceOf(explicit, mode string, p *ratelimit.Policy) string {
 // Provision validates c and builds its Plugin; the Redis limiter is shared
 // process-wide by every configuration with the same connection settings.
 func (c *Config) Provision() (*Plugin, error) {
-	if err := c.Audit.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
 	p, err := c.compile()
 	if err != nil {
 		return nil, err
@@ -206,7 +200,7 @@ func (c *Config) compile() (*Plugin, error) {
 	bad := func(format string, args ...any) (*Plugin, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 	}
-	p := &Plugin{mode: c.LimitBy, hide: c.HideClientHeaders, maxHeaders: kongadapter.DefaultMaxHeaders}
+	p := &Plugin{mode: c.LimitBy, hide: c.HideClientHeaders}
 	if p.mode == "" {
 		p.mode = ByIdentity
 	}
@@ -315,22 +309,39 @@ func init() {
 	})
 }
 
-// Handle runs the plugin on one request (the all-in-one plugin, tests).
-func (c *Config) Handle(ex exchange.Exchange) { c.rt.Handle(Name, ex, c.Provision, c.Auditor()) }
+// PluginName is the plugin's Kong name.
+func (c *Config) PluginName() string { return Name }
 
-// Access is the Kong access-phase handler (no Response handler: it would make
-// Kong buffer upstream bodies and break streaming).
-func (c *Config) Access(kong *pdk.PDK) { c.rt.Access(Name, kong, c.Provision, c.Auditor()) }
+// Pipeline is the plugin's pipeline (its limit stage), provisioned once
+// per configuration.
+func (c *Config) Pipeline() (*pipeline.Pipeline, error) {
+	return c.rt.Get(Name, c.Audit, func() (*pipeline.Pipeline, error) {
+		p, err := c.Provision()
+		if err != nil {
+			return nil, err
+		}
+		return p.pipeline(), nil
+	})
+}
 
-// MaxHeaders is the header-line limit the Kong adapter reads with.
-func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
+// pipeline is the stand-alone plugin's pipeline of p.
+func (p *Plugin) pipeline() *pipeline.Pipeline { return pipeline.New(Name, pipeline.Options{}, p) }
+
+var _ pipeline.Stage = (*Plugin)(nil)
+
+// Handle runs the plugin on one request of host (tests; Kong runs the same
+// pipeline through kongadapter.Access).
+func (c *Config) Handle(host exchange.Exchange) pipeline.Outcome { return pipeline.Handle(host, c) }
+
+// NeedsHeaders: only limit_by header:<name> decides on a header.
+func (p *Plugin) NeedsHeaders() bool { return p.mode == byHeader }
 
 // subject picks the counter key and policy of a request. The identity comes
 // from kong.ctx.shared (set by keycloak-jwt / keycloak-apikey), never from a
 // request header.
-func (p *Plugin) subject(ex exchange.Exchange) (string, *ratelimit.Policy, string, bool) {
+func (p *Plugin) subject(r *pipeline.Request) (string, *ratelimit.Policy, string, bool) {
 	pol, ns := p.policy, p.ns
-	id, authed := ex.Authenticated()
+	id, authed := r.Identity()
 	if authed {
 		for _, o := range p.overrides {
 			if id.HasRole(o.role) || (o.role == identity.RoleGuest && id.Guest) {
@@ -353,14 +364,14 @@ func (p *Plugin) subject(ex exchange.Exchange) (string, *ratelimit.Policy, strin
 			s = "u:" + id.Subject
 		}
 	case byHeader:
-		if v := ex.Header(p.header); v != "" {
+		if v := r.Header(p.header); v != "" {
 			s = "h:" + v
 		}
 	case ByRoute:
 		s = "route"
 	}
 	if s == "" { // identity/api_key without one, header missing, or mode ip
-		addr, err := netip.ParseAddr(ex.ClientIP())
+		addr, err := netip.ParseAddr(r.ClientIP())
 		if err != nil {
 			return "", nil, "", false
 		}
@@ -369,17 +380,12 @@ func (p *Plugin) subject(ex exchange.Exchange) (string, *ratelimit.Policy, strin
 	return ns + ":" + s, pol, ns, true
 }
 
-// Handle decides one request.
-func (p *Plugin) Handle(ex exchange.Exchange) {
-	if p.mode == byHeader && ex.TooManyHeaders() {
-		exchange.Deny(ex, http.StatusRequestHeaderFieldsTooLarge, CodeTooManyHeader, "request has too many headers", nil)
-		return
-	}
-	subject, pol, _, ok := p.subject(ex)
+// Run decides one request (the limit stage).
+func (p *Plugin) Run(r *pipeline.Request) pipeline.Result {
+	subject, pol, _, ok := p.subject(r)
 	if !ok {
 		// No identity and no parseable client address: fail closed.
-		exchange.Deny(ex, http.StatusForbidden, CodeNoSubject, "cannot identify the client", nil)
-		return
+		return pipeline.Deny(http.StatusForbidden, CodeNoSubject, "cannot identify the client", nil)
 	}
 	// No deadline of our own: the limiter bounds its Redis round trip by
 	// timeout_ms and then lets on_redis_error decide. A deadline here raced
@@ -390,19 +396,18 @@ func (p *Plugin) Handle(ex exchange.Exchange) {
 	if err != nil {
 		// ErrUnavailable (on_redis_error=deny) or an unexpected failure:
 		// both are the limiter's fault, never the client's.
-		exchange.Deny(ex, http.StatusServiceUnavailable, CodeUnavailable, "rate limiter unavailable",
+		return pipeline.Deny(http.StatusServiceUnavailable, CodeUnavailable, "rate limiter unavailable",
 			map[string]string{"Retry-After": "1"})
-		return
 	}
 	headers := p.headers(res)
 	if !res.Allowed {
 		headers["Retry-After"] = strconv.Itoa(ceilSeconds(res.RetryAfter()))
-		exchange.Deny(ex, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded", headers)
-		return
+		return pipeline.Deny(http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded", headers)
 	}
 	for k, v := range headers {
-		ex.SetResponseHeader(k, v)
+		r.SetResponseHeader(k, v)
 	}
+	return pipeline.Next
 }
 
 // headers renders the rate-limit response headers of a decision.
@@ -436,9 +441,4 @@ func ceilSeconds(d time.Duration) int {
 		return 0
 	}
 	return int(math.Ceil(d.Seconds()))
-}
-
-// Auditor is the instance's audit emitter source (nil: audit off).
-func (c *Config) Auditor() pluginrt.Auditor {
-	return auditconf.Auditor(c.Audit, func() zerolog.Logger { return c.rt.Logger(Name) })
 }

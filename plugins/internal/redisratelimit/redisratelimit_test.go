@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,12 +48,13 @@ func withLocal(t testing.TB, set map[string]any) *Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.rt.Get(Name, func() (*Plugin, error) {
+	if _, err := c.rt.Get(Name, c.Audit, func() (*pipeline.Pipeline, error) {
 		p, err := c.compile()
-		if p != nil {
-			p.limiter = local
+		if err != nil {
+			return nil, err
 		}
-		return p, err
+		p.limiter = local
+		return p.pipeline(), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +284,7 @@ func TestPDKCallsPerPath(t *testing.T) {
 				if tc.authed {
 					env.Ctx.Store[kongadapter.IdentityKey] = string(idJSON)
 				}
-				env.Access(c)
+				env.Access(kongadapter.Handler(c))
 			}
 			if got := env.Calls(); !slices.Equal(got, tc.want) {
 				t.Fatalf("PDK calls %v, want %v", got, tc.want)
@@ -335,12 +337,13 @@ func TestTheLimitersOwnTimeoutDecidesNotAPluginDeadline(t *testing.T) {
 	c := decode(t, kongJSON(t, map[string]any{"second": 10, "timeout_ms": 1,
 		"redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}}))
 	d := &slowDecider{}
-	if _, err := c.rt.Get(Name, func() (*Plugin, error) {
+	if _, err := c.rt.Get(Name, c.Audit, func() (*pipeline.Pipeline, error) {
 		p, err := c.compile()
-		if p != nil {
-			p.limiter = d
+		if err != nil {
+			return nil, err
 		}
-		return p, err
+		p.limiter = d
+		return p.pipeline(), nil
 	}); err != nil {
 		t.Fatal(err)
 	}

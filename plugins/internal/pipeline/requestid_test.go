@@ -1,6 +1,10 @@
-package exchange
+package pipeline
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+)
 
 func TestRequestIDIsHeaderGuardsElseAnAcceptableClientID(t *testing.T) {
 	for _, c := range []struct {
@@ -13,23 +17,12 @@ func TestRequestIDIsHeaderGuardsElseAnAcceptableClientID(t *testing.T) {
 		{"eyJrt.ab12.x", "0123abcd", "0123abcd"},
 		{"req-1", "0123abcd", "0123abcd"},
 	} {
-		f := NewFake("GET", "/", map[string][]string{"X-Request-ID": {c.client}})
+		r := &Request{Exchange: exchange.NewFake("GET", "/", map[string][]string{"X-Request-ID": {c.client}}), p: New("p", Options{})}
 		if c.kept != "" {
-			f.SetRequestID(c.kept)
+			r.SetRequestID(c.kept)
 		}
-		if got := RequestID(f); got != c.want {
+		if got := r.RequestID(); got != c.want {
 			t.Errorf("client %q kept %q: RequestID = %q, want %q", c.client, c.kept, got, c.want)
 		}
-	}
-}
-
-func TestBufferKeepsTheRequestIDAcrossResetAndExit(t *testing.T) {
-	var b Buffer
-	b.SetRequestID("0123abcd")
-	b.SetResponseHeader("X-Request-ID", "0123abcd")
-	b.MarkExited()
-	b.Reset()
-	if b.RequestID() != "0123abcd" {
-		t.Fatalf("RequestID after exit and reset = %q", b.RequestID())
 	}
 }

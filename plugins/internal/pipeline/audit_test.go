@@ -1,60 +1,37 @@
-package pluginrt
+package pipeline
 
 import (
-	"context"
 	"errors"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
+	"github.com/edgeguard/edgeguard/pkg/audit/audittest"
 	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
+	"github.com/edgeguard/edgeguard/plugins/internal/redisconf"
 )
 
-type memWriter struct {
-	mu  sync.Mutex
-	got []audit.Event
+func newEmitter(t *testing.T) (*audit.Emitter, *audittest.Writer) { return audittest.Emitter(t) }
+
+// runAudited runs stage as the named plugin's pipeline on ex, with em.
+func runAudited(em *audit.Emitter, plugin string, ex exchange.Exchange, stage func(*Request) Result) Outcome {
+	return Run(ex, New(plugin, Options{}, StageFunc(false, stage)).WithAudit(em))
 }
 
-func (w *memWriter) Write(_ context.Context, evs []audit.Event) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.got = append(w.got, evs...)
-	return nil
+// plugin is a Plugin for tests: its pipeline comes from compose, provisioned
+// once through in.
+type plugin struct {
+	name    string
+	in      *Instance
+	audit   *auditconf.Options
+	compose func() (*Pipeline, error)
 }
 
-func (w *memWriter) events(t *testing.T, em *audit.Emitter) []audit.Event {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := em.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.got
-	w.got = nil
-	return out
-}
-
-func newEmitter(t *testing.T) (*audit.Emitter, *memWriter) {
-	w := &memWriter{}
-	em, err := audit.New(audit.Config{Writer: w, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(em.Close)
-	return em, w
-}
-
-// handlerFunc is a provisioned handler for tests.
-type handlerFunc func(exchange.Exchange)
-
-func (f handlerFunc) Handle(ex exchange.Exchange) { f(ex) }
-func (f handlerFunc) MaxHeaders() int             { return 100 }
+func (p plugin) PluginName() string           { return p.name }
+func (p plugin) Pipeline() (*Pipeline, error) { return p.in.Get(p.name, p.audit, p.compose) }
 
 func TestDeniedAnswersBecomeAuditEvents(t *testing.T) {
 	em, w := newEmitter(t)
@@ -83,14 +60,13 @@ func TestDeniedAnswersBecomeAuditEvents(t *testing.T) {
 			if c.ident && c.status == 429 { // set by an earlier plugin
 				ex.SetAuthenticated(alice)
 			}
-			RunAudited(em, "keycloak-jwt", ex, handlerFunc(func(ex exchange.Exchange) {
+			runAudited(em, "keycloak-jwt", ex, func(*Request) Result {
 				if c.status == 403 { // refused by this plugin's policy: never recorded for the request
-					exchange.Forbid(ex, alice, c.code, "no", nil)
-					return
+					return Forbid(alice, c.code, "no", nil)
 				}
-				exchange.Deny(ex, c.status, c.code, "no", nil)
-			}))
-			got := w.events(t, em)
+				return Deny(c.status, c.code, "no", nil)
+			})
+			got := w.Events(t, em)
 			if len(got) != 1 {
 				t.Fatalf("%d events", len(got))
 			}
@@ -103,12 +79,13 @@ func TestDeniedAnswersBecomeAuditEvents(t *testing.T) {
 	}
 	for _, status := range []int{0, 400, 431, 500, 503} {
 		ex := exchange.NewFake("GET", "/", nil)
-		RunAudited(em, "p", ex, handlerFunc(func(ex exchange.Exchange) {
+		runAudited(em, "p", ex, func(*Request) Result {
 			if status != 0 {
-				exchange.Deny(ex, status, "x", "no", nil)
+				return Deny(status, "x", "no", nil)
 			}
-		}))
-		if got := w.events(t, em); len(got) != 0 {
+			return Next
+		})
+		if got := w.Events(t, em); len(got) != 0 {
 			t.Fatalf("status %d audited: %+v", status, got)
 		}
 	}
@@ -116,18 +93,20 @@ func TestDeniedAnswersBecomeAuditEvents(t *testing.T) {
 
 func TestMisconfiguredInstanceEmitsConfigRejectedOnce(t *testing.T) {
 	em, w := newEmitter(t)
-	var in Instance[handlerFunc]
+	var in Instance
 	nop := zerolog.Nop()
 	in.Log = &nop
-	aud := func() (*audit.Emitter, error) { return em, nil }
+	in.aud = em // as if built from an audit section
+	in.audOnce.Do(func() {})
+	p := plugin{name: "keycloak-apikey", in: &in, audit: &auditconf.Options{Redis: redisconf.Options{Addresses: []string{"127.0.0.1:1"}}},
+		compose: func() (*Pipeline, error) { return nil, errors.New("bad") }}
 	for range 5 {
 		ex := exchange.NewFake("GET", "/", nil)
-		in.Handle("keycloak-apikey", ex, func() (handlerFunc, error) { return nil, errors.New("bad") }, aud)
-		if ex.ExitStatus != 500 {
-			t.Fatalf("status %d", ex.ExitStatus)
+		if out := Handle(ex, p); out.Status != 500 || ex.ExitStatus != 500 || out.Code != CodeMisconfigured {
+			t.Fatalf("outcome %+v, status %d", out, ex.ExitStatus)
 		}
 	}
-	got := w.events(t, em)
+	got := w.Events(t, em)
 	if len(got) != 1 || got[0].Action != audit.ActionConfigRejected || got[0].Severity != audit.SeverityCritical ||
 		got[0].Reason != CodeMisconfigured || got[0].Target != "keycloak-apikey" {
 		t.Fatalf("events %+v", got)

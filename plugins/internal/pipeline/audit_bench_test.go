@@ -1,4 +1,4 @@
-package pluginrt
+package pipeline
 
 import (
 	"context"
@@ -10,11 +10,11 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 )
 
-// deny401 is a handler that refuses the request, as keycloak-jwt does for
-// an expired token.
-var deny401 = handlerFunc(func(ex exchange.Exchange) {
-	exchange.Deny(ex, 401, "token_expired", "the token has expired", map[string]string{"WWW-Authenticate": `Bearer error="invalid_token"`})
-})
+// deny401 is a stage that refuses the request, as keycloak-jwt does for an
+// expired token.
+func deny401(*Request) Result {
+	return Deny(401, "token_expired", "the token has expired", map[string]string{"WWW-Authenticate": `Bearer error="invalid_token"`})
+}
 
 // BenchmarkDeniedRequestWithoutAudit is the baseline of
 // BenchmarkDeniedRequestWithAudit: the same refused request (fake
@@ -24,12 +24,11 @@ func BenchmarkDeniedRequestWithoutAudit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		ex := exchange.NewFake("GET", "/v1/chat/completions", hdr)
-		RunAudited(nil, "keycloak-jwt", ex, deny401)
+		runAudited(nil, "keycloak-jwt", ex, deny401)
 	}
 }
 
-// BenchmarkDeniedRequestWithAudit adds the auth.denied event: recorder,
-// event building and the non-blocking enqueue (validation and the write
+// BenchmarkDeniedRequestWithAudit adds the auth.denied event: event building and the non-blocking enqueue (validation and the write
 // are the writer's, off the request path).
 func BenchmarkDeniedRequestWithAudit(b *testing.B) {
 	const queue = 1 << 14
@@ -48,7 +47,7 @@ func BenchmarkDeniedRequestWithAudit(b *testing.B) {
 			b.StartTimer()
 		}
 		ex := exchange.NewFake("GET", "/v1/chat/completions", hdr)
-		RunAudited(em, "keycloak-jwt", ex, deny401)
+		runAudited(em, "keycloak-jwt", ex, deny401)
 	}
 }
 

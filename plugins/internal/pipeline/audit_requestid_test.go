@@ -1,4 +1,4 @@
-package pluginrt
+package pipeline
 
 import (
 	"strings"
@@ -10,25 +10,21 @@ import (
 // The attack run's audit suppression at the gateway: a denial whose client
 // X-Request-ID is shaped like a credential was dropped by the audit
 // validator. The event is now kept, and it carries the request id the edge
-// answered with — header-guard's replacement, recorded on the exchange (in
-// the all-in-one plugin the client's header is still what Header returns)
-// — or none when no header-guard ran; never the client's value.
+// answered with — header-guard's replacement, kept by the Request (in the
+// all-in-one plugin the client's header is still what Header returns) — or
+// none when no header-guard ran; never the client's value.
 func TestDenialWithACredentialShapedRequestIDIsAuditedWithTheEdgesID(t *testing.T) {
 	for _, bad := range []string{"eyJrt.ab12.x", "sk_rt1234"} {
 		for _, guarded := range []bool{false, true} {
 			em, w := newEmitter(t)
 			ex := exchange.NewFake("GET", "/v1/models/x", map[string][]string{"X-Request-ID": {bad}})
-			RunAudited(em, "edgeguard", ex, handlerFunc(func(ex exchange.Exchange) {
-				if guarded { // as header-guard does, earlier in the same exchange
-					h, ok := ex.(interface{ SetRequestID(string) })
-					if !ok {
-						t.Fatal("the exchange cannot keep the request id header-guard assigned")
-					}
-					h.SetRequestID("0123456789abcdef0123456789abcdef")
+			runAudited(em, "edgeguard", ex, func(r *Request) Result {
+				if guarded { // as header-guard does, earlier in the same pipeline
+					r.SetRequestID("0123456789abcdef0123456789abcdef")
 				}
-				exchange.Deny(ex, 401, "token_invalid", "no", nil)
-			}))
-			got := w.events(t, em)
+				return Deny(401, "token_invalid", "no", nil)
+			})
+			got := w.Events(t, em)
 			if len(got) != 1 {
 				t.Fatalf("%s (header-guard %v): %d events, want 1", bad, guarded, len(got))
 			}

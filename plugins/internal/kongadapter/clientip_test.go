@@ -1,4 +1,4 @@
-package clientiprewrite
+package kongadapter
 
 import (
 	"bytes"
@@ -37,7 +37,7 @@ func TestRewriteClearsTheClientsForwardedForInOneCall(t *testing.T) {
 				h["X-Forwarded-For"] = xff
 			}
 			env := kongtest.New(t, test.Request{Method: "GET", Url: "http://api.example.com/v1/models", Headers: h})
-			New().(*Config).Rewrite(env.PDK)
+			NewClientIP().(*ClientIPConfig).Rewrite(env.PDK)
 			if got := env.Calls(); !slices.Equal(got, []string{CallClearHeader}) {
 				t.Errorf("PDK calls %q, want exactly [%s]", got, CallClearHeader)
 			}
@@ -64,7 +64,7 @@ func TestRewriteFailureIsLogged(t *testing.T) {
 	b := bridge.New(plugin)
 	var logs bytes.Buffer
 	l := zerolog.New(&logs)
-	c := &Config{log: &l}
+	c := &ClientIPConfig{log: &l}
 	c.Rewrite(&pdk.PDK{ServiceRequest: service_request.Request{PdkBridge: b}, Response: response.Response{PdkBridge: b}})
 	if !strings.Contains(logs.String(), CallClearHeader) {
 		t.Errorf("log %q does not name the failed call", logs.String())
@@ -75,7 +75,7 @@ func TestRewriteFailureIsLogged(t *testing.T) {
 // with bookkeeping members; none of it is an error.
 func TestConfigAcceptsWhatKongSends(t *testing.T) {
 	for _, raw := range []string{`{}`, `{"__seq__":3}`, `null`} {
-		if err := json.Unmarshal([]byte(raw), New()); err != nil {
+		if err := json.Unmarshal([]byte(raw), NewClientIP()); err != nil {
 			t.Errorf("%s: %v", raw, err)
 		}
 	}
@@ -85,7 +85,7 @@ func TestConfigAcceptsWhatKongSends(t *testing.T) {
 // handler (each would cost every request another plugin-server event), and
 // go-pdk's own harness runs it as Kong would.
 func TestOnlyTheRewritePhase(t *testing.T) {
-	c := New()
+	c := NewClientIP()
 	for name, has := range map[string]bool{
 		"Access":   implements[interface{ Access(*pdk.PDK) }](c),
 		"Response": implements[interface{ Response(*pdk.PDK) }](c),

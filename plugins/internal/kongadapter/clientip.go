@@ -1,5 +1,4 @@
-// Package clientiprewrite is the logic of the client-ip plugin: a global
-// Kong plugin with a rewrite-phase handler only, which makes the upstream's
+// The client-ip plugin (ClientIPConfig): a global Kong plugin with a rewrite-phase handler only, which makes the upstream's
 // X-Forwarded-For exactly one address — the client address Kong decided
 // with its trusted_ips / real_ip rules (kong.client.get_forwarded_ip, nginx's
 // $remote_addr after the realip module).
@@ -19,8 +18,10 @@
 //
 // Only global plugins run in Kong's rewrite phase (it runs before routing),
 // so kong.yml configures client-ip globally. It has no options, reads
-// nothing, and does not authenticate anyone.
-package clientiprewrite
+// nothing, and does not authenticate anyone. It is Kong-only (no pipeline):
+// it lives here, beside the access-phase adapter.
+
+package kongadapter
 
 import (
 	"sync"
@@ -30,38 +31,36 @@ import (
 
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
+	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
+	"github.com/edgeguard/edgeguard/plugins/internal/pluginlog"
 	"github.com/edgeguard/edgeguard/plugins/internal/pluginmetrics"
-	"github.com/edgeguard/edgeguard/plugins/internal/pluginrt"
 )
 
-// Name is the plugin's Kong name.
-const Name = "client-ip"
+// ClientIPName is the client-ip plugin's Kong name; ClientIPPriority places
+// it before every other plugin in the rewrite phase (distinct from Kong's
+// built-ins and edgeguard's other plugins).
+const (
+	ClientIPName     = "client-ip"
+	ClientIPPriority = 1520
+)
 
-// Priority places client-ip before every other plugin in the rewrite phase
-// (distinct from Kong's built-ins and edgeguard's other plugins).
-const Priority = 1520
+// HeaderForwardedFor is the header whose client copy client-ip removes (its
+// one PDK call: CallClearHeader).
+const HeaderForwardedFor = "X-Forwarded-For"
 
-// Header is the header whose client copy the plugin removes.
-const Header = "X-Forwarded-For"
-
-// CallClearHeader is the one PDK call of a request.
-const CallClearHeader = "kong.service.request.clear_header"
-
-// CodeEdgeError answers a request whose header could not be removed.
-const CodeEdgeError = "edge_error"
-
-// Config is client-ip's Kong configuration: it has no options.
-type Config struct {
+// ClientIPConfig is client-ip's Kong configuration: it has no options.
+type ClientIPConfig struct {
 	// Log replaces the plugin's logger (tests); nil: stderr.
 	log *zerolog.Logger
 }
 
-// New returns an empty Config, as go-pdk's constructor wants it.
-func New() interface{} { return &Config{} }
+// NewClientIP returns an empty ClientIPConfig, as go-pdk's constructor
+// wants it.
+func NewClientIP() interface{} { return &ClientIPConfig{} }
 
 // UnmarshalJSON accepts what Kong sends for a plugin without options ({}
 // or members such as "__seq__"); every member is ignored.
-func (c *Config) UnmarshalJSON(data []byte) error {
+func (c *ClientIPConfig) UnmarshalJSON(data []byte) error {
 	var plain struct{}
 	return kongjson.Unmarshal(data, &plain)
 }
@@ -71,26 +70,26 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 // the request is ended with 500 edge_error (the client's chain must not go
 // upstream) — under Kong that answer is attempted on the same broken socket
 // and may not arrive; Kong then answers 500 itself.
-func (c *Config) Rewrite(kong *pdk.PDK) {
-	if err := kong.ServiceRequest.ClearHeader(Header); err != nil {
+func (c *ClientIPConfig) Rewrite(kong *pdk.PDK) {
+	if err := kong.ServiceRequest.ClearHeader(HeaderForwardedFor); err != nil {
 		c.logger().Error().Err(err).Str("call", CallClearHeader).Msg("could not remove the client's X-Forwarded-For: request refused")
-		kong.Response.Exit(500, exchange.ErrorBody(CodeEdgeError, "the gateway could not process the request"),
+		kong.Response.Exit(500, exchange.ErrorBody(pipeline.CodeEdgeError, "the gateway could not process the request"),
 			map[string][]string{"Content-Type": {exchange.ContentTypeJSON}})
-		pluginmetrics.Observe(Name, 2, 500, CodeEdgeError)
+		pluginmetrics.Observe(ClientIPName, 2, 500, pipeline.CodeEdgeError)
 		return
 	}
-	pluginmetrics.Observe(Name, 1, 0, "")
+	pluginmetrics.Observe(ClientIPName, 1, 0, "")
 }
 
 var (
-	loggerOnce sync.Once
-	logger     zerolog.Logger
+	clientIPLogOnce sync.Once
+	clientIPLog     zerolog.Logger
 )
 
-func (c *Config) logger() *zerolog.Logger {
+func (c *ClientIPConfig) logger() *zerolog.Logger {
 	if c.log != nil {
 		return c.log
 	}
-	loggerOnce.Do(func() { logger = pluginrt.Logger(Name) })
-	return &logger
+	clientIPLogOnce.Do(func() { clientIPLog = pluginlog.New(ClientIPName) })
+	return &clientIPLog
 }

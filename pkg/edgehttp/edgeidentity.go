@@ -91,9 +91,9 @@ func (e *EdgeIdentity) AuthenticateClient(r *http.Request) (*identity.Identity, 
 
 // Chain tries its Authenticators in order and lets the first one whose
 // credential is present decide: its identity, or its refusal — a present but
-// invalid credential never falls through to the next one (DESIGN.md: an
-// invalid credential is always 401). When none finds its credential, Chain
-// returns ErrNoCredential.
+// invalid credential never falls through to the next one (docs/architecture.md
+// "Credentials and the route policy": an invalid credential is always 401).
+// When none finds its credential, Chain returns ErrNoCredential.
 //
 // Services use Chain{&EdgeIdentity{…}, &JWT{…}}: the edge's assertion when
 // the request came through the edge, else (when configured) a Keycloak JWT

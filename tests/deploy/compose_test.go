@@ -18,7 +18,7 @@ import (
 
 const composeFile = "compose/docker-compose.yml"
 
-// designNetworks is DESIGN.md "Networks": which networks are internal and
+// designNetworks is docs/architecture.md "Compose networks": which networks are internal and
 // which services sit on each.
 var designNetworks = map[string]struct {
 	internal bool
@@ -145,7 +145,7 @@ func TestComposeNetworksAreDesigns(t *testing.T) {
 		w := slices.Clone(want.members)
 		sort.Strings(w)
 		if !slices.Equal(got, w) {
-			t.Errorf("network %q has %v, DESIGN.md says %v", name, got, w)
+			t.Errorf("network %q has %v, docs/architecture.md says %v", name, got, w)
 		}
 	}
 	for n := range members {
@@ -202,7 +202,7 @@ func TestComposeKeycloakRunsInProductionModeWithDesignsHostnames(t *testing.T) {
 	}
 }
 
-// checkKeycloakArgs asserts DESIGN.md "Keycloak hostname" on a command line;
+// checkKeycloakArgs asserts docs/architecture.md "Keycloak hostname" on a command line;
 // adminHost is the host:port the admin URL must name (where the HTTP port is
 // reachable on loopback).
 func checkKeycloakArgs(t *testing.T, where string, args []string, adminHost string) {

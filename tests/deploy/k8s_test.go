@@ -217,7 +217,7 @@ func TestK8sOnlyKongIsOpenAndOnlyLLMAPIAndMCPToolsGoOut(t *testing.T) {
 					continue
 				}
 				if target != "llm-api" && target != "mcp-tools" {
-					t.Errorf("%v: egress to %v; DESIGN.md: only llm-api and mcp-tools go out", p, ib["cidr"])
+					t.Errorf("%v: egress to %v; docs/architecture.md: only llm-api and mcp-tools go out", p, ib["cidr"])
 				}
 				except := strList(ib["except"])
 				for _, private := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} {

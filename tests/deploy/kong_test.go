@@ -13,8 +13,9 @@ import (
 // kongBuiltins are Kong's own plugins kong.yml may use (bundled).
 var kongBuiltins = []string{"cors", "request-size-limiting", "prometheus", "opentelemetry", "response-transformer"}
 
-// TestKongConfClientIPAndHeaders: DESIGN.md "Client IP" and "Server/Via
-// removed by Kong's headers setting".
+// TestKongConfClientIPAndHeaders: docs/architecture.md "Client IP", and
+// "Kong configuration" / "Kong facts measured in the real Kong": Kong's
+// headers setting adds no Server or Via of its own to answers.
 func TestKongConfClientIPAndHeaders(t *testing.T) {
 	c := kongConf(t)
 	if c["real_ip_header"] != "X-Forwarded-For" || c["real_ip_recursive"] != "on" {

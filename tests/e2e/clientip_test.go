@@ -15,10 +15,10 @@ import (
 	"time"
 )
 
-// The client address is decided once, by the edge (DESIGN.md "Client IP"):
-// Kong's trusted_ips / real_ip rules pick the rightmost X-Forwarded-For
-// address that is not a trusted proxy (the e2e stack trusts the loopback
-// peer 127.0.0.1), and the upstream gets that one address as its
+// The client address is decided once, by the edge (docs/architecture.md
+// "Client IP"): Kong's trusted_ips / real_ip rules pick the rightmost
+// X-Forwarded-For address that is not a trusted proxy (the e2e stack trusts
+// the loopback peer 127.0.0.1), and the upstream gets that one address as its
 // X-Forwarded-For — not the client's chain with the peer appended, which is
 // what Kong sends on its own and what let a client choose the address the
 // services (and Keycloak, which reads the leftmost entry) saw.

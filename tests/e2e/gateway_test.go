@@ -175,7 +175,7 @@ func TestRateLimitedAtTheEdge(t *testing.T) {
 }
 
 // reserved are identity headers a client must never get to a service
-// (DESIGN.md "Upstream identity"), as attackers send them.
+// (docs/architecture.md "Upstream identity"), as attackers send them.
 var spoofed = http.Header{
 	"X-Auth-Method":           {"apikey"},
 	"X-User-Subject":          {"victim-subject"},

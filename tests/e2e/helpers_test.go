@@ -23,7 +23,8 @@ import (
 	"github.com/edgeguard/edgeguard/tests/e2e/internal/keycloak"
 )
 
-// The realm's contract (DESIGN.md "Token classes").
+// The realm's contract (docs/architecture.md "Clients and flows" and "Token
+// classes").
 const (
 	audience       = "jan-api"
 	clientGuest    = "guest-login"

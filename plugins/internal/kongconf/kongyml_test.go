@@ -1,9 +1,10 @@
 package kongconf
 
-// Tests of the repository's kong/kong.yml against DESIGN.md: the route
-// table, the paths that must never be reachable, authentication on every
-// protected route, secrets only as file paths, and Kong's built-in plugins
-// (cors, request-size-limiting) against their Kong 3.9.3 schemas. The
+// Tests of the repository's kong/kong.yml against docs/architecture.md
+// ("Routes", "Kong configuration", "Secrets"): the route table, the paths
+// that must never be reachable, authentication on every protected route,
+// secrets only as file paths, and Kong's built-in plugins (cors,
+// request-size-limiting) against their Kong 3.9.3 schemas. The
 // plugin-config-vs-`-dump` check of our own plugins is in schema_test.go.
 
 import (
@@ -15,7 +16,8 @@ import (
 	"testing"
 )
 
-// designRoutes is DESIGN.md's route table: gateway path → upstream service.
+// designRoutes is the route table of docs/architecture.md "Routes": gateway
+// path → upstream service.
 var designRoutes = map[string]string{
 	"/v1/models":           "llm-api",
 	"/v1/chat/completions": "llm-api",
@@ -48,8 +50,9 @@ var upstreamHosts = map[string]string{
 	"keycloak":  "keycloak:8080",
 }
 
-// forbiddenPaths must never reach an upstream (DESIGN.md: "anything under
-// /admin, /realms/master, /internal, /metrics — never routed").
+// forbiddenPaths must never reach an upstream (docs/architecture.md "Routes":
+// "Anything under /admin, /realms/master, /internal or /metrics is never
+// routed").
 var forbiddenPaths = []string{"/admin", "/realms/master", "/internal", "/metrics"}
 
 // unauthenticatedRoutes are the only routes without an auth plugin; each is
@@ -156,9 +159,9 @@ func TestKongYMLRoutesAreDesignsTable(t *testing.T) {
 			svc, ok := designRoutes[p]
 			switch {
 			case !ok:
-				t.Errorf("route %q: path %q is not in DESIGN.md's route table", ro.route.Name, p)
+				t.Errorf("route %q: path %q is not in docs/architecture.md's route table", ro.route.Name, p)
 			case svc != ro.service.Name:
-				t.Errorf("route %q: path %q goes to %q, DESIGN.md says %q", ro.route.Name, p, ro.service.Name, svc)
+				t.Errorf("route %q: path %q goes to %q, docs/architecture.md says %q", ro.route.Name, p, ro.service.Name, svc)
 			}
 			if seen[p] {
 				t.Errorf("path %q is routed twice", p)
@@ -168,7 +171,7 @@ func TestKongYMLRoutesAreDesignsTable(t *testing.T) {
 	}
 	for p := range designRoutes {
 		if !seen[p] {
-			t.Errorf("DESIGN.md routes %q but kong.yml does not", p)
+			t.Errorf("docs/architecture.md routes %q but kong.yml does not", p)
 		}
 	}
 }
@@ -284,8 +287,8 @@ func TestKongYMLProtectedRoutesCarryAnAuthPlugin(t *testing.T) {
 	}
 }
 
-// jwtOnly are DESIGN.md's routes that accept only a Keycloak JWT, with
-// their role requirements.
+// jwtOnly are the routes of docs/architecture.md "Routes" that accept only a
+// Keycloak JWT, with their role requirements.
 func TestKongYMLJWTOnlyRoutesAndRoles(t *testing.T) {
 	want := map[string]struct{ required, forbidden []string }{
 		"llm-api-keys": {nil, []string{"guest"}},
@@ -301,7 +304,7 @@ func TestKongYMLJWTOnlyRoutesAndRoles(t *testing.T) {
 		delete(want, ro.route.Name)
 		ps := effectivePlugins(c, ro)
 		if _, ok := ps["keycloak-apikey"]; ok {
-			t.Errorf("route %q accepts API keys; DESIGN.md: JWT only", ro.route.Name)
+			t.Errorf("route %q accepts API keys; docs/architecture.md: JWT only", ro.route.Name)
 		}
 		jwt := ps["keycloak-jwt"]
 		if jwt == nil {
@@ -363,7 +366,9 @@ func walk(at string, v any, f func(at, key string, v any)) {
 // TestKongYMLBuiltinPluginsMatchKongSchemas checks the configs of Kong's
 // own plugins against their schemas as declared in Kong 3.9.3
 // (kong/plugins/<name>/schema.lua, transcribed to testdata; Kong itself
-// cannot run here), and DESIGN.md's requirements on them.
+// cannot run here), and docs/architecture.md's requirements on them ("Kong
+// configuration": cors with explicit origins and no credentials;
+// request-size-limiting on llm-openai and media).
 func TestKongYMLBuiltinPluginsMatchKongSchemas(t *testing.T) {
 	raw, err := os.ReadFile("testdata/kong-3.9.3-builtin-schemas.json")
 	if err != nil {

@@ -27,7 +27,8 @@ const (
 	kongYML     = "../../../kong/kong.yml" // the repository's declarative config
 )
 
-// ourPlugins are edgeguard's Kong plugins and their priorities (DESIGN.md).
+// ourPlugins are edgeguard's Kong plugins and their priorities
+// (docs/architecture.md "Kong configuration").
 var ourPlugins = []struct {
 	name     string
 	priority int
@@ -46,7 +47,7 @@ var ourPlugins = []struct {
 // TestKongYMLMatchesPluginSchemas builds each of our plugins that exists,
 // runs `<plugin> -dump` as Kong does, and checks that every config key
 // kong.yml uses for it is in its schema with a compatible type, that its
-// priority is DESIGN.md's, and that it runs in access and never in
+// priority is docs/architecture.md's, and that it runs in access and never in
 // response (Kong would buffer whole bodies and break SSE) — except
 // client-ip, which runs in rewrite only and is configured only globally
 // (Kong runs only global plugins in the rewrite phase).

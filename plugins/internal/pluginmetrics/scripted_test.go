@@ -39,7 +39,7 @@ func edgeguardConfig(t *testing.T, p *jwttest.IdP, redisAddr, ns string) *allino
 
 // TestScrapeAfterAScriptedRunShowsTheExactCounters drives the all-in-one
 // plugin through the Kong path (go-pdk's test environment: the adapter,
-// pluginrt, the metrics) with a scripted run — allowed requests, denials by
+// the pipeline, the metrics) with a scripted run — allowed requests, denials by
 // reason, rate-limited ones — then scrapes the plugin server's metrics
 // listener (-metrics-listen) over HTTP and checks every counter's exact
 // increase.

@@ -47,8 +47,8 @@ var ErrInvalidConfig = errors.New("invalid edgehttp config")
 // Error codes of the answers this package writes (besides jwtauth reasons
 // and identity denials, which are passed through as codes).
 const (
-	CodeCredentialMissing    = "credential_missing"
-	CodeDuplicateCredentials = "duplicate_credentials"
+	CodeCredentialMissing    = identity.CodeCredentialMissing
+	CodeDuplicateCredentials = identity.CodeDuplicateCredentials
 	CodeUnsupportedCred      = "credential_not_accepted"
 	CodeUnavailable          = "unavailable"
 )
@@ -124,11 +124,7 @@ func New(cfg Config) (*Middleware, error) {
 }
 
 func (m *Middleware) challenge(errAttr string) string {
-	c := `Bearer realm="` + m.cfg.Realm + `"`
-	if errAttr != "" {
-		c += `, error="` + errAttr + `"`
-	}
-	return c
+	return identity.Challenge(m.cfg.Realm, errAttr)
 }
 
 // Check authenticates r and applies the policy. It returns the identity
@@ -184,7 +180,7 @@ func (m *Middleware) CheckClient(r *http.Request) (*identity.Identity, netip.Add
 		log.Debug().Str("reason", string(d)).Msg("access denied")
 		p := &Problem{Status: http.StatusForbidden, Code: string(d), Message: "access denied"}
 		if d == identity.DenyInsufficientScope {
-			p.Header = map[string]string{"WWW-Authenticate": m.challenge("insufficient_scope")}
+			p.Header = map[string]string{"WWW-Authenticate": m.challenge(identity.ChallengeInsufficientScope)}
 		}
 		return nil, netip.Addr{}, p
 	}

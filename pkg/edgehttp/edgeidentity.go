@@ -71,7 +71,7 @@ func (e *EdgeIdentity) AuthenticateClient(r *http.Request) (*identity.Identity, 
 	case 1:
 	default:
 		return nil, netip.Addr{}, &Rejection{Status: http.StatusUnauthorized, Code: CodeDuplicateCredentials,
-			Message: "more than one credential", Challenge: "invalid_request"}
+			Message: "more than one credential", Challenge: identity.ChallengeInvalidRequest}
 	}
 	path := ""
 	if r.URL != nil {
@@ -84,7 +84,7 @@ func (e *EdgeIdentity) AuthenticateClient(r *http.Request) (*identity.Identity, 
 		}
 		// edgeid's messages name the check, never the assertion.
 		return nil, netip.Addr{}, &Rejection{Status: http.StatusUnauthorized, Code: CodeEdgeIdentityInvalid,
-			Message: "invalid edge identity", Challenge: "invalid_token", Detail: err.Error()}
+			Message: "invalid edge identity", Challenge: identity.ChallengeInvalidToken, Detail: err.Error()}
 	}
 	return &c.Identity, c.ClientIP(), nil
 }

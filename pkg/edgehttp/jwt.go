@@ -40,11 +40,11 @@ func (j *JWT) Authenticate(r *http.Request) (*identity.Identity, error) {
 		return nil, ErrNoCredential
 	case CredDuplicate:
 		return nil, &Rejection{Status: http.StatusUnauthorized, Code: CodeDuplicateCredentials,
-			Message: "more than one credential", Challenge: "invalid_request"}
+			Message: "more than one credential", Challenge: identity.ChallengeInvalidRequest}
 	}
 	if strings.HasPrefix(tok, apiKeyPrefix) {
 		return nil, &Rejection{Status: http.StatusUnauthorized, Code: CodeUnsupportedCred,
-			Message: "this endpoint accepts only a bearer access token", Challenge: "invalid_token"}
+			Message: "this endpoint accepts only a bearer access token", Challenge: identity.ChallengeInvalidToken}
 	}
 	timeout := j.Timeout
 	if timeout <= 0 {
@@ -68,7 +68,7 @@ func (j *JWT) Authenticate(r *http.Request) (*identity.Identity, error) {
 			Message: "identity provider unavailable"}
 	}
 	return nil, &Rejection{Status: http.StatusUnauthorized, Code: string(reason),
-		Message: "invalid token", Challenge: "invalid_token"}
+		Message: "invalid token", Challenge: identity.ChallengeInvalidToken}
 }
 
 // CredStatus is the outcome of BearerToken.

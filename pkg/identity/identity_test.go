@@ -189,3 +189,15 @@ func BenchmarkIsReserved(b *testing.B) {
 		IsReserved("X-Forwarded-Proto")
 	}
 }
+
+func TestChallenge(t *testing.T) {
+	for _, tt := range []struct{ realm, attr, want string }{
+		{"edgeguard", "", `Bearer realm="edgeguard"`},
+		{"edgeguard", ChallengeInvalidToken, `Bearer realm="edgeguard", error="invalid_token"`},
+		{"jan", ChallengeInsufficientScope, `Bearer realm="jan", error="insufficient_scope"`},
+	} {
+		if got := Challenge(tt.realm, tt.attr); got != tt.want {
+			t.Errorf("Challenge(%q, %q) = %q, want %q", tt.realm, tt.attr, got, tt.want)
+		}
+	}
+}

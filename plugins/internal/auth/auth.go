@@ -27,19 +27,22 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
 )
 
-// WWW-Authenticate challenges (RFC 6750 §3).
-const (
-	ChallengeMissing = `Bearer realm="edgeguard"`
-	ChallengeInvalid = `Bearer realm="edgeguard", error="invalid_token"`
-	ChallengeRequest = `Bearer realm="edgeguard", error="invalid_request"`
-	ChallengeScope   = `Bearer realm="edgeguard", error="insufficient_scope"`
+// Realm is the realm of the edge's Bearer challenges.
+const Realm = "edgeguard"
+
+// WWW-Authenticate challenges (RFC 6750 §3) of the edge's answers.
+var (
+	ChallengeMissing = identity.Challenge(Realm, "")
+	ChallengeInvalid = identity.Challenge(Realm, identity.ChallengeInvalidToken)
+	ChallengeRequest = identity.Challenge(Realm, identity.ChallengeInvalidRequest)
+	ChallengeScope   = identity.Challenge(Realm, identity.ChallengeInsufficientScope)
 )
 
 // Error codes of the authentication stages (besides the authenticators'
 // own reasons and pkg/identity's denials).
 const (
-	CodeCredentialMissing    = "credential_missing"
-	CodeDuplicateCredentials = "duplicate_credentials"
+	CodeCredentialMissing    = identity.CodeCredentialMissing
+	CodeDuplicateCredentials = identity.CodeDuplicateCredentials
 	CodeSubjectMismatch      = "credential_subject_mismatch"
 )
 

@@ -3,6 +3,7 @@ package keys_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -52,13 +53,53 @@ func TestCachedRolesServesAtMostTTLAndNeverCachesFailures(t *testing.T) {
 	}
 }
 
+// A cache bounded at max entries remembers at most max subjects: after a
+// round over n subjects, a second round reaches the source again for at
+// least n-max of them (an unbounded cache answers it from memory). Up to
+// the bound, nothing is evicted.
 func TestCachedRolesIsBounded(t *testing.T) {
-	src := keystest.NewRoles()
-	c := keys.NewCachedRoles(src, time.Minute, 10, nil)
-	for i := range 100 {
-		_, _ = c.Owner(context.Background(), string(rune('a'+i)))
+	for _, tc := range []struct {
+		name          string
+		max, subjects int
+	}{
+		{"ten times the bound", 10, 100},
+		{"one over the bound", 10, 11},
+		{"a bound of one", 1, 5},
+		{"exactly the bound", 10, 10},
+		{"under the bound", 10, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := keystest.NewRoles()
+			now := time.Unix(1000, 0)
+			c := keys.NewCachedRoles(src, time.Minute, tc.max, func() time.Time { return now })
+			ctx := context.Background()
+			round := func() int {
+				before := src.Calls()
+				for i := range tc.subjects {
+					sub := fmt.Sprintf("user-%d", i)
+					src.Set(keys.Owner{Subject: sub, Enabled: true})
+					if _, err := c.Owner(ctx, sub); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return src.Calls() - before
+			}
+			if got := round(); got != tc.subjects {
+				t.Fatalf("first round: %d lookups, want %d", got, tc.subjects)
+			}
+			again := round()
+			if tc.subjects <= tc.max {
+				if again != 0 {
+					t.Fatalf("%d subjects under a bound of %d: %d lookups again, want 0 (evicted below the bound)", tc.subjects, tc.max, again)
+				}
+				return
+			}
+			if want := tc.subjects - tc.max; again < want {
+				t.Fatalf("second round: %d lookups, want at least %d: the cache kept %d subjects, over its bound of %d",
+					again, want, tc.subjects-again, tc.max)
+			}
+		})
 	}
-	// no assertion on internals: the bound is exercised for races and panics
 }
 
 func TestUsageMergesAFailedBatchBack(t *testing.T) {

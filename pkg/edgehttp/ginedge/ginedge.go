@@ -1,9 +1,12 @@
 // Package ginedge adapts package edgehttp to gin: the same authentication,
 // policy and JSON error answers, with the identity in the request context
 // (edgehttp.IdentityFrom) and in the gin context (Identity), and the
-// request's client address as the edge decided it (ClientIP).
+// request's client address as the edge decided it (ClientIP). It is also
+// what the services share around gin: the engine (NewEngine) and the
+// strict JSON request body every service decodes (JSONBody: one decoder,
+// one error type, stable codes).
 //
-// It adds no policy of its own; everything but the gin glue is in edgehttp.
+// It adds no authentication policy of its own; the checks are edgehttp's.
 package ginedge
 
 import (

@@ -30,12 +30,12 @@ const (
 type GuestLoginRequest struct{}
 
 // DecodeGuestLogin accepts no body or an empty JSON object.
-func DecodeGuestLogin(body []byte) *decodeError {
+func DecodeGuestLogin(body []byte) error {
 	if body == nil {
 		return nil
 	}
 	var req GuestLoginRequest
-	return decodeJSON(body, &req)
+	return guestLoginBody.Decode(body, &req)
 }
 
 // SessionRequest is the body of POST /auth/refresh and POST /auth/logout.
@@ -46,20 +46,20 @@ type SessionRequest struct {
 // DecodeSession decodes a refresh/logout body: one JSON object with a
 // refresh_token of JWT characters ([A-Za-z0-9._-]), at most MaxRefreshToken
 // long. Anything else is 400 before Keycloak is asked.
-func DecodeSession(body []byte) (guests.Secret, *decodeError) {
+func DecodeSession(body []byte) (guests.Secret, error) {
 	if body == nil {
-		return "", &decodeError{http.StatusBadRequest, "invalid_json", "request body is required"}
+		return "", invalid(ginedge.ErrInvalidJSON, ginedge.CodeInvalidJSON, "request body is required")
 	}
 	var req SessionRequest
-	if err := decodeJSON(body, &req); err != nil {
+	if err := sessionBody.Decode(body, &req); err != nil {
 		return "", err
 	}
 	if req.RefreshToken == nil || *req.RefreshToken == "" {
-		return "", &decodeError{http.StatusBadRequest, "invalid_refresh_token", "refresh_token is required"}
+		return "", invalid(nil, "invalid_refresh_token", "refresh_token is required")
 	}
 	t := *req.RefreshToken
 	if len(t) > MaxRefreshToken || !tokenChars(t) {
-		return "", &decodeError{http.StatusBadRequest, "invalid_refresh_token", "refresh_token is not a token"}
+		return "", invalid(nil, "invalid_refresh_token", "refresh_token is not a token")
 	}
 	return guests.Secret(t), nil
 }
@@ -112,12 +112,13 @@ func guestsOff(c *gin.Context) {
 }
 
 func (h *handlers) guestLogin(c *gin.Context) {
-	body, ok := h.body(c, MaxGuestLoginBody)
-	if !ok {
+	body, err := guestLoginBody.Read(c)
+	if err != nil {
+		fail(c, err)
 		return
 	}
-	if derr := DecodeGuestLogin(body); derr != nil {
-		ginedge.Abort(c, derr.status, derr.code, derr.message)
+	if err := DecodeGuestLogin(body); err != nil {
+		fail(c, err)
 		return
 	}
 	res, err := h.cfg.Guests.AdmitLogin(c.Request.Context(), clientAddr(c))
@@ -136,13 +137,14 @@ func (h *handlers) guestLogin(c *gin.Context) {
 }
 
 func (h *handlers) session(c *gin.Context) (guests.Secret, bool) {
-	body, ok := h.body(c, MaxSessionBody)
-	if !ok {
+	body, err := sessionBody.Read(c)
+	if err != nil {
+		fail(c, err)
 		return "", false
 	}
-	tok, derr := DecodeSession(body)
-	if derr != nil {
-		ginedge.Abort(c, derr.status, derr.code, derr.message)
+	tok, err := DecodeSession(body)
+	if err != nil {
+		fail(c, err)
 		return "", false
 	}
 	res, err := h.cfg.Guests.AdmitSession(c.Request.Context(), clientAddr(c))

@@ -211,7 +211,12 @@ func TokenMatches(got []byte, tokens ...[]byte) bool {
 func fail(c *gin.Context, err error) {
 	var in *keys.InputError
 	var reason keys.Reason
+	var body *ginedge.BodyError
 	switch {
+	case errors.Is(err, ginedge.ErrBodyUnreadable):
+		ginedge.Abort(c, http.StatusBadRequest, "invalid_request", "could not read the request body")
+	case errors.As(err, &body):
+		ginedge.Abort(c, body.Status, body.Code, body.Message)
 	case errors.As(err, &in):
 		ginedge.Abort(c, http.StatusBadRequest, in.Code, in.Message)
 	case errors.As(err, &reason):

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -153,52 +151,29 @@ type FetchRequest struct {
 	URL string `json:"url"`
 }
 
-// InputError is a refused request body: 400 (or 415) with a stable code.
-type InputError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *InputError) Error() string { return e.Code + ": " + e.Message }
+// fetchBody is the fetch body: ginedge.JSONBody, the services' one strict
+// decoder. Names match case-insensitively ("URL"), as they always have
+// here (encoding/json's rule).
+var fetchBody = ginedge.JSONBody{Limit: MaxFetchBody, FoldNames: true}
 
 // DecodeFetch decodes a fetch body: one JSON object with exactly the field
-// "url" (a string), nothing after it.
+// "url" (a string), nothing after it. Refusals are *ginedge.BodyError.
 func DecodeFetch(body []byte) (FetchRequest, error) {
 	var req FetchRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := fetchBody.Decode(body, &req); err != nil {
 		return FetchRequest{}, err
 	}
 	if req.URL == "" {
-		return FetchRequest{}, &InputError{http.StatusBadRequest, "invalid_url", `"url" is required`}
+		return FetchRequest{}, invalidURL(`"url" is required`)
 	}
 	if _, err := media.CheckFetchURL(req.URL); err != nil {
-		return FetchRequest{}, &InputError{http.StatusBadRequest, "invalid_url", "url must be an absolute http or https url without credentials, at most 2048 bytes"}
+		return FetchRequest{}, invalidURL("url must be an absolute http or https url without credentials, at most 2048 bytes")
 	}
 	return req, nil
 }
 
-func decodeStrict(body []byte, v any) error {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return &InputError{http.StatusBadRequest, "invalid_json", "the body must be one JSON object"}
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var ute *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &ute):
-			return &InputError{http.StatusBadRequest, "invalid_field_type", "a field has the wrong type"}
-		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return &InputError{http.StatusBadRequest, "unknown_field", "the body has an unknown field"}
-		}
-		return &InputError{http.StatusBadRequest, "invalid_json", "the body must be one JSON object"}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &InputError{http.StatusBadRequest, "invalid_json", "the body must be one JSON object"}
-	}
-	return nil
+func invalidURL(message string) *ginedge.BodyError {
+	return &ginedge.BodyError{Status: http.StatusBadRequest, Code: "invalid_url", Message: message}
 }
 
 // fetch: POST /v1/media/fetch {"url": "https://…"}.
@@ -211,33 +186,13 @@ func (h *handlers) fetch(c *gin.Context) {
 		fail(c, media.ErrFetchDisabled)
 		return
 	}
-	if ct := c.Request.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			ginedge.Abort(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
-			return
-		}
-	}
-	if c.Request.ContentLength > MaxFetchBody {
-		ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is too large")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxFetchBody))
+	body, err := fetchBody.Read(c)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is too large")
-			return
-		}
-		ginedge.Abort(c, http.StatusBadRequest, "invalid_body", "the request body could not be read")
+		fail(c, err)
 		return
 	}
 	req, err := DecodeFetch(body)
 	if err != nil {
-		var in *InputError
-		if errors.As(err, &in) {
-			ginedge.Abort(c, in.Status, in.Code, in.Message)
-			return
-		}
 		fail(c, err)
 		return
 	}

@@ -93,7 +93,12 @@ func Internal(cfg Config) (http.Handler, error) {
 // (or 5xx naming the remote side for fetches); anything else is a storage
 // failure: logged, 503.
 func fail(c *gin.Context, err error) {
+	var body *ginedge.BodyError
 	switch {
+	case errors.Is(err, ginedge.ErrBodyUnreadable):
+		ginedge.Abort(c, http.StatusBadRequest, "invalid_body", "the request body could not be read")
+	case errors.As(err, &body):
+		ginedge.Abort(c, body.Status, body.Code, body.Message)
 	case errors.Is(err, media.ErrNotFound):
 		ginedge.Abort(c, http.StatusNotFound, "not_found", "no such media")
 	case errors.Is(err, media.ErrTooLarge):

@@ -2,10 +2,7 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
@@ -33,44 +30,28 @@ const (
 	DecisionDeny    = "deny"
 )
 
-// Errors of DecodeDecision, answered 400 with their codes.
-var (
-	errDecisionJSON    = &inputError{"invalid_json", "the body must be one JSON object"}
-	errDecisionUnknown = &inputError{"unknown_field", "only \"decision\" is accepted"}
-	errDecisionValue   = &inputError{"invalid_decision", `decision must be "approve" or "deny"`}
-)
+// decisionBody is the decision body: ginedge.JSONBody, the services' one
+// strict decoder; names match exactly ("Decision" is an unknown field).
+var decisionBody = ginedge.JSONBody{Limit: MaxDecisionBody}
 
-type inputError struct{ code, message string }
-
-func (e *inputError) Error() string { return e.code }
+// errDecisionValue refuses a decision that is neither approve nor deny
+// (a wrong type included).
+var errDecisionValue = &ginedge.BodyError{Status: http.StatusBadRequest, Code: "invalid_decision",
+	Message: `decision must be "approve" or "deny"`}
 
 // DecodeDecision decodes a decision body: empty (or only whitespace) is
 // approve; otherwise one JSON object {"decision":"approve"|"deny"} with no
-// other field and no trailing data.
+// other field and no trailing data. Refusals are *ginedge.BodyError.
 func DecodeDecision(body []byte) (approve bool, err error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return true, nil
 	}
-	if body[0] != '{' {
-		return false, errDecisionJSON
-	}
-	var keys map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&keys); err != nil {
-		return false, errDecisionJSON
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return false, errDecisionJSON
-	}
-	for k := range keys {
-		if k != "decision" {
-			return false, errDecisionUnknown
-		}
-	}
 	var d Decision
-	if err := json.Unmarshal(body, &d); err != nil {
-		return false, errDecisionValue
+	if err := decisionBody.Decode(body, &d); err != nil {
+		if errors.Is(err, ginedge.ErrFieldType) {
+			return false, errDecisionValue
+		}
+		return false, err
 	}
 	switch d.Decision {
 	case "", DecisionApprove:
@@ -119,31 +100,13 @@ func (h *approvals) decide(c *gin.Context) {
 		fail(c, approval.ErrInvalidID)
 		return
 	}
-	if c.Request.ContentLength != 0 {
-		if ct := c.GetHeader("Content-Type"); ct != "" {
-			if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-				ginedge.Abort(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
-				return
-			}
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxDecisionBody))
+	body, err := decisionBody.Read(c)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "request body over 1 KiB")
-			return
-		}
-		ginedge.Abort(c, http.StatusBadRequest, "body_unreadable", "the request body could not be read")
+		fail(c, err)
 		return
 	}
 	approve, err := DecodeDecision(body)
 	if err != nil {
-		var in *inputError
-		if errors.As(err, &in) {
-			ginedge.Abort(c, http.StatusBadRequest, in.code, in.message)
-			return
-		}
 		fail(c, err)
 		return
 	}
@@ -203,8 +166,14 @@ func reasonOf(err error) string {
 	return "internal_error"
 }
 
-// fail maps an error of package approval to its answer.
+// fail maps an error of package approval, or a refused body, to its
+// answer.
 func fail(c *gin.Context, err error) {
+	var body *ginedge.BodyError
+	if errors.As(err, &body) {
+		ginedge.Abort(c, body.Status, body.Code, body.Message)
+		return
+	}
 	switch code := reasonOf(err); code {
 	case "invalid_approval_id":
 		ginedge.Abort(c, http.StatusBadRequest, code, "not an approval id")

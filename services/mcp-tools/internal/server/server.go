@@ -10,7 +10,6 @@ package server
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -128,18 +127,9 @@ func requireJSON(c *gin.Context) {
 // an in-memory copy.
 func limitBody(max int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if c.Request.ContentLength > max {
-			ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body over %d bytes", max))
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, max))
+		body, err := ginedge.ReadBody(c, max)
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body over %d bytes", max))
-				return
-			}
-			ginedge.Abort(c, http.StatusBadRequest, "body_unreadable", "the request body could not be read")
+			fail(c, err)
 			return
 		}
 		c.Request.Body = io.NopCloser(bytes.NewReader(body))

@@ -127,7 +127,7 @@ func (h *handlers) guestLogin(c *gin.Context) {
 	}
 	toks, err := h.cfg.Guests.Login(c.Request.Context())
 	if err != nil {
-		guestFail(c, err)
+		fail(c, err)
 		return
 	}
 	h.emit(c, audit.ActionGuestCreated, toks.UserID, audit.OutcomeSuccess, "", audit.SeverityInfo)
@@ -158,7 +158,7 @@ func (h *handlers) refresh(c *gin.Context) {
 	}
 	toks, err := h.cfg.Guests.Refresh(c.Request.Context(), tok)
 	if err != nil {
-		guestFail(c, err)
+		fail(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -172,7 +172,7 @@ func (h *handlers) logout(c *gin.Context) {
 		return
 	}
 	if err := h.cfg.Guests.Logout(c.Request.Context(), tok); err != nil {
-		guestFail(c, err)
+		fail(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -180,26 +180,18 @@ func (h *handlers) logout(c *gin.Context) {
 }
 
 // admitted sets the rate-limit headers of a decision and answers a denial
-// (429 rate_limited with Retry-After) or a limiter failure (503).
+// (429 rate_limited with Retry-After) or a limiter failure (503) by the
+// error table.
 func admitted(c *gin.Context, res ratelimit.Result, err error) bool {
 	setRateHeaders(c, res)
-	var lim *guests.LimitedError
-	switch {
-	case err == nil:
+	if err == nil {
 		return true
-	case errors.As(err, &lim):
-		ginedge.Logger(c).Info().Str("reason", "rate_limited").Str("scope", lim.Scope).Msg("guest session request limited")
-		c.Header("Retry-After", strconv.Itoa(max(1, ceilSeconds(lim.Result.RetryAfter()))))
-		msg := "too many guest sessions from this address; try again later"
-		if lim.Scope == "global" {
-			msg = "guest sessions are limited right now; try again later"
-		}
-		ginedge.Abort(c, http.StatusTooManyRequests, "rate_limited", msg)
-	default:
-		ginedge.Logger(c).Error().Err(err).Msg("rate limiter failed")
-		c.Header("Retry-After", "5")
-		ginedge.Abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
 	}
+	var lim *guests.LimitedError
+	if errors.As(err, &lim) {
+		ginedge.Logger(c).Info().Str("reason", "rate_limited").Str("scope", lim.Scope).Msg("guest session request limited")
+	}
+	fail(c, err)
 	return false
 }
 
@@ -228,19 +220,4 @@ func ceilSeconds(d time.Duration) int {
 		return 0
 	}
 	return int(math.Ceil(d.Seconds()))
-}
-
-// guestFail maps an error of package guests to its answer; Keycloak's
-// answer is never echoed.
-func guestFail(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, guests.ErrInvalidGrant):
-		ginedge.Abort(c, http.StatusUnauthorized, "invalid_grant", "the refresh token is invalid, expired or revoked")
-	case errors.Is(err, guests.ErrIdP):
-		ginedge.Abort(c, http.StatusBadGateway, "idp_error", "the identity provider could not complete the request")
-	default:
-		ginedge.Logger(c).Error().Err(err).Msg("guest request failed")
-		c.Header("Retry-After", "5")
-		ginedge.Abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
-	}
 }

@@ -154,8 +154,7 @@ func (h *handlers) create(c *gin.Context) {
 	}
 	created, err := h.cfg.Keys.Create(c.Request.Context(), caller, in)
 	if err != nil {
-		h.emitDenied(c, audit.ActionAPIKeyCreated, "", err)
-		fail(c, err)
+		h.refuse(c, audit.ActionAPIKeyCreated, "", err)
 		return
 	}
 	h.emit(c, audit.ActionAPIKeyCreated, created.Record.KID, audit.OutcomeSuccess, "", audit.SeverityInfo)
@@ -184,7 +183,7 @@ func (h *handlers) list(c *gin.Context) {
 func keyID(c *gin.Context) (string, bool) {
 	id := c.Param("id")
 	if !keys.ValidUUID(id) {
-		ginedge.Abort(c, http.StatusNotFound, "key_not_found", "no such api key")
+		fail(c, keys.ErrNotFound) // answered, not audited: no key was named
 		return "", false
 	}
 	return id, true
@@ -198,8 +197,7 @@ func (h *handlers) revoke(c *gin.Context) {
 	}
 	rec, err := h.cfg.Keys.Revoke(c.Request.Context(), caller, id)
 	if err != nil {
-		h.emitDenied(c, audit.ActionAPIKeyRevoked, "", err)
-		fail(c, err)
+		h.refuse(c, audit.ActionAPIKeyRevoked, "", err)
 		return
 	}
 	h.emit(c, audit.ActionAPIKeyRevoked, rec.KID, audit.OutcomeSuccess, "", audit.SeverityInfo)
@@ -232,8 +230,7 @@ func (h *handlers) rotate(c *gin.Context) {
 	}
 	r, err := h.cfg.Keys.Rotate(c.Request.Context(), caller, id, in)
 	if err != nil {
-		h.emitDenied(c, audit.ActionAPIKeyRotated, "", err)
-		fail(c, err)
+		h.refuse(c, audit.ActionAPIKeyRotated, "", err)
 		return
 	}
 	h.emit(c, audit.ActionAPIKeyRotated, r.Old.KID, audit.OutcomeSuccess, "", audit.SeverityInfo)

@@ -206,36 +206,3 @@ func TokenMatches(got []byte, tokens ...[]byte) bool {
 	}
 	return match == 1
 }
-
-// fail maps an error of package keys to its answer.
-func fail(c *gin.Context, err error) {
-	var in *keys.InputError
-	var reason keys.Reason
-	var body *ginedge.BodyError
-	switch {
-	case errors.Is(err, ginedge.ErrBodyUnreadable):
-		ginedge.Abort(c, http.StatusBadRequest, "invalid_request", "could not read the request body")
-	case errors.As(err, &body):
-		ginedge.Abort(c, body.Status, body.Code, body.Message)
-	case errors.As(err, &in):
-		ginedge.Abort(c, http.StatusBadRequest, in.Code, in.Message)
-	case errors.As(err, &reason):
-		ginedge.Abort(c, http.StatusUnauthorized, string(reason), "api key refused")
-	case errors.Is(err, keys.ErrGuest):
-		ginedge.Abort(c, http.StatusForbidden, "forbidden_role", "guests cannot manage api keys")
-	case errors.Is(err, keys.ErrRolesNotHeld):
-		ginedge.Abort(c, http.StatusForbidden, "roles_not_held", "a key can only carry roles you hold")
-	case errors.Is(err, keys.ErrLimit):
-		ginedge.Abort(c, http.StatusConflict, "key_limit_reached", "too many active api keys")
-	case errors.Is(err, keys.ErrNameTaken):
-		ginedge.Abort(c, http.StatusConflict, "name_taken", "an active api key already has this name")
-	case errors.Is(err, keys.ErrNotFound):
-		ginedge.Abort(c, http.StatusNotFound, "key_not_found", "no such api key")
-	case errors.Is(err, keys.ErrNotActive):
-		ginedge.Abort(c, http.StatusConflict, "key_not_active", "the api key is revoked, expired or already rotated")
-	default:
-		ginedge.Logger(c).Error().Err(err).Msg("request failed")
-		c.Header("Retry-After", "5")
-		ginedge.Abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
-	}
-}

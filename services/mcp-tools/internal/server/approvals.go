@@ -133,14 +133,12 @@ func (h *approvals) decide(c *gin.Context) {
 			IP: audit.CleanIP(ginedge.ClientIP(c))},
 		Action: action, Target: id, Outcome: audit.OutcomeSuccess, Severity: audit.SeverityInfo, Source: "mcp-tools"}
 	if err != nil {
-		aev.Outcome, aev.Reason = audit.OutcomeDenied, reasonOf(err)
-		if errors.Is(err, approval.ErrSelfApproval) {
-			aev.Severity = audit.SeverityWarning
-		}
-		if aev.Reason != "internal_error" && aev.Reason != "invalid_approval_id" {
+		refusal, _ := answerOf(err)
+		if refusal.severity != "" { // a refusal the table makes an audit event
+			aev.Outcome, aev.Reason, aev.Severity = audit.OutcomeDenied, refusal.code, refusal.severity
 			h.audit.Emit(aev)
 		}
-		ev.Str("reason", reasonOf(err)).Msg("approval decision refused")
+		ev.Str("reason", refusal.code).Msg("approval decision refused")
 		fail(c, err)
 		return
 	}
@@ -148,45 +146,4 @@ func (h *approvals) decide(c *gin.Context) {
 	ev.Msg("approval decided")
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"approval": a})
-}
-
-func reasonOf(err error) string {
-	switch {
-	case errors.Is(err, approval.ErrInvalidID):
-		return "invalid_approval_id"
-	case errors.Is(err, approval.ErrNotFound):
-		return "approval_not_found"
-	case errors.Is(err, approval.ErrExpired):
-		return "approval_expired"
-	case errors.Is(err, approval.ErrNotPending):
-		return "approval_not_pending"
-	case errors.Is(err, approval.ErrSelfApproval):
-		return "self_approval_forbidden"
-	}
-	return "internal_error"
-}
-
-// fail maps an error of package approval, or a refused body, to its
-// answer.
-func fail(c *gin.Context, err error) {
-	var body *ginedge.BodyError
-	if errors.As(err, &body) {
-		ginedge.Abort(c, body.Status, body.Code, body.Message)
-		return
-	}
-	switch code := reasonOf(err); code {
-	case "invalid_approval_id":
-		ginedge.Abort(c, http.StatusBadRequest, code, "not an approval id")
-	case "approval_not_found":
-		ginedge.Abort(c, http.StatusNotFound, code, "no such approval")
-	case "approval_expired":
-		ginedge.Abort(c, http.StatusConflict, code, "the approval expired")
-	case "approval_not_pending":
-		ginedge.Abort(c, http.StatusConflict, code, "the approval was already decided")
-	case "self_approval_forbidden":
-		ginedge.Abort(c, http.StatusForbidden, code, "an approval must be decided by another administrator than its requester")
-	default:
-		ginedge.Logger(c).Error().Err(err).Msg("request failed")
-		ginedge.Abort(c, http.StatusInternalServerError, "internal_error", "internal error")
-	}
 }

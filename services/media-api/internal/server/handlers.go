@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -75,26 +74,20 @@ func (h *handlers) upload(c *gin.Context) {
 	}
 	mr, err := multipartReader(ct, body)
 	if err != nil {
-		closeConn(c)
-		ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", err.Error())
+		fail(c, err)
 		return
 	}
 	part, err := mr.NextPart()
 	if err != nil {
-		multipartFail(c, err)
+		fail(c, malformedMultipart(err))
 		return
 	}
 	if part.FormName() != "file" {
-		closeConn(c)
-		ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", `the first part must be the form field "file"`)
+		fail(c, &multipartError{message: `the first part must be the form field "file"`})
 		return
 	}
 	m, err := h.cfg.Media.Upload(c.Request.Context(), owner, part)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			err = media.ErrTooLarge
-		}
 		fail(c, err)
 		return
 	}
@@ -105,11 +98,10 @@ func (h *handlers) upload(c *gin.Context) {
 			ginedge.Logger(c).Warn().Err(derr).Str("media_id", m.ID).Msg("could not remove a refused upload")
 		}
 		if err == nil {
-			closeConn(c)
-			ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", `exactly one part, the form field "file", is accepted`)
+			fail(c, &multipartError{message: `exactly one part, the form field "file", is accepted`})
 			return
 		}
-		multipartFail(c, err)
+		fail(c, malformedMultipart(err))
 		return
 	}
 	h.created(c, m)
@@ -120,24 +112,36 @@ func (h *handlers) upload(c *gin.Context) {
 func multipartReader(ct string, body io.Reader) (*multipart.Reader, error) {
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "multipart/form-data" {
-		return nil, errors.New("Content-Type must be multipart/form-data with a boundary, or the raw image")
+		return nil, &multipartError{message: "Content-Type must be multipart/form-data with a boundary, or the raw image"}
 	}
 	b := params["boundary"]
 	if b == "" || len(b) > 70 {
-		return nil, errors.New("multipart boundary missing or longer than 70 characters")
+		return nil, &multipartError{message: "multipart boundary missing or longer than 70 characters"}
 	}
 	return multipart.NewReader(body, b), nil
 }
 
-func multipartFail(c *gin.Context, err error) {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		fail(c, media.ErrTooLarge)
-		return
+// multipartError refuses a multipart upload (400 invalid_multipart) with
+// its message; err, when set, is the parser's, logged at debug, never
+// shown.
+type multipartError struct {
+	message string
+	err     error
+}
+
+func (e *multipartError) Error() string {
+	if e.err != nil {
+		return "invalid multipart body: " + e.message + ": " + e.err.Error()
 	}
-	ginedge.Logger(c).Debug().Err(err).Msg("malformed multipart body")
-	closeConn(c)
-	ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", `the body must be multipart/form-data with one part, the form field "file"`)
+	return "invalid multipart body: " + e.message
+}
+
+func (e *multipartError) Unwrap() error { return e.err }
+
+// malformedMultipart is a part the parser could not read: over the limit
+// (media_too_large, *http.MaxBytesError) or malformed.
+func malformedMultipart(err error) error {
+	return &multipartError{message: `the body must be multipart/form-data with one part, the form field "file"`, err: err}
 }
 
 func (h *handlers) created(c *gin.Context, m media.Meta) {

@@ -15,6 +15,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
+	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/services/media-api/internal/media"
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
@@ -32,9 +33,11 @@ const (
 // Config configures the routers.
 type Config struct {
 	Media *media.Service
-	// Auth authenticates every route but the signed download. Nil means
+	// Authenticator is the credential chain of every route but the signed
+	// download (X-Edge-Identity, then the Keycloak JWT when accepted); the
+	// group's policy is declared where Public registers it. Nil means
 	// AUTH_ENABLED=false (dev only): those routes answer 503 auth_disabled.
-	Auth *edgehttp.Middleware
+	Authenticator edgehttp.Authenticator
 	// TrustedProxies are the gateway addresses or prefixes whose
 	// X-Forwarded-For gin believes (none by default; never everything).
 	TrustedProxies []string
@@ -56,20 +59,20 @@ func Public(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	h := &handlers{cfg: cfg}
-	var auth gin.HandlerFunc
-	if cfg.Auth != nil {
-		auth = ginedge.Authenticate(cfg.Auth)
-	} else {
-		auth = func(c *gin.Context) {
-			ginedge.Abort(c, http.StatusServiceUnavailable, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): the media API is unavailable")
-		}
+	// /v1/media: any authenticated identity (JWT or API key at the edge,
+	// guests included) may store media; ownership does the rest.
+	auth, err := ginedge.Guard(cfg.Authenticator, identity.Policy{}, cfg.Logger, "the media API")
+	if err != nil {
+		return nil, err
 	}
-	e.POST("/v1/media", auth, h.upload)
-	e.POST("/v1/media/fetch", auth, h.fetch)
-	e.GET("/v1/media/:id", auth, h.get)
-	e.DELETE("/v1/media/:id", auth, h.delete)
-	e.POST("/v1/media/:id/url", auth, h.signURL)
-	// The signed URL is the capability: no identity needed.
+	g := e.Group("/v1/media", auth)
+	g.POST("", h.upload)
+	g.POST("/fetch", h.fetch)
+	g.GET("/:id", h.get)
+	g.DELETE("/:id", h.delete)
+	g.POST("/:id/url", h.signURL)
+	// The signed URL is the capability: no identity needed (outside the
+	// group, so its guard never runs).
 	e.GET("/v1/media/:id/content", h.content)
 	e.HEAD("/v1/media/:id/content", h.content)
 	return e, nil

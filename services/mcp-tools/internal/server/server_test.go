@@ -44,13 +44,7 @@ func newPublic(t testing.TB, store *approval.Store) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mcpAuth, _ := edgehttp.New(edgehttp.Config{Authenticator: people})
-	adminAuth, err := edgehttp.New(edgehttp.Config{Authenticator: people, Policy: identity.Policy{
-		RequiredRoles: []string{"admin"}, AuthMethods: []string{identity.MethodJWT}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := Public(Config{MCP: ts.MCP, MCPAuth: mcpAuth, Approvals: store, AdminAuth: adminAuth,
+	h, err := Public(Config{MCP: ts.MCP, Authenticator: people, Approvals: store,
 		MaxBodyBytes: 4096, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)

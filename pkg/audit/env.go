@@ -16,18 +16,19 @@ type StreamConfig struct {
 	MaxLen int64
 }
 
-// ReadStreamEnv reads AUDIT_REDIS_STREAM and AUDIT_STREAM_MAXLEN.
+// ReadStreamEnv reads AUDIT_REDIS_STREAM and AUDIT_STREAM_MAXLEN; both
+// faults are reported at once (errors.Join).
 func ReadStreamEnv(l *envconf.Loader) (StreamConfig, error) {
+	var f envconf.Faults
 	s := StreamConfig{Stream: l.Str("AUDIT_REDIS_STREAM", DefaultStream)}
 	if err := ValidStream(s.Stream); err != nil {
-		return s, fmt.Errorf("AUDIT_REDIS_STREAM: %w", err)
+		f.Add(fmt.Errorf("AUDIT_REDIS_STREAM: %w", err))
 	}
 	n, err := l.Int("AUDIT_STREAM_MAXLEN", DefaultMaxLen, 1000, 100_000_000)
-	if err != nil {
-		return s, err
+	if f.Add(err) {
+		s.MaxLen = int64(n)
 	}
-	s.MaxLen = int64(n)
-	return s, nil
+	return s, f.Err()
 }
 
 // ValidStream checks a stream key: 1–128 bytes of [A-Za-z0-9:._-].

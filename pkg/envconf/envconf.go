@@ -5,8 +5,9 @@
 // SECRETS_SOURCES gives). In strict mode (the default outside `make dev`) an
 // inline secret, a missing required secret, a short one or a placeholder
 // value ("changeme", a value the templates and docs show, "${VAR}", one
-// repeated character…) is refused with one error naming the variable —
-// never the value.
+// repeated character…) is refused with an error naming the variable —
+// never the value. Loaders collect every fault of a start (Faults) so that
+// one refused start names them all.
 //
 // It reads; it does not connect to anything itself (a Vault backend, when
 // configured, does), and it never logs (the Resolver keeps its access

@@ -45,53 +45,55 @@ const SecretsSources = "file,env"
 
 // Service reads STRICT, LISTEN_ADDR, INTERNAL_LISTEN_ADDR, TRUSTED_PROXIES,
 // LOG_LEVEL and the OTEL_* tracing variables, and sets l.Strict for the
-// secrets read after it.
+// secrets read after it. Every fault is reported (errors.Join, one per
+// variable); an unreadable STRICT counts as true for the checks after it.
 func (l *Loader) Service() (Service, error) {
 	var s Service
-	var err error
-	if s.Strict, err = l.Bool("STRICT", true); err != nil {
-		return s, err
+	var f Faults
+	strict, err := l.Bool("STRICT", true)
+	if !f.Add(err) {
+		strict = true
 	}
+	s.Strict = strict
 	l.Strict = s.Strict
 	s.ListenAddr = l.Str("LISTEN_ADDR", ":8080")
 	s.InternalListenAddr = l.Str("INTERNAL_LISTEN_ADDR", ":8081")
 	if s.ListenAddr == s.InternalListenAddr {
-		return s, errors.New("INTERNAL_LISTEN_ADDR: must differ from LISTEN_ADDR (internal endpoints listen on their own port)")
+		f.Add(errors.New("INTERNAL_LISTEN_ADDR: must differ from LISTEN_ADDR (internal endpoints listen on their own port)"))
 	}
 	s.TrustedProxies = l.List("TRUSTED_PROXIES", nil)
 	for _, p := range s.TrustedProxies {
 		if p == "*" || p == "0.0.0.0/0" || p == "::/0" {
-			return s, errors.New("TRUSTED_PROXIES: must list the gateway's addresses, never every address")
+			f.Add(errors.New("TRUSTED_PROXIES: must list the gateway's addresses, never every address"))
+			break
 		}
 	}
-	if s.Secrets, err = l.sources(); err != nil {
-		return s, err
-	}
-	if s.SecretsRefresh, err = l.Duration("SECRETS_REFRESH_INTERVAL", 30*time.Second, 0, time.Hour); err != nil {
-		return s, err
-	}
-	if s.SecretsRefresh > 0 && s.SecretsRefresh < time.Second {
-		return s, errors.New("SECRETS_REFRESH_INTERVAL: 0 (off) or at least 1s")
+	s.Secrets, err = l.sources()
+	f.Add(err)
+	s.SecretsRefresh, err = l.Duration("SECRETS_REFRESH_INTERVAL", 30*time.Second, 0, time.Hour)
+	if f.Add(err) && s.SecretsRefresh > 0 && s.SecretsRefresh < time.Second {
+		f.Add(errors.New("SECRETS_REFRESH_INTERVAL: 0 (off) or at least 1s"))
 	}
 	lvl := l.Str("LOG_LEVEL", "info")
 	if s.LogLevel, err = zerolog.ParseLevel(lvl); err != nil || lvl == "" {
-		return s, fmt.Errorf("LOG_LEVEL: %q is not one of trace, debug, info, warn, error", lvl)
+		f.Add(fmt.Errorf("LOG_LEVEL: %q is not one of trace, debug, info, warn, error", lvl))
 	}
 	s.Tracing = Tracing{
 		Endpoint:    l.Str("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 		ServiceName: l.Str("OTEL_SERVICE_NAME", ""),
 		Sampler:     l.Str("OTEL_TRACES_SAMPLER", "parentbased_always_on"),
 	}
-	if s.Tracing.SamplerArg, err = parseRatio(l.Str("OTEL_TRACES_SAMPLER_ARG", "")); err != nil {
-		return s, err
+	arg, err := parseRatio(l.Str("OTEL_TRACES_SAMPLER_ARG", ""))
+	if f.Add(err) {
+		s.Tracing.SamplerArg = arg
+	} else {
+		s.Tracing.SamplerArg = 1 // the default, so Validate judges the other variables alone
 	}
 	if s.Tracing.ServiceName != "" && !ServiceName(s.Tracing.ServiceName) {
-		return s, errors.New("OTEL_SERVICE_NAME: must match [a-z0-9-]{1,64}")
+		f.Add(errors.New("OTEL_SERVICE_NAME: must match [a-z0-9-]{1,64}"))
 	}
-	if err := s.Tracing.Validate(); err != nil {
-		return s, err
-	}
-	return s, nil
+	f.Add(s.Tracing.Validate())
+	return s, f.Err()
 }
 
 // sources builds l.Secrets from SECRETS_SOURCES: file, env and the names

@@ -37,24 +37,26 @@ func (c Tracing) Enabled() bool { return c.Endpoint != "" }
 
 // Validate checks c: an absolute http(s) endpoint without credentials, a
 // query or a fragment (a collector token belongs in a header, never a URL
-// that is logged), a known sampler, a ratio in 0..1.
+// that is logged), a known sampler, a ratio in 0..1. Every fault is
+// reported (errors.Join).
 func (c Tracing) Validate() error {
+	var f Faults
 	if c.Endpoint != "" {
 		u, err := url.Parse(c.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return errors.New("OTEL_EXPORTER_OTLP_ENDPOINT: not an absolute http(s) URL")
-		}
-		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			return errors.New("OTEL_EXPORTER_OTLP_ENDPOINT: must not carry credentials, a query or a fragment")
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			f.Add(errors.New("OTEL_EXPORTER_OTLP_ENDPOINT: not an absolute http(s) URL"))
+		case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+			f.Add(errors.New("OTEL_EXPORTER_OTLP_ENDPOINT: must not carry credentials, a query or a fragment"))
 		}
 	}
 	if c.Sampler != "" && !slices.Contains(TracingSamplers, c.Sampler) {
-		return fmt.Errorf("OTEL_TRACES_SAMPLER: %q is not one of %s", c.Sampler, strings.Join(TracingSamplers, ", "))
+		f.Add(fmt.Errorf("OTEL_TRACES_SAMPLER: %q is not one of %s", c.Sampler, strings.Join(TracingSamplers, ", ")))
 	}
 	if c.SamplerArg < 0 || c.SamplerArg > 1 {
-		return errors.New("OTEL_TRACES_SAMPLER_ARG: must be a ratio between 0 and 1")
+		f.Add(errors.New("OTEL_TRACES_SAMPLER_ARG: must be a ratio between 0 and 1"))
 	}
-	return nil
+	return f.Err()
 }
 
 // parseRatio reads OTEL_TRACES_SAMPLER_ARG ("" is 1).

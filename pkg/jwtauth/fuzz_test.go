@@ -20,7 +20,19 @@ func fuzzSeeds(f *testing.F) (valid []string, seeds []string) {
 	parts := strings.Split(valid[0], ".")
 	pubDER, _ := x509.MarshalPKIXPublicKey(&rsaA.PublicKey)
 	hdr := func(h map[string]any) string { return b64json(f, h) }
+	// JWSs over zero bytes: valid signatures (VerifySignature accepts them),
+	// never access tokens (Verify finds no claims)
+	valid = append(valid,
+		signRaw(f, "RS256", rsaA, hdr(map[string]any{"alg": "RS256", "typ": "JWT", "kid": "rsa-a"})+"."),
+		signRaw(f, "ES256", ecP256, hdr(map[string]any{"alg": "ES256", "kid": "ec"})+"."),
+		signRaw(f, "EdDSA", edKey, hdr(map[string]any{"alg": "EdDSA", "kid": "ed"})+"."))
 	seeds = append(slices.Clone(valid),
+		// an empty payload under a signature made over claims, alg none, no signature
+		parts[0]+".."+parts[2],
+		hdr(map[string]any{"alg": "none", "kid": "rsa-a"})+"..",
+		hdr(map[string]any{"alg": "none", "kid": "rsa-a"})+"..AA",
+		parts[0]+"..",
+		".."+parts[2],
 		hdr(map[string]any{"alg": "none", "kid": "rsa-a"})+"."+parts[1]+".",
 		hdr(map[string]any{"alg": "none", "kid": "rsa-a"})+"."+parts[1]+".AA",
 		hs256(hdr(map[string]any{"alg": "HS256", "kid": "rsa-a"})+"."+parts[1], pubDER),

@@ -46,12 +46,15 @@ func putScratch(s *scratch) {
 }
 
 // splitCompact finds the two dots of header.payload.signature. Anything
-// else — JSON serialization, JWE (five parts), empty parts — is malformed.
+// else — JSON serialization, JWE (five parts), empty parts — is malformed,
+// except an empty payload when emptyPayload is set: RFC 7515 allows one (a
+// JWS over zero bytes), but an access token always has claims, so only the
+// signature-only check (StaticKeys.VerifySignature) sets it.
 // Characters outside the base64url alphabet (padding, '+', '/', spaces) are
 // refused by the strict decoder of every segment, except '\r' and '\n',
 // which encoding/base64 skips: those are refused here. Each scan is a
 // vectorised IndexByte, not a byte loop (the token is 1–2 KB).
-func splitCompact(tok string) (d1, d2 int, ok bool) {
+func splitCompact(tok string, emptyPayload bool) (d1, d2 int, ok bool) {
 	if strings.IndexByte(tok, '\n') >= 0 || strings.IndexByte(tok, '\r') >= 0 {
 		return 0, 0, false
 	}
@@ -60,7 +63,7 @@ func splitCompact(tok string) (d1, d2 int, ok bool) {
 		return 0, 0, false
 	}
 	rest := strings.IndexByte(tok[d1+1:], '.')
-	if rest <= 0 {
+	if rest < 0 || rest == 0 && !emptyPayload {
 		return 0, 0, false
 	}
 	d2 = d1 + 1 + rest

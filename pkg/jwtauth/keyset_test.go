@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"net/http"
@@ -484,6 +485,67 @@ func TestStaticKeysVerifySignatureOnly(t *testing.T) {
 	}
 	if _, r := keys.VerifySignature("garbage", nil); r != ReasonMalformed {
 		t.Fatalf("garbage: %q", r)
+	}
+}
+
+// RFC 7515 allows a JWS over zero bytes ("header..signature"): the
+// signature-only check accepts one whose signature verifies and refuses it
+// tampered, unsigned or signed over something else; an access token
+// (Verify) still needs claims, so there it stays malformed.
+func TestEmptyPayloadIsASignatureButNeverAnAccessToken(t *testing.T) {
+	testKeys(t)
+	ka, ec, ed := keyA(), testKey{kid: "ec", signer: ecP256}, testKey{kid: "ed", signer: edKey}
+	keys, err := ParseJWKS(jwksJSON(t, ka, ec, ed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := func(alg, kid string) string { return b64json(t, map[string]any{"alg": alg, "typ": "JWT", "kid": kid}) }
+	rs := signRaw(t, "RS256", rsaA, hdr("RS256", "rsa-a")+".")
+	es := signRaw(t, "ES256", ecP256, hdr("ES256", "ec")+".")
+	eds := signRaw(t, "EdDSA", edKey, hdr("EdDSA", "ed")+".")
+	withClaims := strings.Split(mint(t, "RS256", ka, nil, nil), ".")
+	flip := func(tok string) string {
+		p := strings.Split(tok, ".")
+		sig := mustDecode(p[2])
+		sig[len(sig)/2] ^= 1
+		return p[0] + ".." + enc.EncodeToString(sig)
+	}
+	for _, tc := range []struct {
+		name, token string
+		want        Reason
+		alg, kid    string
+	}{
+		{"RS256 over zero bytes", rs, "", "RS256", "rsa-a"},
+		{"ES256 over zero bytes", es, "", "ES256", "ec"},
+		{"EdDSA over zero bytes", eds, "", "EdDSA", "ed"},
+		{"tampered RS256 signature", flip(rs), ReasonSignature, "RS256", "rsa-a"},
+		{"tampered ES256 signature", flip(es), ReasonSignature, "ES256", "ec"},
+		{"tampered EdDSA signature", flip(eds), ReasonSignature, "EdDSA", "ed"},
+		{"claims dropped from a signed token", withClaims[0] + ".." + withClaims[2], ReasonSignature, "RS256", "rsa-a"},
+		{"claims added to a signature over zero bytes", strings.Replace(rs, "..", "."+withClaims[1]+".", 1), ReasonSignature, "RS256", "rsa-a"},
+		{"no signature", hdr("RS256", "rsa-a") + "..", ReasonMalformed, "", ""},
+		{"alg none, no signature", b64json(t, map[string]any{"alg": "none", "kid": "rsa-a"}) + "..", ReasonMalformed, "", ""},
+		{"alg none", b64json(t, map[string]any{"alg": "none", "kid": "rsa-a"}) + "..AA", ReasonAlgNotAllowed, "", "rsa-a"},
+		{"no header", ".." + strings.Split(rs, "..")[1], ReasonMalformed, "", ""},
+		{"unknown kid", signRaw(t, "RS256", rsaA, hdr("RS256", "other")+"."), ReasonUnknownKID, "RS256", "other"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			info, r := keys.VerifySignature(tc.token, nil)
+			if r != tc.want || info.Alg != tc.alg || info.KID != tc.kid {
+				t.Fatalf("VerifySignature: %+v %q, want %q (alg %q, kid %q)", info, string(r), string(tc.want), tc.alg, tc.kid)
+			}
+		})
+	}
+	v, err := New(Config{Issuers: []Issuer{{Issuer: testIssuer, Keys: keys}}, Audiences: []string{"jan-api"},
+		Now: newClock().Now, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	for _, tok := range []string{rs, es, eds} {
+		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, ReasonMalformed) {
+			t.Fatalf("access token without a payload: %v, want %s", err, ReasonMalformed)
+		}
 	}
 }
 

@@ -38,8 +38,10 @@ type SignatureInfo struct {
 // VerifySignature checks only the JWS signature of token — compact form,
 // header rules (alg in algorithms, or DefaultAlgorithms if empty; no
 // jku/x5u/jwk/x5c/crit; typ JWT or at+jwt), the key of kid and its fit with
-// alg — and no claims. The payload must still be valid base64url. The info
-// is filled as far as the header could be read.
+// alg — and no claims. The payload must still be valid base64url; it may
+// be empty (RFC 7515 signs zero bytes as well as claims: "header..sig"),
+// which Verifier.Verify, checking an access token's claims, never accepts.
+// The info is filled as far as the header could be read.
 func (k *StaticKeys) VerifySignature(token string, algorithms []string) (SignatureInfo, Reason) {
 	if len(algorithms) == 0 {
 		algorithms = DefaultAlgorithms
@@ -54,7 +56,7 @@ func (k *StaticKeys) VerifySignature(token string, algorithms []string) (Signatu
 	}
 	s := getScratch()
 	defer putScratch(s)
-	sig, err := parseToken(s, token, newAlgSet(algorithms))
+	sig, err := parseToken(s, token, newAlgSet(algorithms), true)
 	info := SignatureInfo{KID: string(s.hdrFields.kid), Alg: s.hdrFields.alg.String()}
 	if err != nil {
 		return info, ReasonOf(err)

@@ -102,7 +102,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*identity.Identity
 	now := v.cfg.Now()
 	s := getScratch()
 	defer putScratch(s)
-	sig, err := parseToken(s, token, v.algs)
+	sig, err := parseToken(s, token, v.algs, false) // claims required: never an empty payload
 	if err != nil {
 		return nil, err
 	}
@@ -136,11 +136,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*identity.Identity
 }
 
 // parseToken checks the compact form and the protected header and decodes
-// the payload into s.payload; it returns the decoded signature. Like every
+// the payload into s.payload (an empty payload segment only with
+// emptyPayload); it returns the decoded signature. Like every
 // internal check it returns Reason constants as error values: converting a
 // constant to an interface does not allocate, a variable would.
-func parseToken(s *scratch, token string, algs algSet) ([]byte, error) {
-	d1, d2, ok := splitCompact(token)
+func parseToken(s *scratch, token string, algs algSet, emptyPayload bool) ([]byte, error) {
+	d1, d2, ok := splitCompact(token, emptyPayload)
 	if !ok {
 		return nil, ReasonMalformed
 	}

@@ -55,21 +55,25 @@ type Options struct {
 }
 
 // Read reads the variables through l (its Strict set, see envconf.Service).
-// Every error starts with the variable's name and never carries a value
-// read from a file.
+// Every fault is reported (errors.Join), each starting with its variable's
+// name and never carrying a value read from a file; an unreadable switch
+// counts as its default for the checks after it.
 func Read(l *envconf.Loader, o Options) (Config, error) {
 	c := Config{Enabled: true}
-	var err error
+	var f envconf.Faults
 	if o.Switchable {
-		if c.Enabled, err = l.Bool("AUTH_ENABLED", true); err != nil {
-			return c, err
+		enabled, err := l.Bool("AUTH_ENABLED", true)
+		if f.Add(err) {
+			c.Enabled = enabled
 		}
 		if !c.Enabled && l.Strict {
-			return c, errors.New("AUTH_ENABLED: cannot be false in strict mode")
+			f.Add(errors.New("AUTH_ENABLED: cannot be false in strict mode"))
 		}
 	}
-	if c.AcceptJWT, err = l.Bool("AUTH_ACCEPT_JWT", o.AcceptJWT); err != nil {
-		return c, err
+	accept, err := l.Bool("AUTH_ACCEPT_JWT", o.AcceptJWT)
+	c.AcceptJWT = o.AcceptJWT
+	if f.Add(err) {
+		c.AcceptJWT = accept
 	}
 	c.Issuer = l.Str("AUTH_ISSUER", "")
 	c.Audience = l.List("AUTH_AUDIENCE", []string{"jan-api"})
@@ -77,45 +81,48 @@ func Read(l *envconf.Loader, o Options) (Config, error) {
 	c.AllowedAZP = l.List("AUTH_ALLOWED_AZP", []string{"jan-cli", "jan-web", "guest-login"})
 	if c.Enabled && c.AcceptJWT {
 		if c.Issuer == "" {
-			return c, errors.New("AUTH_ISSUER: required when AUTH_ACCEPT_JWT is true")
-		}
-		if err := envconf.HTTPURL(c.Issuer); err != nil {
-			return c, fmt.Errorf("AUTH_ISSUER: %w", err)
+			f.Add(errors.New("AUTH_ISSUER: required when AUTH_ACCEPT_JWT is true"))
+		} else if err := envconf.HTTPURL(c.Issuer); err != nil {
+			f.Add(fmt.Errorf("AUTH_ISSUER: %w", err))
 		}
 		if c.JWKSURL != "" {
 			if err := envconf.HTTPURL(c.JWKSURL); err != nil {
-				return c, fmt.Errorf("AUTH_JWKS_URL: %w", err)
+				f.Add(fmt.Errorf("AUTH_JWKS_URL: %w", err))
 			}
 		}
 	}
 
 	c.ServiceName = l.Str("SERVICE_NAME", o.ServiceName)
+	aud := c.ServiceName // the audience the edge's keys are checked for
 	if !envconf.ServiceName(c.ServiceName) {
-		return c, fmt.Errorf("SERVICE_NAME: %q is not 1-64 characters of [a-z0-9-]", c.ServiceName)
+		f.Add(fmt.Errorf("SERVICE_NAME: %q is not 1-64 characters of [a-z0-9-]", c.ServiceName))
+		aud = o.ServiceName
 	}
 	c.EdgeIdentityJWKSFile = l.Str("EDGE_IDENTITY_JWKS_FILE", "")
 	if c.EdgeIdentityJWKSFile == "" {
 		switch {
 		case !c.Enabled:
 		case l.Strict && !o.JWTOnlyInStrict:
-			return c, errors.New("EDGE_IDENTITY_JWKS_FILE: required in strict mode (the edge's public keys for X-Edge-Identity)")
+			f.Add(errors.New("EDGE_IDENTITY_JWKS_FILE: required in strict mode (the edge's public keys for X-Edge-Identity)"))
 		case !c.AcceptJWT:
-			return c, errors.New("EDGE_IDENTITY_JWKS_FILE: required unless AUTH_ACCEPT_JWT is true (no credential would be accepted)")
+			f.Add(errors.New("EDGE_IDENTITY_JWKS_FILE: required unless AUTH_ACCEPT_JWT is true (no credential would be accepted)"))
 		}
-		return c, nil
+		return c, f.Err()
 	}
 	b, err := l.ReadFile(c.EdgeIdentityJWKSFile)
-	if err != nil {
-		return c, fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: cannot read %s", c.EdgeIdentityJWKSFile)
+	switch {
+	case err != nil:
+		f.Add(fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: cannot read %s", c.EdgeIdentityJWKSFile))
+	case len(bytes.TrimSpace(b)) == 0:
+		f.Add(fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %s is empty", c.EdgeIdentityJWKSFile))
+	default:
+		if _, err := edgeid.NewVerifier(b, aud, nil); err != nil {
+			f.Add(fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %s is not a JWKS of Ed25519 public keys", c.EdgeIdentityJWKSFile))
+		} else {
+			c.EdgeIdentityJWKS = b
+		}
 	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return c, fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %s is empty", c.EdgeIdentityJWKSFile)
-	}
-	if _, err := edgeid.NewVerifier(b, c.ServiceName, nil); err != nil {
-		return c, fmt.Errorf("EDGE_IDENTITY_JWKS_FILE: %s is not a JWKS of Ed25519 public keys", c.EdgeIdentityJWKSFile)
-	}
-	c.EdgeIdentityJWKS = b
-	return c, nil
+	return c, f.Err()
 }
 
 // Authenticator builds the chain. jwt replaces the verifier built from

@@ -117,6 +117,42 @@ func TestReadRefusesWithTheVariableName(t *testing.T) {
 	}
 }
 
+// Read reports every fault at once, one line each naming its variable;
+// an invalid SERVICE_NAME does not make a good JWKS look bad.
+func TestReadReportsEveryFaultAtOnce(t *testing.T) {
+	o := Options{ServiceName: "llm-api", Switchable: true}
+	for _, tc := range []struct {
+		name   string
+		strict bool
+		env    []string
+		want   []string
+	}{
+		{"strict, nothing set but a bad issuer", true, []string{"AUTH_ACCEPT_JWT", "true", "AUTH_ISSUER", "id.example", "AUTH_JWKS_URL", "https://u:p@x/"},
+			[]string{"AUTH_ISSUER", "AUTH_JWKS_URL", "EDGE_IDENTITY_JWKS_FILE"}},
+		{"auth off in strict mode, bad name, unreadable keys", true, []string{"AUTH_ENABLED", "false", "SERVICE_NAME", "LLM API", "EDGE_IDENTITY_JWKS_FILE", "/nope"},
+			[]string{"AUTH_ENABLED", "SERVICE_NAME", "EDGE_IDENTITY_JWKS_FILE"}},
+		{"bad switches", false, []string{"AUTH_ENABLED", "perhaps", "AUTH_ACCEPT_JWT", "perhaps"},
+			[]string{"AUTH_ENABLED", "AUTH_ACCEPT_JWT", "EDGE_IDENTITY_JWKS_FILE"}},
+		{"bad name, good keys", true, []string{"SERVICE_NAME", "LLM API", "EDGE_IDENTITY_JWKS_FILE", "/edge.jwks"},
+			[]string{"SERVICE_NAME"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Read(loader(tc.strict, tc.env...), o)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var got []string
+			for line := range strings.SplitSeq(err.Error(), "\n") {
+				name, _, _ := strings.Cut(line, ":")
+				got = append(got, name)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") || strings.Contains(err.Error(), "u:p") {
+				t.Fatalf("faults %q, want %q (%v)", got, tc.want, err)
+			}
+		})
+	}
+}
+
 type fakeVerifier struct{}
 
 func (fakeVerifier) Verify(context.Context, string) (*identity.Identity, error) {

@@ -1,5 +1,6 @@
 // Package svcmain is what every edgeguard service's main does around its
-// own app: a configuration error is one line naming the variable (exit 2);
+// own app: a refused configuration is one line per fault, each naming its
+// variable, every fault at once (exit 2);
 // the logger is JSON through the redacting writer (pkg/redact) at LOG_LEVEL;
 // traces are exported when configured (pkg/tracing); the app runs until
 // SIGINT or SIGTERM; start-up and serve failures exit 1.
@@ -11,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,10 +36,15 @@ const (
 	ExitConfig = 2 // configuration refused
 )
 
-// ConfigError writes the one line a refused configuration gets (the error
-// names the variable, never a secret value) and returns ExitConfig.
+// ConfigError writes the lines a refused configuration gets, one per fault
+// (loaders join every fault they found, errors.Join: one per line), each
+// naming its variable, never a secret value, and returns ExitConfig.
 func ConfigError(w io.Writer, service string, err error) int {
-	fmt.Fprintf(w, "%s: configuration error: %v\n", service, err)
+	for fault := range strings.SplitSeq(err.Error(), "\n") {
+		if fault = strings.TrimSpace(fault); fault != "" {
+			fmt.Fprintf(w, "%s: configuration error: %s\n", service, fault)
+		}
+	}
 	return ExitConfig
 }
 

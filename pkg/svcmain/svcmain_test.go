@@ -70,3 +70,20 @@ func TestLoggerRedactsAndNamesTheService(t *testing.T) {
 		t.Fatalf("%s", buf.String())
 	}
 }
+
+// A loader's joined faults are one line each, every line naming the
+// service and its variable.
+func TestConfigErrorWritesOneLinePerFault(t *testing.T) {
+	var buf bytes.Buffer
+	err := errors.Join(errors.New("DATABASE_URL_FILE: required"), errors.Join(errors.New("STRICT: \"maybe\" is not true or false")),
+		errors.New("KEYCLOAK_URL: required"))
+	if code := ConfigError(&buf, "llm-api", err); code != ExitConfig {
+		t.Fatalf("code %d", code)
+	}
+	want := "llm-api: configuration error: DATABASE_URL_FILE: required\n" +
+		"llm-api: configuration error: STRICT: \"maybe\" is not true or false\n" +
+		"llm-api: configuration error: KEYCLOAK_URL: required\n"
+	if buf.String() != want {
+		t.Fatalf("got %q, want %q", buf.String(), want)
+	}
+}

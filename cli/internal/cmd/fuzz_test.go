@@ -18,7 +18,9 @@ func jwsSeeds(t testing.TB, k *kit) (valid, seeds []string) {
 	rs := k.realm.Token(t, "u1", nil)
 	es := k.mint(t, "ES256", map[string]any{"kid": "ec-1"}, c)
 	ed := k.mint(t, "EdDSA", map[string]any{"kid": "ed-1"}, c)
-	valid = []string{rs, es, ed}
+	// JWSs over zero bytes: valid signatures (RFC 7515), no claims
+	empty := []string{k.signEmpty(t, "RS256", "kid-1"), k.signEmpty(t, "ES256", "ec-1"), k.signEmpty(t, "EdDSA", "ed-1")}
+	valid = append([]string{rs, es, ed}, empty...)
 	p, pe := parts(rs), parts(es)
 	sigRS, _ := enc.DecodeString(p[2])
 	sigES, _ := enc.DecodeString(pe[2])
@@ -67,6 +69,14 @@ func jwsSeeds(t testing.TB, k *kit) (valid, seeds []string) {
 		rs+"\x00",
 		"\x00"+rs,
 		"\x00.\xff.\n",
+		// empty payloads: a signature made over claims, alg none, none at all,
+		// claims slipped under a signature over zero bytes
+		p[0]+".."+p[2],
+		b64json(t, map[string]any{"alg": "none", "kid": "kid-1"})+"..",
+		b64json(t, map[string]any{"alg": "none", "kid": "kid-1"})+".."+p[2],
+		parts(empty[0])[0]+"..",
+		parts(empty[0])[0]+"."+p[1]+"."+parts(empty[0])[2],
+		tamperSig(t, empty[2]),
 		// not compact JWS at all
 		"", "   ", ".", "...", "a.b", "a.b.c.d.e", `{"payload":"x","signatures":[]}`, "Bearer ", "sk_live_abc",
 	)

@@ -17,6 +17,9 @@ func TestJWSVerifyVerdicts(t *testing.T) {
 	p := parts(rs)
 	otherPayload := b64json(t, k.claims("admin"))
 	huge := strings.Repeat("a", tokenin.MaxBytes+1)
+	// JWSs over zero bytes (RFC 7515 allows them; "jws verify" checks only
+	// the signature)
+	emptyRS, emptyES, emptyED := k.signEmpty(t, "RS256", "kid-1"), k.signEmpty(t, "ES256", "ec-1"), k.signEmpty(t, "EdDSA", "ed-1")
 
 	tests := []struct {
 		name   string
@@ -55,6 +58,15 @@ func TestJWSVerifyVerdicts(t *testing.T) {
 		{name: "embedded jwk", stdin: k.mint(t, "RS256", map[string]any{"kid": "kid-1", "jwk": map[string]any{"kty": "oct", "k": "AA"}}, c), args: []string{"-"}, code: 1, reason: "header_not_allowed"},
 		{name: "ID token typ header", stdin: k.mint(t, "RS256", map[string]any{"kid": "kid-1", "typ": "ID"}, c), args: []string{"-"}, code: 1, reason: "token_type_invalid"},
 		{name: "claims are not checked: expired token", stdin: k.realm.Token(t, "u1", map[string]any{"exp": 1}), args: []string{"-"}, code: 0, kid: "kid-1"},
+		{name: "empty payload, RS256", stdin: emptyRS, args: []string{"-"}, code: 0, kid: "kid-1", alg: "RS256"},
+		{name: "empty payload, ES256", stdin: emptyES + "\n", args: []string{"-"}, code: 0, kid: "ec-1", alg: "ES256"},
+		{name: "empty payload, EdDSA as argument", args: []string{emptyED}, code: 0, kid: "ed-1", alg: "EdDSA"},
+		{name: "empty payload, tampered RS256 signature", stdin: tamperSig(t, emptyRS), args: []string{"-"}, code: 1, reason: "signature_invalid", kid: "kid-1", alg: "RS256"},
+		{name: "empty payload, tampered EdDSA signature", stdin: tamperSig(t, emptyED), args: []string{"-"}, code: 1, reason: "signature_invalid", kid: "ed-1", alg: "EdDSA"},
+		{name: "payload dropped from a signed token", stdin: p[0] + ".." + p[2], args: []string{"-"}, code: 1, reason: "signature_invalid", kid: "kid-1", alg: "RS256"},
+		{name: "payload added to a signature over zero bytes", stdin: parts(emptyRS)[0] + "." + p[1] + "." + parts(emptyRS)[2], args: []string{"-"}, code: 1, reason: "signature_invalid", kid: "kid-1"},
+		{name: "empty payload, no signature", stdin: parts(emptyRS)[0] + "..", args: []string{"-"}, code: 1, reason: "token_malformed"},
+		{name: "empty payload, alg none", stdin: b64json(t, map[string]any{"alg": "none", "kid": "kid-1"}) + "..", args: []string{"-"}, code: 1, reason: "token_malformed"},
 		{name: "garbage", stdin: "hello world", args: []string{"-"}, code: 1, reason: "token_malformed"},
 		{name: "JSON serialization", stdin: `{"payload":"x","signatures":[]}`, args: []string{"-"}, code: 1, reason: "token_malformed"},
 		{name: "padding", stdin: p[0] + "==." + p[1] + "." + p[2], args: []string{"-"}, code: 1, reason: "token_malformed"},

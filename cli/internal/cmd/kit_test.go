@@ -100,6 +100,14 @@ func (k *kit) mint(t testing.TB, alg string, h map[string]any, claims map[string
 	return input + "." + enc.EncodeToString(k.sig(t, alg, []byte(input)))
 }
 
+// signEmpty signs a JWS over zero bytes ("header..signature") with alg
+// under kid.
+func (k *kit) signEmpty(t testing.TB, alg, kid string) string {
+	t.Helper()
+	input := b64json(t, map[string]any{"alg": alg, "typ": "JWT", "kid": kid}) + "."
+	return input + "." + enc.EncodeToString(k.sig(t, alg, []byte(input)))
+}
+
 func (k *kit) sig(t testing.TB, alg string, input []byte) []byte {
 	d := sha256.Sum256(input)
 	var (

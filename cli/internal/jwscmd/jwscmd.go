@@ -3,7 +3,8 @@
 // "jws verify" checks only the signature of a compact JWS against a JWKS
 // file, under pkg/jwtauth's algorithm and key rules (allowlist, no none/HS*,
 // no jku/x5u/jwk/x5c/crit, header typ JWT or at+jwt, the key of kid, alg that
-// fits the key). It checks no claim: use "edgectl token verify" for that.
+// fits the key). It checks no claim — the payload may even be empty (RFC
+// 7515: a JWS over zero bytes) —: use "edgectl token verify" for that.
 package jwscmd
 
 import (

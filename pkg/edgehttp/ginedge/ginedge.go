@@ -1,17 +1,24 @@
 // Package ginedge adapts package edgehttp to gin: the same authentication,
 // policy and JSON error answers, with the identity in the request context
 // (edgehttp.IdentityFrom) and in the gin context (Identity), and the
-// request's client address as the edge decided it (ClientIP).
+// request's client address as the edge decided it (ClientIP). It is also
+// what the services share around gin: the engine (NewEngine), the strict
+// JSON request body every service decodes (JSONBody: one decoder, one
+// error type, stable codes), and the route-group guard (Guard).
 //
-// It adds no policy of its own; everything but the gin glue is in edgehttp.
+// It adds no authentication policy of its own: policies are declared by
+// the services next to their route groups; the checks are edgehttp's.
 package ginedge
 
 import (
+	"fmt"
+	"net/http"
 	"net/netip"
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
 )
 
 // contextKey is the gin context key of the identity.
@@ -38,6 +45,25 @@ func Authenticate(m *edgehttp.Middleware) gin.HandlerFunc {
 		}
 		c.Next()
 	}
+}
+
+// Guard returns the middleware of one route group: auth authenticates
+// the request (edgehttp; the service's credential chain) and policy
+// decides, refusals answered and logged by edgehttp on log. A nil auth
+// means authentication is off (AUTH_ENABLED=false, dev only): every
+// request of the group is answered 503 auth_disabled, naming what is
+// unavailable ("the media API"). Services call it where they register the
+// group, so a route's policy is declared next to the route.
+func Guard(auth edgehttp.Authenticator, policy identity.Policy, log zerolog.Logger, what string) (gin.HandlerFunc, error) {
+	if auth == nil {
+		msg := "authentication is disabled (AUTH_ENABLED=false): " + what + " is unavailable"
+		return func(c *gin.Context) { Abort(c, http.StatusServiceUnavailable, "auth_disabled", msg) }, nil
+	}
+	m, err := edgehttp.New(edgehttp.Config{Authenticator: auth, Policy: policy, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return Authenticate(m), nil
 }
 
 // ClientIP is the request's client address for limits, audit and logs:

@@ -12,6 +12,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
 )
 
 func TestGinAdapterAppliesTheSameChecks(t *testing.T) {
@@ -81,5 +82,69 @@ func TestGinAdapterAppliesTheSameChecks(t *testing.T) {
 				t.Fatal("401 without WWW-Authenticate")
 			}
 		})
+	}
+}
+
+// staticAuth authenticates "Bearer <name>" as the identity of that name.
+type staticAuth map[string]*identity.Identity
+
+func (s staticAuth) Authenticate(r *http.Request) (*identity.Identity, error) {
+	tok, st := edgehttp.BearerToken(r.Header)
+	if st == edgehttp.CredAbsent {
+		return nil, edgehttp.ErrNoCredential
+	}
+	if id, ok := s[tok]; ok {
+		return id, nil
+	}
+	return nil, &edgehttp.Rejection{Status: http.StatusUnauthorized, Code: "token_invalid", Challenge: "invalid_token"}
+}
+
+// A group's guard applies the policy given where the group is registered;
+// without an authenticator (AUTH_ENABLED=false) it answers 503
+// auth_disabled naming what is unavailable.
+func TestGuardAppliesTheGroupsPolicy(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	people := staticAuth{
+		"admin": {Subject: "carol", RealmRoles: []string{"admin"}, AuthMethod: identity.MethodJWT},
+		"key":   {Subject: "dave", RealmRoles: []string{"admin"}, AuthMethod: identity.MethodAPIKey},
+		"guest": {Subject: "g", RealmRoles: []string{identity.RoleGuest}, AuthMethod: identity.MethodJWT},
+	}
+	adminOnly := identity.Policy{RequiredRoles: []string{"admin"}, AuthMethods: []string{identity.MethodJWT}}
+	e := gin.New()
+	on, err := ginedge.Guard(people, adminOnly, zerolog.Nop(), "the admin API")
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := ginedge.Guard(nil, adminOnly, zerolog.Nop(), "the admin API")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Group("/on", on).GET("", func(c *gin.Context) { c.String(200, "ok") })
+	e.Group("/off", off).GET("", func(c *gin.Context) { c.String(200, "ok") })
+	for _, tc := range []struct {
+		path, cred string
+		status     int
+		code, msg  string
+	}{
+		{"/on", "admin", 200, "", ""},
+		{"/on", "", 401, edgehttp.CodeCredentialMissing, ""},
+		{"/on", "key", 403, "auth_method_not_allowed", ""},
+		{"/on", "guest", 403, "insufficient_role", ""},
+		{"/off", "admin", 503, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): the admin API is unavailable"},
+	} {
+		r := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		if tc.cred != "" {
+			r.Header.Set("Authorization", "Bearer "+tc.cred)
+		}
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, r)
+		var b edgehttp.ErrorBody
+		_ = json.Unmarshal(w.Body.Bytes(), &b)
+		if w.Code != tc.status || b.Error.Code != tc.code || (tc.msg != "" && b.Error.Message != tc.msg) {
+			t.Errorf("%s as %q: %d %s, want %d %s", tc.path, tc.cred, w.Code, w.Body, tc.status, tc.code)
+		}
+	}
+	if _, err := ginedge.Guard(people, identity.Policy{AuthMethods: []string{"password"}}, zerolog.Nop(), "x"); err == nil {
+		t.Error("a policy edgehttp refuses was accepted")
 	}
 }

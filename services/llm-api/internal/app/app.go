@@ -20,7 +20,6 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
-	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/pkg/redisconn"
@@ -165,39 +164,15 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 		return nil, err
 	}
 
-	var mw, llmAuth, adminAuth *edgehttp.Middleware
+	// the routes' policies are declared next to their groups (package server)
+	var authn edgehttp.Authenticator
 	if cfg.Auth.Enabled {
-		auth, built, err := cfg.Auth.Authenticator(deps.Verifier, now, log)
+		chain, built, err := cfg.Auth.Authenticator(deps.Verifier, now, log)
 		if err != nil {
 			return nil, err
 		}
 		a.verifier = built
-		mw, err = edgehttp.New(edgehttp.Config{
-			Authenticator: auth,
-			Policy:        identity.Policy{AuthMethods: []string{identity.MethodJWT}, ForbiddenRoles: []string{identity.RoleGuest}},
-			Logger:        log,
-		})
-		if err != nil {
-			return nil, err
-		}
-		// the model API: API keys and guests too (rate limits are the edge's)
-		llmAuth, err = edgehttp.New(edgehttp.Config{
-			Authenticator: auth,
-			Policy:        identity.Policy{AuthMethods: []string{identity.MethodJWT, identity.MethodAPIKey}},
-			Logger:        log,
-		})
-		if err != nil {
-			return nil, err
-		}
-		// /v1/admin/: JWT only, role admin (the edge enforces the same)
-		adminAuth, err = edgehttp.New(edgehttp.Config{
-			Authenticator: auth,
-			Policy:        identity.Policy{AuthMethods: []string{identity.MethodJWT}, RequiredRoles: []string{"admin"}},
-			Logger:        log,
-		})
-		if err != nil {
-			return nil, err
-		}
+		authn = chain
 	} else {
 		log.Warn().Msg("AUTH_ENABLED=false (STRICT=false): API-key management and the model API answer 503 auth_disabled")
 	}
@@ -224,7 +199,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 	if a.Ingester != nil {
 		auditStore = a.Store
 	}
-	scfg := server.Config{Metrics: metrics, AdminAuth: adminAuth, Audit: a.Audit, AuditStore: auditStore, Keys: a.Keys, Auth: mw, LLM: llm, LLMAuth: llmAuth, Guests: a.Guests, InternalToken: cfg.InternalToken, InternalTokenPrevious: cfg.InternalTokenPrevious, IncludeEmail: cfg.ValidateEmail,
+	scfg := server.Config{Metrics: metrics, Audit: a.Audit, AuditStore: auditStore, Keys: a.Keys, Authenticator: authn, LLM: llm, Guests: a.Guests, InternalToken: cfg.InternalToken, InternalTokenPrevious: cfg.InternalTokenPrevious, IncludeEmail: cfg.ValidateEmail,
 		TrustedProxies: cfg.TrustedProxies, Ready: a.Store.Ping, Logger: log}
 	if a.Public, err = server.Public(scfg); err != nil {
 		return nil, err

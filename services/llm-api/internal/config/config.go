@@ -3,8 +3,8 @@
 // INTERNAL_TOKEN, …) is accepted only with STRICT=false. In strict mode
 // (the default) a missing, short or placeholder secret, AUTH_ENABLED=false,
 // a missing edge JWKS (EDGE_IDENTITY_JWKS_FILE) or a missing dependency
-// refuses the start with one error naming the variable. Every variable is documented in the service README and
-// config/README.md.
+// refuses the start, every fault at once, each naming its variable. Every
+// variable is documented in the service README and config/README.md.
 //
 // It reads; it does not connect to anything.
 package config
@@ -102,102 +102,83 @@ const (
 )
 
 // Load reads the configuration through getenv (os.Getenv in production)
-// and readFile (os.ReadFile).
+// and readFile (os.ReadFile). Every fault is reported at once
+// (errors.Join), each naming its variable, never a secret.
 func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
 	l := &loader{Loader: envconf.Loader{Getenv: getenv, ReadFile: readFile, Backends: vault.Sources}}
 	c := &Config{}
+	var f envconf.Faults
 	var err error
-	if c.Service, err = l.Service(); err != nil {
-		return nil, err
-	}
+	c.Service, err = l.Service()
+	f.Add(err)
 
 	// database: DATABASE_URL_FILE, or DATABASE_URL
-	if c.DatabaseURL, err = l.secret("DATABASE_URL", 1, true); err != nil {
-		return nil, err
-	}
-	if err := checkDSN(c.DatabaseURL, c.Strict); err != nil {
-		return nil, err
+	c.DatabaseURL, err = l.secret("DATABASE_URL", 1, true)
+	if f.Add(err) {
+		f.Add(checkDSN(c.DatabaseURL, c.Strict))
 	}
 
 	c.RedisAddr = l.Str("REDIS_ADDR", "")
 	if c.RedisAddr == "" && c.Strict {
-		return nil, errors.New("REDIS_ADDR: required in strict mode (revocations are announced to the edge on Redis)")
+		f.Add(errors.New("REDIS_ADDR: required in strict mode (revocations are announced to the edge on Redis)"))
 	}
-	if c.RedisPassword, err = l.secret("REDIS_PASSWORD", MinRedisPassword, c.Strict && c.RedisAddr != ""); err != nil {
-		return nil, err
-	}
+	c.RedisPassword, err = l.secret("REDIS_PASSWORD", MinRedisPassword, c.Strict && c.RedisAddr != "")
+	f.Add(err)
 
-	if c.Audit, err = audit.ReadStreamEnv(&l.Loader); err != nil {
-		return nil, err
-	}
-	if c.AuditRetentionDays, err = l.Int("AUDIT_RETENTION_DAYS", 90, 1, 3650); err != nil {
-		return nil, err
-	}
+	c.Audit, err = audit.ReadStreamEnv(&l.Loader)
+	f.Add(err)
+	c.AuditRetentionDays, err = l.Int("AUDIT_RETENTION_DAYS", 90, 1, 3650)
+	f.Add(err)
 
 	c.KeycloakURL = l.Str("KEYCLOAK_URL", "")
 	if c.KeycloakURL == "" {
-		return nil, errors.New("KEYCLOAK_URL: required (key roles are checked against the owner's current realm roles)")
-	}
-	if err := envconf.HTTPURL(c.KeycloakURL); err != nil {
-		return nil, fmt.Errorf("KEYCLOAK_URL: %w", err)
+		f.Add(errors.New("KEYCLOAK_URL: required (key roles are checked against the owner's current realm roles)"))
+	} else if err := envconf.HTTPURL(c.KeycloakURL); err != nil {
+		f.Add(fmt.Errorf("KEYCLOAK_URL: %w", err))
 	}
 	c.KeycloakRealm = l.Str("KEYCLOAK_REALM", "jan")
 	c.KeycloakClientID = l.Str("KEYCLOAK_CLIENT_ID", "llm-api")
-	if c.KeycloakClientSecret, err = l.secret("KEYCLOAK_CLIENT_SECRET", MinClientSecretBytes, true); err != nil {
-		return nil, err
-	}
+	c.KeycloakClientSecret, err = l.secret("KEYCLOAK_CLIENT_SECRET", MinClientSecretBytes, true)
+	f.Add(err)
 	ttl, err := l.Int("KEYCLOAK_CACHE_SECONDS", 30, 1, 60)
-	if err != nil {
-		return nil, err
-	}
+	f.Add(err)
 	c.KeycloakCacheTTL = time.Duration(ttl) * time.Second
 
-	if c.Auth, err = svcauth.Read(&l.Loader, svcauth.Options{ServiceName: "llm-api", AcceptJWT: true, Switchable: true}); err != nil {
-		return nil, err
+	c.Auth, err = svcauth.Read(&l.Loader, svcauth.Options{ServiceName: "llm-api", AcceptJWT: true, Switchable: true})
+	f.Add(err)
+
+	c.Pepper, err = l.secret("API_KEY_PEPPER", MinPepperBytes, true)
+	pepperOK := f.Add(err)
+	c.PepperPrevious, err = l.secret("API_KEY_PEPPER_PREVIOUS", MinPepperBytes, false)
+	if f.Add(err) && pepperOK && c.PepperPrevious != nil && bytes.Equal(c.PepperPrevious, c.Pepper) {
+		f.Add(errors.New("API_KEY_PEPPER_PREVIOUS_FILE: must differ from API_KEY_PEPPER_FILE"))
+	}
+	c.InternalToken, err = l.SecretValue("INTERNAL_TOKEN", envconf.SecretOpts{MinLen: MinInternalTokenLen, Required: true})
+	tokenOK := f.Add(err)
+	c.InternalTokenPrevious, err = l.SecretValue("INTERNAL_TOKEN_PREVIOUS", envconf.SecretOpts{MinLen: MinInternalTokenLen, AbsentOK: true})
+	if f.Add(err) && tokenOK {
+		if p := c.InternalTokenPrevious.Get(); p != nil && bytes.Equal(p, c.InternalToken.Get()) {
+			f.Add(errors.New("INTERNAL_TOKEN_PREVIOUS_FILE: must differ from INTERNAL_TOKEN_FILE"))
+		}
 	}
 
-	if c.Pepper, err = l.secret("API_KEY_PEPPER", MinPepperBytes, true); err != nil {
-		return nil, err
-	}
-	if c.PepperPrevious, err = l.secret("API_KEY_PEPPER_PREVIOUS", MinPepperBytes, false); err != nil {
-		return nil, err
-	}
-	if c.PepperPrevious != nil && bytes.Equal(c.PepperPrevious, c.Pepper) {
-		return nil, errors.New("API_KEY_PEPPER_PREVIOUS_FILE: must differ from API_KEY_PEPPER_FILE")
-	}
-	if c.InternalToken, err = l.SecretValue("INTERNAL_TOKEN", envconf.SecretOpts{MinLen: MinInternalTokenLen, Required: true}); err != nil {
-		return nil, err
-	}
-	if c.InternalTokenPrevious, err = l.SecretValue("INTERNAL_TOKEN_PREVIOUS", envconf.SecretOpts{MinLen: MinInternalTokenLen, AbsentOK: true}); err != nil {
-		return nil, err
-	}
-	if p := c.InternalTokenPrevious.Get(); p != nil && bytes.Equal(p, c.InternalToken.Get()) {
-		return nil, errors.New("INTERNAL_TOKEN_PREVIOUS_FILE: must differ from INTERNAL_TOKEN_FILE")
-	}
-
-	if c.MaxKeysPerUser, err = l.Int("API_KEY_MAX_PER_USER", 10, 1, 1000); err != nil {
-		return nil, err
-	}
-	if c.MaxExpiresDays, err = l.Int("API_KEY_MAX_EXPIRES_DAYS", 365, 1, 3650); err != nil {
-		return nil, err
-	}
-	if c.DefaultExpiresDays, err = l.Int("API_KEY_DEFAULT_EXPIRES_DAYS", 90, 1, 3650); err != nil {
-		return nil, err
-	}
-	if c.DefaultExpiresDays > c.MaxExpiresDays {
-		return nil, errors.New("API_KEY_DEFAULT_EXPIRES_DAYS: exceeds API_KEY_MAX_EXPIRES_DAYS")
+	c.MaxKeysPerUser, err = l.Int("API_KEY_MAX_PER_USER", 10, 1, 1000)
+	f.Add(err)
+	c.MaxExpiresDays, err = l.Int("API_KEY_MAX_EXPIRES_DAYS", 365, 1, 3650)
+	maxOK := f.Add(err)
+	c.DefaultExpiresDays, err = l.Int("API_KEY_DEFAULT_EXPIRES_DAYS", 90, 1, 3650)
+	if f.Add(err) && maxOK && c.DefaultExpiresDays > c.MaxExpiresDays {
+		f.Add(errors.New("API_KEY_DEFAULT_EXPIRES_DAYS: exceeds API_KEY_MAX_EXPIRES_DAYS"))
 	}
 	c.KeyEnv = l.Str("API_KEY_ENV", "live")
 	if c.KeyEnv != "live" && c.KeyEnv != "test" && c.KeyEnv != "none" {
-		return nil, fmt.Errorf("API_KEY_ENV: %q is not live, test or none", c.KeyEnv)
+		f.Add(fmt.Errorf("API_KEY_ENV: %q is not live, test or none", c.KeyEnv))
 	}
-	if c.ValidateEmail, err = l.Bool("API_KEY_VALIDATE_INCLUDE_EMAIL", false); err != nil {
-		return nil, err
-	}
-	if err := l.guests(c); err != nil {
-		return nil, err
-	}
-	if err := l.llm(c); err != nil {
+	c.ValidateEmail, err = l.Bool("API_KEY_VALIDATE_INCLUDE_EMAIL", false)
+	f.Add(err)
+	l.guests(c, &f)
+	l.llm(c, &f)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -206,65 +187,54 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 // llm reads the upstream model server's variables. LLM_UPSTREAM_URL is
 // optional in every mode (a deployment may run llm-api for keys and guests
 // only); the app logs when it is unset.
-func (l *loader) llm(c *Config) error {
+func (l *loader) llm(c *Config, f *envconf.Faults) {
 	c.LLMUpstreamURL = l.Str("LLM_UPSTREAM_URL", "")
 	if c.LLMUpstreamURL != "" {
 		if err := envconf.HTTPURL(c.LLMUpstreamURL); err != nil {
-			return fmt.Errorf("LLM_UPSTREAM_URL: %w", err)
+			f.Add(fmt.Errorf("LLM_UPSTREAM_URL: %w", err))
 		}
 	}
 	var err error
-	if c.LLMUpstreamAPIKey, err = l.secret("LLM_UPSTREAM_API_KEY", MinUpstreamKeyLen, false); err != nil {
-		return err
-	}
-	if c.LLMUpstreamTimeout, err = l.Duration("LLM_UPSTREAM_TIMEOUT", 120*time.Second, time.Second, time.Hour); err != nil {
-		return err
-	}
-	if c.LLMUpstreamHeaderTimeout, err = l.Duration("LLM_UPSTREAM_HEADER_TIMEOUT", c.LLMUpstreamTimeout, time.Second, time.Hour); err != nil {
-		return err
-	}
-	if c.LLMUpstreamHeaderTimeout > c.LLMUpstreamTimeout {
-		return errors.New("LLM_UPSTREAM_HEADER_TIMEOUT: exceeds LLM_UPSTREAM_TIMEOUT")
+	c.LLMUpstreamAPIKey, err = l.secret("LLM_UPSTREAM_API_KEY", MinUpstreamKeyLen, false)
+	f.Add(err)
+	c.LLMUpstreamTimeout, err = l.Duration("LLM_UPSTREAM_TIMEOUT", 120*time.Second, time.Second, time.Hour)
+	timeoutOK := f.Add(err)
+	c.LLMUpstreamHeaderTimeout, err = l.Duration("LLM_UPSTREAM_HEADER_TIMEOUT", c.LLMUpstreamTimeout, time.Second, time.Hour)
+	if f.Add(err) && timeoutOK && c.LLMUpstreamHeaderTimeout > c.LLMUpstreamTimeout {
+		f.Add(errors.New("LLM_UPSTREAM_HEADER_TIMEOUT: exceeds LLM_UPSTREAM_TIMEOUT"))
 	}
 	n, err := l.Int("LLM_MAX_BODY_BYTES", 10<<20, 1<<10, 100<<20)
-	if err != nil {
-		return err
-	}
+	f.Add(err)
 	c.LLMMaxBodyBytes = int64(n)
-	return nil
 }
 
 // guests reads the guest-session variables. The guest-login client secret
 // is required in strict mode while guest login is enabled; outside strict
 // mode a missing one turns guest login off (the app says so in its log).
-func (l *loader) guests(c *Config) error {
-	var err error
-	if c.GuestLoginEnabled, err = l.Bool("GUEST_LOGIN_ENABLED", true); err != nil {
-		return err
+// An unreadable GUEST_LOGIN_ENABLED counts as true (its default) for the
+// checks after it.
+func (l *loader) guests(c *Config, f *envconf.Faults) {
+	enabled, err := l.Bool("GUEST_LOGIN_ENABLED", true)
+	if !f.Add(err) {
+		enabled = true
 	}
+	c.GuestLoginEnabled = enabled
 	c.GuestLoginClientID = l.Str("GUEST_LOGIN_CLIENT_ID", "guest-login")
 	if !safeClientID(c.GuestLoginClientID) {
-		return fmt.Errorf("GUEST_LOGIN_CLIENT_ID: %q is not a client id ([A-Za-z0-9._-])", c.GuestLoginClientID)
+		f.Add(fmt.Errorf("GUEST_LOGIN_CLIENT_ID: %q is not a client id ([A-Za-z0-9._-])", c.GuestLoginClientID))
 	}
-	if c.GuestLoginClientSecret, err = l.secret("GUEST_LOGIN_CLIENT_SECRET", MinClientSecretBytes, c.GuestLoginEnabled && c.Strict); err != nil {
-		return err
-	}
-	if c.GuestLimitPerIP, err = l.limits("GUEST_LOGIN_LIMIT_PER_IP", "5/h"); err != nil {
-		return err
-	}
-	if c.GuestMaxPerHour, err = l.Int("GUEST_MAX_PER_HOUR", 1000, 1, 1_000_000); err != nil {
-		return err
-	}
-	if c.GuestSessionLimitPerIP, err = l.limits("GUEST_SESSION_LIMIT_PER_IP", "60/min"); err != nil {
-		return err
-	}
-	if c.GuestTTL, err = l.Duration("GUEST_TTL", 24*time.Hour, 10*time.Minute, 30*24*time.Hour); err != nil {
-		return err
-	}
-	if c.GuestCleanupInterval, err = l.Duration("GUEST_CLEANUP_INTERVAL", 10*time.Minute, 10*time.Second, 24*time.Hour); err != nil {
-		return err
-	}
-	return nil
+	c.GuestLoginClientSecret, err = l.secret("GUEST_LOGIN_CLIENT_SECRET", MinClientSecretBytes, c.GuestLoginEnabled && c.Strict)
+	f.Add(err)
+	c.GuestLimitPerIP, err = l.limits("GUEST_LOGIN_LIMIT_PER_IP", "5/h")
+	f.Add(err)
+	c.GuestMaxPerHour, err = l.Int("GUEST_MAX_PER_HOUR", 1000, 1, 1_000_000)
+	f.Add(err)
+	c.GuestSessionLimitPerIP, err = l.limits("GUEST_SESSION_LIMIT_PER_IP", "60/min")
+	f.Add(err)
+	c.GuestTTL, err = l.Duration("GUEST_TTL", 24*time.Hour, 10*time.Minute, 30*24*time.Hour)
+	f.Add(err)
+	c.GuestCleanupInterval, err = l.Duration("GUEST_CLEANUP_INTERVAL", 10*time.Minute, 10*time.Second, 24*time.Hour)
+	f.Add(err)
 }
 
 func (l *loader) limits(name, def string) ([]ratelimit.Limit, error) {

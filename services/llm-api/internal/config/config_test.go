@@ -196,6 +196,66 @@ func TestStrictModeRefusesBadSecretsNamingTheVariable(t *testing.T) {
 	}
 }
 
+// faultVars are the variables named by err's faults, one per line.
+func faultVars(err error) []string {
+	var out []string
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		name, _, _ := strings.Cut(line, ":")
+		out = append(out, name)
+	}
+	return out
+}
+
+// A start with several faults names them all at once, one line each, in
+// the order of the variables — never a secret.
+func TestEveryFaultIsReportedAtOnce(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(v, f map[string]string)
+		want   []string
+	}{
+		{"nothing set", func(v, f map[string]string) { clear(v) }, []string{
+			"DATABASE_URL_FILE", "REDIS_ADDR", "KEYCLOAK_URL", "KEYCLOAK_CLIENT_SECRET_FILE", "AUTH_ISSUER",
+			"EDGE_IDENTITY_JWKS_FILE", "API_KEY_PEPPER_FILE", "INTERNAL_TOKEN_FILE", "GUEST_LOGIN_CLIENT_SECRET_FILE"}},
+		{"bad values everywhere", func(v, f map[string]string) {
+			v["LOG_LEVEL"] = "loud"
+			v["AUDIT_STREAM_MAXLEN"] = "1"
+			f["/run/secrets/db"] = "postgres://llm:postgres@db/llm"
+			f["/run/secrets/pepper"] = pepper[:20]
+			v["INTERNAL_TOKEN_PREVIOUS_FILE"] = "/run/secrets/internal"
+			v["API_KEY_MAX_EXPIRES_DAYS"] = "30"
+			v["API_KEY_ENV"] = "prod"
+			v["GUEST_TTL"] = "1m"
+			v["LLM_UPSTREAM_URL"] = "http://user:" + redisPw + "@vllm/v1"
+			v["LLM_UPSTREAM_HEADER_TIMEOUT"] = "3h"
+		}, []string{"LOG_LEVEL", "DATABASE_URL", "AUDIT_STREAM_MAXLEN", "API_KEY_PEPPER_FILE", "INTERNAL_TOKEN_PREVIOUS_FILE",
+			"API_KEY_DEFAULT_EXPIRES_DAYS", "API_KEY_ENV", "GUEST_TTL", "LLM_UPSTREAM_URL", "LLM_UPSTREAM_HEADER_TIMEOUT"}},
+		{"an unreadable value is one fault, not a cascade", func(v, f map[string]string) {
+			v["API_KEY_MAX_EXPIRES_DAYS"] = "a year"
+			v["LLM_UPSTREAM_TIMEOUT"] = "soon"
+			v["STRICT"] = "maybe"
+		}, []string{"STRICT", "API_KEY_MAX_EXPIRES_DAYS", "LLM_UPSTREAM_TIMEOUT"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, f := env()
+			c.mutate(v, f)
+			_, err := load(v, f)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if got := faultVars(err); strings.Join(got, ",") != strings.Join(c.want, ",") {
+				t.Fatalf("faults %q\nwant %q\n%v", got, c.want, err)
+			}
+			for _, s := range []string{pepper, pepper[:20], token, kcSecret, guestSecret, redisPw, "Xk29vLq8"} {
+				if strings.Contains(err.Error(), s) {
+					t.Fatalf("error carries a secret: %q", err)
+				}
+			}
+		})
+	}
+}
+
 func TestDevModeAcceptsInlineSecretsAndAuthOff(t *testing.T) {
 	c, err := load(map[string]string{
 		"STRICT":                 "false",

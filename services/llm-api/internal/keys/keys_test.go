@@ -3,6 +3,8 @@ package keys_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -52,29 +54,107 @@ func TestCachedRolesServesAtMostTTLAndNeverCachesFailures(t *testing.T) {
 	}
 }
 
+// A cache bounded at max entries remembers at most max subjects: after a
+// round over n subjects, a second round reaches the source again for at
+// least n-max of them (an unbounded cache answers it from memory). Up to
+// the bound, nothing is evicted.
 func TestCachedRolesIsBounded(t *testing.T) {
-	src := keystest.NewRoles()
-	c := keys.NewCachedRoles(src, time.Minute, 10, nil)
-	for i := range 100 {
-		_, _ = c.Owner(context.Background(), string(rune('a'+i)))
+	for _, tc := range []struct {
+		name          string
+		max, subjects int
+	}{
+		{"ten times the bound", 10, 100},
+		{"one over the bound", 10, 11},
+		{"a bound of one", 1, 5},
+		{"exactly the bound", 10, 10},
+		{"under the bound", 10, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := keystest.NewRoles()
+			now := time.Unix(1000, 0)
+			c := keys.NewCachedRoles(src, time.Minute, tc.max, func() time.Time { return now })
+			ctx := context.Background()
+			round := func() int {
+				before := src.Calls()
+				for i := range tc.subjects {
+					sub := fmt.Sprintf("user-%d", i)
+					src.Set(keys.Owner{Subject: sub, Enabled: true})
+					if _, err := c.Owner(ctx, sub); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return src.Calls() - before
+			}
+			if got := round(); got != tc.subjects {
+				t.Fatalf("first round: %d lookups, want %d", got, tc.subjects)
+			}
+			again := round()
+			if tc.subjects <= tc.max {
+				if again != 0 {
+					t.Fatalf("%d subjects under a bound of %d: %d lookups again, want 0 (evicted below the bound)", tc.subjects, tc.max, again)
+				}
+				return
+			}
+			if want := tc.subjects - tc.max; again < want {
+				t.Fatalf("second round: %d lookups, want at least %d: the cache kept %d subjects, over its bound of %d",
+					again, want, tc.subjects-again, tc.max)
+			}
+		})
 	}
-	// no assertion on internals: the bound is exercised for races and panics
 }
 
+// A batch the store refused is merged back and written by the next flush;
+// merging keeps the newer of the refused time and a later use.
 func TestUsageMergesAFailedBatchBack(t *testing.T) {
-	st := keystest.NewMemStore()
-	u := keys.NewUsage(st, time.Hour, nopLogger())
 	t0 := time.Unix(100, 0)
-	u.Record("x", t0)
-	st.Fail = keystest.ErrDown
-	if err := u.Flush(context.Background()); err == nil {
-		t.Fatal("flush succeeded with the store down")
+	for _, tc := range []struct {
+		name  string
+		later *time.Time // a use recorded after the failed flush
+		want  time.Time
+	}{
+		{"nothing new: the refused batch is written", nil, t0},
+		{"an older use does not replace the refused time", ptr(t0.Add(-time.Second)), t0},
+		{"a newer use replaces it", ptr(t0.Add(time.Second)), t0.Add(time.Second)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &recordingToucher{fail: keystest.ErrDown}
+			u := keys.NewUsage(st, time.Hour, nopLogger())
+			u.Record("key-1", t0)
+			if err := u.Flush(context.Background()); !errors.Is(err, keystest.ErrDown) {
+				t.Fatalf("flush with the store down: %v", err)
+			}
+			st.fail = nil
+			if tc.later != nil {
+				u.Record("key-1", *tc.later)
+			}
+			if err := u.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if len(st.written) != 1 {
+				t.Fatalf("%d batches written after the failure, want 1 (the refused batch was not merged back)", len(st.written))
+			}
+			if got, ok := st.written[0]["key-1"]; !ok || !got.Equal(tc.want) || len(st.written[0]) != 1 {
+				t.Fatalf("written %v, want key-1 at %v", st.written[0], tc.want)
+			}
+		})
 	}
-	st.Fail = nil
-	u.Record("x", t0.Add(-time.Second)) // older: ignored
-	if err := u.Flush(context.Background()); err != nil {
-		t.Fatal(err)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// recordingToucher refuses batches while fail is set and keeps the ones it
+// accepts.
+type recordingToucher struct {
+	fail    error
+	written []map[string]time.Time
+}
+
+func (r *recordingToucher) TouchLastUsed(_ context.Context, used map[string]time.Time) error {
+	if r.fail != nil {
+		return r.fail
 	}
+	r.written = append(r.written, maps.Clone(used))
+	return nil
 }
 
 func TestStatus(t *testing.T) {

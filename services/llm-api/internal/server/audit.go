@@ -1,8 +1,6 @@
 package server
 
 import (
-	"errors"
-
 	"net/http"
 	"time"
 
@@ -10,7 +8,6 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/auditlog"
-	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 	"github.com/gin-gonic/gin"
 )
 
@@ -70,7 +67,7 @@ func (h *handlers) auditEvents(c *gin.Context) {
 	}
 	q, qe := auditlog.ParseEventsQuery(c.Request.URL.RawQuery, h.cfg.Keys.Now())
 	if qe != nil {
-		ginedge.Abort(c, http.StatusBadRequest, qe.Code, qe.Message)
+		fail(c, qe)
 		return
 	}
 	want := q.Limit
@@ -101,7 +98,7 @@ func (h *handlers) auditStats(c *gin.Context) {
 	}
 	q, qe := auditlog.ParseStatsQuery(c.Request.URL.RawQuery, h.cfg.Keys.Now())
 	if qe != nil {
-		ginedge.Abort(c, http.StatusBadRequest, qe.Code, qe.Message)
+		fail(c, qe)
 		return
 	}
 	st, err := h.cfg.AuditStore.AuditStats(c.Request.Context(), q.Since)
@@ -111,27 +108,4 @@ func (h *handlers) auditStats(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, st)
-}
-
-// emitDenied records a refused key operation (a guest, roles not held, a
-// foreign or unknown key, a limit) with its reason code; technical
-// failures are not audit events.
-func (h *handlers) emitDenied(c *gin.Context, action audit.Action, target string, err error) {
-	var reason string
-	sev := audit.SeverityInfo
-	switch {
-	case errors.Is(err, keys.ErrGuest):
-		reason, sev = "forbidden_role", audit.SeverityWarning
-	case errors.Is(err, keys.ErrRolesNotHeld):
-		reason, sev = "roles_not_held", audit.SeverityWarning
-	case errors.Is(err, keys.ErrLimit):
-		reason = "key_limit_reached"
-	case errors.Is(err, keys.ErrNotFound):
-		reason = "key_not_found"
-	case errors.Is(err, keys.ErrNotActive):
-		reason = "key_not_active"
-	default:
-		return
-	}
-	h.emit(c, action, target, audit.OutcomeDenied, reason, sev)
 }

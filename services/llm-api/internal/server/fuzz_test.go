@@ -15,6 +15,9 @@ var bodySeeds = []string{
 	`{"name":"ci","expires_in_days":30,"roles":["user"]}`, `{"name":"x"}`, `{}`, `null`, `[]`, `{"name":1}`,
 	`{"name":"a","roles":null}`, `{"grace_seconds":5}`, `{"key":"sk_live_x"}`, `{"a":{"b":[1,2,{"c":null}]}}`,
 	`{"name":"\u202e"}`, "{\"name\":\"\xff\"}", `{"expires_in_days":1e400}`, deep(100), `{"name":"x"}x`,
+	`{"NAME":"x"}`, `{"name":"a","Name":"b"}`, `{"name":"x","roles":["admin"],"ROLES":["user"]}`, "\xef\xbb\xbf{}",
+	`{"__proto__":{"roles":["admin"]}}`, `{"name":"x",}`, `{"name":"x"}{"roles":["admin"]}`, `{"key":"sk_live_x","KEY":""}`,
+	`{"name":"x" /* c */}`, `{"expires_in_days":-0}`, `{"grace_seconds":1e2}`,
 }
 
 // The decoders never panic, and a refusal is always a 4xx with a code.

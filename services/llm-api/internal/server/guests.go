@@ -30,12 +30,12 @@ const (
 type GuestLoginRequest struct{}
 
 // DecodeGuestLogin accepts no body or an empty JSON object.
-func DecodeGuestLogin(body []byte) *decodeError {
+func DecodeGuestLogin(body []byte) error {
 	if body == nil {
 		return nil
 	}
 	var req GuestLoginRequest
-	return decodeJSON(body, &req)
+	return guestLoginBody.Decode(body, &req)
 }
 
 // SessionRequest is the body of POST /auth/refresh and POST /auth/logout.
@@ -46,20 +46,20 @@ type SessionRequest struct {
 // DecodeSession decodes a refresh/logout body: one JSON object with a
 // refresh_token of JWT characters ([A-Za-z0-9._-]), at most MaxRefreshToken
 // long. Anything else is 400 before Keycloak is asked.
-func DecodeSession(body []byte) (guests.Secret, *decodeError) {
+func DecodeSession(body []byte) (guests.Secret, error) {
 	if body == nil {
-		return "", &decodeError{http.StatusBadRequest, "invalid_json", "request body is required"}
+		return "", invalid(ginedge.ErrInvalidJSON, ginedge.CodeInvalidJSON, "request body is required")
 	}
 	var req SessionRequest
-	if err := decodeJSON(body, &req); err != nil {
+	if err := sessionBody.Decode(body, &req); err != nil {
 		return "", err
 	}
 	if req.RefreshToken == nil || *req.RefreshToken == "" {
-		return "", &decodeError{http.StatusBadRequest, "invalid_refresh_token", "refresh_token is required"}
+		return "", invalid(nil, "invalid_refresh_token", "refresh_token is required")
 	}
 	t := *req.RefreshToken
 	if len(t) > MaxRefreshToken || !tokenChars(t) {
-		return "", &decodeError{http.StatusBadRequest, "invalid_refresh_token", "refresh_token is not a token"}
+		return "", invalid(nil, "invalid_refresh_token", "refresh_token is not a token")
 	}
 	return guests.Secret(t), nil
 }
@@ -112,12 +112,13 @@ func guestsOff(c *gin.Context) {
 }
 
 func (h *handlers) guestLogin(c *gin.Context) {
-	body, ok := h.body(c, MaxGuestLoginBody)
-	if !ok {
+	body, err := guestLoginBody.Read(c)
+	if err != nil {
+		fail(c, err)
 		return
 	}
-	if derr := DecodeGuestLogin(body); derr != nil {
-		ginedge.Abort(c, derr.status, derr.code, derr.message)
+	if err := DecodeGuestLogin(body); err != nil {
+		fail(c, err)
 		return
 	}
 	res, err := h.cfg.Guests.AdmitLogin(c.Request.Context(), clientAddr(c))
@@ -126,7 +127,7 @@ func (h *handlers) guestLogin(c *gin.Context) {
 	}
 	toks, err := h.cfg.Guests.Login(c.Request.Context())
 	if err != nil {
-		guestFail(c, err)
+		fail(c, err)
 		return
 	}
 	h.emit(c, audit.ActionGuestCreated, toks.UserID, audit.OutcomeSuccess, "", audit.SeverityInfo)
@@ -136,13 +137,14 @@ func (h *handlers) guestLogin(c *gin.Context) {
 }
 
 func (h *handlers) session(c *gin.Context) (guests.Secret, bool) {
-	body, ok := h.body(c, MaxSessionBody)
-	if !ok {
+	body, err := sessionBody.Read(c)
+	if err != nil {
+		fail(c, err)
 		return "", false
 	}
-	tok, derr := DecodeSession(body)
-	if derr != nil {
-		ginedge.Abort(c, derr.status, derr.code, derr.message)
+	tok, err := DecodeSession(body)
+	if err != nil {
+		fail(c, err)
 		return "", false
 	}
 	res, err := h.cfg.Guests.AdmitSession(c.Request.Context(), clientAddr(c))
@@ -156,7 +158,7 @@ func (h *handlers) refresh(c *gin.Context) {
 	}
 	toks, err := h.cfg.Guests.Refresh(c.Request.Context(), tok)
 	if err != nil {
-		guestFail(c, err)
+		fail(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -170,7 +172,7 @@ func (h *handlers) logout(c *gin.Context) {
 		return
 	}
 	if err := h.cfg.Guests.Logout(c.Request.Context(), tok); err != nil {
-		guestFail(c, err)
+		fail(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -178,26 +180,18 @@ func (h *handlers) logout(c *gin.Context) {
 }
 
 // admitted sets the rate-limit headers of a decision and answers a denial
-// (429 rate_limited with Retry-After) or a limiter failure (503).
+// (429 rate_limited with Retry-After) or a limiter failure (503) by the
+// error table.
 func admitted(c *gin.Context, res ratelimit.Result, err error) bool {
 	setRateHeaders(c, res)
-	var lim *guests.LimitedError
-	switch {
-	case err == nil:
+	if err == nil {
 		return true
-	case errors.As(err, &lim):
-		ginedge.Logger(c).Info().Str("reason", "rate_limited").Str("scope", lim.Scope).Msg("guest session request limited")
-		c.Header("Retry-After", strconv.Itoa(max(1, ceilSeconds(lim.Result.RetryAfter()))))
-		msg := "too many guest sessions from this address; try again later"
-		if lim.Scope == "global" {
-			msg = "guest sessions are limited right now; try again later"
-		}
-		ginedge.Abort(c, http.StatusTooManyRequests, "rate_limited", msg)
-	default:
-		ginedge.Logger(c).Error().Err(err).Msg("rate limiter failed")
-		c.Header("Retry-After", "5")
-		ginedge.Abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
 	}
+	var lim *guests.LimitedError
+	if errors.As(err, &lim) {
+		ginedge.Logger(c).Info().Str("reason", "rate_limited").Str("scope", lim.Scope).Msg("guest session request limited")
+	}
+	fail(c, err)
 	return false
 }
 
@@ -226,19 +220,4 @@ func ceilSeconds(d time.Duration) int {
 		return 0
 	}
 	return int(math.Ceil(d.Seconds()))
-}
-
-// guestFail maps an error of package guests to its answer; Keycloak's
-// answer is never echoed.
-func guestFail(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, guests.ErrInvalidGrant):
-		ginedge.Abort(c, http.StatusUnauthorized, "invalid_grant", "the refresh token is invalid, expired or revoked")
-	case errors.Is(err, guests.ErrIdP):
-		ginedge.Abort(c, http.StatusBadGateway, "idp_error", "the identity provider could not complete the request")
-	default:
-		ginedge.Logger(c).Error().Err(err).Msg("guest request failed")
-		c.Header("Retry-After", "5")
-		ginedge.Abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
-	}
 }

@@ -1,12 +1,7 @@
 package server
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"time"
 
@@ -16,80 +11,21 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// decodeError is a refused body: status and stable code.
-type decodeError struct {
-	status  int
-	code    string
-	message string
-}
+// The request bodies: ginedge.JSONBody, the services' one strict decoder
+// (one JSON object, unknown names and trailing data refused, bounded).
+// Names match case-insensitively, as they always have on these routes
+// (encoding/json's rule).
+var (
+	createBody     = ginedge.JSONBody{Limit: MaxCreateBody, FoldNames: true}
+	rotateBody     = ginedge.JSONBody{Limit: MaxRotateBody, FoldNames: true}
+	validateBody   = ginedge.JSONBody{Limit: MaxValidateBody, FoldNames: true}
+	guestLoginBody = ginedge.JSONBody{Limit: MaxGuestLoginBody, FoldNames: true}
+	sessionBody    = ginedge.JSONBody{Limit: MaxSessionBody, FoldNames: true}
+)
 
-func (e *decodeError) Error() string { return e.code + ": " + e.message }
-
-// readBody reads at most limit bytes of the request body. A missing body is
-// nil. The Content-Type, when a body is present, must be application/json.
-func readBody(r *http.Request, limit int64) ([]byte, *decodeError) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, &decodeError{http.StatusBadRequest, "invalid_request", "could not read the request body"}
-	}
-	if int64(len(body)) > limit {
-		return nil, &decodeError{http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit)}
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, nil
-	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return nil, &decodeError{http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"}
-		}
-	}
-	return body, nil
-}
-
-// decodeJSON decodes exactly one JSON object into dst: unknown fields,
-// wrong types, trailing data and non-objects are refused with stable codes.
-func decodeJSON(body []byte, dst any) *decodeError {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return &decodeError{http.StatusBadRequest, "invalid_json", "request body must be a JSON object"}
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		var syntaxErr *json.SyntaxError
-		switch {
-		case errors.As(err, &typeErr):
-			field := typeErr.Field
-			if field == "" {
-				field = "body"
-			}
-			return &decodeError{http.StatusBadRequest, "invalid_field_type", fmt.Sprintf("field %q has the wrong type", truncate(field, 64))}
-		case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
-			return &decodeError{http.StatusBadRequest, "invalid_json", "request body is not valid JSON"}
-		default:
-			const unknown = "json: unknown field "
-			if msg := err.Error(); len(msg) > len(unknown) && msg[:len(unknown)] == unknown {
-				return &decodeError{http.StatusBadRequest, "unknown_field", "unknown field " + truncate(msg[len(unknown):], 66)}
-			}
-			return &decodeError{http.StatusBadRequest, "invalid_json", "request body is not valid JSON"}
-		}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &decodeError{http.StatusBadRequest, "invalid_json", "unexpected data after the JSON object"}
-	}
-	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+// invalid is a refusal of a decoded body (a missing or malformed value).
+func invalid(kind error, code, message string) *ginedge.BodyError {
+	return &ginedge.BodyError{Status: http.StatusBadRequest, Code: code, Message: message, Kind: kind}
 }
 
 // CreateRequest is the body of POST /auth/api-keys.
@@ -99,13 +35,14 @@ type CreateRequest struct {
 	Roles         *[]string `json:"roles"`
 }
 
-// DecodeCreate decodes and bounds a create body.
-func DecodeCreate(body []byte) (keys.CreateInput, *decodeError) {
+// DecodeCreate decodes and bounds a create body. Refusals are
+// *ginedge.BodyError.
+func DecodeCreate(body []byte) (keys.CreateInput, error) {
 	var req CreateRequest
 	if body == nil {
-		return keys.CreateInput{}, &decodeError{http.StatusBadRequest, "invalid_json", "request body is required"}
+		return keys.CreateInput{}, invalid(ginedge.ErrInvalidJSON, ginedge.CodeInvalidJSON, "request body is required")
 	}
-	if err := decodeJSON(body, &req); err != nil {
+	if err := createBody.Decode(body, &req); err != nil {
 		return keys.CreateInput{}, err
 	}
 	in := keys.CreateInput{ExpiresInDays: req.ExpiresInDays}
@@ -127,12 +64,12 @@ type RotateRequest struct {
 }
 
 // DecodeRotate decodes a rotate body; an empty body means grace 0.
-func DecodeRotate(body []byte) (keys.RotateInput, *decodeError) {
+func DecodeRotate(body []byte) (keys.RotateInput, error) {
 	if body == nil {
 		return keys.RotateInput{}, nil
 	}
 	var req RotateRequest
-	if err := decodeJSON(body, &req); err != nil {
+	if err := rotateBody.Decode(body, &req); err != nil {
 		return keys.RotateInput{}, err
 	}
 	in := keys.RotateInput{}
@@ -147,29 +84,35 @@ type ValidateRequest struct {
 	Key *string `json:"key"`
 }
 
-// DecodeValidate decodes a validate body.
-func DecodeValidate(body []byte) (string, *decodeError) {
+// DecodeValidate decodes a validate body. Every refusal is 400
+// invalid_request: the contract (docs/contracts.md) has one code for
+// malformed bodies.
+func DecodeValidate(body []byte) (string, error) {
 	if body == nil {
-		return "", &decodeError{http.StatusBadRequest, "invalid_request", "request body is required"}
+		return "", invalid(ginedge.ErrInvalidJSON, codeInvalidRequest, "request body is required")
 	}
 	var req ValidateRequest
-	if err := decodeJSON(body, &req); err != nil {
-		err.code = "invalid_request" // the contract has one code for malformed bodies
-		return "", err
+	if err := validateBody.Decode(body, &req); err != nil {
+		return "", asInvalidRequest(err)
 	}
 	if req.Key == nil || *req.Key == "" {
-		return "", &decodeError{http.StatusBadRequest, "invalid_request", "key is required"}
+		return "", invalid(nil, codeInvalidRequest, "key is required")
 	}
 	return *req.Key, nil
 }
 
-func (h *handlers) body(c *gin.Context, limit int64) ([]byte, bool) {
-	body, err := readBody(c.Request, limit)
-	if err != nil {
-		ginedge.Abort(c, err.status, err.code, err.message)
-		return nil, false
+// codeInvalidRequest is the validate contract's one code for a malformed
+// body.
+const codeInvalidRequest = "invalid_request"
+
+// asInvalidRequest turns a refused body into the validate contract's 400
+// invalid_request, keeping its message and kind.
+func asInvalidRequest(err error) error {
+	var be *ginedge.BodyError
+	if !errors.As(err, &be) {
+		return err
 	}
-	return body, true
+	return invalid(be.Kind, codeInvalidRequest, be.Message)
 }
 
 // KeyView is a key as its owner sees it: never the secret.
@@ -199,19 +142,19 @@ type CreatedView struct {
 
 func (h *handlers) create(c *gin.Context) {
 	caller, _ := ginedge.Identity(c)
-	body, ok := h.body(c, MaxCreateBody)
-	if !ok {
+	body, err := createBody.Read(c)
+	if err != nil {
+		fail(c, err)
 		return
 	}
-	in, derr := DecodeCreate(body)
-	if derr != nil {
-		ginedge.Abort(c, derr.status, derr.code, derr.message)
+	in, err := DecodeCreate(body)
+	if err != nil {
+		fail(c, err)
 		return
 	}
 	created, err := h.cfg.Keys.Create(c.Request.Context(), caller, in)
 	if err != nil {
-		h.emitDenied(c, audit.ActionAPIKeyCreated, "", err)
-		fail(c, err)
+		h.refuse(c, audit.ActionAPIKeyCreated, "", err)
 		return
 	}
 	h.emit(c, audit.ActionAPIKeyCreated, created.Record.KID, audit.OutcomeSuccess, "", audit.SeverityInfo)
@@ -240,7 +183,7 @@ func (h *handlers) list(c *gin.Context) {
 func keyID(c *gin.Context) (string, bool) {
 	id := c.Param("id")
 	if !keys.ValidUUID(id) {
-		ginedge.Abort(c, http.StatusNotFound, "key_not_found", "no such api key")
+		fail(c, keys.ErrNotFound) // answered, not audited: no key was named
 		return "", false
 	}
 	return id, true
@@ -254,8 +197,7 @@ func (h *handlers) revoke(c *gin.Context) {
 	}
 	rec, err := h.cfg.Keys.Revoke(c.Request.Context(), caller, id)
 	if err != nil {
-		h.emitDenied(c, audit.ActionAPIKeyRevoked, "", err)
-		fail(c, err)
+		h.refuse(c, audit.ActionAPIKeyRevoked, "", err)
 		return
 	}
 	h.emit(c, audit.ActionAPIKeyRevoked, rec.KID, audit.OutcomeSuccess, "", audit.SeverityInfo)
@@ -276,19 +218,19 @@ func (h *handlers) rotate(c *gin.Context) {
 	if !ok {
 		return
 	}
-	body, ok := h.body(c, MaxRotateBody)
-	if !ok {
+	body, err := rotateBody.Read(c)
+	if err != nil {
+		fail(c, err)
 		return
 	}
-	in, derr := DecodeRotate(body)
-	if derr != nil {
-		ginedge.Abort(c, derr.status, derr.code, derr.message)
+	in, err := DecodeRotate(body)
+	if err != nil {
+		fail(c, err)
 		return
 	}
 	r, err := h.cfg.Keys.Rotate(c.Request.Context(), caller, id, in)
 	if err != nil {
-		h.emitDenied(c, audit.ActionAPIKeyRotated, "", err)
-		fail(c, err)
+		h.refuse(c, audit.ActionAPIKeyRotated, "", err)
 		return
 	}
 	h.emit(c, audit.ActionAPIKeyRotated, r.Old.KID, audit.OutcomeSuccess, "", audit.SeverityInfo)
@@ -313,14 +255,14 @@ type ValidateResponse struct {
 
 func (h *handlers) validate(c *gin.Context) {
 	// every malformed body is 400 invalid_request (docs/contracts.md)
-	body, derr := readBody(c.Request, MaxValidateBody)
-	if derr != nil {
-		ginedge.Abort(c, http.StatusBadRequest, "invalid_request", derr.message)
+	body, err := validateBody.Read(c)
+	if err != nil {
+		fail(c, asInvalidRequest(err))
 		return
 	}
-	raw, derr := DecodeValidate(body)
-	if derr != nil {
-		ginedge.Abort(c, derr.status, derr.code, derr.message)
+	raw, err := DecodeValidate(body)
+	if err != nil {
+		fail(c, err)
 		return
 	}
 	v, err := h.cfg.Keys.Validate(c.Request.Context(), raw)

@@ -17,7 +17,6 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
-	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
@@ -105,30 +104,22 @@ func newHarness(t testing.TB, o options) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(v.Close)
-	var mw, llmAuth *edgehttp.Middleware
+	// the server's own route policies apply: only the authenticator is the
+	// test's
 	var auth edgehttp.Authenticator = &edgehttp.JWT{Verifier: v}
 	if o.auth != nil {
 		auth = o.auth
 	}
-	if !o.authOff {
-		mw, err = edgehttp.New(edgehttp.Config{Authenticator: auth,
-			Policy: identity.Policy{AuthMethods: []string{identity.MethodJWT}, ForbiddenRoles: []string{identity.RoleGuest}}, Logger: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		llmAuth, err = edgehttp.New(edgehttp.Config{Authenticator: auth,
-			Policy: identity.Policy{AuthMethods: []string{identity.MethodJWT, identity.MethodAPIKey}}, Logger: log})
-		if err != nil {
-			t.Fatal(err)
-		}
+	if o.authOff {
+		auth = nil
 	}
 	h.metrics = httpmetrics.New("llm-api")
 	if o.token == nil {
 		o.token = secrets.Static([]byte(internalToken))
 	}
-	cfg := server.Config{Metrics: h.metrics, Keys: h.svc, Auth: mw, InternalToken: o.token, InternalTokenPrevious: o.previous, IncludeEmail: o.includeEmail,
+	cfg := server.Config{Metrics: h.metrics, Keys: h.svc, Authenticator: auth, InternalToken: o.token, InternalTokenPrevious: o.previous, IncludeEmail: o.includeEmail,
 		Ready: func(context.Context) error { return h.store.Fail }, Logger: log, TrustedProxies: o.trusted,
-		LLM: o.llm, LLMAuth: llmAuth, Audit: o.audit}
+		LLM: o.llm, Audit: o.audit}
 	if o.guests != nil {
 		cfg.Guests = o.guests(log)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
+	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/auditlog"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
@@ -26,6 +27,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 )
+
+// RoleAdmin is the realm role of /v1/admin/.
+const RoleAdmin = "admin"
 
 // Body limits.
 const (
@@ -37,10 +41,11 @@ const (
 // Config configures the routers.
 type Config struct {
 	Keys *keys.Service
-	// Auth authenticates the public API-key routes (policy jwt only, no
-	// guests). Nil means AUTH_ENABLED=false (dev only): the routes answer
-	// 503 auth_disabled.
-	Auth *edgehttp.Middleware
+	// Authenticator is the credential chain of every authenticated route
+	// (X-Edge-Identity, then the Keycloak JWT when accepted). Each route
+	// group declares its own policy where Public registers it. Nil means
+	// AUTH_ENABLED=false (dev only): those routes answer 503 auth_disabled.
+	Authenticator edgehttp.Authenticator
 	// InternalToken is the X-Internal-Token secret of the validate endpoint
 	// (read at every call: a rotated value applies at once), and
 	// InternalTokenPrevious the one it replaces, also accepted while set
@@ -62,14 +67,6 @@ type Config struct {
 	// server (package llmproxy). Nil: LLM_UPSTREAM_URL is unset and those
 	// routes answer 503 llm_not_configured.
 	LLM http.Handler
-	// LLMAuth authenticates the OpenAI-compatible routes: the same
-	// credential chain as Auth with a policy accepting both methods (jwt,
-	// apikey) and every role, guests included (rate limits are the edge's).
-	// Nil: AUTH_ENABLED=false; the routes answer 503 auth_disabled.
-	LLMAuth *edgehttp.Middleware
-	// AdminAuth authenticates /v1/admin/ (policy: jwt only, role admin).
-	// Nil: AUTH_ENABLED=false; the routes answer 503 auth_disabled.
-	AdminAuth *edgehttp.Middleware
 	// Audit receives apikey.* and guest.created events. Nil: audit off.
 	Audit *audit.Emitter
 	// AuditStore serves /v1/admin/audit/events and /stats. Nil: those
@@ -97,37 +94,39 @@ func Public(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	h := &handlers{cfg: cfg}
-	g := e.Group("/auth/api-keys")
-	if cfg.Auth != nil {
-		g.Use(ginedge.Authenticate(cfg.Auth))
-	} else {
-		g.Use(func(c *gin.Context) {
-			ginedge.Abort(c, http.StatusServiceUnavailable, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): API-key management is unavailable")
-		})
+	var guardErrs []error
+	guard := func(p identity.Policy, what string) gin.HandlerFunc {
+		g, err := ginedge.Guard(cfg.Authenticator, p, cfg.Logger, what)
+		guardErrs = append(guardErrs, err)
+		return g
 	}
+	// /auth/api-keys: JWT only — an API key never manages keys (the
+	// edge's assertion for a key-authenticated request says apikey: 403
+	// auth_method_not_allowed) — and no guests.
+	g := e.Group("/auth/api-keys", guard(identity.Policy{
+		AuthMethods:    []string{identity.MethodJWT},
+		ForbiddenRoles: []string{identity.RoleGuest},
+	}, "API-key management"))
 	g.POST("", h.create)
 	g.GET("", h.list)
 	g.DELETE("/:id", h.revoke)
 	g.POST("/:id/rotate", h.rotate)
 	// /v1/admin/: its own group (registered before /v1's so the model
-	// API's credential chain never applies to it): JWT only, role admin.
-	admin := e.Group("/v1/admin")
-	if cfg.AdminAuth != nil {
-		admin.Use(ginedge.Authenticate(cfg.AdminAuth))
-	} else {
-		admin.Use(func(c *gin.Context) {
-			ginedge.Abort(c, http.StatusServiceUnavailable, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): the admin API is unavailable")
-		})
-	}
+	// API's policy never applies to it): JWT only, role admin (the edge
+	// enforces the same).
+	admin := e.Group("/v1/admin", guard(identity.Policy{
+		AuthMethods:   []string{identity.MethodJWT},
+		RequiredRoles: []string{RoleAdmin},
+	}, "the admin API"))
 	admin.GET("/audit/events", h.auditEvents)
 	admin.GET("/audit/stats", h.auditStats)
-	v1 := e.Group("/v1")
-	if cfg.LLMAuth != nil {
-		v1.Use(ginedge.Authenticate(cfg.LLMAuth))
-	} else {
-		v1.Use(func(c *gin.Context) {
-			ginedge.Abort(c, http.StatusServiceUnavailable, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): the model API is unavailable")
-		})
+	// /v1: the model API, for JWTs and API keys, every role, guests
+	// included (rate limits are the edge's).
+	v1 := e.Group("/v1", guard(identity.Policy{
+		AuthMethods: []string{identity.MethodJWT, identity.MethodAPIKey},
+	}, "the model API"))
+	if err := errors.Join(guardErrs...); err != nil {
+		return nil, err
 	}
 	llm := gin.HandlerFunc(func(c *gin.Context) {
 		ginedge.Abort(c, http.StatusServiceUnavailable, "llm_not_configured", "no model server is configured")
@@ -139,6 +138,8 @@ func Public(cfg Config) (http.Handler, error) {
 	for _, p := range []string{"/chat/completions", "/completions", "/embeddings"} {
 		v1.POST(p, llm)
 	}
+	// guest sessions: no credential (Kong routes them without auth
+	// plugins); limited per client address here (package guests)
 	if cfg.Guests != nil {
 		e.POST("/auth/guest-login", h.guestLogin)
 		e.POST("/auth/refresh", h.refresh)
@@ -205,32 +206,4 @@ func TokenMatches(got []byte, tokens ...[]byte) bool {
 		match |= subtle.ConstantTimeCompare(sum[:], ts[:])
 	}
 	return match == 1
-}
-
-// fail maps an error of package keys to its answer.
-func fail(c *gin.Context, err error) {
-	var in *keys.InputError
-	var reason keys.Reason
-	switch {
-	case errors.As(err, &in):
-		ginedge.Abort(c, http.StatusBadRequest, in.Code, in.Message)
-	case errors.As(err, &reason):
-		ginedge.Abort(c, http.StatusUnauthorized, string(reason), "api key refused")
-	case errors.Is(err, keys.ErrGuest):
-		ginedge.Abort(c, http.StatusForbidden, "forbidden_role", "guests cannot manage api keys")
-	case errors.Is(err, keys.ErrRolesNotHeld):
-		ginedge.Abort(c, http.StatusForbidden, "roles_not_held", "a key can only carry roles you hold")
-	case errors.Is(err, keys.ErrLimit):
-		ginedge.Abort(c, http.StatusConflict, "key_limit_reached", "too many active api keys")
-	case errors.Is(err, keys.ErrNameTaken):
-		ginedge.Abort(c, http.StatusConflict, "name_taken", "an active api key already has this name")
-	case errors.Is(err, keys.ErrNotFound):
-		ginedge.Abort(c, http.StatusNotFound, "key_not_found", "no such api key")
-	case errors.Is(err, keys.ErrNotActive):
-		ginedge.Abort(c, http.StatusConflict, "key_not_active", "the api key is revoked, expired or already rotated")
-	default:
-		ginedge.Logger(c).Error().Err(err).Msg("request failed")
-		c.Header("Retry-After", "5")
-		ginedge.Abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
-	}
 }

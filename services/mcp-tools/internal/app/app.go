@@ -15,7 +15,6 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
-	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/redisconn"
 	"github.com/edgeguard/edgeguard/pkg/ssrf"
@@ -28,9 +27,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
-
-// RoleAdmin is the realm role that decides approvals.
-const RoleAdmin = "admin"
 
 // Deps overrides dependencies (tests). Zero fields are built from Config.
 type Deps struct {
@@ -83,16 +79,6 @@ func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 		return nil, err
 	}
 	a.verifier = built
-	mcpAuth, err := edgehttp.New(edgehttp.Config{Authenticator: authn, Policy: identity.Policy{}, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	adminAuth, err := edgehttp.New(edgehttp.Config{Authenticator: authn, Logger: log, Policy: identity.Policy{
-		RequiredRoles: []string{RoleAdmin}, AuthMethods: []string{identity.MethodJWT},
-	}})
-	if err != nil {
-		return nil, err
-	}
 
 	tcfg := tools.Config{
 		RequireApproval: cfg.RequireApproval, MaxCodeBytes: cfg.SandboxMaxCodeBytes,
@@ -137,7 +123,7 @@ func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 	} else {
 		log.Info().Msg("AUDIT_REDIS_ADDR unset: approval decisions are not sent to the audit stream")
 	}
-	scfg := server.Config{Metrics: metrics, Audit: a.Audit, MCP: a.Tools.MCP, MCPAuth: mcpAuth, Approvals: a.Approvals, AdminAuth: adminAuth,
+	scfg := server.Config{Metrics: metrics, Audit: a.Audit, MCP: a.Tools.MCP, Authenticator: authn, Approvals: a.Approvals,
 		MaxBodyBytes: cfg.MaxBodyBytes, TrustedProxies: cfg.TrustedProxies, Logger: log}
 	if a.Public, err = server.Public(scfg); err != nil {
 		return nil, err

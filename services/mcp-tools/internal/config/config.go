@@ -1,8 +1,8 @@
 // Package config reads mcp-tools' configuration from the environment.
 // Secrets come from files (*_FILE); an inline value (SANDBOX_TOKEN) is
 // accepted only with STRICT=false. In strict mode (the default) a short or
-// placeholder secret, or an inline one, refuses the start with one error
-// naming the variable. Identity is always required: at least one of
+// placeholder secret, or an inline one, refuses the start. Every fault is
+// reported at once, each naming its variable. Identity is always required: at least one of
 // EDGE_IDENTITY_JWKS_FILE (the edge's assertion) or AUTH_ACCEPT_JWT=true (a
 // Keycloak JWT the service verifies itself) must be configured, in every
 // mode. Every variable is documented in the service README and
@@ -71,84 +71,71 @@ const MinSandboxToken = 16
 // SANDBOX_FUSION_REQUIRE_APPROVAL=true, APPROVAL_TTL=10m,
 // APPROVAL_MAX_PENDING=1000, APPROVAL_MAX_PENDING_PER_USER=10,
 // AUDIT_REDIS_ADDR unset (audit off), AUDIT_REDIS_STREAM=edgeguard:audit,
-// AUDIT_STREAM_MAXLEN=100000.
+// AUDIT_STREAM_MAXLEN=100000. Every fault is reported at once
+// (errors.Join), each naming its variable, never a secret.
 func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
 	l := &loader{Loader: envconf.Loader{Getenv: getenv, ReadFile: readFile, Backends: vault.Sources}}
 	c := &Config{}
+	var f envconf.Faults
 	var err error
-	if c.Service, err = l.Service(); err != nil {
-		return nil, err
-	}
+	c.Service, err = l.Service()
+	f.Add(err)
 
 	// Identity: the edge's assertion and/or a Keycloak JWT.
-	if c.Auth, err = svcauth.Read(&l.Loader, svcauth.Options{ServiceName: "mcp-tools", JWTOnlyInStrict: true}); err != nil {
-		return nil, err
-	}
+	c.Auth, err = svcauth.Read(&l.Loader, svcauth.Options{ServiceName: "mcp-tools", JWTOnlyInStrict: true})
+	f.Add(err)
 
 	n, err := l.Int("MCP_MAX_BODY_BYTES", 256<<10, 1<<10, 4<<20)
-	if err != nil {
-		return nil, err
-	}
+	bodyOK := f.Add(err)
 	c.MaxBodyBytes = int64(n)
-	if c.ToolTimeout, err = l.seconds("TOOL_TIMEOUT_SECONDS", 60, 1, 600); err != nil {
-		return nil, err
-	}
+	c.ToolTimeout, err = l.seconds("TOOL_TIMEOUT_SECONDS", 60, 1, 600)
+	toolOK := f.Add(err)
 
-	if c.FetchMaxBytes, err = l.Int("FETCH_URL_MAX_BYTES", 64<<10, 1<<10, 1<<20); err != nil {
-		return nil, err
-	}
-	if c.FetchTimeout, err = l.seconds("FETCH_URL_TIMEOUT_SECONDS", 10, 1, 120); err != nil {
-		return nil, err
-	}
-	if c.FetchTimeout > c.ToolTimeout {
-		return nil, errors.New("FETCH_URL_TIMEOUT_SECONDS: exceeds TOOL_TIMEOUT_SECONDS")
+	c.FetchMaxBytes, err = l.Int("FETCH_URL_MAX_BYTES", 64<<10, 1<<10, 1<<20)
+	f.Add(err)
+	c.FetchTimeout, err = l.seconds("FETCH_URL_TIMEOUT_SECONDS", 10, 1, 120)
+	if f.Add(err) && toolOK && c.FetchTimeout > c.ToolTimeout {
+		f.Add(errors.New("FETCH_URL_TIMEOUT_SECONDS: exceeds TOOL_TIMEOUT_SECONDS"))
 	}
 
 	c.SandboxURL = l.Str("SANDBOX_URL", "")
 	if c.SandboxURL != "" {
 		if err := envconf.HTTPURL(c.SandboxURL); err != nil {
-			return nil, fmt.Errorf("SANDBOX_URL: %w", err)
+			f.Add(fmt.Errorf("SANDBOX_URL: %w", err))
 		}
 	}
-	if c.SandboxToken, err = l.secret("SANDBOX_TOKEN", MinSandboxToken); err != nil {
-		return nil, err
+	c.SandboxToken, err = l.secret("SANDBOX_TOKEN", MinSandboxToken)
+	f.Add(err)
+	c.SandboxTimeout, err = l.seconds("SANDBOX_TIMEOUT_SECONDS", 30, 1, 600)
+	if f.Add(err) && toolOK && c.SandboxTimeout > c.ToolTimeout {
+		f.Add(errors.New("SANDBOX_TIMEOUT_SECONDS: exceeds TOOL_TIMEOUT_SECONDS"))
 	}
-	if c.SandboxTimeout, err = l.seconds("SANDBOX_TIMEOUT_SECONDS", 30, 1, 600); err != nil {
-		return nil, err
+	c.SandboxMaxCodeBytes, err = l.Int("SANDBOX_MAX_CODE_BYTES", 64<<10, 1, 1<<20)
+	if f.Add(err) && bodyOK && int64(c.SandboxMaxCodeBytes) >= c.MaxBodyBytes {
+		f.Add(errors.New("SANDBOX_MAX_CODE_BYTES: must be below MCP_MAX_BODY_BYTES (the code travels inside an MCP request)"))
 	}
-	if c.SandboxTimeout > c.ToolTimeout {
-		return nil, errors.New("SANDBOX_TIMEOUT_SECONDS: exceeds TOOL_TIMEOUT_SECONDS")
+	approve, err := l.Bool("SANDBOX_FUSION_REQUIRE_APPROVAL", true)
+	if !f.Add(err) {
+		approve = true // unreadable: the safe default for the checks after it
 	}
-	if c.SandboxMaxCodeBytes, err = l.Int("SANDBOX_MAX_CODE_BYTES", 64<<10, 1, 1<<20); err != nil {
-		return nil, err
-	}
-	if int64(c.SandboxMaxCodeBytes) >= c.MaxBodyBytes {
-		return nil, errors.New("SANDBOX_MAX_CODE_BYTES: must be below MCP_MAX_BODY_BYTES (the code travels inside an MCP request)")
-	}
-	if c.RequireApproval, err = l.Bool("SANDBOX_FUSION_REQUIRE_APPROVAL", true); err != nil {
-		return nil, err
-	}
-	if c.ApprovalTTL, err = l.Duration("APPROVAL_TTL", 10*time.Minute, time.Minute, 24*time.Hour); err != nil {
-		return nil, err
-	}
-	if c.ApprovalMaxPending, err = l.Int("APPROVAL_MAX_PENDING", 1000, 1, 100000); err != nil {
-		return nil, err
-	}
-	if c.ApprovalMaxPendingUser, err = l.Int("APPROVAL_MAX_PENDING_PER_USER", 10, 1, 1000); err != nil {
-		return nil, err
-	}
-	if c.ApprovalMaxPendingUser > c.ApprovalMaxPending {
-		return nil, errors.New("APPROVAL_MAX_PENDING_PER_USER: exceeds APPROVAL_MAX_PENDING")
+	c.RequireApproval = approve
+	c.ApprovalTTL, err = l.Duration("APPROVAL_TTL", 10*time.Minute, time.Minute, 24*time.Hour)
+	f.Add(err)
+	c.ApprovalMaxPending, err = l.Int("APPROVAL_MAX_PENDING", 1000, 1, 100000)
+	pendingOK := f.Add(err)
+	c.ApprovalMaxPendingUser, err = l.Int("APPROVAL_MAX_PENDING_PER_USER", 10, 1, 1000)
+	if f.Add(err) && pendingOK && c.ApprovalMaxPendingUser > c.ApprovalMaxPending {
+		f.Add(errors.New("APPROVAL_MAX_PENDING_PER_USER: exceeds APPROVAL_MAX_PENDING"))
 	}
 
 	c.AuditRedisAddr = l.Str("AUDIT_REDIS_ADDR", "")
-	if c.AuditRedisPassword, err = l.secret("AUDIT_REDIS_PASSWORD", 16); err != nil {
-		return nil, err
+	c.AuditRedisPassword, err = l.secret("AUDIT_REDIS_PASSWORD", 16)
+	if f.Add(err) && c.AuditRedisPassword != nil && c.AuditRedisAddr == "" {
+		f.Add(errors.New("AUDIT_REDIS_PASSWORD_FILE: set without AUDIT_REDIS_ADDR"))
 	}
-	if c.AuditRedisPassword != nil && c.AuditRedisAddr == "" {
-		return nil, errors.New("AUDIT_REDIS_PASSWORD_FILE: set without AUDIT_REDIS_ADDR")
-	}
-	if c.Audit, err = audit.ReadStreamEnv(&l.Loader); err != nil {
+	c.Audit, err = audit.ReadStreamEnv(&l.Loader)
+	f.Add(err)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -143,6 +143,47 @@ func TestBadConfigurationIsRefusedWithTheVariableName(t *testing.T) {
 	}
 }
 
+// A start with several faults names them all at once, one line each, in
+// the order of the variables — never a secret.
+func TestEveryFaultIsReportedAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"bad values everywhere", map[string]string{
+			"STRICT": "maybe", "LOG_LEVEL": "loud", "EDGE_IDENTITY_JWKS_FILE": "/nope", "MCP_MAX_BODY_BYTES": "10",
+			"FETCH_URL_TIMEOUT_SECONDS": "90", "SANDBOX_URL": "http://sandbox:8080/?token=x", "SANDBOX_TOKEN": "Zq3v9WmX2kLp8RtY5nB7cD1f",
+			"APPROVAL_TTL": "48h", "APPROVAL_MAX_PENDING": "5", "APPROVAL_MAX_PENDING_PER_USER": "6",
+			"AUDIT_REDIS_PASSWORD_FILE": "/run/secrets/sandbox-token", "AUDIT_STREAM_MAXLEN": "1",
+		}, []string{"STRICT", "LOG_LEVEL", "EDGE_IDENTITY_JWKS_FILE", "MCP_MAX_BODY_BYTES", "FETCH_URL_TIMEOUT_SECONDS",
+			"SANDBOX_URL", "SANDBOX_TOKEN", "APPROVAL_TTL", "APPROVAL_MAX_PENDING_PER_USER", "AUDIT_REDIS_PASSWORD_FILE",
+			"AUDIT_STREAM_MAXLEN"}},
+		{"timeouts over the tool timeout", base("TOOL_TIMEOUT_SECONDS", "5", "SANDBOX_TIMEOUT_SECONDS", "6", "SANDBOX_MAX_CODE_BYTES", "300000"),
+			[]string{"FETCH_URL_TIMEOUT_SECONDS", "SANDBOX_TIMEOUT_SECONDS", "SANDBOX_MAX_CODE_BYTES"}},
+		{"an unreadable value is one fault, not a cascade", base("TOOL_TIMEOUT_SECONDS", "soon", "MCP_MAX_BODY_BYTES", "lots"),
+			[]string{"MCP_MAX_BODY_BYTES", "TOOL_TIMEOUT_SECONDS"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(tc.env)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var got []string
+			for line := range strings.SplitSeq(err.Error(), "\n") {
+				name, _, _ := strings.Cut(line, ":")
+				got = append(got, name)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("faults %q\nwant %q\n%v", got, tc.want, err)
+			}
+			if strings.Contains(err.Error(), "Zq3v") || strings.Contains(err.Error(), "token=x") {
+				t.Fatalf("the error shows a secret: %v", err)
+			}
+		})
+	}
+}
+
 func TestSecretNeverEncodes(t *testing.T) {
 	b, err := Secret("x").MarshalJSON()
 	if err != nil || string(b) != `"[secret]"` {

@@ -2,10 +2,7 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
@@ -33,44 +30,28 @@ const (
 	DecisionDeny    = "deny"
 )
 
-// Errors of DecodeDecision, answered 400 with their codes.
-var (
-	errDecisionJSON    = &inputError{"invalid_json", "the body must be one JSON object"}
-	errDecisionUnknown = &inputError{"unknown_field", "only \"decision\" is accepted"}
-	errDecisionValue   = &inputError{"invalid_decision", `decision must be "approve" or "deny"`}
-)
+// decisionBody is the decision body: ginedge.JSONBody, the services' one
+// strict decoder; names match exactly ("Decision" is an unknown field).
+var decisionBody = ginedge.JSONBody{Limit: MaxDecisionBody}
 
-type inputError struct{ code, message string }
-
-func (e *inputError) Error() string { return e.code }
+// errDecisionValue refuses a decision that is neither approve nor deny
+// (a wrong type included).
+var errDecisionValue = &ginedge.BodyError{Status: http.StatusBadRequest, Code: "invalid_decision",
+	Message: `decision must be "approve" or "deny"`}
 
 // DecodeDecision decodes a decision body: empty (or only whitespace) is
 // approve; otherwise one JSON object {"decision":"approve"|"deny"} with no
-// other field and no trailing data.
+// other field and no trailing data. Refusals are *ginedge.BodyError.
 func DecodeDecision(body []byte) (approve bool, err error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return true, nil
 	}
-	if body[0] != '{' {
-		return false, errDecisionJSON
-	}
-	var keys map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&keys); err != nil {
-		return false, errDecisionJSON
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return false, errDecisionJSON
-	}
-	for k := range keys {
-		if k != "decision" {
-			return false, errDecisionUnknown
-		}
-	}
 	var d Decision
-	if err := json.Unmarshal(body, &d); err != nil {
-		return false, errDecisionValue
+	if err := decisionBody.Decode(body, &d); err != nil {
+		if errors.Is(err, ginedge.ErrFieldType) {
+			return false, errDecisionValue
+		}
+		return false, err
 	}
 	switch d.Decision {
 	case "", DecisionApprove:
@@ -119,31 +100,13 @@ func (h *approvals) decide(c *gin.Context) {
 		fail(c, approval.ErrInvalidID)
 		return
 	}
-	if c.Request.ContentLength != 0 {
-		if ct := c.GetHeader("Content-Type"); ct != "" {
-			if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-				ginedge.Abort(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
-				return
-			}
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxDecisionBody))
+	body, err := decisionBody.Read(c)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "request body over 1 KiB")
-			return
-		}
-		ginedge.Abort(c, http.StatusBadRequest, "body_unreadable", "the request body could not be read")
+		fail(c, err)
 		return
 	}
 	approve, err := DecodeDecision(body)
 	if err != nil {
-		var in *inputError
-		if errors.As(err, &in) {
-			ginedge.Abort(c, http.StatusBadRequest, in.code, in.message)
-			return
-		}
 		fail(c, err)
 		return
 	}
@@ -170,14 +133,12 @@ func (h *approvals) decide(c *gin.Context) {
 			IP: audit.CleanIP(ginedge.ClientIP(c))},
 		Action: action, Target: id, Outcome: audit.OutcomeSuccess, Severity: audit.SeverityInfo, Source: "mcp-tools"}
 	if err != nil {
-		aev.Outcome, aev.Reason = audit.OutcomeDenied, reasonOf(err)
-		if errors.Is(err, approval.ErrSelfApproval) {
-			aev.Severity = audit.SeverityWarning
-		}
-		if aev.Reason != "internal_error" && aev.Reason != "invalid_approval_id" {
+		refusal, _ := answerOf(err)
+		if refusal.severity != "" { // a refusal the table makes an audit event
+			aev.Outcome, aev.Reason, aev.Severity = audit.OutcomeDenied, refusal.code, refusal.severity
 			h.audit.Emit(aev)
 		}
-		ev.Str("reason", reasonOf(err)).Msg("approval decision refused")
+		ev.Str("reason", refusal.code).Msg("approval decision refused")
 		fail(c, err)
 		return
 	}
@@ -185,39 +146,4 @@ func (h *approvals) decide(c *gin.Context) {
 	ev.Msg("approval decided")
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"approval": a})
-}
-
-func reasonOf(err error) string {
-	switch {
-	case errors.Is(err, approval.ErrInvalidID):
-		return "invalid_approval_id"
-	case errors.Is(err, approval.ErrNotFound):
-		return "approval_not_found"
-	case errors.Is(err, approval.ErrExpired):
-		return "approval_expired"
-	case errors.Is(err, approval.ErrNotPending):
-		return "approval_not_pending"
-	case errors.Is(err, approval.ErrSelfApproval):
-		return "self_approval_forbidden"
-	}
-	return "internal_error"
-}
-
-// fail maps an error of package approval to its answer.
-func fail(c *gin.Context, err error) {
-	switch code := reasonOf(err); code {
-	case "invalid_approval_id":
-		ginedge.Abort(c, http.StatusBadRequest, code, "not an approval id")
-	case "approval_not_found":
-		ginedge.Abort(c, http.StatusNotFound, code, "no such approval")
-	case "approval_expired":
-		ginedge.Abort(c, http.StatusConflict, code, "the approval expired")
-	case "approval_not_pending":
-		ginedge.Abort(c, http.StatusConflict, code, "the approval was already decided")
-	case "self_approval_forbidden":
-		ginedge.Abort(c, http.StatusForbidden, code, "an approval must be decided by another administrator than its requester")
-	default:
-		ginedge.Logger(c).Error().Err(err).Msg("request failed")
-		ginedge.Abort(c, http.StatusInternalServerError, "internal_error", "internal error")
-	}
 }

@@ -12,8 +12,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
-	"github.com/edgeguard/edgeguard/pkg/edgehttp"
-	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/approval"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/tools"
@@ -49,15 +47,12 @@ func TestApprovalDeniedWithACredentialShapedRequestIDIsAudited(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mcpAuth, _ := edgehttp.New(edgehttp.Config{Authenticator: people})
-			adminAuth, _ := edgehttp.New(edgehttp.Config{Authenticator: people, Policy: identity.Policy{
-				RequiredRoles: []string{"admin"}, AuthMethods: []string{identity.MethodJWT}}})
 			store := approval.New(approval.Config{})
 			a, err := store.Request(approval.User{Subject: "alice"}, "run_python", []byte("print(1)"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			h, err := Public(Config{MCP: ts.MCP, MCPAuth: mcpAuth, Approvals: store, AdminAuth: adminAuth,
+			h, err := Public(Config{MCP: ts.MCP, Authenticator: people, Approvals: store,
 				MaxBodyBytes: 4096, Logger: zerolog.Nop(), Audit: em})
 			if err != nil {
 				t.Fatal(err)

@@ -6,9 +6,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
-	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/approval"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/tools"
@@ -25,13 +23,7 @@ func TestScrapeAfterAScriptedRunShowsTheExactCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mcpAuth, _ := edgehttp.New(edgehttp.Config{Authenticator: people})
-	adminAuth, err := edgehttp.New(edgehttp.Config{Authenticator: people, Policy: identity.Policy{
-		RequiredRoles: []string{"admin"}, AuthMethods: []string{identity.MethodJWT}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{MCP: ts.MCP, MCPAuth: mcpAuth, Approvals: approval.New(approval.Config{}), AdminAuth: adminAuth,
+	cfg := Config{MCP: ts.MCP, Authenticator: people, Approvals: approval.New(approval.Config{}),
 		MaxBodyBytes: 4096, Logger: zerolog.Nop(), Metrics: m}
 	pub, err := Public(cfg)
 	if err != nil {

@@ -10,7 +10,6 @@ package server
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
+	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/approval"
 	"github.com/gin-gonic/gin"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -31,20 +31,24 @@ const (
 	PathApprovals = "/v1/approvals"
 )
 
+// RoleAdmin is the realm role that decides approvals.
+const RoleAdmin = "admin"
+
 // MaxDecisionBody bounds POST /v1/approvals/{id} bodies.
 const MaxDecisionBody = 1 << 10
 
 // Config configures the routers.
 type Config struct {
-	// MCP is the MCP server; MCPAuth authenticates /v1/mcp (identity
-	// required, any role).
-	MCP     *mcp.Server
-	MCPAuth *edgehttp.Middleware
-	// Approvals is the approval store; AdminAuth authenticates
-	// /v1/approvals (role admin, auth_methods [jwt]). A nil store serves
-	// 404 approvals_disabled (run_python off or approvals not required).
+	// MCP is the MCP server.
+	MCP *mcp.Server
+	// Authenticator is the credential chain of every public route
+	// (X-Edge-Identity and/or the Keycloak JWT; required: identity is
+	// always needed here). Each route declares its policy where Public
+	// registers it.
+	Authenticator edgehttp.Authenticator
+	// Approvals is the approval store. A nil store serves 404
+	// approvals_disabled (run_python off or approvals not required).
 	Approvals *approval.Store
-	AdminAuth *edgehttp.Middleware
 	// MaxBodyBytes bounds /v1/mcp bodies (MCP_MAX_BODY_BYTES).
 	MaxBodyBytes int64
 	// TrustedProxies are the gateway addresses or prefixes whose
@@ -60,8 +64,8 @@ type Config struct {
 
 // Public returns the public router.
 func Public(cfg Config) (http.Handler, error) {
-	if cfg.MCP == nil || cfg.MCPAuth == nil || cfg.AdminAuth == nil {
-		return nil, errors.New("server: the MCP server and both authentication middlewares are required")
+	if cfg.MCP == nil || cfg.Authenticator == nil {
+		return nil, errors.New("server: the MCP server and an authenticator are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 256 << 10
@@ -87,11 +91,26 @@ func Public(cfg Config) (http.Handler, error) {
 		// gateway's public name: the check would only break those set-ups.
 		DisableLocalhostProtection: true,
 	})
-	// Authentication first: nothing reads a body for an anonymous caller.
-	e.POST(PathMCP, ginedge.Authenticate(cfg.MCPAuth), requireJSON, limitBody(cfg.MaxBodyBytes), gin.WrapH(mcpHandler))
+	// /v1/mcp: any authenticated identity, any role (each tool decides
+	// what it offers). Authentication first: nothing reads a body for an
+	// anonymous caller.
+	mcpAuth, err := ginedge.Guard(cfg.Authenticator, identity.Policy{}, cfg.Logger, "the MCP endpoint")
+	if err != nil {
+		return nil, err
+	}
+	e.POST(PathMCP, mcpAuth, requireJSON, limitBody(cfg.MaxBodyBytes), gin.WrapH(mcpHandler))
 
+	// /v1/approvals: administrators with their own token (role admin,
+	// JWT only: an API key never decides an approval).
+	adminAuth, err := ginedge.Guard(cfg.Authenticator, identity.Policy{
+		RequiredRoles: []string{RoleAdmin},
+		AuthMethods:   []string{identity.MethodJWT},
+	}, cfg.Logger, "the approval API")
+	if err != nil {
+		return nil, err
+	}
 	h := &approvals{store: cfg.Approvals, audit: cfg.Audit}
-	g := e.Group(PathApprovals, ginedge.Authenticate(cfg.AdminAuth))
+	g := e.Group(PathApprovals, adminAuth)
 	g.GET("", h.list)
 	g.GET("/:id", h.get)
 	g.POST("/:id", h.decide)
@@ -128,18 +147,9 @@ func requireJSON(c *gin.Context) {
 // an in-memory copy.
 func limitBody(max int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if c.Request.ContentLength > max {
-			ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body over %d bytes", max))
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, max))
+		body, err := ginedge.ReadBody(c, max)
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body over %d bytes", max))
-				return
-			}
-			ginedge.Abort(c, http.StatusBadRequest, "body_unreadable", "the request body could not be read")
+			fail(c, err)
 			return
 		}
 		c.Request.Body = io.NopCloser(bytes.NewReader(body))

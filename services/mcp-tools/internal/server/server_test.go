@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
+	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/approval"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/tools"
@@ -42,13 +44,7 @@ func newPublic(t testing.TB, store *approval.Store) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mcpAuth, _ := edgehttp.New(edgehttp.Config{Authenticator: people})
-	adminAuth, err := edgehttp.New(edgehttp.Config{Authenticator: people, Policy: identity.Policy{
-		RequiredRoles: []string{"admin"}, AuthMethods: []string{identity.MethodJWT}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := Public(Config{MCP: ts.MCP, MCPAuth: mcpAuth, Approvals: store, AdminAuth: adminAuth,
+	h, err := Public(Config{MCP: ts.MCP, Authenticator: people, Approvals: store,
 		MaxBodyBytes: 4096, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +155,10 @@ func TestDecodeDecision(t *testing.T) {
 	} {
 		approve, err := DecodeDecision([]byte(tc.body))
 		got := ""
-		if err != nil {
+		var be *ginedge.BodyError
+		if errors.As(err, &be) {
+			got = be.Code
+		} else if err != nil {
 			got = err.Error()
 		}
 		if got != tc.code || (err == nil && approve != tc.approve) {
@@ -169,14 +168,18 @@ func TestDecodeDecision(t *testing.T) {
 }
 
 func FuzzDecodeDecision(f *testing.F) {
-	for _, s := range []string{"", `{"decision":"approve"}`, `{"decision":"deny"}`, `{"decision":"x"}`, `{"a":1}`, `[]`} {
+	for _, s := range []string{"", `{"decision":"approve"}`, `{"decision":"deny"}`, `{"decision":"x"}`, `{"a":1}`, `[]`,
+		`{"Decision":"deny"}`, `{"decision":"deny","decision":"approve"}`, `{"decision":"approve","DECISION":"deny"}`,
+		`{"decision":"de\u006ey"}`, `{"decision":"deny "}`, `{"decision":["deny"]}`, `{"decision":true}`, "\xef\xbb\xbf{}",
+		`{"decision":"approve"} {"decision":"deny"}`, `{"__proto__":{"decision":"deny"}}`, strings.Repeat(" ", 2000) + "{}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		approve, err := DecodeDecision(body)
 		if err != nil {
-			if _, ok := err.(*inputError); !ok {
-				t.Fatalf("%T is not an input error", err)
+			var be *ginedge.BodyError
+			if !errors.As(err, &be) || be.Status != http.StatusBadRequest && be.Status != http.StatusRequestEntityTooLarge {
+				t.Fatalf("%#v is not a refused body", err)
 			}
 			return
 		}

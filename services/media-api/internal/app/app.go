@@ -17,7 +17,6 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
-	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/ssrf"
 	"github.com/edgeguard/edgeguard/services/media-api/internal/config"
@@ -95,24 +94,20 @@ func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 		return nil, err
 	}
 
-	var mw *edgehttp.Middleware
+	// the route group's policy is declared next to the group (package server)
+	var authn edgehttp.Authenticator
 	if cfg.Auth.Enabled {
 		chain, built, err := cfg.Auth.Authenticator(deps.Verifier, now, log)
 		if err != nil {
 			return nil, err
 		}
 		a.verifier = built
-		// Any authenticated identity (JWT or API key at the edge, guests
-		// included) may store media; ownership does the rest.
-		mw, err = edgehttp.New(edgehttp.Config{Authenticator: chain, Policy: identity.Policy{}, Logger: log})
-		if err != nil {
-			return nil, err
-		}
+		authn = chain
 	} else {
 		log.Warn().Msg("AUTH_ENABLED=false (STRICT=false): the media API answers 503 auth_disabled; only signed downloads work")
 	}
 
-	scfg := server.Config{Metrics: httpmetrics.New("media-api"), Media: a.Media, Auth: mw, TrustedProxies: cfg.TrustedProxies, Ready: a.ready, Logger: log}
+	scfg := server.Config{Metrics: httpmetrics.New("media-api"), Media: a.Media, Authenticator: authn, TrustedProxies: cfg.TrustedProxies, Ready: a.ready, Logger: log}
 	if a.Public, err = server.Public(scfg); err != nil {
 		return nil, err
 	}

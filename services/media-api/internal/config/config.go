@@ -2,8 +2,8 @@
 // The URL signing key comes from a file (MEDIA_URL_SIGNING_KEY_FILE); the
 // inline MEDIA_URL_SIGNING_KEY is accepted only with STRICT=false. In strict
 // mode (the default) a missing, short or placeholder key, AUTH_ENABLED=false
-// or a missing edge JWKS (EDGE_IDENTITY_JWKS_FILE) refuses the start with
-// one error naming the variable — never showing a secret. Every variable is
+// or a missing edge JWKS (EDGE_IDENTITY_JWKS_FILE) refuses the start, every
+// fault at once, each naming its variable — never showing a secret. Every variable is
 // documented in the service README and config/README.md.
 //
 // It reads; it opens no listener and touches no storage.
@@ -54,57 +54,50 @@ const (
 )
 
 // Load reads the configuration through getenv (os.Getenv in production)
-// and readFile (os.ReadFile).
+// and readFile (os.ReadFile). Every fault is reported at once
+// (errors.Join), each naming its variable, never a secret.
 func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
 	l := &envconf.Loader{Getenv: getenv, ReadFile: readFile, Backends: vault.Sources}
 	c := &Config{}
+	var f envconf.Faults
 	var err error
-	if c.Service, err = l.Service(); err != nil {
-		return nil, err
-	}
+	c.Service, err = l.Service()
+	f.Add(err)
 
-	if c.Auth, err = svcauth.Read(l, svcauth.Options{ServiceName: "media-api", Switchable: true}); err != nil {
-		return nil, err
-	}
+	c.Auth, err = svcauth.Read(l, svcauth.Options{ServiceName: "media-api", Switchable: true})
+	f.Add(err)
 
 	c.StorageDir = l.Str("MEDIA_STORAGE_DIR", "")
 	if c.StorageDir == "" {
-		return nil, errors.New("MEDIA_STORAGE_DIR: required (the directory that holds the media)")
+		f.Add(errors.New("MEDIA_STORAGE_DIR: required (the directory that holds the media)"))
 	}
 	n, err := l.Int("MEDIA_MAX_BYTES", DefaultMaxBytes, MinMaxBytes, MaxMaxBytes)
-	if err != nil {
-		return nil, err
-	}
+	f.Add(err)
 	c.MaxBytes = int64(n)
 	// A short key is unusable in every mode (signedurl refuses it).
-	if c.URLSigningKey, err = l.Secret("MEDIA_URL_SIGNING_KEY", envconf.SecretOpts{MinLen: MinSigningKeyBytes,
-		Required: true, AlwaysMinLen: true}); err != nil {
-		return nil, err
-	}
-	if c.URLTTL, err = l.Duration("MEDIA_URL_TTL", 5*time.Minute, 10*time.Second, 24*time.Hour); err != nil {
-		return nil, err
-	}
+	c.URLSigningKey, err = l.Secret("MEDIA_URL_SIGNING_KEY", envconf.SecretOpts{MinLen: MinSigningKeyBytes,
+		Required: true, AlwaysMinLen: true})
+	f.Add(err)
+	c.URLTTL, err = l.Duration("MEDIA_URL_TTL", 5*time.Minute, 10*time.Second, 24*time.Hour)
+	f.Add(err)
 	if c.PublicBaseURL = strings.TrimSuffix(l.Str("MEDIA_PUBLIC_BASE_URL", ""), "/"); c.PublicBaseURL != "" {
 		if err := checkBaseURL(c.PublicBaseURL); err != nil {
-			return nil, fmt.Errorf("MEDIA_PUBLIC_BASE_URL: %w", err)
+			f.Add(fmt.Errorf("MEDIA_PUBLIC_BASE_URL: %w", err))
 		}
 	}
 	days, err := l.Int("MEDIA_RETENTION_DAYS", 30, 1, 3650)
-	if err != nil {
-		return nil, err
-	}
+	f.Add(err)
 	c.Retention = time.Duration(days) * 24 * time.Hour
-	if c.CleanupInterval, err = l.Duration("MEDIA_CLEANUP_INTERVAL", time.Hour, time.Minute, 24*time.Hour); err != nil {
-		return nil, err
-	}
+	c.CleanupInterval, err = l.Duration("MEDIA_CLEANUP_INTERVAL", time.Hour, time.Minute, 24*time.Hour)
+	f.Add(err)
 
-	if c.FetchEnabled, err = l.Bool("MEDIA_FETCH_ENABLED", false); err != nil {
-		return nil, err
-	}
-	if c.FetchTimeout, err = l.Duration("MEDIA_FETCH_TIMEOUT", 10*time.Second, time.Second, 2*time.Minute); err != nil {
-		return nil, err
-	}
-	if c.FetchMaxRedirects, err = l.Int("MEDIA_FETCH_MAX_REDIRECTS", 3, 0, 10); err != nil {
+	c.FetchEnabled, err = l.Bool("MEDIA_FETCH_ENABLED", false)
+	f.Add(err)
+	c.FetchTimeout, err = l.Duration("MEDIA_FETCH_TIMEOUT", 10*time.Second, time.Second, 2*time.Minute)
+	f.Add(err)
+	c.FetchMaxRedirects, err = l.Int("MEDIA_FETCH_MAX_REDIRECTS", 3, 0, 10)
+	f.Add(err)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -153,6 +153,53 @@ func TestRefusalsNameTheVariableAndNeverTheSecret(t *testing.T) {
 	}
 }
 
+// A start with several faults names them all at once, one line each, in
+// the order of the variables — never the secret.
+func TestEveryFaultIsReportedAtOnce(t *testing.T) {
+	cases := []struct {
+		name   string
+		change func(v, f map[string]string)
+		want   []string
+	}{
+		{"nothing set", func(v, f map[string]string) { clear(v) }, []string{
+			"EDGE_IDENTITY_JWKS_FILE", "MEDIA_STORAGE_DIR", "MEDIA_URL_SIGNING_KEY_FILE"}},
+		{"bad values everywhere", func(v, f map[string]string) {
+			v["TRUSTED_PROXIES"] = "0.0.0.0/0"
+			v["AUTH_ENABLED"] = "false"
+			v["MEDIA_MAX_BYTES"] = "20MiB"
+			f["/run/secrets/media_url_key"] = signingKey[:31]
+			v["MEDIA_URL_TTL"] = "48h"
+			v["MEDIA_PUBLIC_BASE_URL"] = "https://u:p@gw.example"
+			v["MEDIA_FETCH_ENABLED"] = "yes please"
+			v["MEDIA_FETCH_MAX_REDIRECTS"] = "50"
+		}, []string{"TRUSTED_PROXIES", "AUTH_ENABLED", "MEDIA_MAX_BYTES", "MEDIA_URL_SIGNING_KEY_FILE", "MEDIA_URL_TTL",
+			"MEDIA_PUBLIC_BASE_URL", "MEDIA_FETCH_ENABLED", "MEDIA_FETCH_MAX_REDIRECTS"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			vars, files := env()
+			c.change(vars, files)
+			_, err := load(vars, files)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var got []string
+			for line := range strings.SplitSeq(err.Error(), "\n") {
+				name, _, _ := strings.Cut(line, ":")
+				got = append(got, name)
+			}
+			if strings.Join(got, ",") != strings.Join(c.want, ",") {
+				t.Fatalf("faults %q\nwant %q\n%v", got, c.want, err)
+			}
+			for _, secret := range []string{signingKey, signingKey[:31], "u:p"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("error %q shows a secret", err)
+				}
+			}
+		})
+	}
+}
+
 func TestDevModeAcceptsInlineSecretsAndJWTOnly(t *testing.T) {
 	vars := map[string]string{"STRICT": "false", "MEDIA_STORAGE_DIR": "/tmp/m", "MEDIA_URL_SIGNING_KEY": signingKey,
 		"AUTH_ACCEPT_JWT": "true", "AUTH_ISSUER": "http://localhost:8080/realms/jan"}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/services/media-api/internal/media/mediatest"
 	"github.com/edgeguard/edgeguard/services/media-api/internal/server"
 )
@@ -13,7 +14,10 @@ import (
 var fetchSeeds = []string{
 	`{"url":"https://files.example/cat.png"}`, `{"url":"http://127.1/"}`, `{}`, `null`, `[]`, `{"url":1}`,
 	`{"url":"a","x":1}`, `{"url":"https://a.example/"} x`, "{\"url\":\"\xff\"}", `{"url":"http://[::1]:80/"}`,
-	`{"url":"http://u:p@h/"}`, `{"URL":"https://a.example/"}`,
+	`{"url":"http://u:p@h/"}`, `{"URL":"https://a.example/"}`, `{"url":"https://a.example/","URL":"http://127.0.0.1/"}`,
+	`{"url":"https://a.example/","url":"http://169.254.169.254/"}`, "\xef\xbb\xbf{\"url\":\"https://a.example/\"}",
+	`{"url":["https://a.example/"]}`, `{"url":{"$ne":""}}`, `{"__proto__":{"url":"x"}}`, `{"url":"https://a.example/",}`,
+	`{"url":"http://[::ffff:127.0.0.1]/"}`, `{"url":"https://a.example/\u0000@evil.example/"}`,
 }
 
 // FuzzDecodeFetch: the fetch body decoder never panics; a refusal is a 4xx
@@ -25,7 +29,7 @@ func FuzzDecodeFetch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := server.DecodeFetch(body)
 		if err != nil {
-			var in *server.InputError
+			var in *ginedge.BodyError
 			if !errors.As(err, &in) || in.Status < 400 || in.Status >= 500 || in.Code == "" {
 				t.Fatalf("refusal %v is not a coded 4xx", err)
 			}

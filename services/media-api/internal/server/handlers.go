@@ -1,9 +1,6 @@
 package server
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -77,26 +74,20 @@ func (h *handlers) upload(c *gin.Context) {
 	}
 	mr, err := multipartReader(ct, body)
 	if err != nil {
-		closeConn(c)
-		ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", err.Error())
+		fail(c, err)
 		return
 	}
 	part, err := mr.NextPart()
 	if err != nil {
-		multipartFail(c, err)
+		fail(c, malformedMultipart(err))
 		return
 	}
 	if part.FormName() != "file" {
-		closeConn(c)
-		ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", `the first part must be the form field "file"`)
+		fail(c, &multipartError{message: `the first part must be the form field "file"`})
 		return
 	}
 	m, err := h.cfg.Media.Upload(c.Request.Context(), owner, part)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			err = media.ErrTooLarge
-		}
 		fail(c, err)
 		return
 	}
@@ -107,11 +98,10 @@ func (h *handlers) upload(c *gin.Context) {
 			ginedge.Logger(c).Warn().Err(derr).Str("media_id", m.ID).Msg("could not remove a refused upload")
 		}
 		if err == nil {
-			closeConn(c)
-			ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", `exactly one part, the form field "file", is accepted`)
+			fail(c, &multipartError{message: `exactly one part, the form field "file", is accepted`})
 			return
 		}
-		multipartFail(c, err)
+		fail(c, malformedMultipart(err))
 		return
 	}
 	h.created(c, m)
@@ -122,24 +112,36 @@ func (h *handlers) upload(c *gin.Context) {
 func multipartReader(ct string, body io.Reader) (*multipart.Reader, error) {
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "multipart/form-data" {
-		return nil, errors.New("Content-Type must be multipart/form-data with a boundary, or the raw image")
+		return nil, &multipartError{message: "Content-Type must be multipart/form-data with a boundary, or the raw image"}
 	}
 	b := params["boundary"]
 	if b == "" || len(b) > 70 {
-		return nil, errors.New("multipart boundary missing or longer than 70 characters")
+		return nil, &multipartError{message: "multipart boundary missing or longer than 70 characters"}
 	}
 	return multipart.NewReader(body, b), nil
 }
 
-func multipartFail(c *gin.Context, err error) {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		fail(c, media.ErrTooLarge)
-		return
+// multipartError refuses a multipart upload (400 invalid_multipart) with
+// its message; err, when set, is the parser's, logged at debug, never
+// shown.
+type multipartError struct {
+	message string
+	err     error
+}
+
+func (e *multipartError) Error() string {
+	if e.err != nil {
+		return "invalid multipart body: " + e.message + ": " + e.err.Error()
 	}
-	ginedge.Logger(c).Debug().Err(err).Msg("malformed multipart body")
-	closeConn(c)
-	ginedge.Abort(c, http.StatusBadRequest, "invalid_multipart", `the body must be multipart/form-data with one part, the form field "file"`)
+	return "invalid multipart body: " + e.message
+}
+
+func (e *multipartError) Unwrap() error { return e.err }
+
+// malformedMultipart is a part the parser could not read: over the limit
+// (media_too_large, *http.MaxBytesError) or malformed.
+func malformedMultipart(err error) error {
+	return &multipartError{message: `the body must be multipart/form-data with one part, the form field "file"`, err: err}
 }
 
 func (h *handlers) created(c *gin.Context, m media.Meta) {
@@ -153,52 +155,29 @@ type FetchRequest struct {
 	URL string `json:"url"`
 }
 
-// InputError is a refused request body: 400 (or 415) with a stable code.
-type InputError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *InputError) Error() string { return e.Code + ": " + e.Message }
+// fetchBody is the fetch body: ginedge.JSONBody, the services' one strict
+// decoder. Names match case-insensitively ("URL"), as they always have
+// here (encoding/json's rule).
+var fetchBody = ginedge.JSONBody{Limit: MaxFetchBody, FoldNames: true}
 
 // DecodeFetch decodes a fetch body: one JSON object with exactly the field
-// "url" (a string), nothing after it.
+// "url" (a string), nothing after it. Refusals are *ginedge.BodyError.
 func DecodeFetch(body []byte) (FetchRequest, error) {
 	var req FetchRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := fetchBody.Decode(body, &req); err != nil {
 		return FetchRequest{}, err
 	}
 	if req.URL == "" {
-		return FetchRequest{}, &InputError{http.StatusBadRequest, "invalid_url", `"url" is required`}
+		return FetchRequest{}, invalidURL(`"url" is required`)
 	}
 	if _, err := media.CheckFetchURL(req.URL); err != nil {
-		return FetchRequest{}, &InputError{http.StatusBadRequest, "invalid_url", "url must be an absolute http or https url without credentials, at most 2048 bytes"}
+		return FetchRequest{}, invalidURL("url must be an absolute http or https url without credentials, at most 2048 bytes")
 	}
 	return req, nil
 }
 
-func decodeStrict(body []byte, v any) error {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return &InputError{http.StatusBadRequest, "invalid_json", "the body must be one JSON object"}
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var ute *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &ute):
-			return &InputError{http.StatusBadRequest, "invalid_field_type", "a field has the wrong type"}
-		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return &InputError{http.StatusBadRequest, "unknown_field", "the body has an unknown field"}
-		}
-		return &InputError{http.StatusBadRequest, "invalid_json", "the body must be one JSON object"}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &InputError{http.StatusBadRequest, "invalid_json", "the body must be one JSON object"}
-	}
-	return nil
+func invalidURL(message string) *ginedge.BodyError {
+	return &ginedge.BodyError{Status: http.StatusBadRequest, Code: "invalid_url", Message: message}
 }
 
 // fetch: POST /v1/media/fetch {"url": "https://…"}.
@@ -211,33 +190,13 @@ func (h *handlers) fetch(c *gin.Context) {
 		fail(c, media.ErrFetchDisabled)
 		return
 	}
-	if ct := c.Request.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			ginedge.Abort(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
-			return
-		}
-	}
-	if c.Request.ContentLength > MaxFetchBody {
-		ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is too large")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxFetchBody))
+	body, err := fetchBody.Read(c)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			ginedge.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is too large")
-			return
-		}
-		ginedge.Abort(c, http.StatusBadRequest, "invalid_body", "the request body could not be read")
+		fail(c, err)
 		return
 	}
 	req, err := DecodeFetch(body)
 	if err != nil {
-		var in *InputError
-		if errors.As(err, &in) {
-			ginedge.Abort(c, in.Status, in.Code, in.Message)
-			return
-		}
 		fail(c, err)
 		return
 	}

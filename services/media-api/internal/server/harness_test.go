@@ -107,16 +107,14 @@ func newHarness(t testing.TB, o options) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(jv.Close)
-	var mw *edgehttp.Middleware
-	if !o.authOff {
-		mw, err = edgehttp.New(edgehttp.Config{Authenticator: edgehttp.Chain{&edgehttp.EdgeIdentity{Verifier: ev}, &edgehttp.JWT{Verifier: jv}},
-			Logger: log})
-		if err != nil {
-			t.Fatal(err)
-		}
+	// the server's own route policy applies: only the credential chain is
+	// the test's
+	var auth edgehttp.Authenticator = edgehttp.Chain{&edgehttp.EdgeIdentity{Verifier: ev}, &edgehttp.JWT{Verifier: jv}}
+	if o.authOff {
+		auth = nil
 	}
 	h.metrics = httpmetrics.New(serviceName)
-	cfg := server.Config{Media: h.svc, Auth: mw, Logger: log, Ready: func(context.Context) error { return nil }, Metrics: h.metrics}
+	cfg := server.Config{Media: h.svc, Authenticator: auth, Logger: log, Ready: func(context.Context) error { return nil }, Metrics: h.metrics}
 	if h.public, err = server.Public(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
+	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/services/media-api/internal/media"
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
@@ -32,9 +33,11 @@ const (
 // Config configures the routers.
 type Config struct {
 	Media *media.Service
-	// Auth authenticates every route but the signed download. Nil means
+	// Authenticator is the credential chain of every route but the signed
+	// download (X-Edge-Identity, then the Keycloak JWT when accepted); the
+	// group's policy is declared where Public registers it. Nil means
 	// AUTH_ENABLED=false (dev only): those routes answer 503 auth_disabled.
-	Auth *edgehttp.Middleware
+	Authenticator edgehttp.Authenticator
 	// TrustedProxies are the gateway addresses or prefixes whose
 	// X-Forwarded-For gin believes (none by default; never everything).
 	TrustedProxies []string
@@ -56,20 +59,20 @@ func Public(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	h := &handlers{cfg: cfg}
-	var auth gin.HandlerFunc
-	if cfg.Auth != nil {
-		auth = ginedge.Authenticate(cfg.Auth)
-	} else {
-		auth = func(c *gin.Context) {
-			ginedge.Abort(c, http.StatusServiceUnavailable, "auth_disabled", "authentication is disabled (AUTH_ENABLED=false): the media API is unavailable")
-		}
+	// /v1/media: any authenticated identity (JWT or API key at the edge,
+	// guests included) may store media; ownership does the rest.
+	auth, err := ginedge.Guard(cfg.Authenticator, identity.Policy{}, cfg.Logger, "the media API")
+	if err != nil {
+		return nil, err
 	}
-	e.POST("/v1/media", auth, h.upload)
-	e.POST("/v1/media/fetch", auth, h.fetch)
-	e.GET("/v1/media/:id", auth, h.get)
-	e.DELETE("/v1/media/:id", auth, h.delete)
-	e.POST("/v1/media/:id/url", auth, h.signURL)
-	// The signed URL is the capability: no identity needed.
+	g := e.Group("/v1/media", auth)
+	g.POST("", h.upload)
+	g.POST("/fetch", h.fetch)
+	g.GET("/:id", h.get)
+	g.DELETE("/:id", h.delete)
+	g.POST("/:id/url", h.signURL)
+	// The signed URL is the capability: no identity needed (outside the
+	// group, so its guard never runs).
 	e.GET("/v1/media/:id/content", h.content)
 	e.HEAD("/v1/media/:id/content", h.content)
 	return e, nil
@@ -88,51 +91,3 @@ func Internal(cfg Config) (http.Handler, error) {
 	}
 	return e, nil
 }
-
-// fail maps an error of package media to its answer. Rejections are 4xx
-// (or 5xx naming the remote side for fetches); anything else is a storage
-// failure: logged, 503.
-func fail(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, media.ErrNotFound):
-		ginedge.Abort(c, http.StatusNotFound, "not_found", "no such media")
-	case errors.Is(err, media.ErrTooLarge):
-		closeConn(c)
-		ginedge.Abort(c, http.StatusRequestEntityTooLarge, "media_too_large", "media larger than the size limit")
-	case errors.Is(err, media.ErrEmpty):
-		ginedge.Abort(c, http.StatusBadRequest, "empty_body", "no media in the request")
-	case errors.Is(err, media.ErrUnsupportedType):
-		closeConn(c)
-		ginedge.Abort(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "only jpeg, png, gif and webp images are accepted (judged by content, not by the declared type)")
-	case errors.Is(err, media.ErrBody):
-		ginedge.Logger(c).Debug().Err(err).Msg("request body unreadable")
-		closeConn(c)
-		ginedge.Abort(c, http.StatusBadRequest, "invalid_body", "the request body could not be read to its end")
-	case errors.Is(err, media.ErrURLExpired):
-		ginedge.Abort(c, http.StatusForbidden, "url_invalid", "the download url has expired")
-	case errors.Is(err, media.ErrURLInvalid):
-		ginedge.Abort(c, http.StatusForbidden, "url_invalid", "the download url is invalid")
-	case errors.Is(err, media.ErrFetchDisabled):
-		ginedge.Abort(c, http.StatusForbidden, "fetch_disabled", "remote fetch is disabled (MEDIA_FETCH_ENABLED=false)")
-	case errors.Is(err, media.ErrInvalidURL):
-		ginedge.Abort(c, http.StatusBadRequest, "invalid_url", "url must be an absolute http or https url without credentials")
-	case errors.Is(err, media.ErrFetchRefused):
-		ginedge.Abort(c, http.StatusUnprocessableEntity, "fetch_refused", "the url leads to an address, scheme or redirect chain that is not allowed")
-	case errors.Is(err, media.ErrFetchTimeout):
-		ginedge.Abort(c, http.StatusGatewayTimeout, "fetch_timeout", "the remote server did not answer in time")
-	case errors.Is(err, media.ErrFetchFailed):
-		ginedge.Abort(c, http.StatusBadGateway, "fetch_failed", "the remote server could not be fetched")
-	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
-		ginedge.Logger(c).Debug().Msg("request cancelled by the client")
-		closeConn(c)
-		ginedge.Abort(c, http.StatusBadRequest, "request_cancelled", "request cancelled")
-	default:
-		ginedge.Logger(c).Error().Err(err).Msg("request failed")
-		c.Header("Retry-After", "5")
-		ginedge.Abort(c, http.StatusServiceUnavailable, "unavailable", "service temporarily unavailable")
-	}
-}
-
-// closeConn makes the server close the connection after the answer instead
-// of reading the rest of a refused body.
-func closeConn(c *gin.Context) { c.Header("Connection", "close") }

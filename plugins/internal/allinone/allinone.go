@@ -95,16 +95,16 @@ func (c *Config) Provision() (*pipeline.Pipeline, error) {
 		if err != nil {
 			return nil, bad("jwt", err)
 		}
-		stages = append(stages, j.Stages()...)
-		maxHeaders, authn = max(maxHeaders, j.MaxHeaders()), true
+		stages = append(stages, j.List()...)
+		maxHeaders, authn = max(maxHeaders, j.MaxHeaders), true
 	}
 	if c.APIKey != nil {
 		k, err := c.APIKey.Provision()
 		if err != nil {
 			return nil, bad("apikey", err)
 		}
-		stages = append(stages, k.Stages()...)
-		maxHeaders, authn = max(maxHeaders, k.MaxHeaders()), true
+		stages = append(stages, k.List()...)
+		maxHeaders, authn = max(maxHeaders, k.MaxHeaders), true
 	}
 	if authn {
 		stages = append(stages, auth.Admit{})

@@ -120,13 +120,12 @@ func (c *Config) PluginName() string { return Name }
 // configuration. The host reads max_headers+1 headers in one call, so a
 // request over the limit is refused, not half read.
 func (c *Config) Pipeline() (*pipeline.Pipeline, error) {
-	return c.rt.Get(Name, nil, func() (*pipeline.Pipeline, error) {
-		g, err := c.Provision()
-		if err != nil {
-			return nil, err
-		}
-		return pipeline.New(Name, pipeline.Options{MaxHeaders: g.maxHeaders}, g.Stages()...), nil
-	})
+	return c.rt.Get(Name, nil, pipeline.Build(c.Provision, (*Guard).pipeline))
+}
+
+// pipeline is the stand-alone plugin's pipeline of g.
+func (g *Guard) pipeline() *pipeline.Pipeline {
+	return pipeline.New(Name, pipeline.Options{MaxHeaders: g.maxHeaders}, g.Stages()...)
 }
 
 // Handle runs the plugin on one request of host (tests; Kong runs the same

@@ -31,7 +31,6 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
 	"github.com/edgeguard/edgeguard/plugins/internal/auth"
 	"github.com/edgeguard/edgeguard/plugins/internal/bearer"
-	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
 	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
@@ -132,19 +131,9 @@ var _ auth.Authenticator = (*Authenticator)(nil)
 // Plugin is a provisioned configuration: its authenticate and authorize
 // stages (the all-in-one plugin composes them too).
 type Plugin struct {
-	authn        *Authenticator
-	authenticate auth.Authenticate
-	authorize    auth.Authorize
-	maxHeaders   int
+	auth.Stages
+	authn *Authenticator
 }
-
-// Stages are the plugin's authenticate and authorize stages.
-func (p *Plugin) Stages() []pipeline.Stage {
-	return []pipeline.Stage{&p.authenticate, &p.authorize}
-}
-
-// MaxHeaders is the plugin's header-line limit (max_headers).
-func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
 
 func (c *Config) logger() zerolog.Logger { return c.rt.Logger(Name) }
 
@@ -156,19 +145,6 @@ func (c *Config) compile() (*Plugin, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 	}
 	a := &Authenticator{waitTimeout: 2 * time.Second}
-	policy, err := auth.PolicyOptions{RequiredRoles: c.RequiredRoles, RolesMode: c.RolesMode,
-		ForbiddenRoles: c.ForbiddenRoles, RequiredScopes: c.RequiredScopes, AuthMethods: c.AuthMethods}.Policy()
-	if err != nil {
-		return bad("%v", err)
-	}
-	assert, err := edgeassert.New(c.UpstreamName, c.EdgeSigningKeyFile)
-	if err != nil {
-		return bad("%v", err)
-	}
-	maxHeaders, err := exchange.MaxHeadersOption(c.MaxHeaders)
-	if err != nil {
-		return bad("%v", err)
-	}
 	for _, h := range c.HeaderNames {
 		lh := strings.ToLower(h)
 		if !headername.IsToken(h) || lh == "authorization" || lh == headerAPIKey || identity.IsReserved(h) {
@@ -184,22 +160,21 @@ func (c *Config) compile() (*Plugin, error) {
 	if c.TimeoutMS > 0 {
 		a.waitTimeout = time.Duration(c.TimeoutMS) * time.Millisecond
 	}
-	p := &Plugin{
-		authn: a,
-		authenticate: auth.Authenticate{
-			Authenticator:  a,
-			Optional:       c.CredentialOptional,
-			ConfirmPrior:   true,
-			HideCredential: orTrue(c.HideCredentials),
-			Consumer:       orTrue(c.AuthenticateConsumer),
-		},
-		authorize:  auth.Authorize{Policy: policy},
-		maxHeaders: maxHeaders,
+	st, err := auth.NewStages(auth.Authenticate{
+		Authenticator:  a,
+		Optional:       c.CredentialOptional,
+		ConfirmPrior:   true,
+		HideCredential: orTrue(c.HideCredentials),
+		Consumer:       orTrue(c.AuthenticateConsumer),
+	}, auth.Options{
+		Policy: auth.PolicyOptions{RequiredRoles: c.RequiredRoles, RolesMode: c.RolesMode,
+			ForbiddenRoles: c.ForbiddenRoles, RequiredScopes: c.RequiredScopes, AuthMethods: c.AuthMethods},
+		UpstreamName: c.UpstreamName, EdgeSigningKeyFile: c.EdgeSigningKeyFile, MaxHeaders: c.MaxHeaders,
+	})
+	if err != nil {
+		return bad("%v", err)
 	}
-	if assert != nil { // a nil *Asserter in the interface would not be nil
-		p.authenticate.Assert = assert
-	}
-	return p, nil
+	return &Plugin{Stages: *st, authn: a}, nil
 }
 
 // validatorConfig builds pkg/apikey's configuration (reads the secrets).
@@ -262,19 +237,11 @@ func (c *Config) PluginName() string { return Name }
 // Pipeline is the plugin's pipeline — authenticate, authorize, admit —
 // provisioned once per configuration (pipeline.Instance).
 func (c *Config) Pipeline() (*pipeline.Pipeline, error) {
-	return c.rt.Get(Name, c.Audit, func() (*pipeline.Pipeline, error) {
-		p, err := c.Provision()
-		if err != nil {
-			return nil, err
-		}
-		return p.pipeline(), nil
-	})
+	return c.rt.Get(Name, c.Audit, pipeline.Build(c.Provision, (*Plugin).pipeline))
 }
 
 // pipeline is the stand-alone plugin's pipeline of p.
-func (p *Plugin) pipeline() *pipeline.Pipeline {
-	return pipeline.New(Name, pipeline.Options{MaxHeaders: p.maxHeaders}, append(p.Stages(), auth.Admit{})...)
-}
+func (p *Plugin) pipeline() *pipeline.Pipeline { return p.Pipeline(Name) }
 
 // Handle runs the plugin on one request of host (tests; Kong runs the same
 // pipeline through kongadapter.Access).

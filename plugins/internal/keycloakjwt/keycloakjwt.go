@@ -27,7 +27,6 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/plugins/internal/auditconf"
 	"github.com/edgeguard/edgeguard/plugins/internal/auth"
-	"github.com/edgeguard/edgeguard/plugins/internal/edgeassert"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
 	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
@@ -127,19 +126,9 @@ var _ auth.Authenticator = (*Authenticator)(nil)
 // Plugin is a provisioned keycloak-jwt configuration: its authenticate and
 // authorize stages (the all-in-one plugin composes them too).
 type Plugin struct {
-	authn        *Authenticator
-	authenticate auth.Authenticate
-	authorize    auth.Authorize
-	maxHeaders   int
+	auth.Stages
+	authn *Authenticator
 }
-
-// Stages are the plugin's authenticate and authorize stages.
-func (p *Plugin) Stages() []pipeline.Stage {
-	return []pipeline.Stage{&p.authenticate, &p.authorize}
-}
-
-// MaxHeaders is the plugin's header-line limit (max_headers).
-func (p *Plugin) MaxHeaders() int { return p.maxHeaders }
 
 // Provision validates c and builds its Plugin. The verifier is process-wide
 // (jwtauth.Shared, keyed by configuration), so a config change on another
@@ -188,19 +177,6 @@ func (c *Config) Provision() (*Plugin, error) {
 	if c.JWKSTimeoutMS > 0 {
 		a.waitTimeout = time.Duration(c.JWKSTimeoutMS) * time.Millisecond
 	}
-	policy, err := auth.PolicyOptions{RequiredRoles: c.RequiredRoles, RolesMode: c.RolesMode,
-		ForbiddenRoles: c.ForbiddenRoles, RequiredScopes: c.RequiredScopes, AuthMethods: c.AuthMethods}.Policy()
-	if err != nil {
-		return bad("%v", err)
-	}
-	assert, err := edgeassert.New(c.UpstreamName, c.EdgeSigningKeyFile)
-	if err != nil {
-		return bad("%v", err)
-	}
-	maxHeaders, err := exchange.MaxHeadersOption(c.MaxHeaders)
-	if err != nil {
-		return bad("%v", err)
-	}
 	for _, h := range c.HeaderNames {
 		if !headername.IsToken(h) || strings.EqualFold(h, "authorization") {
 			return bad("header_names: %q is not a header name other than Authorization", h)
@@ -213,21 +189,20 @@ func (c *Config) Provision() (*Plugin, error) {
 		}
 		a.cookies = append(a.cookies, ck)
 	}
-	p := &Plugin{
-		authn: a,
-		authenticate: auth.Authenticate{
-			Authenticator:  a,
-			Optional:       c.CredentialOptional,
-			HideCredential: c.HideCredentials,
-			ScopeChallenge: true,
-		},
-		authorize:  auth.Authorize{Policy: policy},
-		maxHeaders: maxHeaders,
+	st, err := auth.NewStages(auth.Authenticate{
+		Authenticator:  a,
+		Optional:       c.CredentialOptional,
+		HideCredential: c.HideCredentials,
+		ScopeChallenge: true,
+	}, auth.Options{
+		Policy: auth.PolicyOptions{RequiredRoles: c.RequiredRoles, RolesMode: c.RolesMode,
+			ForbiddenRoles: c.ForbiddenRoles, RequiredScopes: c.RequiredScopes, AuthMethods: c.AuthMethods},
+		UpstreamName: c.UpstreamName, EdgeSigningKeyFile: c.EdgeSigningKeyFile, MaxHeaders: c.MaxHeaders,
+	})
+	if err != nil {
+		return bad("%v", err)
 	}
-	if assert != nil { // a nil *Asserter in the interface would not be nil
-		p.authenticate.Assert = assert
-	}
-	return p, nil
+	return &Plugin{Stages: *st, authn: a}, nil
 }
 
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
@@ -240,14 +215,11 @@ func (c *Config) PluginName() string { return Name }
 // Pipeline is the plugin's pipeline — authenticate, authorize, admit —
 // provisioned once per configuration (pipeline.Instance).
 func (c *Config) Pipeline() (*pipeline.Pipeline, error) {
-	return c.rt.Get(Name, c.Audit, func() (*pipeline.Pipeline, error) {
-		p, err := c.Provision()
-		if err != nil {
-			return nil, err
-		}
-		return pipeline.New(Name, pipeline.Options{MaxHeaders: p.maxHeaders}, append(p.Stages(), auth.Admit{})...), nil
-	})
+	return c.rt.Get(Name, c.Audit, pipeline.Build(c.Provision, (*Plugin).pipeline))
 }
+
+// pipeline is the stand-alone plugin's pipeline of p.
+func (p *Plugin) pipeline() *pipeline.Pipeline { return p.Pipeline(Name) }
 
 // Handle runs the plugin on one request of host (tests; Kong runs the same
 // pipeline through kongadapter.Access).

@@ -88,7 +88,7 @@ func TestKongShapedConfigDecodesWithDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pl.authenticate.Optional || pl.authenticate.HideCredential || pl.maxHeaders != exchange.DefaultMaxHeaders {
+	if pl.Authenticate.Optional || pl.Authenticate.HideCredential || pl.MaxHeaders != exchange.DefaultMaxHeaders {
 		t.Fatalf("defaults: %+v", pl)
 	}
 	zero := 0

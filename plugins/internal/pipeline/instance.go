@@ -95,6 +95,18 @@ func (in *Instance) build(plugin string, auditOpts *auditconf.Options, compose f
 	return p.WithAudit(in.Emitter(plugin, auditOpts)), nil
 }
 
+// Build is a compose function for Instance.Get: provision a configuration
+// into T, then compose T's pipeline.
+func Build[T any](provision func() (T, error), compose func(T) *Pipeline) func() (*Pipeline, error) {
+	return func() (*Pipeline, error) {
+		t, err := provision()
+		if err != nil {
+			return nil, err
+		}
+		return compose(t), nil
+	}
+}
+
 // Emitter is the instance's audit emitter, nil when auditOpts is unset. An
 // unusable audit section is logged once and turns audit off for the
 // instance (whose provisioning refuses it anyway).

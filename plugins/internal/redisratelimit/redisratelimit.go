@@ -315,13 +315,7 @@ func (c *Config) PluginName() string { return Name }
 // Pipeline is the plugin's pipeline (its limit stage), provisioned once
 // per configuration.
 func (c *Config) Pipeline() (*pipeline.Pipeline, error) {
-	return c.rt.Get(Name, c.Audit, func() (*pipeline.Pipeline, error) {
-		p, err := c.Provision()
-		if err != nil {
-			return nil, err
-		}
-		return p.pipeline(), nil
-	})
+	return c.rt.Get(Name, c.Audit, pipeline.Build(c.Provision, (*Plugin).pipeline))
 }
 
 // pipeline is the stand-alone plugin's pipeline of p.

@@ -1,45 +1,19 @@
 package server_test
 
 import (
-	"context"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
+	"github.com/edgeguard/edgeguard/pkg/audit/audittest"
 )
 
-type auditSink struct {
-	mu  sync.Mutex
-	got []audit.Event
-}
-
-func (s *auditSink) Write(_ context.Context, evs []audit.Event) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.got = append(s.got, evs...)
-	return nil
-}
-
 func newAuditSink(t *testing.T) (*audit.Emitter, func() []audit.Event) {
-	s := &auditSink{}
-	em, err := audit.New(audit.Config{Writer: s, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(em.Close)
+	em, w := audittest.Emitter(t)
+	var all []audit.Event
 	return em, func() []audit.Event {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := em.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return append([]audit.Event(nil), s.got...)
+		all = append(all, w.Events(t, em)...)
+		return append([]audit.Event(nil), all...)
 	}
 }
 

@@ -1,33 +1,19 @@
 package server
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
+	"github.com/edgeguard/edgeguard/pkg/audit/audittest"
 	"github.com/edgeguard/edgeguard/pkg/requestid"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/approval"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/tools"
 )
-
-type memWriter struct {
-	mu  sync.Mutex
-	got []audit.Event
-}
-
-func (w *memWriter) Write(_ context.Context, evs []audit.Event) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.got = append(w.got, evs...)
-	return nil
-}
 
 // The attack run's audit suppression on mcp-tools: an admin denying an
 // approval with a credential-shaped X-Request-ID got 200, and the
@@ -37,12 +23,7 @@ func (w *memWriter) Write(_ context.Context, evs []audit.Event) error {
 func TestApprovalDeniedWithACredentialShapedRequestIDIsAudited(t *testing.T) {
 	for _, bad := range []string{"eyJrt.ab12.x", "sk_rt1234"} {
 		t.Run(bad, func(t *testing.T) {
-			w := &memWriter{}
-			em, err := audit.New(audit.Config{Writer: w, Logger: zerolog.Nop()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(em.Close)
+			em, w := audittest.Emitter(t)
 			ts, err := tools.New(tools.Config{})
 			if err != nil {
 				t.Fatal(err)
@@ -66,14 +47,7 @@ func TestApprovalDeniedWithACredentialShapedRequestIDIsAudited(t *testing.T) {
 			if rec.Code != http.StatusOK {
 				t.Fatalf("deny: %d %s", rec.Code, rec.Body)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := em.Flush(ctx); err != nil {
-				t.Fatal(err)
-			}
-			w.mu.Lock()
-			got := append([]audit.Event(nil), w.got...)
-			w.mu.Unlock()
+			got := w.Events(t, em)
 			if len(got) != 1 {
 				t.Fatalf("%d events, want one approval.denied", len(got))
 			}

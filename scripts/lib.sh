@@ -21,6 +21,20 @@ s.close()
 PY
 }
 
+# free_ports N prints N distinct free TCP ports, one a line (all bound at
+# once, so no two are the same; one python3 start instead of N).
+free_ports() {
+	python3 - "$1" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
+PY
+}
+
 # apt_install PKG... installs Debian packages that are missing (root or sudo).
 apt_install() {
 	local missing=()

@@ -24,6 +24,12 @@ kongpid=$!
 # shellcheck disable=SC2046
 eval "export $(scripts/redis.sh start)"; started+=(redis)
 export EDGEGUARD_TEST_REDIS_ADDR="$REDIS_ADDR"
+# A Redis Cluster of 3 masters and 3 replicas (~3 s) for the cluster suites
+# of pkg/ratelimit, pkg/apikey, pkg/audit, llm-api and mcp-tools; the
+# failover tests start private clusters of their own (pkg/testenv).
+# shellcheck disable=SC2046
+eval "export $(scripts/redis-cluster.sh start)"; started+=(redis-cluster)
+export EDGEGUARD_TEST_REDIS_CLUSTER_ADDRS="$REDIS_CLUSTER_ADDRS"
 # shellcheck disable=SC2046
 eval "export $(scripts/postgres.sh start)"; started+=(postgres)
 export EDGEGUARD_TEST_PG_DSN="$PG_DSN"
@@ -117,8 +123,14 @@ rhost=${REDIS_ADDR%:*} rport=${REDIS_ADDR##*:}
 for k in $(redis-cli -h "$rhost" -p "$rport" --scan --pattern '*audit*' 2>/dev/null); do
 	redis-cli -h "$rhost" -p "$rport" XRANGE "$k" - + >>"$SWEEP/logs/audit-streams.log" 2>/dev/null || true
 done
+# ... and on the cluster: each node scanned (a key lives on one master and
+# its replica), each stream read once (-c follows the redirect to its master).
+IFS=, read -ra cnodes <<<"$REDIS_CLUSTER_ADDRS"
+for k in $(for n in "${cnodes[@]}"; do redis-cli -h "${n%:*}" -p "${n##*:}" --scan --pattern '*audit*' 2>/dev/null; done | sort -u); do
+	redis-cli -c -h "${cnodes[0]%:*}" -p "${cnodes[0]##*:}" XRANGE "$k" - + >>"$SWEEP/logs/audit-streams.log" 2>/dev/null || true
+done
 logs=("$SWEEP/logs")
-for f in "${KEYCLOAK_LOG_FILE:-}" "$TMPROOT/redis/redis.log"; do
+for f in "${KEYCLOAK_LOG_FILE:-}" "$TMPROOT/redis/redis.log" "$TMPROOT"/redis-cluster/node-*/redis.log; do
 	[ -n "$f" ] && [ -r "$f" ] && logs+=("$f")
 done
 "$ROOT/bin/secret-sweep" -secrets "$SWEEP/secrets" "${logs[@]}" || status=1

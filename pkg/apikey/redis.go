@@ -192,7 +192,11 @@ func (v *Validator) startSubscriber() {
 func (v *Validator) subscribeLoop() {
 	const (
 		receiveTimeout = 5 * time.Second
-		maxBackoff     = 2 * time.Second
+		// Deaf, the instance misses revocations: retry twice a second.
+		// Each failure reloads a Cluster client's slot map, which the next
+		// attempt uses: after a failover the subscription is back within
+		// about two attempts (BENCHMARKS.md "Redis Cluster failover").
+		maxBackoff = 500 * time.Millisecond
 	)
 	subscriptions, deaf, backoff := 0, false, 50*time.Millisecond
 	for v.ctx.Err() == nil {
@@ -210,6 +214,12 @@ func (v *Validator) subscribeLoop() {
 			}
 			deaf = true
 			v.warn("revocation_subscriber_down", err, "")
+			// A Cluster client dials the channel's master from its slot
+			// map, which go-redis refreshes by itself only every 10 s:
+			// refresh it now, the master may have failed over.
+			if c, ok := v.rdb.(interface{ ReloadState(context.Context) }); ok {
+				c.ReloadState(v.ctx)
+			}
 			select {
 			case <-v.ctx.Done():
 				return

@@ -102,6 +102,23 @@ var contractCases = []contractCase{
 		},
 	},
 	{
+		// Keys of several limits must share one hash tag on a Cluster,
+		// whatever braces the subject holds.
+		name:   "subjects with braces decide several limits and stay distinct",
+		policy: "1/min, 10/h",
+		steps: []contractStep{
+			{subject: "}leading", allow: true},
+			{subject: "}leading", allow: false},
+			{subject: "}leading2", allow: true},
+			{subject: "a}b", allow: true},
+			{subject: "a}c", allow: true},
+			{subject: "a}c", allow: false},
+			{subject: "{x}", allow: true},
+			{subject: "{}", allow: true},
+			{subject: "{}", allow: false},
+		},
+	},
+	{
 		name:   "invalid input is an error, never a decision",
 		policy: "10/min, 5/h",
 		steps: []contractStep{

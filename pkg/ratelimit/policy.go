@@ -106,9 +106,13 @@ func (p *Policy) check(subject string, cost int) error {
 }
 
 // subjectKey returns the subject as used in keys: as is up to maxSubjectLen
-// bytes, else "#" + a hash of it.
+// bytes, else "#" + a hash of it. A subject holding '}' is hashed as well,
+// so the key's hash tag {subject} is always the whole subject: with a
+// leading '}' the tag would be empty, Redis Cluster would hash each key
+// whole, and the keys of one decision would land in different slots
+// (CROSSSLOT).
 func subjectKey(subject string) string {
-	if len(subject) <= maxSubjectLen {
+	if len(subject) <= maxSubjectLen && !strings.Contains(subject, "}") {
 		return subject
 	}
 	sum := sha256.Sum256([]byte(subject))

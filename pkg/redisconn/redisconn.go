@@ -135,9 +135,13 @@ func (c Config) Validate() error {
 // New builds the go-redis UniversalClient of c (defaults applied): one
 // address is a single node, several are Cluster seeds, with MasterName they
 // are Sentinels. Context deadlines bound every socket wait
-// (ContextTimeoutEnabled) and commands are never retried (a retried script
-// could apply twice; callers decide what a failure means). It reads
-// TLSCAFile; it does not connect.
+// (ContextTimeoutEnabled) and commands are not retried (a retried script
+// could apply twice; callers decide what a failure means) — but a Cluster
+// client follows MOVED and ASK redirects (the command did not run there)
+// and, as go-redis does, re-sends a command after a connection error while
+// the caller's deadline allows (README "Redis Cluster"). A Cluster client
+// also reloads its slot map as soon as a node fails (reloadOnFailure). It
+// reads TLSCAFile; it does not connect.
 func New(c Config) (redis.UniversalClient, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -175,8 +179,10 @@ func New(c Config) (redis.UniversalClient, error) {
 		}
 		opts.TLSConfig = tc
 	}
-	if r.Cluster {
-		return redis.NewClusterClient(opts.Cluster()), nil
+	if r.Cluster || (len(r.Addrs) > 1 && r.MasterName == "") {
+		cc := redis.NewClusterClient(opts.Cluster())
+		cc.AddHook(reloadOnFailure{cc})
+		return cc, nil
 	}
 	return redis.NewUniversalClient(opts), nil
 }

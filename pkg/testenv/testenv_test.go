@@ -74,3 +74,18 @@ func TestScrapeReadsEverySeries(t *testing.T) {
 		t.Fatalf("%v", got)
 	}
 }
+
+func TestMasterOfReadsClusterNodes(t *testing.T) {
+	const nodes = `07c37dfe 127.0.0.1:30004@31004 slave e7d1eecc 0 1426238317239 4 connected
+67ed2db8 127.0.0.1:30002@31002 master - 0 1426238316232 2 connected 5461-10922
+292f8b36 127.0.0.1:30003@31003 master - 0 1426238318243 3 connected 10923-16383 [16000->-e7d1eecc]
+e7d1eecc 127.0.0.1:30001@31001 master,fail - 1426238316232 1426238316232 1 disconnected 0-5460
+824fe116 127.0.0.1:30005@31005 myself,master - 0 1426238316232 7 connected 0-5459 5460
+`
+	for slot, want := range map[int]string{0: "127.0.0.1:30005", 5460: "127.0.0.1:30005", 5461: "127.0.0.1:30002",
+		16383: "127.0.0.1:30003", 20000: ""} {
+		if got := masterOf(nodes, slot); got != want {
+			t.Errorf("slot %d: %q, want %q", slot, got, want)
+		}
+	}
+}

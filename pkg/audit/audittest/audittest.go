@@ -1,11 +1,13 @@
 // Package audittest gives tests a private audit stream on the run's real
-// Redis and reads it back as parsed events. It is for tests only.
+// Redis (or Redis Cluster) and reads it back as parsed events. It is for
+// tests only.
 package audittest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,10 +26,27 @@ import (
 func Stream(t testing.TB) (addr, name string, rdb redis.UniversalClient) {
 	t.Helper()
 	addr = testenv.RedisAddr(t)
+	name, rdb = stream(t, []string{addr})
+	return addr, name, rdb
+}
+
+// ClusterStream is Stream on the run's Redis Cluster
+// (EDGEGUARD_TEST_REDIS_CLUSTER_ADDRS): addrs is the node addresses
+// comma-separated, as a service's REDIS_ADDR lists them, and rdb a Cluster
+// client.
+func ClusterStream(t testing.TB) (addrs, name string, rdb redis.UniversalClient) {
+	t.Helper()
+	nodes := testenv.RedisClusterAddrs(t)
+	name, rdb = stream(t, nodes)
+	return strings.Join(nodes, ","), name, rdb
+}
+
+func stream(t testing.TB, addrs []string) (string, redis.UniversalClient) {
+	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	name = "test:audit:" + hex.EncodeToString(b[:])
-	rdb, err := redisconn.New(redisconn.Config{Addrs: []string{addr}})
+	name := "test:audit:" + hex.EncodeToString(b[:])
+	rdb, err := redisconn.New(redisconn.Config{Addrs: addrs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +56,7 @@ func Stream(t testing.TB) (addr, name string, rdb redis.UniversalClient) {
 		}
 		_ = rdb.Close()
 	})
-	return addr, name, rdb
+	return name, rdb
 }
 
 // Entries reads every entry of the stream: the raw values (for checks that

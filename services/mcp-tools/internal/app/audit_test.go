@@ -9,14 +9,30 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/audit/audittest"
+	"github.com/redis/go-redis/v9"
 )
 
 // Approval decisions reach the audit stream on the real Redis, with the
 // deciding admin as actor (and the client address the edge signed, claim
 // cip, not X-Forwarded-For) and the approval id as target; the code that
-// was approved is in no event.
+// was approved is in no event. On a Redis Cluster too: AUDIT_REDIS_ADDR
+// listing its nodes makes a Cluster client.
 func TestApprovalDecisionsAreAudited(t *testing.T) {
-	addr, stream, rdb := audittest.Stream(t)
+	for _, store := range []struct {
+		name   string
+		stream func(testing.TB) (string, string, redis.UniversalClient)
+	}{
+		{"redis", audittest.Stream},
+		{"redis cluster", audittest.ClusterStream},
+	} {
+		t.Run(store.name, func(t *testing.T) {
+			addr, stream, rdb := store.stream(t)
+			approvalDecisionsAreAudited(t, addr, stream, rdb)
+		})
+	}
+}
+
+func approvalDecisionsAreAudited(t *testing.T, addr, stream string, rdb redis.UniversalClient) {
 	h := newHarness(t, withEnv("AUDIT_REDIS_ADDR", addr), withEnv("AUDIT_REDIS_STREAM", stream))
 
 	alice := h.mustConnect(h.jwtClient(h.userToken("alice", "user")))

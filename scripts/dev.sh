@@ -30,6 +30,9 @@
 #                         llm-api's internal listener; tests put a proxy there)
 #   DEV_GATEWAY_TRUSTED_PROXIES  Kong's trusted_ips (default: kong.conf's, which
 #                         trusts nobody: every client is its TCP peer)
+#   DEV_KONG_PROXY_PORT   Kong's proxy port when another process (a load
+#                         balancer: scripts/topology.sh) serves the gateway
+#                         port (default: the gateway port)
 #   KONG_BIN, KONG_SOURCE_BUNDLE, KONG_USER  which Kong and who runs it
 #                         (scripts/kong.sh)
 # Service variables exported by the caller (GUEST_LOGIN_LIMIT_PER_IP,
@@ -81,11 +84,12 @@ start() {
 	echo $! >"$RUN/$name.pid"
 }
 
-# wait_http NAME URL SECONDS polls URL until it answers 200.
+# wait_http NAME URL SECONDS [HEADER] polls URL until it answers 200.
 wait_http() {
-	local name=$1 url=$2 secs=$3 i
+	local name=$1 url=$2 secs=$3 i hdr=()
+	[ -n "${4:-}" ] && hdr=(-H "$4")
 	for ((i = 0; i < secs * 5; i++)); do
-		curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null && return 0
+		curl -fsS -o /dev/null --max-time 2 "${hdr[@]}" "$url" 2>/dev/null && return 0
 		if [ -f "$RUN/$name.pid" ] && ! alive "$name"; then
 			tail -n 20 "$LOGS/$name.log" >&2 || true
 			die "$name exited (log tail above; full log $LOGS/$name.log)"
@@ -123,6 +127,9 @@ up() {
 		die "port $gwport on 127.0.0.1 is in use: stop what listens there or set DEV_GATEWAY_PORT"
 	fi
 	local gw="http://localhost:$gwport"
+	# Kong's own proxy port: the gateway's, unless a balancer takes that one
+	# (scripts/topology.sh: DEV_KONG_PROXY_PORT).
+	local kongport="${DEV_KONG_PROXY_PORT:-$gwport}"
 
 	# Secrets, generated once (kept across runs; delete the folder to renew).
 	"$BIN/gen-secrets" "$SECRETS" >/dev/null
@@ -175,13 +182,17 @@ up() {
 		AUTH_JWKS_URL="$jwks"
 	)
 	start stub-upstream "$BIN/stub-upstream" -addr "127.0.0.1:$p_stub"
-	start llm-api env "${common[@]}" \
+	# llm-api's environment is kept (run/llm-api.env, no secret values: file
+	# paths) so scripts/topology.sh can start replicas of the same service.
+	local llm_env=("${common[@]}"
+		DATABASE_URL_FILE="$SECRETS/dev_database_url" REDIS_ADDR="$REDIS_ADDR"
+		KEYCLOAK_URL="$KEYCLOAK_URL" KEYCLOAK_CLIENT_SECRET_FILE="$KEYCLOAK_LLM_API_CLIENT_SECRET_FILE"
+		GUEST_LOGIN_CLIENT_SECRET_FILE="$KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE"
+		API_KEY_PEPPER_FILE="$SECRETS/api_key_pepper" INTERNAL_TOKEN_FILE="$SECRETS/internal_token"
+		LLM_UPSTREAM_URL="http://127.0.0.1:$p_stub/v1")
+	printf '%s\n' "${llm_env[@]}" >"$RUN/llm-api.env"
+	start llm-api env "${llm_env[@]}" \
 		LISTEN_ADDR="127.0.0.1:$p_llm" INTERNAL_LISTEN_ADDR="127.0.0.1:$p_llm_int" \
-		DATABASE_URL_FILE="$SECRETS/dev_database_url" REDIS_ADDR="$REDIS_ADDR" \
-		KEYCLOAK_URL="$KEYCLOAK_URL" KEYCLOAK_CLIENT_SECRET_FILE="$KEYCLOAK_LLM_API_CLIENT_SECRET_FILE" \
-		GUEST_LOGIN_CLIENT_SECRET_FILE="$KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE" \
-		API_KEY_PEPPER_FILE="$SECRETS/api_key_pepper" INTERNAL_TOKEN_FILE="$SECRETS/internal_token" \
-		LLM_UPSTREAM_URL="http://127.0.0.1:$p_stub/v1" \
 		"$BIN/llm-api"
 	start media-api env "${common[@]}" \
 		LISTEN_ADDR="127.0.0.1:$p_media" INTERNAL_LISTEN_ADDR="127.0.0.1:$p_media_int" \
@@ -200,7 +211,9 @@ up() {
 	wait "$kongpid" || { cat "$LOGS/kong-install.log" >&2; die "no Kong (the error is above)"; }
 	local validate="${DEV_GATEWAY_VALIDATE_URL:-http://127.0.0.1:$p_llm_int/internal/api-keys/validate}"
 	[ -n "${DEV_GATEWAY_TRUSTED_PROXIES:-}" ] && export KONG_TRUSTED_IPS="$DEV_GATEWAY_TRUSTED_PROXIES"
-	"$ROOT/scripts/kong.sh" start --dir "$DEV_DIR/kong" --logs "$LOGS" --proxy-port "$gwport" --secrets "$SECRETS" \
+	# REDIS_ADDR may list several addresses (a Redis Cluster): kong.yml's
+	# flow lists [redis:6379] become [a,b,…].
+	"$ROOT/scripts/kong.sh" start --dir "$DEV_DIR/kong" --logs "$LOGS" --proxy-port "$kongport" --secrets "$SECRETS" \
 		--rewrite "http://llm-api:8081/internal/api-keys/validate=$validate" \
 		--rewrite "http://llm-api:8080=http://127.0.0.1:$p_llm" \
 		--rewrite "http://media-api:8080=http://127.0.0.1:$p_media" \
@@ -211,11 +224,11 @@ up() {
 		--rewrite "/etc/kong/secrets/redis_password=" \
 		--rewrite "http://otel-collector:4318=http://127.0.0.1:4318" >"$RUN/kong.env" ||
 		die "Kong did not start (the error is above)"
-	# Through the public host: kong.yml routes Keycloak only for it.
-	wait_http kong "$gw/realms/jan/.well-known/openid-configuration" 60
+	# With the public host: kong.yml routes Keycloak only for it.
+	wait_http kong "http://127.0.0.1:$kongport/realms/jan/.well-known/openid-configuration" 60 "Host: localhost:$gwport"
 
 	cat >"$RUN/env" <<EOF
-GATEWAY_URL=http://127.0.0.1:$gwport
+GATEWAY_URL=http://127.0.0.1:$kongport
 GATEWAY_PUBLIC_URL=$gw
 KEYCLOAK_URL=$KEYCLOAK_URL
 KEYCLOAK_ISSUER=$KEYCLOAK_ISSUER

@@ -21,7 +21,8 @@
 #   TOPOLOGY_KONG_NODES        Kong nodes (default 2)
 #   TOPOLOGY_LLM_API_REPLICAS  llm-api replicas (default 2)
 # Env lines: dev.sh's, with GATEWAY_URL the balancer, and KONG_NODES=N,
-# KONG_NODE_<i>_PROXY_URL / _ADMIN_URL / _DIR, LLM_API_REPLICAS=R,
+# KONG_NODE_<i>_PROXY_URL / _ADMIN_URL / _DIR / _PREFIX / _ACCESS_LOG /
+# _METRICS_EDGEGUARD, LLM_API_REPLICAS=R,
 # LLM_API_<i>_URL / _INTERNAL_URL / _PIDFILE, BALANCER_URL, BALANCER_DIR.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -38,6 +39,7 @@ BIND=127.0.0.2
 
 down() {
 	"$ROOT/scripts/nginx.sh" stop --dir "$TOPO/nginx" >/dev/null 2>&1 || true
+	"$ROOT/scripts/nginx.sh" stop --dir "$TOPO/nginx-internal" >/dev/null 2>&1 || true
 	local d pid
 	for d in "$DEV_DIR"/kong-*; do
 		[ -d "$d" ] && "$ROOT/scripts/kong.sh" stop --dir "$d" --logs "$LOGS" >/dev/null 2>&1 || true
@@ -54,7 +56,9 @@ down() {
 	rm -f "$TOPO/env"
 }
 
-# upstream_yml SRC DST TARGET...: the rendered kong.yml with llm-api's public
+# upstream_yml SRC DST VALIDATE_OLD VALIDATE_NEW FIRST TARGET...: the rendered
+# kong.yml with the API-key validate URL moved to the internal balancer and
+# llm-api's public
 # listener as an upstream entity whose targets are the replicas: the
 # service(s) pointing at the first replica point at the upstream instead.
 # Passive health checks take a replica out at its first connect failure (or
@@ -63,8 +67,17 @@ upstream_yml() {
 	python3 - "$@" <<'PY'
 import sys, yaml
 from urllib.parse import urlsplit
-src, dst, first, *targets = sys.argv[1:]
+src, dst, validate_old, validate_new, first, *targets = sys.argv[1:]
 cfg = yaml.safe_load(open(src))
+
+def swap(v):
+    """every validate_url of llm-api's internal listener → the internal balancer"""
+    if isinstance(v, dict):
+        return {k: swap(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [swap(x) for x in v]
+    return validate_new if v == validate_old else v
+cfg = swap(cfg)
 name = "llm-api-replicas"
 moved = 0
 for svc in cfg.get("services", []):
@@ -140,22 +153,39 @@ up() {
 		done
 	done
 
+	# llm-api's internal listeners (the edge's API-key validate endpoint)
+	# behind a balancer of their own, as a Kubernetes Service puts them.
+	local iargs=(--upstream "${LLM_API_INTERNAL_URL#http://}")
+	for ((i = 2; i <= REPLICAS; i++)); do
+		iargs+=(--upstream "$(printf '%s\n' "${out[@]}" | sed -n "s|^LLM_API_${i}_INTERNAL_URL=http://||p")")
+	done
+	"$ROOT/scripts/nginx.sh" start --dir "$TOPO/nginx-internal" --bind 127.0.0.1 "${iargs[@]}" >"$TOPO/nginx-internal.env" ||
+		die "the internal balancer did not start (above)"
+	local ilb
+	ilb=$(sed -n 's/^NGINX_URL=//p' "$TOPO/nginx-internal.env")
+	local vold="$LLM_API_INTERNAL_URL/internal/api-keys/validate"
+
 	# One kong.yml for every node: node 1's rendering, llm-api as an upstream.
-	upstream_yml "$DEV_DIR/kong/kong.yml" "$TOPO/kong.yml" "$first" "${targets[@]}" || die "rendering the upstream failed"
+	upstream_yml "$DEV_DIR/kong/kong.yml" "$TOPO/kong.yml" "$vold" "$ilb/internal/api-keys/validate" "$first" "${targets[@]}" ||
+		die "rendering the upstream failed"
 	curl -fsS -o "$TOPO/config-reload.json" -X POST "$KONG_ADMIN_URL/config" -F "config=@$TOPO/kong.yml" ||
 		die "node 1 refused the topology's kong.yml (POST /config)"
 	out+=("KONG_NODES=$NODES" "KONG_NODE_1_PROXY_URL=$GATEWAY_URL" "KONG_NODE_1_ADMIN_URL=$KONG_ADMIN_URL"
-		"KONG_NODE_1_DIR=$DEV_DIR/kong")
+		"KONG_NODE_1_DIR=$DEV_DIR/kong" "KONG_NODE_1_PREFIX=$KONG_PREFIX" "KONG_NODE_1_ACCESS_LOG=$KONG_ACCESS_LOG"
+		"KONG_NODE_1_METRICS_EDGEGUARD=$KONG_METRICS_EDGEGUARD")
 	local upstreams=("${GATEWAY_URL#http://}") envf
 	for ((i = 2; i <= NODES; i++)); do
 		envf="$TOPO/kong-$i.env"
 		KONG_TRUSTED_IPS="$BIND/32" "$ROOT/scripts/kong.sh" start --dir "$DEV_DIR/kong-$i" --logs "$LOGS/kong-$i" \
 			--config "$TOPO/kong.yml" >"$envf" || die "Kong node $i did not start (above)"
-		local purl aurl
+		local purl
 		purl=$(sed -n 's/^KONG_PROXY_URL=//p' "$envf")
-		aurl=$(sed -n 's/^KONG_ADMIN_URL=//p' "$envf")
 		upstreams+=("${purl#http://}")
-		out+=("KONG_NODE_${i}_PROXY_URL=$purl" "KONG_NODE_${i}_ADMIN_URL=$aurl" "KONG_NODE_${i}_DIR=$DEV_DIR/kong-$i")
+		out+=("KONG_NODE_${i}_PROXY_URL=$purl" "KONG_NODE_${i}_DIR=$DEV_DIR/kong-$i"
+			"KONG_NODE_${i}_ADMIN_URL=$(sed -n 's/^KONG_ADMIN_URL=//p' "$envf")"
+			"KONG_NODE_${i}_PREFIX=$(sed -n 's/^KONG_PREFIX=//p' "$envf")"
+			"KONG_NODE_${i}_ACCESS_LOG=$(sed -n 's/^KONG_ACCESS_LOG=//p' "$envf")"
+			"KONG_NODE_${i}_METRICS_EDGEGUARD=$(sed -n 's/^KONG_METRICS_EDGEGUARD=//p' "$envf")")
 	done
 
 	# The balancer on the gateway port.

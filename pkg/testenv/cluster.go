@@ -132,6 +132,29 @@ func do(addr string, args ...any) (any, error) {
 	return cl.Do(ctx, args...).Result()
 }
 
+// Keys lists the keys matching pattern on every live master (KEYS: for
+// the small data sets of tests only).
+func (c *RedisCluster) Keys(pattern string) []string {
+	var out []string
+	for _, a := range c.Addrs() {
+		role, err := do(a, "role")
+		if err != nil {
+			continue
+		}
+		if r, ok := role.([]any); !ok || len(r) == 0 || r[0] != "master" {
+			continue
+		}
+		v, err := do(a, "keys", pattern)
+		if err != nil {
+			continue
+		}
+		for _, k := range v.([]any) {
+			out = append(out, k.(string))
+		}
+	}
+	return out
+}
+
 // Slot is the cluster slot of key (CLUSTER KEYSLOT, asked of a live node).
 func (c *RedisCluster) Slot(key string) int {
 	c.t.Helper()

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/edgeguard/edgeguard/tests/e2e/internal/devstack"
 )
 
 // TestMain runs the suites, stops the dev stack if one ran, then fails the
@@ -27,7 +29,7 @@ func TestMain(m *testing.M) {
 		if err == nil {
 			logs = append(logs, files...)
 		}
-		secrets, serr := stackSecrets()
+		secrets, serr := stackSecrets(edge.Stack)
 		if err := edge.stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "stopping the dev stack: %v\n", err)
 			code = 1
@@ -61,8 +63,8 @@ func TestMain(m *testing.M) {
 // stackSecrets reads the dev stack's secret files: each line of at least 16
 // characters that is not PEM armour (so a PEM key's base64 body lines count),
 // and the password inside the database URL. The public JWKS is not secret.
-func stackSecrets() ([]string, error) {
-	files, err := edge.SecretFiles()
+func stackSecrets(st *devstack.Stack) ([]string, error) {
+	files, err := st.SecretFiles()
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,7 @@ BIN := $(CURDIR)/bin
 PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey edgeguard client-ip
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build test test-unit lint bench fuzz clean tidy dev dev-down load soak
+.PHONY: all build test test-unit lint bench fuzz clean tidy dev dev-down load load-topology soak
 
 all: build
 
@@ -58,6 +58,11 @@ LOAD_ROUNDS ?= 3
 LOAD_DURATION ?= 10s
 load: build
 	./scripts/load.sh kong --rounds $(LOAD_ROUNDS) --duration $(LOAD_DURATION)
+
+# make load-topology: through the nginx balancer with one vs two Kong nodes
+# (scripts/load-topology.sh).
+load-topology: build
+	./scripts/load.sh topology --rounds $(LOAD_ROUNDS) --duration $(LOAD_DURATION)
 
 # make soak SOAK_DURATION=10m SOAK_RATE=200: a fixed rate through the full chain
 # with invalid tokens and random API keys; memory, JWKS fetches, validate calls, 5xx.

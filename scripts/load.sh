@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# scripts/load.sh kong|soak [flags] — the edge's load figures (bench/README.md).
+# scripts/load.sh kong|topology|soak [flags] — the edge's load figures (bench/README.md).
 #
 #   kong  (make load): the real Kong 3.9 with one worker — no plugins, an empty
 #         Go plugin, Kong's Lua jwt + rate-limiting (redis), edgeguard's
 #         separate plugins and the all-in-one plugin; interleaved wrk rounds,
 #         a fixed-rate p50, where a request's CPU goes. scripts/load-kong.sh
 #         (its header lists the flags).
+#   topology  throughput through the nginx balancer with one vs two Kong
+#         nodes (scripts/load-topology.sh; its header lists the flags).
 #   soak  (make soak): a fixed request rate through the full chain with 10 %
 #         invalid tokens and 10 % random API keys (bench/cmd/loadrig soak).
 #         Flags: --duration D (10m) --rate N (200) --warmup D (15s)
@@ -19,9 +21,10 @@ set -euo pipefail
 cd "$ROOT"
 
 mode=${1:-}
-[ "$mode" = kong ] || [ "$mode" = soak ] || { echo "usage: $0 kong|soak [flags]" >&2; exit 2; }
+[ "$mode" = kong ] || [ "$mode" = topology ] || [ "$mode" = soak ] || { echo "usage: $0 kong|topology|soak [flags]" >&2; exit 2; }
 shift
 [ "$mode" = kong ] && exec "$ROOT/scripts/load-kong.sh" "$@"
+[ "$mode" = topology ] && exec "$ROOT/scripts/load-topology.sh" "$@"
 DURATION=10m WARMUP=15s RATE=200
 while [ $# -gt 0 ]; do
 	case "$1" in

@@ -155,6 +155,20 @@ func (c *RedisCluster) Keys(pattern string) []string {
 	return out
 }
 
+// IdleSeconds is OBJECT IDLETIME of key on its master: the seconds since a
+// command last touched it (-1 when it cannot be read).
+func (c *RedisCluster) IdleSeconds(key string) int {
+	m := c.MasterOf(c.Slot(key))
+	if m == "" {
+		return -1
+	}
+	v, err := do(m, "object", "idletime", key)
+	if err != nil {
+		return -1
+	}
+	return int(v.(int64))
+}
+
 // Slot is the cluster slot of key (CLUSTER KEYSLOT, asked of a live node).
 func (c *RedisCluster) Slot(key string) int {
 	c.t.Helper()

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -128,12 +129,13 @@ type Conn struct {
 
 // Client is llm-api's key API (/auth/api-keys) authenticated with the
 // stored login's access token. It is the API-key client of "edgectl keys"
-// and "edgectl run". Not safe for concurrent use.
+// and "edgectl run"; Refresh may run concurrently with a request.
 type Client struct {
 	se     *session.Env
 	server string
 	base   string
 	hc     *http.Client
+	mu     sync.Mutex
 	bearer string
 	ua     string
 	// Ignored names a credential present but not used (EDGEGUARD_API_KEY:
@@ -188,7 +190,9 @@ func (a *Client) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.mu.Lock()
 	a.bearer = string(cred.Value)
+	a.mu.Unlock()
 	return nil
 }
 
@@ -259,7 +263,9 @@ func (a *Client) do(ctx context.Context, method, p string, in, out any) error {
 	if err != nil {
 		return fmt.Errorf("bad URL: %w", err)
 	}
+	a.mu.Lock()
 	req.Header.Set("Authorization", "Bearer "+a.bearer)
+	a.mu.Unlock()
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

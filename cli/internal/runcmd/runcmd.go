@@ -271,15 +271,10 @@ func (r *runner) run(ctx context.Context, args []string) error {
 
 	done := make(chan struct{})
 	go func() { _ = child.Wait(); close(done) }()
-	keep := r.h.KeepAlive
-	if keep <= 0 {
-		keep = DefaultKeepAlive
-	}
-	tick := time.NewTicker(keep)
-	defer tick.Stop()
+	stopKeep := make(chan struct{})
+	keptAlive, keepFailed := r.keepAlive(bg, cl, stopKeep)
 	expiry := time.NewTimer(time.Until(expires))
 	defer expiry.Stop()
-	refreshWarned := false
 wait:
 	for {
 		select {
@@ -287,26 +282,56 @@ wait:
 			break wait
 		case s := <-sigc:
 			r.forward(child.Process, s)
-		case <-tick.C:
-			if err := cl.Refresh(bg); err != nil && !refreshWarned {
-				refreshWarned = true
-				fmt.Fprintf(r.stderr, "edgectl: the login could not be refreshed (%v): the run's key may not be revoked at exit; it expires at %s\n",
-					err, expires.UTC().Format(time.RFC3339))
-			}
+		case err := <-keepFailed:
+			fmt.Fprintf(r.stderr, "edgectl: the login could not be refreshed (%v): the run's key may not be revoked at exit; it expires at %s\n",
+				err, expires.UTC().Format(time.RFC3339))
 		case <-expiry.C:
 			fmt.Fprintf(r.stderr, "edgectl: the run's API key expired at %s (--ttl %s): the command's requests with it now fail\n",
 				expires.UTC().Format(time.RFC3339), r.fl.ttl)
 		}
 	}
 	exited := time.Now()
+	close(stopKeep) // a refresh under way finishes; the revocation waits for it on the credential lock
 	code := exitCode(child.ProcessState)
-	if err := r.revokeAndReport(bg, cl, k, expires, exited, fmt.Sprintf(" (exit code %d)", code)); err != nil && code == 0 {
+	rerr := r.revokeAndReport(bg, cl, k, expires, exited, fmt.Sprintf(" (exit code %d)", code))
+	<-keptAlive
+	if rerr != nil && code == 0 {
 		return &outcome.Exit{Code: ExitFailed}
 	}
 	if code == 0 {
 		return nil
 	}
 	return &outcome.Exit{Code: code}
+}
+
+// keepAlive refreshes the login every Hooks.KeepAlive until stop is closed,
+// on its own goroutine so that a slow identity provider never delays a
+// signal or the revocation. The first failure is sent on failed; done is
+// closed when it has stopped.
+func (r *runner) keepAlive(ctx context.Context, cl *keyscmd.Client, stop <-chan struct{}) (done <-chan struct{}, failed <-chan error) {
+	every := r.h.KeepAlive
+	if every <= 0 {
+		every = DefaultKeepAlive
+	}
+	d, f := make(chan struct{}), make(chan error, 1)
+	go func() {
+		defer close(d)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		warned := false
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if err := cl.Refresh(ctx); err != nil && !warned {
+					warned = true
+					f <- err
+				}
+			}
+		}
+	}()
+	return d, f
 }
 
 // revokeAndReport revokes k; a failure is always said on stderr (with the

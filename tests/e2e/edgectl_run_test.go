@@ -135,8 +135,14 @@ func login(t *testing.T, s *suite, e *edgeStack, bin string) (*edgectlUser, stri
 	if err == nil {
 		p, err = b.Login(ctx, p, name, pw)
 	}
+	if err == nil && p.Status != http.StatusOK {
+		err = errors.New("the device login page answered " + http.StatusText(p.Status))
+	}
 	if err == nil {
 		p, err = b.Submit(ctx, p, "/login-actions/consent", url.Values{"accept": {"Yes"}})
+	}
+	if err == nil && p.Status != http.StatusOK {
+		err = errors.New("the consent page answered " + http.StatusText(p.Status))
 	}
 	if err != nil {
 		_ = c.Process.Kill()

@@ -376,6 +376,9 @@ func TestEdgectlRunForwardsSignals(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := sink.wait(t)
+			// On a failure below, edgectl is killed with the test's context and
+			// its child would outlive the test.
+			t.Cleanup(func() { _ = syscall.Kill(m.PID, syscall.SIGKILL) })
 			if a := withKey(t, e, client, http.MethodGet, "/v1/models", m.Key, nil); a.status != http.StatusOK {
 				t.Fatalf("the run's key during the run: %d %s", a.status, a.body)
 			}

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -378,7 +379,7 @@ func TestEdgectlRunForwardsSignals(t *testing.T) {
 			m := sink.wait(t)
 			// On a failure below, edgectl is killed with the test's context and
 			// its child would outlive the test.
-			t.Cleanup(func() { _ = syscall.Kill(m.PID, syscall.SIGKILL) })
+			t.Cleanup(func() { killChild(m.PID) })
 			if a := withKey(t, e, client, http.MethodGet, "/v1/models", m.Key, nil); a.status != http.StatusOK {
 				t.Fatalf("the run's key during the run: %d %s", a.status, a.body)
 			}
@@ -421,7 +422,7 @@ func TestEdgectlRunKeyExpiresWhenEdgectlIsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := sink.wait(t)
-	t.Cleanup(func() { _ = syscall.Kill(m.PID, syscall.SIGKILL) }) // the orphaned child
+	t.Cleanup(func() { killChild(m.PID) }) // the orphaned child
 	if a := withKey(t, e, client, http.MethodGet, "/v1/models", m.Key, nil); a.status != http.StatusOK {
 		t.Fatalf("the run's key: %d %s", a.status, a.body)
 	}
@@ -458,6 +459,14 @@ func TestEdgectlRunKeyExpiresWhenEdgectlIsKilled(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("the key was not refused as expired within 1 s of its expiry")
+}
+
+// killChild kills a run's child that outlived its edgectl — only if pid is
+// still that child (client.mjs), never a process that reused the number.
+func killChild(pid int) {
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); err == nil && bytes.Contains(b, []byte("client.mjs")) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
 
 func signalName(s syscall.Signal) string {

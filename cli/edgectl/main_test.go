@@ -52,6 +52,9 @@ func TestBinaryExitCodes(t *testing.T) {
 		{"whoami not logged in", "", []string{"whoami", "--server", "https://edge.example.com"}, 1, ""},
 		{"token not logged in", "", []string{"token", "--server", "https://edge.example.com"}, 1, ""},
 		{"doctor", "", []string{"doctor", "--server", "https://edge.example.com"}, 0, "server "},
+		{"run: command not found (before any login or key)", "", []string{"run", "--server", "https://edge.example.com", "--", "edgectl-no-such-command"}, 127, ""},
+		{"run: not logged in", "", []string{"run", "--server", "https://edge.example.com", "--", "true"}, 125, ""},
+		{"run: usage", "", []string{"run", "--server", "https://edge.example.com", "--ttl", "2h", "--", "true"}, 2, ""},
 		{"token verify wrong audience", tok, []string{"token", "verify", "--issuer", realm.Issuer, "--jwks", jwks, "--audience", "other", "-"}, 1, `{"valid":false,"reason":"audience_mismatch"}`},
 	}
 	for _, tt := range tests {

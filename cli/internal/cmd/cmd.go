@@ -1,8 +1,8 @@
 // Package cmd is edgectl's command tree and its entry point, Run, which
 // returns the exit code instead of exiting so that tests can run commands in
 // process. Each command lives in its own package (jwscmd, tokencmd,
-// logincmd, keyscmd, doctorcmd); this one only wires them and turns errors
-// into exit codes and short messages.
+// logincmd, keyscmd, doctorcmd, runcmd); this one only wires them and turns
+// errors into exit codes and short messages.
 package cmd
 
 import (
@@ -25,6 +25,7 @@ import (
 	"github.com/edgeguard/edgeguard/cli/internal/keyscmd"
 	"github.com/edgeguard/edgeguard/cli/internal/logincmd"
 	"github.com/edgeguard/edgeguard/cli/internal/outcome"
+	"github.com/edgeguard/edgeguard/cli/internal/runcmd"
 	"github.com/edgeguard/edgeguard/cli/internal/session"
 	"github.com/edgeguard/edgeguard/cli/internal/tokencmd"
 )
@@ -66,6 +67,9 @@ type Env struct {
 	// IsTerminal says whether w is a terminal (nil: golang.org/x/term on
 	// *os.File).
 	IsTerminal func(w io.Writer) bool
+	// RunHooks is what "edgectl run" takes from the machine: signals, the
+	// child's environment (zero: the real ones).
+	RunHooks runcmd.Hooks
 }
 
 // session builds the session environment of the credential commands.
@@ -116,6 +120,14 @@ func (e Env) Run(ctx context.Context, args []string) int {
 	root.SetArgs(args)
 	c, err := root.ExecuteContextC(ctx)
 	code := outcome.Code(err)
+	if msg, ok := outcome.ExitMessage(err); ok {
+		fmt.Fprintf(e.Stderr, "edgectl: %s\n", redact(msg, args))
+		return code
+	}
+	var exit *outcome.Exit
+	if errors.As(err, &exit) {
+		return code // the child's code: it said what it had to
+	}
 	if outcome.IsFailure(err) {
 		fmt.Fprintf(e.Stderr, "edgectl: %s\n", redact(err.Error(), args))
 	}
@@ -158,7 +170,7 @@ listings. Only "edgectl token" prints a token.`,
 	opts := session.Options{Open: e.session, IsTerminal: e.isTerminal}
 	root.AddCommand(jwscmd.New(), tokencmd.New(tokencmd.Options{Now: e.Now, Session: opts}))
 	root.AddCommand(logincmd.New(opts)...)
-	root.AddCommand(keyscmd.New(opts), doctorcmd.New(opts))
+	root.AddCommand(keyscmd.New(opts), doctorcmd.New(opts), runcmd.New(opts, e.RunHooks))
 	return root
 }
 

@@ -176,8 +176,14 @@ func newUser(t testing.TB, clock *fakeClock) *user {
 func (u *user) run(args ...string) result {
 	u.t.Helper()
 	var out, errb bytes.Buffer
-	e := Env{
-		Stdin: strings.NewReader(u.stdin), Stdout: &out, Stderr: &errb, Now: u.clock.Now,
+	code := u.env(&out, &errb).Run(context.Background(), args)
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// env is the user's edgectl writing to out and errb.
+func (u *user) env(out, errb io.Writer) Env {
+	return Env{
+		Stdin: strings.NewReader(u.stdin), Stdout: out, Stderr: errb, Now: u.clock.Now,
 		ConfigDir: u.dir, Keyring: u.ring, Getenv: func(k string) string { return u.vars[k] },
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			if err := ctx.Err(); err != nil {
@@ -188,8 +194,6 @@ func (u *user) run(args ...string) result {
 		},
 		IsTerminal: func(io.Writer) bool { return u.term },
 	}
-	code := e.Run(context.Background(), args)
-	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
 func (u *user) store() *credstore.Store {

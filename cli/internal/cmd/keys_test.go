@@ -27,6 +27,17 @@ type fakeLLMAPI struct {
 		status     int
 		code, body string
 	}
+	// deleteStatus answers DELETE (0: 204); onCreate runs before a create
+	// is answered (edgectl run's tests).
+	deleteStatus int
+	onCreate     func()
+}
+
+// requests returns the requests so far ("METHOD path body").
+func (f *fakeLLMAPI) requests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.reqs...)
 }
 
 func newFakeLLMAPI(t *testing.T, bearer func() string) *fakeLLMAPI {
@@ -67,12 +78,19 @@ func (f *fakeLLMAPI) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/auth/api-keys":
+		if f.onCreate != nil {
+			f.onCreate()
+		}
 		reply(http.StatusCreated, f.newKey())
 	case r.Method == http.MethodGet && r.URL.Path == "/auth/api-keys":
 		k := f.newKey()
 		delete(k, "key")
 		reply(http.StatusOK, map[string]any{"keys": []any{k}})
 	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/auth/api-keys/"):
+		if f.deleteStatus != 0 {
+			reply(f.deleteStatus, map[string]any{"error": map[string]string{"code": "unavailable", "message": "try again"}})
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/rotate"):
 		k := f.newKey()

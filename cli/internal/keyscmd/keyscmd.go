@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -118,27 +119,46 @@ logged in, 2 usage error.`,
 	return c
 }
 
-// client is llm-api's key API with a bearer token.
-type client struct {
-	base   string
-	hc     *http.Client
-	bearer string
-	ua     string
+// Conn says which llm-api a client talks to, as the flags give it.
+type Conn struct {
+	Server   string // --server ("" : EDGEGUARD_SERVER, else the last login)
+	API      string // --api: llm-api's public base URL ("": the server)
+	APIKey   string // --api-key: refused (ErrAPIKeyNotAccepted, a usage error)
+	Insecure bool   // --insecure-http
 }
 
-func open(ctx context.Context, o session.Options, fl *flags, stderr io.Writer) (*client, error) {
+// Client is llm-api's key API (/auth/api-keys) authenticated with the
+// stored login's access token. It is the API-key client of "edgectl keys"
+// and "edgectl run"; Refresh may run concurrently with a request.
+type Client struct {
+	se     *session.Env
+	server string
+	base   string
+	hc     *http.Client
+	mu     sync.Mutex
+	bearer string
+	ua     string
+	// Ignored names a credential present but not used (EDGEGUARD_API_KEY:
+	// keys are managed with the login), "" if none.
+	Ignored string
+}
+
+// Open resolves the server and the login (refreshing its access token when
+// needed). A refused --api-key is returned as is (a usage error); every other
+// error is an outcome.Failure.
+func Open(ctx context.Context, o session.Options, c Conn) (*Client, error) {
 	se, err := o.Open()
 	if err != nil {
 		return nil, err
 	}
-	se.AllowHTTP = fl.insecure
-	server, err := se.Server(fl.server)
+	se.AllowHTTP = c.Insecure
+	server, err := se.Server(c.Server)
 	if err != nil {
 		return nil, err
 	}
 	base := server
-	if fl.api != "" {
-		u, err := deviceflow.CheckURL(fl.api, fl.insecure)
+	if c.API != "" {
+		u, err := deviceflow.CheckURL(c.API, c.Insecure)
 		if err != nil {
 			return nil, fmt.Errorf("--api: %w", err)
 		}
@@ -147,22 +167,90 @@ func open(ctx context.Context, o session.Options, fl *flags, stderr io.Writer) (
 		}
 		base = strings.TrimRight(u.String(), "/")
 	}
-	cred, err := se.Resolve(ctx, server, fl.apiKey, session.Accepts{JWT: true})
+	cred, err := se.Resolve(ctx, server, c.APIKey, session.Accepts{JWT: true})
 	if errors.Is(err, session.ErrAPIKeyNotAccepted) {
 		return nil, err // usage error
 	}
 	if err != nil {
 		return nil, outcome.Fail(err)
 	}
-	if cred.Ignored != "" {
+	return &Client{se: se, server: server, base: base, hc: se.HTTPClient(), bearer: string(cred.Value), ua: se.UserAgent,
+		Ignored: cred.Ignored}, nil
+}
+
+// Server is the canonical server URL the client's login belongs to.
+func (a *Client) Server() string { return a.server }
+
+// Refresh takes the login's current access token, refreshing (and storing)
+// it when it expires within session.MinValidity. Long-running callers call it
+// before a request and now and then in between, which also keeps the
+// session from ending idle (Keycloak's SSO session idle timeout).
+func (a *Client) Refresh(ctx context.Context) error {
+	cred, err := a.se.Resolve(ctx, a.server, "", session.Accepts{JWT: true})
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.bearer = string(cred.Value)
+	a.mu.Unlock()
+	return nil
+}
+
+// CreateRequest is what POST /auth/api-keys is asked for (llm-api's
+// README). No Roles and not NoRoles: the caller's roles without admin.
+type CreateRequest struct {
+	Name             string
+	ExpiresInDays    int   // 0: llm-api's default (unless ExpiresInSeconds)
+	ExpiresInSeconds int64 // 0: not sent
+	Roles            []string
+	NoRoles          bool // send "roles": [] (a key without roles)
+}
+
+// Create creates a key; the answer carries the secret (Key.Key), once.
+func (a *Client) Create(ctx context.Context, r CreateRequest) (Key, error) {
+	body := map[string]any{"name": r.Name}
+	if r.ExpiresInDays > 0 {
+		body["expires_in_days"] = r.ExpiresInDays
+	}
+	if r.ExpiresInSeconds > 0 {
+		body["expires_in_seconds"] = r.ExpiresInSeconds
+	}
+	switch {
+	case r.NoRoles:
+		body["roles"] = []string{}
+	case len(r.Roles) > 0:
+		body["roles"] = r.Roles
+	}
+	var k Key
+	if err := a.do(ctx, http.MethodPost, Path, body, &k); err != nil {
+		return Key{}, err
+	}
+	if k.Key == "" || k.ID == "" {
+		return Key{}, errors.New("llm-api's answer carries no key")
+	}
+	return k, nil
+}
+
+// Revoke revokes key id (llm-api answers 204, also for a key already
+// revoked).
+func (a *Client) Revoke(ctx context.Context, id string) error {
+	return a.do(ctx, http.MethodDelete, Path+"/"+url.PathEscape(id), nil, nil)
+}
+
+func open(ctx context.Context, o session.Options, fl *flags, stderr io.Writer) (*Client, error) {
+	a, err := Open(ctx, o, Conn{Server: fl.server, API: fl.api, APIKey: fl.apiKey, Insecure: fl.insecure})
+	if err != nil {
+		return nil, err
+	}
+	if a.Ignored != "" {
 		fmt.Fprintf(stderr, "edgectl: %s is ignored: keys are managed with your login\n", session.EnvAPIKey)
 	}
-	return &client{base: base, hc: se.HTTPClient(), bearer: string(cred.Value), ua: se.UserAgent}, nil
+	return a, nil
 }
 
 // do sends a request; a 2xx JSON answer is decoded into out (when not nil),
 // anything else is an *APIError.
-func (a *client) do(ctx context.Context, method, p string, in, out any) error {
+func (a *Client) do(ctx context.Context, method, p string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -175,7 +263,9 @@ func (a *client) do(ctx context.Context, method, p string, in, out any) error {
 	if err != nil {
 		return fmt.Errorf("bad URL: %w", err)
 	}
+	a.mu.Lock()
 	req.Header.Set("Authorization", "Bearer "+a.bearer)
+	a.mu.Unlock()
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -264,22 +354,12 @@ picks some of the roles you hold, --no-roles makes a key without roles.`,
 			if days < 0 {
 				return errors.New("--expires-in-days must be positive")
 			}
-			req := map[string]any{"name": name}
-			if days > 0 {
-				req["expires_in_days"] = days
-			}
-			switch {
-			case noRoles:
-				req["roles"] = []string{}
-			case len(roles) > 0:
-				req["roles"] = roles
-			}
 			a, err := open(c.Context(), o, fl, c.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			var k Key
-			if err := a.do(c.Context(), http.MethodPost, Path, req, &k); err != nil {
+			k, err := a.Create(c.Context(), CreateRequest{Name: name, ExpiresInDays: days, Roles: roles, NoRoles: noRoles})
+			if err != nil {
 				return outcome.Fail(err)
 			}
 			return printNewKey(c, fl, k, "Created")
@@ -387,7 +467,7 @@ func newRevoke(o session.Options, fl *flags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := a.do(c.Context(), http.MethodDelete, Path+"/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			if err := a.Revoke(c.Context(), args[0]); err != nil {
 				return outcome.Fail(err)
 			}
 			if fl.asJSON {

@@ -51,13 +51,45 @@ func IsFailure(err error) bool {
 	return errors.As(err, &f)
 }
 
+// Exit ends a command with a code of its own: "edgectl run" exits with its
+// child's code, or with 125-127 when it could not run it (as env(1) does).
+// Err, when not nil, is a message for stderr. A Code outside 1..255 exits 1.
+type Exit struct {
+	Code int
+	Err  error
+}
+
+func (e *Exit) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit %d", e.Code)
+	}
+	return e.Err.Error()
+}
+func (e *Exit) Unwrap() error { return e.Err }
+
+// ExitMessage returns err's message for stderr when err is an *Exit that
+// carries one.
+func ExitMessage(err error) (string, bool) {
+	var e *Exit
+	if errors.As(err, &e) && e.Err != nil {
+		return e.Err.Error(), true
+	}
+	return "", false
+}
+
 // Code maps the error a command returned to the process exit code: nil 0,
-// ErrInvalid and Failure 1, anything else is a usage error (2): an
-// unexpected failure never exits 0.
+// ErrInvalid and Failure 1, an *Exit its code, anything else is a usage
+// error (2): an unexpected failure never exits 0.
 func Code(err error) int {
+	var exit *Exit
 	switch {
 	case err == nil:
 		return OK
+	case errors.As(err, &exit):
+		if exit.Code <= OK || exit.Code > 255 {
+			return Invalid // an error never exits 0; exit codes are one byte
+		}
+		return exit.Code
 	case errors.Is(err, ErrInvalid), IsFailure(err):
 		return Invalid
 	default:

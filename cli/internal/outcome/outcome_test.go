@@ -16,6 +16,12 @@ func TestCodeNeverZeroForAnError(t *testing.T) {
 		Fail(errors.New("not logged in")):     Invalid,
 		fmt.Errorf("w: %w", Failf("denied")):  Invalid,
 		Fail(nil):                             OK,
+		&Exit{Code: 3}:                        3,
+		&Exit{Code: 125, Err: Fail(errors.New("no key"))}: 125,
+		fmt.Errorf("w: %w", &Exit{Code: 130}):             130,
+		&Exit{Code: 0}:                                    Invalid,
+		&Exit{Code: 0, Err: errors.New("x")}:              Invalid,
+		&Exit{Code: 256}:                                  Invalid,
 	} {
 		if got := Code(err); got != want {
 			t.Errorf("Code(%v) = %d, want %d", err, got, want)

@@ -6,8 +6,15 @@
 //   revoked  REVOKE_URL + REVOKE_BEARER: DELETE the key (plain fetch), then
 //            call the SDK until it gets 401 or DEADLINE_MS pass; prints
 //            {"status":401,"elapsed_ms":…,"attempts":n}
+//   run      as the child of `edgectl run` (TestEdgectlRun*): chat as above,
+//            then hands its key to the test over loopback TCP (KEY_SINK
+//            host:port; never printed) and exits CHILD_EXIT (default 0)
+//   wait     as the child of `edgectl run`: hands its key and pid to
+//            KEY_SINK, prints {"ready":true}, then waits; on SIGTERM, SIGINT
+//            or SIGHUP prints {"signal":…} and exits 64+N
 // Errors print {"error":{"status":…,"name":…}} (never the key) and exit 1.
 import OpenAI from "openai";
+import net from "node:net";
 
 const client = new OpenAI({
   baseURL: process.env.OPENAI_BASE_URL,
@@ -65,10 +72,43 @@ async function revoked() {
   }
 }
 
+// sink hands the key (and the pid) to the test: the child's environment is
+// the only other place it exists.
+function sink() {
+  const [host, port] = process.env.KEY_SINK.split(":");
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(port), host, () => {
+      sock.end(JSON.stringify({ key: process.env.OPENAI_API_KEY, pid: process.pid }), resolve);
+    });
+    sock.on("error", reject);
+  });
+}
+
+async function run() {
+  await chat();
+  await sink();
+  process.exit(Number(process.env.CHILD_EXIT || "0"));
+}
+
+async function wait() {
+  const signals = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+  for (const [name, n] of Object.entries(signals)) {
+    process.on(name, () => {
+      console.log(JSON.stringify({ signal: name }));
+      process.exit(64 + n);
+    });
+  }
+  await sink();
+  console.log(JSON.stringify({ ready: true }));
+  setInterval(() => {}, 1 << 30);
+}
+
 const mode = process.argv[2];
 try {
   if (mode === "chat") await chat();
   else if (mode === "revoked") await revoked();
+  else if (mode === "run") await run();
+  else if (mode === "wait") await wait();
   else fail({ name: `unknown mode ${mode}` });
 } catch (err) {
   fail(err);

@@ -327,3 +327,37 @@ func TestNoSecretsInServiceLogs(t *testing.T) {
 }
 
 func init() { testenv.RecordSecret(internalToken) } // the run's secret sweep (scripts/test.sh)
+
+// TestShortLivedKeyExpiresOnTheRealStore: a key created with
+// expires_in_seconds (edgectl run's keys) on real PostgreSQL carries its
+// expiry in the create and validate answers and is refused once it passes
+// (the service's real clock).
+func TestShortLivedKeyExpiresOnTheRealStore(t *testing.T) {
+	e := start(t, nil)
+	before := time.Now()
+	st, b := call(t, http.MethodPost, e.public.URL+"/auth/api-keys", e.bearer(t), `{"name":"run:node:0001","expires_in_seconds":1}`)
+	if st != 201 {
+		t.Fatalf("create: %d %s", st, b)
+	}
+	var k struct {
+		keyAnswer
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal(b, &k); err != nil {
+		t.Fatal(err)
+	}
+	if k.ExpiresAt.Before(before.Add(time.Second)) || k.ExpiresAt.After(time.Now().Add(time.Second)) {
+		t.Fatalf("expires_at %v: not 1 s after the creation", k.ExpiresAt)
+	}
+	st, b = e.validate(t, k.Key)
+	var v struct {
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if st != 200 || json.Unmarshal(b, &v) != nil || !v.ExpiresAt.Equal(k.ExpiresAt) {
+		t.Fatalf("validate before expiry: %d %s (want expires_at %v)", st, b, k.ExpiresAt)
+	}
+	time.Sleep(time.Until(k.ExpiresAt) + 10*time.Millisecond)
+	if st, b := e.validate(t, k.Key); st != 401 || !bytes.Contains(b, []byte("key_expired")) {
+		t.Fatalf("validate after expiry: %d %s", st, b)
+	}
+}

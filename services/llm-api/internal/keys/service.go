@@ -69,6 +69,10 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
+// MinExpiresSeconds is the shortest lifetime a create request may ask for
+// (expires_in_seconds); the longest is Config.MaxExpiresDays.
+const MinExpiresSeconds = 1
+
 // Service implements the key operations.
 type Service struct {
 	cfg Config
@@ -115,11 +119,13 @@ func New(cfg Config) (*Service, error) {
 // Now is the service's clock.
 func (s *Service) Now() time.Time { return s.cfg.Now() }
 
-// CreateInput is a decoded create request.
+// CreateInput is a decoded create request. At most one of ExpiresInDays
+// and ExpiresInSeconds may be set; neither: the default lifetime.
 type CreateInput struct {
-	Name          string
-	ExpiresInDays *int
-	Roles         []string // nil: the caller's roles minus admin
+	Name             string
+	ExpiresInDays    *int
+	ExpiresInSeconds *int64   // short-lived keys (edgectl run)
+	Roles            []string // nil: the caller's roles minus admin
 }
 
 // Created is a new key: the record and the key itself, shown once.
@@ -137,19 +143,16 @@ func (s *Service) Create(ctx context.Context, caller *identity.Identity, in Crea
 	if err != nil {
 		return Created{}, err
 	}
-	days := s.cfg.DefaultExpiresDays
-	if in.ExpiresInDays != nil {
-		days = *in.ExpiresInDays
-		if days < 1 || days > s.cfg.MaxExpiresDays {
-			return Created{}, &InputError{"invalid_expires_in_days", fmt.Sprintf("expires_in_days must be 1..%d", s.cfg.MaxExpiresDays)}
-		}
+	expiry, err := s.expiry(in)
+	if err != nil {
+		return Created{}, err
 	}
 	roles, err := s.grantRoles(caller, in.Roles)
 	if err != nil {
 		return Created{}, err
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
-	e := now.AddDate(0, 0, days)
+	e := expiry(now)
 	exp := &e
 	for range kidAttempts {
 		rec, key, err := s.newRecord(caller.Subject, name, roles, now, exp)
@@ -168,6 +171,30 @@ func (s *Service) Create(ctx context.Context, caller *identity.Identity, in Crea
 		return Created{Record: *rec, Key: key}, nil
 	}
 	return Created{}, fmt.Errorf("keys: %d key id collisions in a row", kidAttempts)
+}
+
+// expiry checks the requested lifetime and returns the expiry of a key
+// created at now: expires_in_days (calendar days), or expires_in_seconds
+// (MinExpiresSeconds up to MaxExpiresDays days), never both.
+func (s *Service) expiry(in CreateInput) (func(now time.Time) time.Time, error) {
+	switch {
+	case in.ExpiresInDays != nil && in.ExpiresInSeconds != nil:
+		return nil, &InputError{"invalid_expiry", "give expires_in_days or expires_in_seconds, not both"}
+	case in.ExpiresInSeconds != nil:
+		secs, most := *in.ExpiresInSeconds, int64(s.cfg.MaxExpiresDays)*86400
+		if secs < MinExpiresSeconds || secs > most {
+			return nil, &InputError{"invalid_expires_in_seconds", fmt.Sprintf("expires_in_seconds must be %d..%d", MinExpiresSeconds, most)}
+		}
+		return func(now time.Time) time.Time { return now.Add(time.Duration(secs) * time.Second) }, nil
+	}
+	days := s.cfg.DefaultExpiresDays
+	if in.ExpiresInDays != nil {
+		days = *in.ExpiresInDays
+		if days < 1 || days > s.cfg.MaxExpiresDays {
+			return nil, &InputError{"invalid_expires_in_days", fmt.Sprintf("expires_in_days must be 1..%d", s.cfg.MaxExpiresDays)}
+		}
+	}
+	return func(now time.Time) time.Time { return now.AddDate(0, 0, days) }, nil
 }
 
 func (s *Service) manager(caller *identity.Identity) error {

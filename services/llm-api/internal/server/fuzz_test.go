@@ -18,6 +18,9 @@ var bodySeeds = []string{
 	`{"NAME":"x"}`, `{"name":"a","Name":"b"}`, `{"name":"x","roles":["admin"],"ROLES":["user"]}`, "\xef\xbb\xbf{}",
 	`{"__proto__":{"roles":["admin"]}}`, `{"name":"x",}`, `{"name":"x"}{"roles":["admin"]}`, `{"key":"sk_live_x","KEY":""}`,
 	`{"name":"x" /* c */}`, `{"expires_in_days":-0}`, `{"grace_seconds":1e2}`,
+	`{"name":"run:node:1a2b","expires_in_seconds":3600,"roles":["user"]}`, `{"name":"x","expires_in_seconds":0}`,
+	`{"name":"x","expires_in_seconds":9223372036854775807}`, `{"name":"x","expires_in_seconds":-9223372036854775809}`,
+	`{"name":"x","expires_in_days":1,"expires_in_seconds":1}`, `{"name":"x","EXPIRES_IN_SECONDS":1.0}`,
 }
 
 // The decoders never panic, and a refusal is always a 4xx with a code.
@@ -89,6 +92,10 @@ func FuzzCreateHandler(f *testing.F) {
 		if r.status == 201 {
 			var k created
 			r.json(t, &k)
+			// whatever the body said, the key expires within the bounds
+			if now := h.clock(); k.ExpiresAt == nil || !k.ExpiresAt.After(now) || k.ExpiresAt.After(now.AddDate(0, 0, 365)) {
+				t.Fatalf("201 with expires_at %v for %q", k.ExpiresAt, body)
+			}
 			_, _ = h.svc.Revoke(context.Background(), callerAlice(h), k.ID)
 		}
 	})

@@ -30,9 +30,10 @@ func invalid(kind error, code, message string) *ginedge.BodyError {
 
 // CreateRequest is the body of POST /auth/api-keys.
 type CreateRequest struct {
-	Name          *string   `json:"name"`
-	ExpiresInDays *int      `json:"expires_in_days"`
-	Roles         *[]string `json:"roles"`
+	Name             *string   `json:"name"`
+	ExpiresInDays    *int      `json:"expires_in_days"`
+	ExpiresInSeconds *int64    `json:"expires_in_seconds"`
+	Roles            *[]string `json:"roles"`
 }
 
 // DecodeCreate decodes and bounds a create body. Refusals are
@@ -45,7 +46,7 @@ func DecodeCreate(body []byte) (keys.CreateInput, error) {
 	if err := createBody.Decode(body, &req); err != nil {
 		return keys.CreateInput{}, err
 	}
-	in := keys.CreateInput{ExpiresInDays: req.ExpiresInDays}
+	in := keys.CreateInput{ExpiresInDays: req.ExpiresInDays, ExpiresInSeconds: req.ExpiresInSeconds}
 	if req.Name != nil {
 		in.Name = *req.Name
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -664,7 +665,7 @@ func TestKeyRotationNeedsExactlyOneJWKSFetch(t *testing.T) {
 	}
 	loc := h.Get("Location")
 	t.Cleanup(func() {
-		_, _ = s.kc.Admin(s.ctx, http.MethodDelete, "/components/"+loc[strings.LastIndexByte(loc, '/')+1:], nil, nil)
+		_, _ = s.kc.Admin(context.Background(), http.MethodDelete, "/components/"+loc[strings.LastIndexByte(loc, '/')+1:], nil, nil)
 	})
 
 	rotated := login()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
@@ -95,6 +96,7 @@ func TestMiddlewareAuthenticatesAndAuthorizes(t *testing.T) {
 	guest := idp.Token(t, "guest-1", map[string]any{"realm_access": map[string]any{"roles": []string{"guest"}}})
 	expired := idp.Token(t, "alice", map[string]any{"exp": time.Now().Add(-time.Hour).Unix(), "iat": time.Now().Add(-2 * time.Hour).Unix()})
 	wrongAud := idp.Token(t, "alice", map[string]any{"aud": "other"})
+	bound := idp.Token(t, "alice", map[string]any{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}})
 
 	cases := []struct {
 		name      string
@@ -116,6 +118,8 @@ func TestMiddlewareAuthenticatesAndAuthorizes(t *testing.T) {
 		{"wrong audience is 401", plain, bearer(wrongAud), 401, string(jwtauth.ReasonAudience), "", `Bearer realm="edgeguard", error="invalid_token"`},
 		{"garbage token is 401 malformed", plain, bearer("not-a-jwt"), 401, string(jwtauth.ReasonMalformed), "", `Bearer realm="edgeguard", error="invalid_token"`},
 		{"empty bearer is 401, not anonymous", plain, map[string][]string{"Authorization": {"Bearer "}}, 401, string(jwtauth.ReasonMalformed), "", `Bearer realm="edgeguard", error="invalid_token"`},
+		{"a DPoP-bound token is not a bearer token here (its proof is the edge's)", plain, bearer(bound), 401, string(dpop.ReasonDowngrade), "", `Bearer realm="edgeguard", error="invalid_token"`},
+		{"the DPoP scheme counts as no credential", plain, map[string][]string{"Authorization": {"DPoP " + bound}, "DPoP": {"x.y.z"}}, 401, edgehttp.CodeCredentialMissing, "", `Bearer realm="edgeguard"`},
 		{"an API key is not accepted by a service", plain, bearer("sk_live_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa000000"), 401, edgehttp.CodeUnsupportedCred, "", `Bearer realm="edgeguard", error="invalid_token"`},
 		{"two Authorization lines are a duplicate", plain, map[string][]string{"Authorization": {"Bearer " + good, "Bearer " + good}}, 401, edgehttp.CodeDuplicateCredentials, "", `Bearer realm="edgeguard", error="invalid_request"`},
 		{"guest is forbidden", noGuests, bearer(guest), 403, string(identity.DenyForbiddenRole), "", ""},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 )
@@ -21,6 +22,10 @@ var _ Verifier = (*jwtauth.Verifier)(nil)
 // JWT authenticates "Authorization: Bearer <jwt>" with a jwtauth verifier.
 // A Bearer value that is an API key (sk_…) is refused (401
 // credential_not_accepted): services do not validate keys, the edge does.
+// A DPoP-bound token (cnf.jkt) is refused too (401 dpop_downgrade): its
+// proof is checked at the edge, which then speaks for the request with
+// X-Edge-Identity; sent here as a bearer token it would be a stolen
+// token's way around the proof.
 type JWT struct {
 	Verifier Verifier
 	// Timeout bounds the wait for keys on a cold JWKS (default 5 s).
@@ -54,6 +59,10 @@ func (j *JWT) Authenticate(r *http.Request) (*identity.Identity, error) {
 	defer cancel()
 	id, err := j.Verifier.Verify(ctx, tok)
 	if err == nil {
+		if id.Cnf != nil {
+			return nil, &Rejection{Status: http.StatusUnauthorized, Code: string(dpop.ReasonDowngrade),
+				Message: "a DPoP-bound token is accepted only through the gateway", Challenge: identity.ChallengeInvalidToken}
+		}
 		return id, nil
 	}
 	reason := jwtauth.ReasonOf(err)

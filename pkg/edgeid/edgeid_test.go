@@ -64,6 +64,35 @@ func TestRoundTripKeepsTheIdentity(t *testing.T) {
 	}
 }
 
+// The binding of a DPoP-bound token travels to the services: the identity's
+// cnf.jkt, inside the signed claims (the edge admitted the request with a
+// proof of that key).
+func TestKeyBindingTravelsInTheAssertion(t *testing.T) {
+	s, v, now := setup(t)
+	bound := *alice
+	bound.Cnf = &identity.Confirmation{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+	a, err := s.Sign(&bound, "llm-api", "GET", "/v1/models", *now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.VerifyClaims(a, "GET", "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Identity.Cnf == nil || c.Identity.Cnf.JKT != bound.Cnf.JKT {
+		t.Fatalf("cnf %+v", c.Identity.Cnf)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(strings.Split(a, ".")[1])
+	if !strings.Contains(string(raw), `"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}`) {
+		t.Fatalf("claims %s", raw)
+	}
+	a, _ = s.Sign(alice, "llm-api", "GET", "/v1/models", *now)
+	raw, _ = base64.RawURLEncoding.DecodeString(strings.Split(a, ".")[1])
+	if strings.Contains(string(raw), "cnf") {
+		t.Fatal("a bearer identity carries cnf")
+	}
+}
+
 func TestEveryMismatchIsRejected(t *testing.T) {
 	s, v, now := setup(t)
 	other := newKey(t)

@@ -39,6 +39,18 @@ type Identity struct {
 	APIKeyID    string              `json:"key_id,omitempty"`
 	// ExpiresAt is when the credential stops being valid (zero: unknown).
 	ExpiresAt time.Time `json:"exp,omitzero"`
+	// Cnf is the credential's key binding (RFC 7800 cnf): set for a
+	// DPoP-bound access token (RFC 9449), nil for a bearer credential. An
+	// identity with Cnf is valid only with a proof of that key, which the
+	// edge checks (pkg/dpop) before it admits the request.
+	Cnf *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is a key binding.
+type Confirmation struct {
+	// JKT is the RFC 7638 SHA-256 thumbprint (base64url) of the key the
+	// token is bound to (cnf.jkt).
+	JKT string `json:"jkt"`
 }
 
 // HasRole reports whether id carries the realm role.

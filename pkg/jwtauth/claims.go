@@ -16,6 +16,7 @@ import (
 type rawClaims struct {
 	iss, sub, azp, typ, username, email, scope []byte
 	aud, realmAccess, resourceAccess, guest    *fastjson.Value
+	jkt                                        []byte // cnf.jkt: the token is DPoP-bound (RFC 9449)
 	exp, nbf, iat                              float64
 	has                                        uint32 // bit per claim present
 	bad                                        bool   // wrong type or duplicate
@@ -37,6 +38,7 @@ const (
 	cExp
 	cNbf
 	cIat
+	cCnf
 )
 
 // parseClaims reads the payload, which must be a JSON object. A claim the
@@ -82,6 +84,8 @@ func parseClaims(p *fastjson.Parser, js []byte, c *rawClaims) bool {
 			bit, c.nbf = cNbf, num(v, &c.bad)
 		case "iat":
 			bit, c.iat = cIat, num(v, &c.bad)
+		case "cnf":
+			bit, c.jkt = cCnf, confirmation(v, &c.bad)
 		default:
 			return
 		}
@@ -99,6 +103,37 @@ func str(v *fastjson.Value, bad *bool) []byte {
 		*bad = true
 	}
 	return b
+}
+
+// confirmation reads the cnf claim (RFC 7800) of a DPoP-bound token: an
+// object whose only member is jkt (RFC 9449 §6.1), a JWK SHA-256
+// thumbprint (43 base64url characters). Any other confirmation method (an
+// mTLS certificate's x5t#S256, an embedded jwk) binds the token to
+// something the edge cannot check: it returns nil and the claim check
+// refuses the token (ReasonConfirmation). Not an object: malformed.
+func confirmation(v *fastjson.Value, bad *bool) []byte {
+	o, err := v.Object()
+	if err != nil {
+		*bad = true
+		return nil
+	}
+	var jkt []byte
+	n := 0
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		n++
+		if string(k) == "jkt" {
+			jkt, _ = v.StringBytes()
+		}
+	})
+	if n != 1 || len(jkt) != 43 {
+		return nil
+	}
+	for _, c := range jkt {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return nil
+		}
+	}
+	return jkt
 }
 
 // num reads a NumericDate: a finite JSON number.
@@ -134,6 +169,9 @@ func (v *Verifier) checkClaims(c *rawClaims, now time.Time) error {
 	}
 	if c.has&cIat != 0 && c.iat > nowS+leeway {
 		return ReasonNotYetValid
+	}
+	if c.has&cCnf != 0 && c.jkt == nil {
+		return ReasonConfirmation
 	}
 	if c.has&cTyp != 0 && string(c.typ) != "Bearer" {
 		return ReasonTokenType // Keycloak ID ("ID") and refresh ("Refresh") tokens
@@ -185,6 +223,7 @@ func identityFrom(c *rawClaims, s *scratch) *identity.Identity {
 	a := &s.arena
 	a.reset()
 	sub, user, email, iss, azp := a.add(c.sub), a.add(c.username), a.add(c.email), a.add(c.iss), a.add(c.azp)
+	jkt := a.add(c.jkt)
 	if c.realmAccess != nil {
 		a.addArray(c.realmAccess.Get("roles"))
 	}
@@ -233,6 +272,9 @@ func identityFrom(c *rawClaims, s *scratch) *identity.Identity {
 				id.ClientRoles[str(cl.name)] = all[cl.from:cl.to:cl.to]
 			}
 		}
+	}
+	if c.jkt != nil {
+		id.Cnf = &identity.Confirmation{JKT: str(jkt)}
 	}
 	id.Guest = id.HasRole(identity.RoleGuest)
 	if c.guest != nil {

@@ -47,7 +47,11 @@ const (
 	ReasonAudience         Reason = "audience_mismatch"
 	ReasonAZP              Reason = "azp_not_allowed"
 	ReasonTokenType        Reason = "token_type_invalid"
-	ReasonIdPUnavailable   Reason = "idp_unavailable"
+	// ReasonConfirmation: a cnf claim other than {"jkt": <thumbprint>} —
+	// a binding the edge cannot check (a DPoP-bound token's cnf.jkt is
+	// passed on as Identity.Cnf; checking its proof is the caller's, pkg/dpop).
+	ReasonConfirmation   Reason = "confirmation_unsupported"
+	ReasonIdPUnavailable Reason = "idp_unavailable"
 )
 
 // Reasons lists every rejection reason (documentation and tests).
@@ -55,7 +59,7 @@ var Reasons = []Reason{
 	ReasonMalformed, ReasonTooLarge, ReasonHeaderNotAllowed, ReasonAlgNotAllowed,
 	ReasonKeyAlgMismatch, ReasonUnknownKID, ReasonSignature, ReasonClaimMissing,
 	ReasonExpired, ReasonNotYetValid, ReasonIssuer, ReasonAudience, ReasonAZP,
-	ReasonTokenType, ReasonIdPUnavailable,
+	ReasonTokenType, ReasonConfirmation, ReasonIdPUnavailable,
 }
 
 func (r Reason) Error() string { return "token rejected: " + string(r) }

@@ -78,6 +78,30 @@ func TestClaimsBecomeIdentity(t *testing.T) {
 	}
 }
 
+// A DPoP-bound token (cnf.jkt, RFC 9449 §6.1) verifies as before and
+// carries its binding in the identity — also from the cache: checking the
+// proof is the caller's (the edge's JWT stage, pkg/dpop), on every request.
+func TestBoundTokenCarriesItsThumbprint(t *testing.T) {
+	testKeys(t)
+	p := newIdP(t, jwksJSON(t, keyA()))
+	v := newTestVerifier(t, p, newClock(), nil)
+	jkt := "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	tok := mint(t, "RS256", keyA(), nil, map[string]any{"cnf": map[string]any{"jkt": jkt}})
+	for i := range 2 { // a miss, then a hit
+		id, err := v.Verify(context.Background(), tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id.Cnf == nil || id.Cnf.JKT != jkt {
+			t.Fatalf("verification %d: cnf %+v", i, id.Cnf)
+		}
+	}
+	id, err := v.Verify(context.Background(), mint(t, "RS256", keyA(), nil, nil))
+	if err != nil || id.Cnf != nil {
+		t.Fatalf("a bearer token has no binding: %+v %v", id, err)
+	}
+}
+
 func TestGuestFromRoleOrClaim(t *testing.T) {
 	testKeys(t)
 	p := newIdP(t, jwksJSON(t, keyA()))
@@ -182,6 +206,12 @@ func TestEveryRejectionHasItsReason(t *testing.T) {
 		{"ECDSA DER signature", derSig(t, mint(t, "ES256", ec, nil, nil)), ReasonSignature},
 		{"ECDSA zero signature", zeroSig(mint(t, "ES256", ec, nil, nil)), ReasonSignature},
 		{"EdDSA signature of wrong length", truncSig(mint(t, "EdDSA", ed, nil, nil), 1), ReasonSignature},
+		{"cnf bound to an mTLS certificate", mint(t, "RS256", ka, nil, map[string]any{"cnf": map[string]any{"x5t#S256": strings.Repeat("A", 43)}}), ReasonConfirmation},
+		{"cnf with jkt and another method", mint(t, "RS256", ka, nil, map[string]any{"cnf": map[string]any{"jkt": strings.Repeat("A", 43), "jwk": map[string]any{"kty": "EC"}}}), ReasonConfirmation},
+		{"cnf.jkt not a thumbprint", mint(t, "RS256", ka, nil, map[string]any{"cnf": map[string]any{"jkt": "short"}}), ReasonConfirmation},
+		{"cnf.jkt not base64url", mint(t, "RS256", ka, nil, map[string]any{"cnf": map[string]any{"jkt": strings.Repeat("+", 43)}}), ReasonConfirmation},
+		{"cnf empty", mint(t, "RS256", ka, nil, map[string]any{"cnf": map[string]any{}}), ReasonConfirmation},
+		{"cnf a string", mint(t, "RS256", ka, nil, map[string]any{"cnf": "jkt"}), ReasonMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

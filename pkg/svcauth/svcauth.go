@@ -27,7 +27,7 @@ type Config struct {
 	// here: Issuer (AUTH_ISSUER, required then), Audience (AUTH_AUDIENCE,
 	// default jan-api), JWKSURL (AUTH_JWKS_URL, default the issuer's
 	// certs endpoint), AllowedAZP (AUTH_ALLOWED_AZP, default
-	// jan-cli,jan-web,guest-login).
+	// jan-cli,jan-agent,jan-web,guest-login).
 	AcceptJWT  bool
 	Issuer     string
 	Audience   []string
@@ -78,7 +78,7 @@ func Read(l *envconf.Loader, o Options) (Config, error) {
 	c.Issuer = l.Str("AUTH_ISSUER", "")
 	c.Audience = l.List("AUTH_AUDIENCE", []string{"jan-api"})
 	c.JWKSURL = l.Str("AUTH_JWKS_URL", "")
-	c.AllowedAZP = l.List("AUTH_ALLOWED_AZP", []string{"jan-cli", "jan-web", "guest-login"})
+	c.AllowedAZP = l.List("AUTH_ALLOWED_AZP", []string{"jan-cli", "jan-agent", "jan-web", "guest-login"})
 	if c.Enabled && c.AcceptJWT {
 		if c.Issuer == "" {
 			f.Add(errors.New("AUTH_ISSUER: required when AUTH_ACCEPT_JWT is true"))

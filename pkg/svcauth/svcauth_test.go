@@ -53,7 +53,7 @@ func TestReadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !c.Enabled || c.AcceptJWT || c.ServiceName != "media-api" || string(c.EdgeIdentityJWKS) != edgeJWKS ||
-		strings.Join(c.Audience, ",") != "jan-api" || strings.Join(c.AllowedAZP, ",") != "jan-cli,jan-web,guest-login" {
+		strings.Join(c.Audience, ",") != "jan-api" || strings.Join(c.AllowedAZP, ",") != "jan-cli,jan-agent,jan-web,guest-login" {
 		t.Fatalf("%+v", c)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/Kong/go-pdk/test"
 
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
@@ -200,5 +201,44 @@ func TestAuditedDenialUnderKong(t *testing.T) {
 				t.Fatalf("PDK calls\n got  %v\n want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestDPoPInTheChain: a DPoP-bound token with its proof passes the
+// all-in-one plugin with the same PDK calls as a bearer token (the proof is
+// in the one header read; method and path are read once, as the assertion
+// reads them anyway), the assertion carries cnf, and the bound token sent
+// as a bearer token is refused.
+func TestDPoPInTheChain(t *testing.T) {
+	p := jwttest.New(t)
+	key, jwks := plugintest.EdgeKey(t)
+	s := sections(t, p, key)
+	s["jwt"]["dpop_public_base_url"] = "https://api.example.com"
+	k, _, _ := dpop.GenerateKey()
+	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}})
+	c := decode(t, kongJSON(t, s))
+	run := func(h http.Header) *kongtest.Env {
+		env := kongtest.New(t, test.Request{Method: "POST", Url: "http://gw.example/v1/chat/completions", Body: []byte("{}"), Headers: h})
+		env.Access(kongadapter.Handler(c))
+		return env
+	}
+	bearer := run(http.Header{"Authorization": {"Bearer " + p.Token(t, "u-2", nil)}})
+	pr, _ := k.Proof("POST", "https://api.example.com/v1/chat/completions", dpop.ProofOptions{AccessToken: bound})
+	bound1 := run(http.Header{"Authorization": {"DPoP " + bound}, "Dpop": {pr}})
+	if bound1.ClientRes.Status != 0 && bound1.ClientRes.Status != 200 {
+		t.Fatalf("DPoP request refused: %d %s", bound1.ClientRes.Status, bound1.ClientRes.Body)
+	}
+	a, b := slices.Sorted(slices.Values(bearer.Calls())), slices.Sorted(slices.Values(bound1.Calls()))
+	if !slices.Equal(a, b) {
+		t.Fatalf("PDK calls: bearer %v, DPoP %v", bearer.Calls(), bound1.Calls())
+	}
+	v, _ := edgeid.NewVerifier(jwks, "llm-api", nil)
+	claims, err := v.VerifyClaims(bound1.ServiceReq.Headers.Get("X-Edge-Identity"), "POST", "/v1/chat/completions")
+	if err != nil || claims.Identity.Cnf == nil || claims.Identity.Cnf.JKT != k.Thumbprint() {
+		t.Fatalf("assertion %+v %v", claims, err)
+	}
+	down := run(http.Header{"Authorization": {"Bearer " + bound}})
+	if down.ClientRes.Status != 401 || !strings.Contains(string(down.ClientRes.Body), string(dpop.ReasonDowngrade)) {
+		t.Fatalf("downgrade: %d %s", down.ClientRes.Status, down.ClientRes.Body)
 	}
 }

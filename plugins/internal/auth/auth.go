@@ -98,6 +98,10 @@ type Authenticate struct {
 	// Assert adds the edge-signed assertion when this stage admits the
 	// identity (nil: none).
 	Assert pipeline.Asserter
+	// MissingChallenge is the WWW-Authenticate of a missing credential
+	// (default ChallengeMissing; a route that requires DPoP-bound tokens
+	// names the DPoP scheme).
+	MissingChallenge string
 }
 
 var _ pipeline.Stage = (*Authenticate)(nil)
@@ -125,8 +129,12 @@ func (s *Authenticate) Run(r *pipeline.Request) pipeline.Result {
 			st.Prior = st.Admitted == nil
 		case s.Optional:
 		default:
+			challenge := s.MissingChallenge
+			if challenge == "" {
+				challenge = ChallengeMissing
+			}
 			return pipeline.Deny(http.StatusUnauthorized, CodeCredentialMissing, "authentication required",
-				map[string]string{"WWW-Authenticate": ChallengeMissing})
+				map[string]string{"WWW-Authenticate": challenge})
 		}
 		return pipeline.Next
 	}

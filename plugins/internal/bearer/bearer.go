@@ -1,6 +1,7 @@
 // Package bearer parses the "Bearer" scheme of an Authorization header
-// (RFC 6750 §2.1, scheme case-insensitive per RFC 9110 §11.1), shared by the
-// auth plugins so they agree on what a bearer credential is.
+// (RFC 6750 §2.1, scheme case-insensitive per RFC 9110 §11.1), and the
+// "DPoP" scheme of a DPoP-bound token (RFC 9449 §7.1, the same grammar),
+// shared by the auth plugins so they agree on what a credential is.
 package bearer
 
 import "strings"
@@ -13,8 +14,12 @@ const APIKeyPrefix = "sk_"
 // another scheme or "Bearerx"; an empty credential after the scheme is
 // returned as "" with ok, so callers refuse it as malformed instead of
 // treating it as absent.
-func Token(v string) (string, bool) {
-	const scheme = "bearer"
+func Token(v string) (string, bool) { return schemeToken(v, "bearer") }
+
+// DPoP returns the token of "DPoP <token>", with Token's rules.
+func DPoP(v string) (string, bool) { return schemeToken(v, "dpop") }
+
+func schemeToken(v, scheme string) (string, bool) {
 	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
 		return "", false
 	}

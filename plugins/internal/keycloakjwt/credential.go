@@ -13,9 +13,14 @@ type credential struct {
 	token  string
 	header string // lower-case header name, or "cookie"
 	cookie string // cookie name when header == "cookie"
+	// dpop: "Authorization: DPoP <token>" (RFC 9449 §7.1); proofs are the
+	// request's DPoP header values (exactly one is valid).
+	dpop   bool
+	proofs []string
 }
 
-// Find finds the JWT of a request: Authorization: Bearer, then the
+// Find finds the JWT of a request: Authorization: Bearer or DPoP (with the
+// request's DPoP proofs, from the same one-time header read), then the
 // configured headers, then the configured cookies. Two different tokens, or
 // a repeated Authorization header, are a duplicate (401, never a guess at
 // which one counts). A Bearer value that is an API key, or another auth
@@ -41,6 +46,8 @@ func (a *Authenticator) Find(headers map[string][]string) (auth.Credential, auth
 		}
 		if tok, ok := bearer.Token(vals[0]); ok && !bearer.IsAPIKey(tok) {
 			add(credential{token: tok, header: "authorization"})
+		} else if tok, ok := bearer.DPoP(vals[0]); ok {
+			add(credential{token: tok, header: "authorization", dpop: true, proofs: headers["dpop"]})
 		} else {
 			notMine()
 		}
@@ -93,10 +100,14 @@ func (a *Authenticator) isCookie(name string) bool {
 	return false
 }
 
-// Hide removes the token from the upstream request: the header it came in,
-// or just its cookie from the Cookie header (auth.Authenticator).
+// Hide removes the token from the upstream request: the header it came in
+// (with the DPoP proof), or just its cookie from the Cookie header
+// (auth.Authenticator).
 func (a *Authenticator) Hide(ex exchange.Exchange, headers map[string][]string, cred auth.Credential) {
 	c := cred.(credential)
+	if len(c.proofs) > 0 {
+		ex.ClearUpstreamHeader("dpop")
+	}
 	if c.header != "cookie" {
 		ex.ClearUpstreamHeader(c.header)
 		return

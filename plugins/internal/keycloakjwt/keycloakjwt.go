@@ -10,6 +10,14 @@
 // to anonymous. credential_optional only lets a request WITHOUT a token pass
 // (to keycloak-apikey). "Authorization: Bearer sk_…" is an API key and is
 // left to keycloak-apikey.
+//
+// DPoP (RFC 9449): a token bound to a key (cnf.jkt) is accepted only as
+// "Authorization: DPoP <token>" with one valid DPoP proof of that key for
+// this request (pkg/dpop: the proof's htu is dpop_public_base_url plus the
+// request's path, since TLS ends before Kong), checked on every request —
+// the verified-token cache holds the token's identity, never a proof's
+// verdict. A bound token sent as a bearer token is refused
+// (dpop_downgrade), and with require_dpop so is every unbound one.
 package keycloakjwt
 
 import (
@@ -22,6 +30,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 	"github.com/edgeguard/edgeguard/pkg/headername"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
@@ -30,6 +39,7 @@ import (
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongjson"
 	"github.com/edgeguard/edgeguard/plugins/internal/pipeline"
+	"github.com/edgeguard/edgeguard/plugins/internal/redisconf"
 )
 
 // Name is the plugin's Kong name; Priority its Kong priority.
@@ -94,6 +104,44 @@ type Config struct {
 	UpstreamName       string `json:"upstream_name"`
 	EdgeSigningKeyFile string `json:"edge_signing_key_file"`
 
+	// RequireDPoP refuses tokens that are not DPoP-bound (dpop_required):
+	// only "Authorization: DPoP" with a proof passes. Needs
+	// DPoPPublicBaseURL.
+	RequireDPoP bool `json:"require_dpop"`
+	// DPoPPublicBaseURL is the public scheme, host (and port) clients use —
+	// the URL before the TLS-terminating balancer — and any path prefix the
+	// balancer removes: a proof's htu must be it plus the request's path.
+	// Unset: DPoP-bound tokens are refused (dpop_not_configured).
+	DPoPPublicBaseURL string `json:"dpop_public_base_url"`
+	// DPoPAlgorithms is the proof algorithm allowlist (default ES256,
+	// PS256, RS256, EdDSA; none and HS* never).
+	DPoPAlgorithms []string `json:"dpop_algorithms"`
+	// DPoPWindowSeconds is how old a proof's iat may be (default 60,
+	// 1..300; up to 5 s ahead for clock skew). A proof's jti is remembered
+	// as long.
+	DPoPWindowSeconds int `json:"dpop_window_seconds"`
+	// DPoPRequireNonce requires a server nonce in every proof (RFC 9449
+	// §9): a proof without one, or with an expired one, is answered 401
+	// use_dpop_nonce with a fresh DPoP-Nonce; accepted requests get a fresh
+	// one too. Needs DPoPNonceKeyFile.
+	DPoPRequireNonce bool `json:"dpop_require_nonce"`
+	// DPoPNonceKeyFile holds the nonce key (at least 32 bytes), the same on
+	// every edge node so any node accepts another's nonces.
+	DPoPNonceKeyFile string `json:"dpop_nonce_key_file"`
+	// DPoPNonceLifetimeSeconds is how long a nonce is valid (default 300,
+	// 10..3600).
+	DPoPNonceLifetimeSeconds int `json:"dpop_nonce_lifetime_seconds"`
+	// DPoPRedis is the replay store shared by every edge node (SET NX PX,
+	// one key per proof); unset: this process's memory only (one node).
+	DPoPRedis redisconf.Options `json:"dpop_redis"`
+	// DPoPRedisTimeoutMS bounds one replay-store call (default 100).
+	DPoPRedisTimeoutMS int `json:"dpop_redis_timeout_ms"`
+	// DPoPOnRedisError is what happens when DPoPRedis cannot answer:
+	// "local" (default: this node's memory decides — replays to the same
+	// node are refused, to another node accepted until Redis is back) or
+	// "deny" (503 dpop_replay_unavailable).
+	DPoPOnRedisError string `json:"dpop_on_redis_error"`
+
 	// Audit sends auth.denied / auth.rate_limited / config.rejected events
 	// to the audit stream (package auditconf); absent: audit off.
 	Audit *auditconf.Options `json:"audit"`
@@ -119,6 +167,10 @@ type Authenticator struct {
 	headers     []string // lower case
 	cookies     []string
 	waitTimeout time.Duration
+
+	dpop        *dpopCheck // nil: no dpop_public_base_url
+	dpopAlgs    []string   // the challenge's algs
+	requireDPoP bool
 }
 
 var _ auth.Authenticator = (*Authenticator)(nil)
@@ -173,7 +225,10 @@ func (c *Config) Provision() (*Plugin, error) {
 	if err != nil {
 		return bad("%v", err)
 	}
-	a := &Authenticator{verifier: v, waitTimeout: jwtauth.DefaultFetchTimeout}
+	a := &Authenticator{verifier: v, waitTimeout: jwtauth.DefaultFetchTimeout, requireDPoP: c.RequireDPoP}
+	if a.dpop, a.dpopAlgs, err = c.provisionDPoP(jc.Logger); err != nil {
+		return bad("%v", err)
+	}
 	if c.JWKSTimeoutMS > 0 {
 		a.waitTimeout = time.Duration(c.JWKSTimeoutMS) * time.Millisecond
 	}
@@ -189,12 +244,16 @@ func (c *Config) Provision() (*Plugin, error) {
 		}
 		a.cookies = append(a.cookies, ck)
 	}
-	st, err := auth.NewStages(auth.Authenticate{
+	authn := auth.Authenticate{
 		Authenticator:  a,
 		Optional:       c.CredentialOptional,
 		HideCredential: c.HideCredentials,
 		ScopeChallenge: true,
-	}, auth.Options{
+	}
+	if a.requireDPoP {
+		authn.MissingChallenge = dpop.Challenge(auth.Realm, "", a.dpopAlgs)
+	}
+	st, err := auth.NewStages(authn, auth.Options{
 		Policy: auth.PolicyOptions{RequiredRoles: c.RequiredRoles, RolesMode: c.RolesMode,
 			ForbiddenRoles: c.ForbiddenRoles, RequiredScopes: c.RequiredScopes, AuthMethods: c.AuthMethods},
 		UpstreamName: c.UpstreamName, EdgeSigningKeyFile: c.EdgeSigningKeyFile, MaxHeaders: c.MaxHeaders,
@@ -225,19 +284,29 @@ func (p *Plugin) pipeline() *pipeline.Pipeline { return p.Pipeline(Name) }
 // pipeline through kongadapter.Access).
 func (c *Config) Handle(host exchange.Exchange) pipeline.Outcome { return pipeline.Handle(host, c) }
 
-// Verify verifies the token (auth.Authenticator).
-func (a *Authenticator) Verify(_ *pipeline.Request, c auth.Credential) (*identity.Identity, pipeline.Result) {
+// Verify verifies the token, then its binding: a DPoP-bound token's proof
+// on every request (the token's identity may come from the verified-token
+// cache; the proof never does) (auth.Authenticator).
+func (a *Authenticator) Verify(r *pipeline.Request, c auth.Credential) (*identity.Identity, pipeline.Result) {
+	cred := c.(credential)
 	ctx, cancel := context.WithTimeout(context.Background(), a.waitTimeout)
-	id, err := a.verifier.Verify(ctx, c.(credential).token)
+	id, err := a.verifier.Verify(ctx, cred.token)
 	cancel()
 	if err == nil {
+		if res := a.checkBinding(r, cred, id); res.Ends() {
+			return nil, res
+		}
 		return id, pipeline.Next
 	}
-	r := jwtauth.ReasonOf(err)
-	if r == jwtauth.ReasonIdPUnavailable || r == "" { // "": a context error while waiting for keys
+	reason := jwtauth.ReasonOf(err)
+	if reason == jwtauth.ReasonIdPUnavailable || reason == "" { // "": a context error while waiting for keys
 		return nil, pipeline.Deny(http.StatusServiceUnavailable, string(jwtauth.ReasonIdPUnavailable), "identity provider unavailable",
 			map[string]string{"Retry-After": "5"})
 	}
-	return nil, pipeline.Deny(http.StatusUnauthorized, string(r), "invalid token",
-		map[string]string{"WWW-Authenticate": auth.ChallengeInvalid})
+	challenge := auth.ChallengeInvalid
+	if cred.dpop {
+		challenge = dpop.Challenge(auth.Realm, dpop.ErrorInvalidToken, a.dpopAlgs)
+	}
+	return nil, pipeline.Deny(http.StatusUnauthorized, string(reason), "invalid token",
+		map[string]string{"WWW-Authenticate": challenge})
 }

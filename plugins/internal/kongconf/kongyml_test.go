@@ -326,6 +326,47 @@ func TestKongYMLJWTOnlyRoutesAndRoles(t *testing.T) {
 	}
 }
 
+// Every JWT section accepts the realm's four clients (jan-agent: DPoP-bound
+// tokens only) and can check DPoP proofs: the public base URL is the
+// issuer's (the gateway's public URL, before the TLS-terminating balancer)
+// and the proofs' jti go to the Redis every Kong node shares
+// (docs/architecture.md "The edge pipeline", keycloak/README.md).
+func TestKongYMLJWTSectionsCheckDPoPProofs(t *testing.T) {
+	c, routes := kongRoutes(t)
+	n := 0
+	for _, ro := range routes {
+		jwt := effectivePlugins(c, ro)["keycloak-jwt"]
+		if jwt == nil {
+			continue
+		}
+		n++
+		name := ro.route.Name
+		if got := strs(jwt["allowed_azp"]); !slices.Equal(got, []string{"jan-cli", "jan-agent", "jan-web", "guest-login"}) {
+			t.Errorf("route %q: allowed_azp %v", name, got)
+		}
+		issuers, _ := jwt["issuers"].([]any)
+		if len(issuers) != 1 {
+			t.Errorf("route %q: %d issuers", name, len(issuers))
+			continue
+		}
+		iss, _ := issuers[0].(map[string]any)["issuer"].(string)
+		base, _ := jwt["dpop_public_base_url"].(string)
+		if base == "" || strings.TrimSuffix(iss, "/realms/jan") != base {
+			t.Errorf("route %q: dpop_public_base_url %q, want the issuer's origin (%q)", name, base, iss)
+		}
+		r, _ := jwt["dpop_redis"].(map[string]any)
+		if got := strs(r["addresses"]); !slices.Equal(got, []string{"redis:6379"}) || r["password_file"] != "/etc/kong/secrets/redis_password" {
+			t.Errorf("route %q: dpop_redis %v", name, r)
+		}
+		if p, ok := jwt["dpop_on_redis_error"]; ok && p != "local" {
+			t.Errorf("route %q: dpop_on_redis_error %v", name, p)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no route carries a JWT section")
+	}
+}
+
 var secretKey = regexp.MustCompile(`(?i)(password|secret|token|pepper|private_key|signing_key|api_key)$`)
 
 // Secrets are file paths under /etc/kong/secrets (what kong/Dockerfile,

@@ -517,7 +517,7 @@ func (u *upstream) seen(id string) (http.Header, bool) {
 
 // secretsDir writes the secret files kong.yml's /etc/kong/secrets/<name>
 // paths name (scripts/kong.sh --secrets copies them for Kong's user):
-// an Ed25519 edge identity key, the internal token, Redis and Sentinel
+// an Ed25519 edge identity key, the internal token, the DPoP nonce key, Redis and Sentinel
 // passwords, and a CA bundle for Redis TLS. The values are registered for
 // the run's secret sweep. It returns the directory and the edge identity's
 // public JWKS file.
@@ -533,6 +533,7 @@ func secretsDir(t testing.TB, redisPassword string) (dir, jwks string) {
 	}
 	files := map[string]string{
 		"internal_token":    randomSecret(t) + randomSecret(t),
+		"dpop_nonce_key":    randomSecret(t) + randomSecret(t),
 		"redis_password":    redisPassword,
 		"sentinel_password": randomSecret(t),
 		"redis_ca.pem":      string(testenv.SelfSignedCA(t)),

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 )
 
@@ -39,6 +40,25 @@ func TestPDKCallsPerRequestInTheRealKong(t *testing.T) {
 	creds := newCredentials(t, p, sub)
 	issuer := []map[string]any{{"issuer": p.Issuer, "jwks_url": p.JWKSURL()}}
 	jwt := map[string]any{"issuers": issuer, "audiences": []string{"jan-api"}}
+	// DPoP: a token bound to k, a fresh proof per request for the public
+	// URL (not Kong's own address: TLS ends at the balancer)
+	const public = "https://gw.example.com"
+	dk, _, err := dpop.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := p.Token(t, sub, map[string]any{"cnf": map[string]any{"jkt": dk.Thumbprint()}})
+	dpopReq := func(path string) func(int) http.Header {
+		return func(int) http.Header {
+			pr, err := dk.Proof(http.MethodGet, public+path, dpop.ProofOptions{AccessToken: bound})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return http.Header{"Authorization": {"DPoP " + bound}, "DPoP": {pr}, "X-Request-Id": {"req-1"}}
+		}
+	}
+	jwtDPoP := map[string]any{"issuers": issuer, "audiences": []string{"jan-api"}, "dpop_public_base_url": public,
+		"dpop_redis": map[string]any{"addresses": []string{redis}}}
 	limit := func(ns string, window string, n int) map[string]any {
 		return map[string]any{window: n, "namespace": ns + "-" + run, "redis": map[string]any{"addresses": []string{redis}}}
 	}
@@ -46,6 +66,7 @@ func TestPDKCallsPerRequestInTheRealKong(t *testing.T) {
 	k := startKong(t, kongOptions{secrets: secrets, config: declarative(service("pdk", up.URL(),
 		route("hg", "/hg", plugin("header-guard", map[string]any{"max_headers": 20})),
 		route("jwt", "/jwt", plugin("keycloak-jwt", jwt)),
+		route("jwtdpop", "/jwtdpop", plugin("keycloak-jwt", jwtDPoP)),
 		route("apikey", "/apikey", plugin("keycloak-apikey", map[string]any{
 			"validate_url": up.URL() + "/internal/api-keys/validate", "internal_token_file": "/etc/kong/secrets/internal_token"})),
 		route("rl", "/rl", plugin("redis-ratelimit", limit("rl", "second", 100000))),
@@ -59,6 +80,15 @@ func TestPDKCallsPerRequestInTheRealKong(t *testing.T) {
 			"apikey": map[string]any{"validate_url": up.URL() + "/internal/api-keys/validate",
 				"internal_token_file": "/etc/kong/secrets/internal_token", "upstream_name": "llm-api", "edge_signing_key_file": key},
 			"ratelimit": limit("edgeguard", "second", 100000),
+		})),
+		route("edgeguarddpop", "/edgeguarddpop", plugin("edgeguard", map[string]any{
+			"header_guard": map[string]any{"max_headers": 50},
+			"jwt": map[string]any{"issuers": issuer, "audiences": []string{"jan-api"}, "credential_optional": true,
+				"dpop_public_base_url": public, "dpop_redis": map[string]any{"addresses": []string{redis}},
+				"upstream_name": "llm-api", "edge_signing_key_file": key},
+			"apikey": map[string]any{"validate_url": up.URL() + "/internal/api-keys/validate",
+				"internal_token_file": "/etc/kong/secrets/internal_token", "upstream_name": "llm-api", "edge_signing_key_file": key},
+			"ratelimit": limit("edgeguarddpop", "second", 100000),
 		})),
 	))})
 
@@ -101,6 +131,12 @@ func TestPDKCallsPerRequestInTheRealKong(t *testing.T) {
 		{"edgeguard allow (JWT, edge identity, rate limit)", "/edgeguard", func(int) http.Header {
 			return http.Header{"Authorization": {"Bearer " + creds.valid}, "X-Request-Id": {"req-1"}}
 		}, 200, 0, map[string]int{"edgeguard": 7}},
+		// keycloakjwt TestDPoPPDKCallsAndAssertion without the assertion: get_headers (the proof
+		// too), get_method, get_path (the proof's htm and htu), ctx.shared.set, service set_headers
+		{"keycloak-jwt allow, DPoP-bound token with its proof", "/jwtdpop", dpopReq("/jwtdpop"), 200, 0, map[string]int{"keycloak-jwt": 5}},
+		// allinone TestDPoPInTheChain: the same 7 as a bearer token (the assertion reads method
+		// and path anyway)
+		{"edgeguard allow, DPoP-bound token with its proof", "/edgeguarddpop", dpopReq("/edgeguarddpop"), 200, 0, map[string]int{"edgeguard": 7}},
 	}
 	const n = 20
 	for _, pp := range paths {

@@ -152,6 +152,7 @@ func writeSecrets(t *testing.T) string {
 	for name, content := range map[string][]byte{
 		"edge_identity.pem": pem,
 		"internal_token":    random(24),
+		"dpop_nonce_key":    random(32),
 		"redis_password":    random(16),
 		// the captured full configs' Redis: TLS Sentinels with a password
 		"sentinel_password": random(16),

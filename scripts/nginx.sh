@@ -4,7 +4,7 @@
 # docs/architecture.md "A request's path"; tests/topology).
 #
 #   start --dir DIR --upstream HOST:PORT [--upstream HOST:PORT]...
-#         [--listen-port N] [--bind ADDR]
+#         [--listen-port N] [--bind ADDR] [--tls-cert FILE --tls-key FILE]
 #             render DIR/nginx.conf and start nginx (prefix DIR, daemon):
 #             it listens on 127.0.0.1:<N> (0 or unset: a free port) and
 #             spreads requests over the upstreams (Kong proxies) with
@@ -17,18 +17,24 @@
 #             X-Forwarded-For never chooses its address. It appends the peer
 #             to X-Forwarded-For, sends X-Forwarded-Proto/-Host, never buffers
 #             (SSE streams pass as they come) and keeps connections to Kong
-#             alive. Prints the env lines below.
+#             alive. With --tls-cert and --tls-key (PEM files, read by nginx
+#             at start) it terminates TLS (1.2 and 1.3) on that port, as the
+#             production balancer does: clients speak https, Kong gets plain
+#             http with X-Forwarded-Proto: https (what DPoP's htu check is
+#             built around: docs/architecture.md "The edge pipeline").
+#             Without them it listens in plain http, as before. Prints the
+#             env lines below.
 #   reload --dir DIR [start's options]   render again and reload (nginx -s reload)
 #   stop --dir DIR    stop it (logs stay in DIR/logs)
 #   env --dir DIR     print the env lines of the nginx running from DIR
 #
-# Env lines: NGINX_URL=http://127.0.0.1:<port>  NGINX_ERROR_LOG  NGINX_ACCESS_LOG
+# Env lines: NGINX_URL=http(s)://127.0.0.1:<port>  NGINX_ERROR_LOG  NGINX_ACCESS_LOG
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 cmd=${1:-}
 shift || true
-dir="" port=0 bind=127.0.0.2
+dir="" port=0 bind=127.0.0.2 tls_cert="" tls_key=""
 upstreams=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -36,6 +42,8 @@ while [ $# -gt 0 ]; do
 	--upstream) upstreams+=("$2"); shift 2 ;;
 	--listen-port) port=$2; shift 2 ;;
 	--bind) bind=$2; shift 2 ;;
+	--tls-cert) tls_cert=$2; shift 2 ;;
+	--tls-key) tls_key=$2; shift 2 ;;
 	*) die "unknown option $1" ;;
 	esac
 done
@@ -43,11 +51,17 @@ done
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
+if [ -n "$tls_cert$tls_key" ] && { [ -z "$tls_cert" ] || [ -z "$tls_key" ]; }; then
+	die "--tls-cert and --tls-key go together"
+fi
+
 running() { [ -f "$dir/nginx.pid" ] && kill -0 "$(cat "$dir/nginx.pid")" 2>/dev/null; }
 
 env_lines() {
+	local scheme=http
+	[ -f "$dir/tls" ] && scheme=https
 	cat <<EOF
-NGINX_URL=http://127.0.0.1:$(cat "$dir/port")
+NGINX_URL=$scheme://127.0.0.1:$(cat "$dir/port")
 NGINX_ERROR_LOG=$dir/logs/error.log
 NGINX_ACCESS_LOG=$dir/logs/access.log
 EOF
@@ -69,6 +83,19 @@ render() {
 	done
 	local user=""
 	[ "$(id -u)" -eq 0 ] && user="user nobody nogroup;"
+	local listen="listen 127.0.0.1:$port reuseport backlog=4096;" tls=""
+	rm -f "$dir/tls"
+	if [ -n "$tls_cert" ]; then
+		[ -r "$tls_cert" ] && [ -r "$tls_key" ] || die "--tls-cert/--tls-key: cannot read $tls_cert or $tls_key"
+		tls_cert=$(cd "$(dirname "$tls_cert")" && pwd)/$(basename "$tls_cert")
+		tls_key=$(cd "$(dirname "$tls_key")" && pwd)/$(basename "$tls_key")
+		listen="listen 127.0.0.1:$port ssl reuseport backlog=4096;"
+		tls="ssl_certificate $tls_cert;
+		ssl_certificate_key $tls_key;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		ssl_session_cache shared:tls:1m;"
+		touch "$dir/tls"
+	fi
 	cat >"$dir/nginx.conf" <<EOF
 # rendered by scripts/nginx.sh — the load balancer in front of the Kong nodes
 $user
@@ -89,7 +116,8 @@ http {
 $servers		keepalive 64;
 	}
 	server {
-		listen 127.0.0.1:$port reuseport backlog=4096;
+		$listen
+		$tls
 		location / {
 			proxy_pass http://kong;
 			proxy_bind $bind;
@@ -141,7 +169,7 @@ env)
 	running && env_lines
 	;;
 *)
-	echo "usage: $0 start|reload|stop|env --dir DIR [--upstream HOST:PORT]... [--listen-port N] [--bind ADDR]" >&2
+	echo "usage: $0 start|reload|stop|env --dir DIR [--upstream HOST:PORT]... [--listen-port N] [--bind ADDR] [--tls-cert FILE --tls-key FILE]" >&2
 	exit 2
 	;;
 esac

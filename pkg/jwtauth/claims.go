@@ -173,8 +173,11 @@ func (v *Verifier) checkClaims(c *rawClaims, now time.Time) error {
 	if c.has&cCnf != 0 && c.jkt == nil {
 		return ReasonConfirmation
 	}
-	if c.has&cTyp != 0 && string(c.typ) != "Bearer" {
-		return ReasonTokenType // Keycloak ID ("ID") and refresh ("Refresh") tokens
+	// Keycloak marks an access token "Bearer", a DPoP-bound one "DPoP"
+	// (only with cnf.jkt); ID ("ID") and refresh ("Refresh") tokens are not
+	// access tokens.
+	if c.has&cTyp != 0 && string(c.typ) != "Bearer" && (string(c.typ) != "DPoP" || c.jkt == nil) {
+		return ReasonTokenType
 	}
 	if !v.audienceOK(c.aud) {
 		return ReasonAudience

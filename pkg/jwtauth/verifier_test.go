@@ -86,7 +86,8 @@ func TestBoundTokenCarriesItsThumbprint(t *testing.T) {
 	p := newIdP(t, jwksJSON(t, keyA()))
 	v := newTestVerifier(t, p, newClock(), nil)
 	jkt := "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
-	tok := mint(t, "RS256", keyA(), nil, map[string]any{"cnf": map[string]any{"jkt": jkt}})
+	// Keycloak's bound tokens say typ DPoP
+	tok := mint(t, "RS256", keyA(), nil, map[string]any{"cnf": map[string]any{"jkt": jkt}, "typ": "DPoP"})
 	for i := range 2 { // a miss, then a hit
 		id, err := v.Verify(context.Background(), tok)
 		if err != nil {
@@ -212,6 +213,7 @@ func TestEveryRejectionHasItsReason(t *testing.T) {
 		{"cnf.jkt not base64url", mint(t, "RS256", ka, nil, map[string]any{"cnf": map[string]any{"jkt": strings.Repeat("+", 43)}}), ReasonConfirmation},
 		{"cnf empty", mint(t, "RS256", ka, nil, map[string]any{"cnf": map[string]any{}}), ReasonConfirmation},
 		{"cnf a string", mint(t, "RS256", ka, nil, map[string]any{"cnf": "jkt"}), ReasonMalformed},
+		{"typ DPoP without cnf", mint(t, "RS256", ka, nil, map[string]any{"typ": "DPoP"}), ReasonTokenType},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

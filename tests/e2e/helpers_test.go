@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/tests/e2e/internal/keycloak"
 )
@@ -29,12 +30,13 @@ const (
 	audience       = "jan-api"
 	clientGuest    = "guest-login"
 	clientCLI      = "jan-cli"
+	clientAgent    = "jan-agent" // DPoP-bound tokens only
 	clientWeb      = "jan-web"
 	clientLLMAPI   = "llm-api"
 	webRedirectURI = "http://localhost:3000/auth/callback"
 )
 
-var allowedAZP = []string{clientCLI, clientWeb, clientGuest}
+var allowedAZP = []string{clientCLI, clientAgent, clientWeb, clientGuest}
 
 // suite is one test's view of the running Keycloak. The tests are not
 // parallel: the key-rotation test changes the realm's active key, which other
@@ -305,14 +307,44 @@ func pkce() (verifier, challenge string) {
 // Keycloak and grants the device.
 func (s *suite) deviceLogin(t *testing.T, realm, username string, pw keycloak.Secret) *keycloak.Tokens {
 	t.Helper()
-	var dev struct {
-		DeviceCode              string `json:"device_code"`
-		UserCode                string `json:"user_code"`
-		VerificationURI         string `json:"verification_uri"`
-		VerificationURIComplete string `json:"verification_uri_complete"`
-		Interval                int    `json:"interval"`
+	return s.deviceLoginAs(t, realm, clientCLI, username, pw, nil)
+}
+
+// deviceLoginAs is deviceLogin for client, every token poll carrying a
+// fresh DPoP proof of key for the token endpoint when key is not nil (the
+// tokens are then bound to it).
+func (s *suite) deviceLoginAs(t *testing.T, realm, client, username string, pw keycloak.Secret, key *dpop.Key) *keycloak.Tokens {
+	t.Helper()
+	dev := s.deviceStart(t, realm, client)
+	firstPoll := time.Now()
+	var oe *keycloak.OAuthError
+	if _, err := s.devicePoll(t, realm, client, dev.DeviceCode, key); !errors.As(err, &oe) || oe.Code != "authorization_pending" {
+		t.Fatalf("poll before approval: %v, want authorization_pending", err)
 	}
-	resp, err := s.kc.HTTP.PostForm(realm+"/protocol/openid-connect/auth/device", url.Values{"client_id": {clientCLI}})
+	s.deviceApprove(t, dev, username, pw)
+	// Poll no faster than the server's interval (else slow_down).
+	time.Sleep(time.Until(firstPoll.Add(time.Duration(dev.Interval)*time.Second + 200*time.Millisecond)))
+	tok, err := s.devicePoll(t, realm, client, dev.DeviceCode, key)
+	if err != nil {
+		t.Fatalf("poll after approval: %v", err)
+	}
+	return tok
+}
+
+// device is a device authorization answer.
+type device struct {
+	DeviceCode              string `json:"device_code"`
+	UserCode                string `json:"user_code"`
+	VerificationURI         string `json:"verification_uri"`
+	VerificationURIComplete string `json:"verification_uri_complete"`
+	Interval                int    `json:"interval"`
+}
+
+// deviceStart is the device authorization request of client at realm.
+func (s *suite) deviceStart(t *testing.T, realm, client string) device {
+	t.Helper()
+	var dev device
+	resp, err := s.kc.HTTP.PostForm(realm+"/protocol/openid-connect/auth/device", url.Values{"client_id": {client}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,24 +358,41 @@ func (s *suite) deviceLogin(t *testing.T, realm, username string, pw keycloak.Se
 	if dev.VerificationURI != s.env.Issuer+"/device" || dev.UserCode == "" || dev.Interval <= 0 {
 		t.Fatalf("device answer: verification_uri %q, user code %t, interval %d", dev.VerificationURI, dev.UserCode != "", dev.Interval)
 	}
-	poll := func() (*keycloak.Tokens, error) {
-		return s.kc.TokenAt(s.ctx, realm+"/protocol/openid-connect/token", url.Values{
-			"grant_type":  {"urn:ietf:params:oauth:grant-type:device_code"},
-			"device_code": {dev.DeviceCode},
-			"client_id":   {clientCLI},
-		})
-	}
-	firstPoll := time.Now()
-	var oe *keycloak.OAuthError
-	if _, err := poll(); !errors.As(err, &oe) || oe.Code != "authorization_pending" {
-		t.Fatalf("poll before approval: %v, want authorization_pending", err)
-	}
-
-	// The person opens verification_uri_complete (here on loopback) and
-	// logs in.
 	if want := dev.VerificationURI + "?user_code=" + url.QueryEscape(dev.UserCode); dev.VerificationURIComplete != want {
 		t.Fatalf("verification_uri_complete %q, want %q", dev.VerificationURIComplete, want)
 	}
+	return dev
+}
+
+// devicePoll polls realm's token endpoint once for the device code, with a
+// DPoP proof of key for that endpoint when key is not nil.
+func (s *suite) devicePoll(t *testing.T, realm, client, deviceCode string, key *dpop.Key) (*keycloak.Tokens, error) {
+	t.Helper()
+	endpoint := realm + "/protocol/openid-connect/token"
+	return s.kc.TokenWith(s.ctx, endpoint, url.Values{
+		"grant_type":  {"urn:ietf:params:oauth:grant-type:device_code"},
+		"device_code": {deviceCode},
+		"client_id":   {client},
+	}, proofHeader(t, key, http.MethodPost, endpoint, ""))
+}
+
+// proofHeader is a DPoP header with a fresh proof of key (nil: none).
+func proofHeader(t *testing.T, key *dpop.Key, method, u, token string) http.Header {
+	t.Helper()
+	if key == nil {
+		return nil
+	}
+	p, err := key.Proof(method, u, dpop.ProofOptions{AccessToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return http.Header{"DPoP": {p}}
+}
+
+// deviceApprove is the person: they open verification_uri_complete (here
+// on loopback), log in and grant the device access (Keycloak always asks).
+func (s *suite) deviceApprove(t *testing.T, dev device, username string, pw keycloak.Secret) {
+	t.Helper()
 	b := s.kc.NewBrowser("")
 	p, err := b.Get(s.ctx, s.kc.RealmURL()+"/device?user_code="+url.QueryEscape(dev.UserCode))
 	if err != nil {
@@ -355,19 +404,10 @@ func (s *suite) deviceLogin(t *testing.T, realm, username string, pw keycloak.Se
 	if p.Status != http.StatusOK {
 		t.Fatalf("device approval: status %d", p.Status)
 	}
-	// Keycloak always asks the person to grant the device access.
 	if p, err = b.Submit(s.ctx, p, "/login-actions/consent", url.Values{"accept": {"Yes"}}); err != nil {
 		t.Fatal(err)
 	}
 	if p.Status != http.StatusOK {
 		t.Fatalf("device consent: status %d", p.Status)
 	}
-
-	// Poll no faster than the server's interval (else slow_down).
-	time.Sleep(time.Until(firstPoll.Add(time.Duration(dev.Interval)*time.Second + 200*time.Millisecond)))
-	tok, err := poll()
-	if err != nil {
-		t.Fatalf("poll after approval: %v", err)
-	}
-	return tok
 }

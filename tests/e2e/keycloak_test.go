@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/tests/e2e/internal/keycloak"
 )
@@ -186,7 +187,15 @@ func TestClientsAreConfiguredAsDesigned(t *testing.T) {
 	}{
 		{clientCLI, func(c clientRep) bool {
 			return c.PublicClient && device(c) && !c.StandardFlowEnabled && !c.ImplicitFlowEnabled &&
-				!c.DirectAccessGrantsEnabled && c.Attributes["pkce.code.challenge.method"] == ""
+				!c.DirectAccessGrantsEnabled && c.Attributes["pkce.code.challenge.method"] == "" &&
+				c.Attributes["dpop.bound.access.tokens"] == "false" && !c.FullScopeAllowed
+		}, true},
+		// the same, but every token DPoP-bound (Keycloak refuses a token
+		// request without a proof: TestKeycloakBindsTokensToTheProofKey)
+		{clientAgent, func(c clientRep) bool {
+			return c.PublicClient && device(c) && !c.StandardFlowEnabled && !c.ImplicitFlowEnabled &&
+				!c.DirectAccessGrantsEnabled && c.Attributes["pkce.code.challenge.method"] == "" &&
+				c.Attributes["dpop.bound.access.tokens"] == "true" && !c.FullScopeAllowed
 		}, true},
 		{clientWeb, func(c clientRep) bool {
 			exact := !slices.ContainsFunc(c.RedirectURIs, func(u string) bool { return strings.Contains(u, "*") })
@@ -420,7 +429,7 @@ func TestOnlyClientsThatNeedItAcceptThePasswordGrant(t *testing.T) {
 		seen[c.ClientID] = true
 	}
 	for _, want := range []string{"admin-cli", "account", "account-console", "broker", "realm-management",
-		"security-admin-console", clientCLI, clientWeb, clientLLMAPI, clientGuest} {
+		"security-admin-console", clientCLI, clientAgent, clientWeb, clientLLMAPI, clientGuest} {
 		if !seen[want] {
 			t.Errorf("client %s not listed by the admin API (listed: %d clients)", want, len(clients))
 		}
@@ -460,6 +469,13 @@ func TestOnlyClientsThatNeedItAcceptThePasswordGrant(t *testing.T) {
 				want = http.StatusUnauthorized
 			}
 			tok, err := s.kc.PasswordGrant(s.ctx, c.ClientID, secret, user, userPW, "")
+			if c.Attributes["dpop.bound.access.tokens"] == "true" {
+				// Keycloak refuses a request without a DPoP proof first
+				// (invalid_request): with one, the refusal is about the grant.
+				k, _, _ := dpop.GenerateKey()
+				tok, err = s.kc.TokenWith(s.ctx, s.kc.TokenURL(), url.Values{"grant_type": {"password"}, "client_id": {c.ClientID},
+					"username": {user}, "password": {string(userPW)}}, proofHeader(t, k, http.MethodPost, s.kc.TokenURL(), ""))
+			}
 			var oe *keycloak.OAuthError
 			if tok != nil || !errors.As(err, &oe) || oe.Code != "unauthorized_client" || oe.Status != want {
 				t.Fatalf("password grant with a real user's credentials: %v (token %t), want %d unauthorized_client",

@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv("KEYCLOAK_LOG_FILE"); path != "" {
 		logs = append(logs, path)
 	}
+	logs = append(logs, extraLogs.all()...)
 	if edge != nil {
 		files, err := edge.LogFiles()
 		if err == nil {
@@ -56,6 +57,13 @@ func TestMain(m *testing.M) {
 	}
 	if edge != nil && code == 0 {
 		_ = os.RemoveAll(edge.Dir()) // kept after a failure, for its logs
+	}
+	for _, dir := range extraLogs.dirs {
+		if code == 0 {
+			_ = os.RemoveAll(dir)
+		} else {
+			fmt.Fprintf(os.Stderr, "kept %s (logs)\n", dir)
+		}
 	}
 	os.Exit(code)
 }

@@ -144,15 +144,17 @@ func (t Tokens) String() string {
 // GoString is String: %#v must not print tokens either.
 func (t Tokens) GoString() string { return t.String() }
 
-// OAuthError is a non-2xx answer of an OIDC endpoint: its status and OAuth
-// error code only (never the body, which may echo input).
+// OAuthError is a non-2xx answer of an OIDC endpoint: its status, OAuth
+// error code and Keycloak's error_description (never the rest of the body,
+// which may echo input).
 type OAuthError struct {
-	Status int
-	Code   string
+	Status      int
+	Code        string
+	Description string
 }
 
 func (e *OAuthError) Error() string {
-	return fmt.Sprintf("keycloak answered %d (error %q)", e.Status, e.Code)
+	return fmt.Sprintf("keycloak answered %d (error %q: %q)", e.Status, e.Code, e.Description)
 }
 
 // StatusError is a non-2xx answer of the admin API.
@@ -197,8 +199,13 @@ func (c *Client) Token(ctx context.Context, form url.Values) (*Tokens, error) {
 // TokenAt posts form to a token endpoint at another address (the realm
 // through the gateway).
 func (c *Client) TokenAt(ctx context.Context, endpoint string, form url.Values) (*Tokens, error) {
+	return c.TokenWith(ctx, endpoint, form, nil)
+}
+
+// TokenWith is TokenAt with extra request headers (a DPoP proof).
+func (c *Client) TokenWith(ctx context.Context, endpoint string, form url.Values, header http.Header) (*Tokens, error) {
 	var t Tokens
-	if err := c.postForm(ctx, endpoint, form, &t); err != nil {
+	if err := c.postForm(ctx, endpoint, form, header, &t); err != nil {
 		return nil, err
 	}
 	if c.Record != nil {
@@ -213,10 +220,13 @@ func (c *Client) TokenAt(ctx context.Context, endpoint string, form url.Values) 
 
 // postForm posts a form and decodes a JSON answer into out; non-2xx answers
 // become an *OAuthError.
-func (c *Client) postForm(ctx context.Context, endpoint string, form url.Values, out any) error {
+func (c *Client) postForm(ctx context.Context, endpoint string, form url.Values, header http.Header, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := c.HTTP.Do(req)
@@ -230,10 +240,11 @@ func (c *Client) postForm(ctx context.Context, endpoint string, form url.Values,
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
-			Error string `json:"error"`
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
 		}
 		_ = json.Unmarshal(body, &e) // HTML error pages have no code
-		return &OAuthError{Status: resp.StatusCode, Code: e.Error}
+		return &OAuthError{Status: resp.StatusCode, Code: e.Error, Description: e.Description}
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("POST %s: decoding answer: %w", endpoint, err)

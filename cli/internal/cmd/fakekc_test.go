@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
 	"github.com/edgeguard/edgeguard/cli/internal/credstore"
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 )
 
@@ -53,11 +57,26 @@ type fakeKeycloak struct {
 	refreshes    int
 	revoked      []string
 	polls        int
+
+	// DPoP (RFC 9449): a token request with a proof gets tokens bound to
+	// its key (token_type DPoP, cnf.jkt), whose refresh needs a proof of
+	// the same key; requireDPoP lists the clients that must send one
+	// (Keycloak's dpop.bound.access.tokens).
+	requireDPoP map[string]bool
+	dpop        *dpop.Verifier
+	boundTo     string   // the jkt the current refresh token is bound to
+	proofs      []string // every proof received (secrets for the sweep: JWS-shaped)
+	revokeProof bool     // the last revocation request carried a proof
 }
 
 func newFakeKeycloak(t testing.TB, clock *fakeClock) *fakeKeycloak {
 	f := &fakeKeycloak{t: t, realm: jwttest.New(t), clock: clock, device: []string{"authorization_pending", ""},
-		sub: "0b9d-user-1", revokeStatus: http.StatusOK}
+		sub: "0b9d-user-1", revokeStatus: http.StatusOK, requireDPoP: map[string]bool{"jan-agent": true}}
+	v, err := dpop.New(dpop.Config{Replay: &dpop.ReplayGuard{Local: dpop.NewLocalStore(1000, clock.Now)}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dpop = v
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -66,17 +85,50 @@ func newFakeKeycloak(t testing.TB, clock *fakeClock) *fakeKeycloak {
 // URL is the --server of the fake.
 func (f *fakeKeycloak) URL() string { return f.srv.URL }
 
-func (f *fakeKeycloak) mint() (access, refresh string) {
+// proofKey checks the request's DPoP proof for the endpoint: "" and no
+// error without one, else the key's thumbprint.
+func (f *fakeKeycloak) proofKey(r *http.Request) (string, error) {
+	p := r.Header.Get("DPoP")
+	if p == "" {
+		return "", nil
+	}
+	f.proofs = append(f.proofs, p)
+	h, err := enc.DecodeString(strings.SplitN(p, ".", 2)[0])
+	if err != nil {
+		return "", err
+	}
+	var hdr struct {
+		JWK json.RawMessage `json:"jwk"`
+	}
+	if err := json.Unmarshal(h, &hdr); err != nil {
+		return "", err
+	}
+	k, err := jwk.ParseKey(hdr.JWK)
+	if err != nil {
+		return "", err
+	}
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", err
+	}
+	jkt := enc.EncodeToString(tp)
+	return jkt, f.dpop.Verify(r.Context(), p, dpop.Request{Method: r.Method, URL: f.srv.URL + r.URL.Path, JKT: jkt})
+}
+
+func (f *fakeKeycloak) mint(client, jkt string) (access, refresh string) {
 	over := map[string]any{
 		"exp": f.clock.Now().Add(5 * time.Minute).Unix(), "iat": f.clock.Now().Unix(),
-		"preferred_username": "alice", "email": "alice@example.com",
+		"preferred_username": "alice", "email": "alice@example.com", "azp": client,
+	}
+	if jkt != "" {
+		over["cnf"], over["typ"] = map[string]any{"jkt": jkt}, "DPoP"
 	}
 	for k, v := range f.accessOver {
 		over[k] = v
 	}
 	access = f.realm.Token(f.t, f.sub, over)
 	refresh = fmt.Sprintf("rt-%d-%s", len(f.issued), strings.Repeat("r", 40))
-	f.refreshToken = refresh
+	f.refreshToken, f.boundTo = refresh, jkt
 	f.issued = append(f.issued, access, refresh)
 	return access, refresh
 }
@@ -91,9 +143,13 @@ func (f *fakeKeycloak) serve(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(v)
 	}
 	oauthErr := func(code string) { writeJSON(http.StatusBadRequest, map[string]string{"error": code}) }
-	tokens := func() {
-		access, refresh := f.mint()
-		writeJSON(http.StatusOK, map[string]any{"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
+	tokens := func(jkt string) {
+		access, refresh := f.mint(r.PostForm.Get("client_id"), jkt)
+		typ := "Bearer"
+		if jkt != "" {
+			typ = "DPoP"
+		}
+		writeJSON(http.StatusOK, map[string]any{"access_token": access, "refresh_token": refresh, "token_type": typ,
 			"expires_in": 300, "refresh_expires_in": 1800, "scope": "profile email"})
 	}
 	switch r.URL.Path {
@@ -105,7 +161,7 @@ func (f *fakeKeycloak) serve(w http.ResponseWriter, r *http.Request) {
 			"revocation_endpoint":           f.srv.URL + "/realms/jan/protocol/openid-connect/revoke",
 		})
 	case "/realms/jan/protocol/openid-connect/auth/device":
-		if r.PostForm.Get("client_id") != "jan-cli" {
+		if id := r.PostForm.Get("client_id"); id != "jan-cli" && id != "jan-agent" {
 			writeJSON(http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
 			return
 		}
@@ -113,6 +169,16 @@ func (f *fakeKeycloak) serve(w http.ResponseWriter, r *http.Request) {
 			"verification_uri": f.realm.Issuer + "/device", "verification_uri_complete": f.realm.Issuer + "/device?user_code=WDJB-MJHT",
 			"expires_in": 600, "interval": 5})
 	case "/realms/jan/protocol/openid-connect/token":
+		jkt, err := f.proofKey(r)
+		if err != nil {
+			writeJSON(http.StatusBadRequest, map[string]string{"error": "invalid_dpop_proof"})
+			return
+		}
+		if jkt == "" && f.requireDPoP[r.PostForm.Get("client_id")] {
+			// Keycloak 26's answer to a client with dpop.bound.access.tokens
+			writeJSON(http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "DPoP proof is missing"})
+			return
+		}
 		switch r.PostForm.Get("grant_type") {
 		case "urn:ietf:params:oauth:grant-type:device_code":
 			f.polls++
@@ -124,7 +190,7 @@ func (f *fakeKeycloak) serve(w http.ResponseWriter, r *http.Request) {
 				oauthErr(code)
 				return
 			}
-			tokens()
+			tokens(jkt)
 		case "refresh_token":
 			f.refreshes++
 			if f.refreshError != "" {
@@ -135,11 +201,16 @@ func (f *fakeKeycloak) serve(w http.ResponseWriter, r *http.Request) {
 				oauthErr("invalid_grant")
 				return
 			}
-			tokens()
+			if f.boundTo != jkt { // a bound refresh token needs a proof of its key
+				oauthErr("invalid_grant")
+				return
+			}
+			tokens(jkt)
 		default:
 			oauthErr("unsupported_grant_type")
 		}
 	case "/realms/jan/protocol/openid-connect/revoke":
+		f.revokeProof = r.Header.Get("DPoP") != ""
 		f.revoked = append(f.revoked, r.PostForm.Get("token"))
 		if r.PostForm.Get("token") == f.refreshToken {
 			f.refreshToken = ""
@@ -154,7 +225,7 @@ func (f *fakeKeycloak) serve(w http.ResponseWriter, r *http.Request) {
 func (f *fakeKeycloak) secrets() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]string{"device-code-secret-xyz"}, f.issued...)
+	return append(append([]string{"device-code-secret-xyz"}, f.issued...), f.proofs...)
 }
 
 // user is one person's edgectl: a config directory, an environment, a

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/apikey"
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 )
 
 // fakeLLMAPI is an httptest stand-in for llm-api's /auth/api-keys: it
@@ -31,6 +32,12 @@ type fakeLLMAPI struct {
 	// is answered (edgectl run's tests).
 	deleteStatus int
 	onCreate     func()
+	// dpop, when set, makes it an edge for DPoP-bound tokens: it wants
+	// "Authorization: DPoP" and a valid proof (and a nonce of nonces, when
+	// set) instead of a bearer token.
+	dpop   *dpop.Verifier
+	nonces *dpop.Nonces
+	proofs int
 }
 
 // requests returns the requests so far ("METHOD path body").
@@ -67,7 +74,28 @@ func (f *fakeLLMAPI) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(v)
 	}
-	if r.Header.Get("Authorization") != "Bearer "+f.bearer() {
+	if f.dpop != nil {
+		tok := f.bearer()
+		if r.Header.Get("Authorization") != "DPoP "+tok {
+			reply(http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "dpop_downgrade", "message": "invalid token"}})
+			return
+		}
+		claims, _ := enc.DecodeString(strings.Split(tok, ".")[1])
+		var c struct {
+			Cnf struct{ JKT string } `json:"cnf"`
+		}
+		_ = json.Unmarshal(claims, &c)
+		err := f.dpop.Verify(r.Context(), r.Header.Get("DPoP"), dpop.Request{Method: r.Method, URL: f.srv.URL + r.URL.Path, AccessToken: tok, JKT: c.Cnf.JKT})
+		if reason := dpop.ReasonOf(err); reason != "" {
+			if f.nonces != nil && reason.ErrorAttr() == dpop.ErrorUseNonce {
+				w.Header().Set("DPoP-Nonce", f.nonces.Issue())
+			}
+			w.Header().Set("WWW-Authenticate", dpop.Challenge("edgeguard", reason.ErrorAttr(), nil))
+			reply(http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": string(reason), "message": "invalid DPoP proof"}})
+			return
+		}
+		f.proofs++
+	} else if r.Header.Get("Authorization") != "Bearer "+f.bearer() {
 		reply(http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "signature_invalid", "message": "invalid token"}})
 		return
 	}

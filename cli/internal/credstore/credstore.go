@@ -120,6 +120,11 @@ type Credentials struct {
 	ExpiresAt        time.Time `json:"expires_at"`
 	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitzero"`
 
+	// DPoPKey is the session's DPoP private key (RFC 9449; PKCS#8 DER,
+	// base64) when its tokens are bound to it: every token, refresh and API
+	// request then carries a proof of it. Empty for a bearer session.
+	DPoPKey Secret `json:"dpop_key,omitempty"`
+
 	// Identity is the verified identity of AccessToken (pkg/jwtauth).
 	Identity identity.Identity `json:"identity"`
 	SavedAt  time.Time         `json:"saved_at"`

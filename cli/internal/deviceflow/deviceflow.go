@@ -1,7 +1,9 @@
 // Package deviceflow is edgectl's OAuth 2.0 client for a Keycloak realm and
-// a public client (jan-cli): OIDC discovery, the Device Authorization Grant
-// (RFC 8628), the refresh grant (RFC 6749 §6) and token revocation
-// (RFC 7009).
+// a public client (jan-cli, jan-agent): OIDC discovery, the Device
+// Authorization Grant (RFC 8628), the refresh grant (RFC 6749 §6), token
+// revocation (RFC 7009), and DPoP (RFC 9449 §5): with a key, every token
+// request carries a fresh proof, so the tokens are bound to it, and a
+// server nonce (use_dpop_nonce, DPoP-Nonce) is followed once per request.
 //
 // Every answer is read with a size bound (MaxBody) and decoded strictly:
 // a field of the wrong type, a missing required field, a body that is not
@@ -25,6 +27,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 )
 
 // GrantDeviceCode is the grant type of the device access token request.
@@ -75,6 +79,10 @@ var (
 type OAuthError struct {
 	Status int
 	Code   string // "" when the body had no readable code
+	// DPoPRequired: the server wants a DPoP proof it did not get
+	// (invalid_dpop_proof, or Keycloak's invalid_request "DPoP proof is
+	// missing" for a client that requires DPoP-bound tokens).
+	DPoPRequired bool
 }
 
 func (e *OAuthError) Error() string {
@@ -82,6 +90,12 @@ func (e *OAuthError) Error() string {
 		return fmt.Sprintf("the server answered %d", e.Status)
 	}
 	return fmt.Sprintf("the server answered %d (%s)", e.Status, e.Code)
+}
+
+// DPoPRequired reports whether err is a refusal for want of a DPoP proof.
+func DPoPRequired(err error) bool {
+	var oe *OAuthError
+	return errors.As(err, &oe) && oe.DPoPRequired
 }
 
 // CodeOf returns the OAuth error code carried by err ("" if none).
@@ -125,7 +139,7 @@ func (a Authorization) GoString() string { return a.String() }
 type Token struct {
 	AccessToken      string
 	RefreshToken     string // "" when the server issued none
-	TokenType        string
+	TokenType        string // "Bearer", or "DPoP" for a DPoP-bound token
 	Scope            string
 	ExpiresIn        time.Duration // 0 when the server sent none
 	RefreshExpiresIn time.Duration // Keycloak's refresh_expires_in; 0 when absent
@@ -150,6 +164,15 @@ type Client struct {
 	// Now and Sleep are injectable for tests; nil means the real clock.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
+	// DPoP, when set, adds a proof of this key to every token and
+	// revocation request: the server binds the tokens to it.
+	DPoP *dpop.Key
+	// NewDPoPKey, when set and DPoP is nil, is called once if the token
+	// endpoint asks for a proof while polling (a client that requires
+	// DPoP-bound tokens): from then on the polls carry proofs of its key.
+	NewDPoPKey func() (*dpop.Key, error)
+
+	nonce string // the server's last DPoP-Nonce
 }
 
 // NewHTTPClient returns an HTTP client with a per-request timeout that never
@@ -457,6 +480,15 @@ func (c *Client) Poll(ctx context.Context, a *Authorization, onWait WaitFunc) (*
 		}
 		transient = 0
 		tok, err := DecodeToken(status, body)
+		var oe *OAuthError
+		if errors.As(err, &oe) && oe.DPoPRequired && c.DPoP == nil && c.NewDPoPKey != nil {
+			// the client requires DPoP-bound tokens: prove a new key from now on
+			if c.DPoP, err = c.NewDPoPKey(); err != nil {
+				return nil, fmt.Errorf("device token request: %w", err)
+			}
+			c.NewDPoPKey = nil
+			continue
+		}
 		switch CodeOf(err) {
 		case "":
 			if err != nil {
@@ -489,7 +521,7 @@ type rawToken struct {
 }
 
 // DecodeToken decodes a token endpoint answer: on 200 a token (access_token
-// required, token_type Bearer), otherwise an *OAuthError.
+// required, token_type Bearer or DPoP), otherwise an *OAuthError.
 func DecodeToken(status int, body []byte) (*Token, error) {
 	if status != http.StatusOK {
 		return nil, oauthError(status, body)
@@ -501,15 +533,21 @@ func DecodeToken(status int, body []byte) (*Token, error) {
 	if r.AccessToken == nil || *r.AccessToken == "" {
 		return nil, fmt.Errorf("%w: access_token missing", ErrMalformed)
 	}
-	if r.TokenType == nil || !strings.EqualFold(*r.TokenType, "Bearer") {
-		return nil, fmt.Errorf("%w: token_type is not Bearer", ErrMalformed)
+	tokenType := ""
+	switch {
+	case r.TokenType != nil && strings.EqualFold(*r.TokenType, "Bearer"):
+		tokenType = "Bearer"
+	case r.TokenType != nil && strings.EqualFold(*r.TokenType, "DPoP"):
+		tokenType = "DPoP"
+	default:
+		return nil, fmt.Errorf("%w: token_type is neither Bearer nor DPoP", ErrMalformed)
 	}
 	for name, v := range map[string]*string{"access_token": r.AccessToken, "refresh_token": r.RefreshToken, "scope": r.Scope} {
 		if v != nil && len(*v) > maxStringLen {
 			return nil, fmt.Errorf("%w: %s longer than %d bytes", ErrMalformed, name, maxStringLen)
 		}
 	}
-	t := &Token{AccessToken: *r.AccessToken, TokenType: "Bearer"}
+	t := &Token{AccessToken: *r.AccessToken, TokenType: tokenType}
 	if r.RefreshToken != nil {
 		t.RefreshToken = *r.RefreshToken
 	}
@@ -567,17 +605,40 @@ func (c *Client) Revoke(ctx context.Context, token, hint string) error {
 	return nil
 }
 
+// post sends a form; with a DPoP key it adds a fresh proof for the
+// endpoint, keeps the server's DPoP-Nonce, and answers a use_dpop_nonce
+// refusal by sending the request once more with that nonce.
 func (c *Client) post(ctx context.Context, endpoint string, form url.Values) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return 0, nil, errors.New("bad endpoint URL")
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+		if err != nil {
+			return 0, nil, errors.New("bad endpoint URL")
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		if c.UserAgent != "" {
+			req.Header.Set("User-Agent", c.UserAgent)
+		}
+		if c.DPoP != nil {
+			p, err := c.DPoP.Proof(http.MethodPost, endpoint, dpop.ProofOptions{Nonce: c.nonce, Now: c.now()})
+			if err != nil {
+				return 0, nil, err
+			}
+			req.Header.Set(dpop.HeaderDPoP, p)
+		}
+		status, header, body, err := doHeader(c.httpClient(), req)
+		if err != nil || c.DPoP == nil {
+			return status, body, err
+		}
+		nonce := header.Get(dpop.HeaderNonce)
+		if nonce != "" && len(nonce) <= 256 {
+			c.nonce = nonce
+		}
+		if attempt == 0 && nonce != "" && status/100 == 4 && CodeOf(oauthError(status, body)) == dpop.ErrorUseNonce {
+			continue
+		}
+		return status, body, nil
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	if c.UserAgent != "" {
-		req.Header.Set("User-Agent", c.UserAgent)
-	}
-	return do(c.httpClient(), req)
 }
 
 type bodyTooLargeError struct{}
@@ -592,26 +653,32 @@ func (*bodyTooLargeError) Unwrap() error { return ErrMalformed }
 // errors name the host, never the query (none of ours carries secrets, but
 // a URL error would print it whole).
 func do(hc *http.Client, req *http.Request) (int, []byte, error) {
+	status, _, body, err := doHeader(hc, req)
+	return status, body, err
+}
+
+// doHeader is do, with the answer's header.
+func doHeader(hc *http.Client, req *http.Request) (int, http.Header, []byte, error) {
 	resp, err := hc.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return 0, nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Host, err)
+		return 0, nil, nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Host, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: reading the answer: %w", req.Method, req.URL.Host, err)
+		return 0, nil, nil, fmt.Errorf("%s %s: reading the answer: %w", req.Method, req.URL.Host, err)
 	}
 	if len(body) > MaxBody {
-		return 0, nil, &bodyTooLargeError{}
+		return 0, nil, nil, &bodyTooLargeError{}
 	}
 	if resp.StatusCode/100 == 3 {
-		return 0, nil, fmt.Errorf("%s %s: unexpected redirect (status %d); use the final URL", req.Method, req.URL.Host, resp.StatusCode)
+		return 0, nil, nil, fmt.Errorf("%s %s: unexpected redirect (status %d); use the final URL", req.Method, req.URL.Host, resp.StatusCode)
 	}
-	return resp.StatusCode, body, nil
+	return resp.StatusCode, resp.Header, body, nil
 }
 
 // oauthError builds the *OAuthError of a non-200 answer; the error code is
@@ -619,13 +686,19 @@ func do(hc *http.Client, req *http.Request) (int, []byte, error) {
 // '"' and '\'), at most 64 bytes.
 func oauthError(status int, body []byte) error {
 	var e struct {
-		Error any `json:"error"`
+		Error       any `json:"error"`
+		Description any `json:"error_description"`
 	}
 	oe := &OAuthError{Status: status}
 	if json.Unmarshal(body, &e) == nil {
 		if code, ok := e.Error.(string); ok && validCode(code) {
 			oe.Code = code
 		}
+		// read, never kept: Keycloak says a required proof is missing only
+		// in the description of a generic invalid_request
+		desc, _ := e.Description.(string)
+		oe.DPoPRequired = oe.Code == dpop.ErrorInvalidProof ||
+			(oe.Code == "invalid_request" && strings.Contains(desc, "DPoP proof is missing"))
 	}
 	return oe
 }

@@ -173,7 +173,7 @@ func TestDeviceFlowPollOutcomes(t *testing.T) {
 		{"5 transient failures in a row end it", []answer{{503, ``}}, secs(5, 10, 20, 40, 80), nil, "5 failures in a row"},
 		{"malformed 200", []answer{{200, `{"access_token":42,"token_type":"Bearer"}`}}, secs(5), ErrMalformed, "access_token has the wrong type"},
 		{"200 that is not JSON", []answer{{200, `<html>login</html>`}}, secs(5), ErrMalformed, "not a JSON object"},
-		{"token_type not Bearer", []answer{{200, `{"access_token":"a","token_type":"mac"}`}}, secs(5), ErrMalformed, "not Bearer"},
+		{"token_type neither Bearer nor DPoP", []answer{{200, `{"access_token":"a","token_type":"mac"}`}}, secs(5), ErrMalformed, "neither Bearer nor DPoP"},
 		{"huge body", []answer{{200, `{"access_token":"` + strings.Repeat("A", MaxBody) + `","token_type":"Bearer"}`}}, secs(5), ErrMalformed, "larger than"},
 	}
 	for _, tt := range tests {

@@ -128,7 +128,8 @@ type Conn struct {
 }
 
 // Client is llm-api's key API (/auth/api-keys) authenticated with the
-// stored login's access token. It is the API-key client of "edgectl keys"
+// stored login's access token — a bearer token, or a DPoP-bound one sent
+// with a proof per request. It is the API-key client of "edgectl keys"
 // and "edgectl run"; Refresh may run concurrently with a request.
 type Client struct {
 	se     *session.Env
@@ -136,7 +137,7 @@ type Client struct {
 	base   string
 	hc     *http.Client
 	mu     sync.Mutex
-	bearer string
+	cred   session.Credential // the login's token (and its DPoP key)
 	ua     string
 	// Ignored names a credential present but not used (EDGEGUARD_API_KEY:
 	// keys are managed with the login), "" if none.
@@ -174,7 +175,7 @@ func Open(ctx context.Context, o session.Options, c Conn) (*Client, error) {
 	if err != nil {
 		return nil, outcome.Fail(err)
 	}
-	return &Client{se: se, server: server, base: base, hc: se.HTTPClient(), bearer: string(cred.Value), ua: se.UserAgent,
+	return &Client{se: se, server: server, base: base, hc: se.HTTPClient(), cred: cred, ua: se.UserAgent,
 		Ignored: cred.Ignored}, nil
 }
 
@@ -191,9 +192,16 @@ func (a *Client) Refresh(ctx context.Context) error {
 		return err
 	}
 	a.mu.Lock()
-	a.bearer = string(cred.Value)
+	a.cred = cred
 	a.mu.Unlock()
 	return nil
+}
+
+func (a *Client) now() time.Time {
+	if a.se != nil && a.se.Now != nil {
+		return a.se.Now()
+	}
+	return time.Now()
 }
 
 // CreateRequest is what POST /auth/api-keys is asked for (llm-api's
@@ -249,38 +257,60 @@ func open(ctx context.Context, o session.Options, fl *flags, stderr io.Writer) (
 }
 
 // do sends a request; a 2xx JSON answer is decoded into out (when not nil),
-// anything else is an *APIError.
+// anything else is an *APIError. A DPoP-bound session's request that the
+// edge answers with use_dpop_nonce is sent once more with the nonce.
 func (a *Client) do(ctx context.Context, method, p string, in, out any) error {
-	var body io.Reader
+	var payload []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+p, body)
-	if err != nil {
-		return fmt.Errorf("bad URL: %w", err)
+		payload = b
 	}
 	a.mu.Lock()
-	req.Header.Set("Authorization", "Bearer "+a.bearer)
+	cred := a.cred
 	a.mu.Unlock()
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if a.ua != "" {
-		req.Header.Set("User-Agent", a.ua)
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+	nonce := ""
+	for attempt := 0; ; attempt++ {
+		var body io.Reader
+		if in != nil {
+			body = bytes.NewReader(payload)
 		}
-		return fmt.Errorf("%s %s%s: %w", method, req.URL.Host, req.URL.Path, err)
+		req, err := http.NewRequestWithContext(ctx, method, a.base+p, body)
+		if err != nil {
+			return fmt.Errorf("bad URL: %w", err)
+		}
+		if err := cred.Authorize(req, nonce, a.now()); err != nil {
+			return err
+		}
+		req.Header.Set("Accept", "application/json")
+		if in != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if a.ua != "" {
+			req.Header.Set("User-Agent", a.ua)
+		}
+		resp, err := a.hc.Do(req)
+		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return fmt.Errorf("%s %s%s: %w", method, req.URL.Host, req.URL.Path, err)
+		}
+		if n, ok := session.NonceRetry(resp.StatusCode, resp.Header); ok && cred.DPoP != nil && attempt == 0 {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+			resp.Body.Close()
+			nonce = n
+			continue
+		}
+		return read(resp, method, req, out)
 	}
+}
+
+// read reads an answer of do.
+func read(resp *http.Response, method string, req *http.Request, out any) error {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {

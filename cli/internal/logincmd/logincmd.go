@@ -23,6 +23,7 @@ import (
 	"github.com/edgeguard/edgeguard/cli/internal/deviceflow"
 	"github.com/edgeguard/edgeguard/cli/internal/outcome"
 	"github.com/edgeguard/edgeguard/cli/internal/session"
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 )
 
 // New returns the login, logout and whoami commands.
@@ -33,6 +34,8 @@ func New(o session.Options) []*cobra.Command {
 type loginFlags struct {
 	server, realm, client, scope string
 	insecureHTTP                 bool
+	dpop                         bool
+	dpopSet                      bool // --dpop given (else: on for jan-agent, and wherever the server demands a proof)
 }
 
 func newLogin(o session.Options) *cobra.Command {
@@ -49,12 +52,23 @@ The access token is verified as the edge verifies it (signature against the
 realm's JWKS, issuer, audience jan-api, azp = the client) before the session
 is stored, encrypted, under your config directory (see "edgectl doctor").
 
+--dpop binds the session's tokens to a P-256 key edgectl generates and
+stores with them (DPoP, RFC 9449): every token, refresh and API request
+then carries a proof of it, so a copied token is useless without the key.
+Default: on with --client jan-agent (the realm requires it), and on when the
+server asks for a proof; --dpop=false never sends one.
+
 Exit 0 logged in, 1 refused (access_denied), expired, cancelled or failed,
 2 usage error.`,
 		Example: `  edgectl login --server https://edge.example.com
+  edgectl login --server https://edge.example.com --dpop
+  edgectl login --server https://edge.example.com --client jan-agent   # DPoP-bound tokens only
   EDGEGUARD_SERVER=http://localhost:8000 edgectl login`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return runLogin(c, o, fl) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			fl.dpopSet = c.Flags().Changed("dpop")
+			return runLogin(c, o, fl)
+		},
 	}
 	f := c.Flags()
 	f.StringVar(&fl.server, "server", "", "the deployment's public URL: the gateway, or Keycloak itself (default $"+session.EnvServer+", else the last login)")
@@ -62,6 +76,7 @@ Exit 0 logged in, 1 refused (access_denied), expired, cancelled or failed,
 	f.StringVar(&fl.client, "client", session.DefaultClient, "public OAuth client with the device grant")
 	f.StringVar(&fl.scope, "scope", "", "extra OAuth scopes to request (space-separated; default: the client's default scopes)")
 	f.BoolVar(&fl.insecureHTTP, "insecure-http", false, "allow plain http to a non-loopback host (tokens travel in clear)")
+	f.BoolVar(&fl.dpop, "dpop", false, "bind the tokens to a key of this session (DPoP); default: on for "+session.AgentClient+" and when the server requires it")
 	return c
 }
 
@@ -88,6 +103,21 @@ func runLogin(c *cobra.Command, o session.Options, fl loginFlags) error {
 	cl := &deviceflow.Client{
 		HTTP: se.HTTPClient(), ClientID: fl.client, Provider: prov,
 		UserAgent: se.UserAgent, Now: se.Now, Sleep: se.Sleep,
+	}
+	var dpopKey credstore.Secret
+	newKey := func() (*dpop.Key, error) {
+		k, stored, err := session.NewDPoPKey()
+		dpopKey = stored
+		return k, err
+	}
+	switch {
+	case fl.dpopSet && !fl.dpop: // never: a client that requires DPoP then refuses the login
+	case fl.dpop || fl.client == session.AgentClient:
+		if cl.DPoP, err = newKey(); err != nil {
+			return outcome.Fail(err)
+		}
+	default: // on if the token endpoint asks for a proof
+		cl.NewDPoPKey = newKey
 	}
 	auth, err := cl.Authorize(ctx, fl.scope)
 	if err != nil {
@@ -120,6 +150,8 @@ func runLogin(c *cobra.Command, o session.Options, fl loginFlags) error {
 		return outcome.Failf("login expired: the code was not approved within %s (expired_token); run edgectl login again", auth.ExpiresIn)
 	case errors.Is(err, context.Canceled):
 		return outcome.Failf("login cancelled")
+	case fl.dpopSet && !fl.dpop && deviceflow.DPoPRequired(err):
+		return outcome.Failf("login refused: the client %s requires DPoP-bound tokens: run edgectl login without --dpop=false", session.Sanitize(fl.client, 64))
 	case err != nil:
 		return outcome.Fail(err)
 	}
@@ -127,7 +159,13 @@ func runLogin(c *cobra.Command, o session.Options, fl loginFlags) error {
 	if err != nil {
 		return outcome.Fail(err)
 	}
+	if err := session.CheckBinding(id, cl.DPoP); err != nil {
+		return outcome.Fail(err)
+	}
 	creds := se.Credentials(server, fl.realm, fl.client, prov, tok, id)
+	if cl.DPoP != nil {
+		creds.DPoPKey = dpopKey
+	}
 	if err := se.Store.Save(creds); err != nil {
 		return outcome.Fail(fmt.Errorf("storing the session: %w", err))
 	}
@@ -144,6 +182,9 @@ func runLogin(c *cobra.Command, o session.Options, fl loginFlags) error {
 		fmt.Fprintf(out, ", session until %s", creds.RefreshExpiresAt.Format(time.RFC3339))
 	}
 	fmt.Fprintln(out, ".")
+	if cl.DPoP != nil {
+		fmt.Fprintf(out, "The tokens are DPoP-bound to this session's key (thumbprint %s): requests need a proof of it (edgectl token proof).\n", cl.DPoP.Thumbprint())
+	}
 	return nil
 }
 
@@ -281,6 +322,8 @@ type Whoami struct {
 	ExpiresAt        time.Time           `json:"expires_at"`
 	Expired          bool                `json:"expired"`
 	SessionExpiresAt *time.Time          `json:"session_expires_at,omitempty"`
+	// DPoPJKT is the thumbprint of the key the tokens are bound to (DPoP).
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 func newWhoami(o session.Options) *cobra.Command {
@@ -334,6 +377,9 @@ func whoami(cr *credstore.Credentials, now func() time.Time) Whoami {
 	if w.Roles == nil {
 		w.Roles = []string{}
 	}
+	if id.Cnf != nil {
+		w.DPoPJKT = id.Cnf.JKT
+	}
 	if !cr.RefreshExpiresAt.IsZero() {
 		t := cr.RefreshExpiresAt
 		w.SessionExpiresAt = &t
@@ -363,6 +409,9 @@ func writeWhoamiTable(out io.Writer, w Whoami, now func() time.Time) error {
 	row("expires", exp)
 	if w.SessionExpiresAt != nil {
 		row("session until", w.SessionExpiresAt.Format(time.RFC3339))
+	}
+	if w.DPoPJKT != "" {
+		row("dpop", "tokens bound to key "+session.Sanitize(w.DPoPJKT, 64))
 	}
 	return tw.Flush()
 }

@@ -5,12 +5,17 @@
 //
 // Every access token is verified with pkg/jwtauth — the edge's own verifier
 // — against the realm's JWKS before it is stored (issuer = the discovered
-// issuer, audience jan-api, azp = the client). It is not the OAuth client
+// issuer, audience jan-api, azp = the client), and a DPoP-bound one must be
+// bound to the session's own key (DPoP, RFC 9449: the key is generated at
+// login and stored, encrypted, with the tokens). It is not the OAuth client
 // (package deviceflow) nor the storage (package credstore).
 package session
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +32,7 @@ import (
 	"github.com/edgeguard/edgeguard/cli/internal/credstore"
 	"github.com/edgeguard/edgeguard/cli/internal/deviceflow"
 	"github.com/edgeguard/edgeguard/pkg/apikey"
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 )
@@ -35,6 +41,9 @@ import (
 const (
 	DefaultRealm  = "jan"
 	DefaultClient = "jan-cli"
+	// AgentClient is the realm's client that requires DPoP-bound tokens:
+	// login uses DPoP with it unless told otherwise.
+	AgentClient = "jan-agent"
 	// Audience is the audience every access token must carry (the edge's).
 	Audience = "jan-api"
 	// MinValidity: a stored access token expiring sooner is refreshed
@@ -63,6 +72,9 @@ var (
 	ErrAPIKeyNotAccepted = errors.New("an API key is not accepted here: this needs your login (edgectl login); a leaked key must never manage keys")
 	// ErrBadAPIKey: the given API key is not a well-formed sk_ key.
 	ErrBadAPIKey = errors.New("the API key is not a well-formed sk_ key")
+	// ErrBinding: a token is not bound to the session's DPoP key (or bound
+	// to a key the session does not hold).
+	ErrBinding = errors.New("the token's DPoP binding does not match the session's key")
 )
 
 // Env is what sessions run against.
@@ -139,15 +151,67 @@ func (e *Env) Server(flag string) (string, error) {
 	return CanonicalServer(raw, e.AllowHTTP)
 }
 
-// Client returns the OAuth client of stored credentials.
+// Client returns the OAuth client of stored credentials (with their DPoP
+// key, when they have one that loads: see DPoPKeyOf).
 func (e *Env) Client(c *credstore.Credentials) *deviceflow.Client {
+	k, _ := DPoPKeyOf(c)
 	return &deviceflow.Client{
 		HTTP: e.HTTPClient(), ClientID: c.ClientID, UserAgent: e.UserAgent, Now: e.Now, Sleep: e.Sleep,
 		Provider: deviceflow.Provider{
 			Issuer: c.Issuer, TokenEndpoint: c.TokenEndpoint,
 			RevocationEndpoint: c.RevocationEndpoint, JWKSURI: c.JWKSURI,
 		},
+		DPoP: k,
 	}
+}
+
+// NewDPoPKey generates a session's DPoP key: ECDSA P-256 (proofs ES256),
+// and its stored form (PKCS#8 DER, base64: a secret).
+func NewDPoPKey() (*dpop.Key, credstore.Secret, error) {
+	k, priv, err := dpop.GenerateKey()
+	if err != nil {
+		return nil, "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, "", fmt.Errorf("dpop key: %w", err)
+	}
+	return k, credstore.Secret(base64.StdEncoding.EncodeToString(der)), nil
+}
+
+// DPoPKeyOf loads the credentials' DPoP key (nil, nil for a bearer
+// session).
+func DPoPKeyOf(c *credstore.Credentials) (*dpop.Key, error) {
+	if c.DPoPKey == "" {
+		return nil, nil
+	}
+	der, err := base64.StdEncoding.DecodeString(string(c.DPoPKey))
+	if err != nil {
+		return nil, errors.New("the stored DPoP key does not decode")
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, errors.New("the stored DPoP key does not parse")
+	}
+	ec, ok := priv.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("the stored DPoP key is not an ECDSA key")
+	}
+	return dpop.NewKey(ec)
+}
+
+// CheckBinding checks a verified token's binding against the session's
+// DPoP key: bound to exactly that key when there is one, unbound otherwise.
+func CheckBinding(id *identity.Identity, key *dpop.Key) error {
+	switch {
+	case key == nil && id.Cnf != nil:
+		return fmt.Errorf("%w: the token is DPoP-bound, but no proof was sent", ErrBinding)
+	case key != nil && id.Cnf == nil:
+		return fmt.Errorf("%w: the server did not bind the token to the DPoP key", ErrBinding)
+	case key != nil && id.Cnf.JKT != key.Thumbprint():
+		return fmt.Errorf("%w: the token is bound to another key", ErrBinding)
+	}
+	return nil
 }
 
 // Verify checks an access token as the edge would for the session's client:
@@ -237,11 +301,21 @@ func (e *Env) Load(server string) (*credstore.Credentials, error) {
 // MinValidity, refreshing (and re-verifying, and storing) them when needed.
 // Concurrent edgectl processes refresh one at a time (credstore.Lock).
 func (e *Env) Fresh(ctx context.Context, server string) (*credstore.Credentials, bool, error) {
+	return e.fresh(ctx, server, false)
+}
+
+// Refresh is Fresh that refreshes in any case (edgectl token --refresh).
+func (e *Env) Refresh(ctx context.Context, server string) (*credstore.Credentials, error) {
+	c, _, err := e.fresh(ctx, server, true)
+	return c, err
+}
+
+func (e *Env) fresh(ctx context.Context, server string, force bool) (*credstore.Credentials, bool, error) {
 	c, err := e.Load(server)
 	if err != nil {
 		return nil, false, err
 	}
-	if c.ExpiresAt.Sub(e.now()) > MinValidity {
+	if !force && c.ExpiresAt.Sub(e.now()) > MinValidity {
 		return c, false, nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -251,11 +325,16 @@ func (e *Env) Fresh(ctx context.Context, server string) (*credstore.Credentials,
 		return nil, false, err
 	}
 	defer unlock()
+	before := c.AccessToken
 	if c, err = e.Load(server); err != nil { // another process may have refreshed
 		return nil, false, err
 	}
-	if c.ExpiresAt.Sub(e.now()) > MinValidity {
+	if (!force || c.AccessToken != before) && c.ExpiresAt.Sub(e.now()) > MinValidity {
 		return c, false, nil
+	}
+	key, err := DPoPKeyOf(c)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: run edgectl login --server %s", err, server)
 	}
 	if c.RefreshToken == "" || (!c.RefreshExpiresAt.IsZero() && !e.now().Before(c.RefreshExpiresAt)) {
 		return nil, false, fmt.Errorf("%w: run edgectl login --server %s", ErrSessionEnded, server)
@@ -272,11 +351,15 @@ func (e *Env) Fresh(ctx context.Context, server string) (*credstore.Credentials,
 	if err != nil {
 		return nil, false, err
 	}
+	if err := CheckBinding(id, key); err != nil {
+		return nil, false, err
+	}
 	if t.RefreshToken == "" { // the server kept the old one
 		t.RefreshToken = string(c.RefreshToken)
 	}
 	p := cl.Provider
 	nc := e.Credentials(server, c.Realm, c.ClientID, p, t, id)
+	nc.DPoPKey = c.DPoPKey
 	if t.RefreshExpiresIn == 0 {
 		nc.RefreshExpiresAt = c.RefreshExpiresAt
 	}
@@ -342,6 +425,9 @@ type Credential struct {
 	Kind   Kind
 	Source string // "flag", "env" (EDGEGUARD_API_KEY) or "stored"
 	Value  credstore.Secret
+	// DPoP is the session's key when Value is a DPoP-bound token: requests
+	// then carry "Authorization: DPoP" and a proof (Authorize).
+	DPoP *dpop.Key
 	// KID is the API key's public id (API keys only).
 	KID string
 	// Ignored names a credential that was present but not used for this
@@ -378,7 +464,45 @@ func (e *Env) Resolve(ctx context.Context, server, flagKey string, a Accepts) (C
 	if err != nil {
 		return Credential{}, err
 	}
-	return Credential{Kind: KindJWT, Source: "stored", Value: c.AccessToken, Ignored: ignored}, nil
+	key, err := DPoPKeyOf(c)
+	if err != nil {
+		return Credential{}, fmt.Errorf("%w: run edgectl login --server %s", err, server)
+	}
+	return Credential{Kind: KindJWT, Source: "stored", Value: c.AccessToken, DPoP: key, Ignored: ignored}, nil
+}
+
+// Authorize sets the request's credential: "Authorization: Bearer" (API
+// keys, bearer tokens), or for a DPoP-bound token "Authorization: DPoP"
+// and a DPoP header with a fresh proof for the request's method and URL
+// (nonce: the server's last DPoP-Nonce, "" if none; now: the proof's iat).
+func (c Credential) Authorize(req *http.Request, nonce string, now time.Time) error {
+	if c.DPoP == nil {
+		req.Header.Set("Authorization", "Bearer "+string(c.Value))
+		return nil
+	}
+	p, err := c.DPoP.Proof(req.Method, req.URL.String(), dpop.ProofOptions{AccessToken: string(c.Value), Nonce: nonce, Now: now})
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", dpop.Scheme+" "+string(c.Value))
+	req.Header.Set(dpop.HeaderDPoP, p)
+	return nil
+}
+
+// NonceRetry reports whether an answer asks for a DPoP proof with the
+// server's nonce (RFC 9449 §9: 401, WWW-Authenticate DPoP
+// error="use_dpop_nonce", DPoP-Nonce), and the nonce.
+func NonceRetry(status int, h http.Header) (string, bool) {
+	n := h.Get(dpop.HeaderNonce)
+	if status != http.StatusUnauthorized || n == "" || len(n) > 256 {
+		return "", false
+	}
+	for _, v := range h.Values("WWW-Authenticate") {
+		if strings.Contains(v, `error="`+dpop.ErrorUseNonce+`"`) {
+			return n, true
+		}
+	}
+	return "", false
 }
 
 // ResolveAPIKey checks an API key's form (pkg/apikey: prefix, length,

@@ -2,8 +2,10 @@
 // scripts, and checks of Keycloak access tokens.
 //
 // "token" prints a fresh access token of the stored session (refreshed when
-// it expires within 30 s) on stdout and nothing else: it is the only edgectl
-// command that prints a token. "token verify" runs the edge's full verification (pkg/jwtauth: signature,
+// it expires within 30 s, or at once with --refresh) on stdout and nothing
+// else: it is the only edgectl command that prints a token. "token proof"
+// prints a DPoP proof of a DPoP-bound session's key for one request, for
+// scripts that send the token themselves. "token verify" runs the edge's full verification (pkg/jwtauth: signature,
 // issuer, expiry with leeway, audience, azp, token class) and prints the
 // resulting identity. Keys come from a JWKS file, a JWKS URL, or OIDC
 // discovery from the issuer. It never prints the token.
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -22,10 +25,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgeguard/edgeguard/cli/internal/algs"
+	"github.com/edgeguard/edgeguard/cli/internal/credstore"
 	"github.com/edgeguard/edgeguard/cli/internal/jwksfile"
 	"github.com/edgeguard/edgeguard/cli/internal/outcome"
 	"github.com/edgeguard/edgeguard/cli/internal/session"
 	"github.com/edgeguard/edgeguard/cli/internal/tokenin"
+	"github.com/edgeguard/edgeguard/pkg/dpop"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 )
@@ -58,20 +63,30 @@ func New(o Options) *cobra.Command {
 	var (
 		server       string
 		insecureHTTP bool
+		refresh      bool
 	)
 	c := &cobra.Command{
-		Use:   "token [--server URL] | token verify ...",
+		Use:   "token [--server URL] [--refresh] | token proof ... | token verify ...",
 		Short: "Print a fresh access token of the session (for scripts); check access tokens",
 		Long: `"edgectl token" prints the stored session's access token on stdout, followed by
 a newline, and nothing else: it refreshes it first (with the refresh token,
 re-verifying the new access token) when it expires within 30 s. It is the
-only edgectl command that prints a token. Errors go to stderr: exit 1 when
-not logged in or the session has ended (run edgectl login), 2 on a usage
-error.
+only edgectl command that prints a token. --refresh refreshes it in any case.
+Errors go to stderr: exit 1 when not logged in or the session has ended (run
+edgectl login), 2 on a usage error.
+
+A DPoP-bound session's token (edgectl login --dpop, or --client jan-agent)
+goes in "Authorization: DPoP" with a proof of the session's key for each
+request: "edgectl token proof" prints one.
 
 "edgectl token verify" checks a token as the edge does.`,
-		Example: `  curl -H "Authorization: Bearer $(edgectl token)" https://edge.example.com/v1/models`,
-		Args:    cobra.NoArgs,
+		Example: `  curl -H "Authorization: Bearer $(edgectl token)" https://edge.example.com/v1/models
+
+  # a DPoP-bound session
+  TOKEN=$(edgectl token)
+  PROOF=$(printf %s "$TOKEN" | edgectl token proof --method GET --url https://edge.example.com/v1/models -)
+  curl -H "Authorization: DPoP $TOKEN" -H "DPoP: $PROOF" https://edge.example.com/v1/models`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			se, err := o.Session.Open()
 			if err != nil {
@@ -82,7 +97,12 @@ error.
 			if err != nil {
 				return err
 			}
-			cr, _, err := se.Fresh(c.Context(), srv)
+			var cr *credstore.Credentials
+			if refresh {
+				cr, err = se.Refresh(c.Context(), srv)
+			} else {
+				cr, _, err = se.Fresh(c.Context(), srv)
+			}
 			if err != nil {
 				return outcome.Fail(err)
 			}
@@ -94,7 +114,97 @@ error.
 	}
 	c.Flags().StringVar(&server, "server", "", "the server (default $"+session.EnvServer+", else the last login)")
 	c.Flags().BoolVar(&insecureHTTP, "insecure-http", false, "allow a plain http server on a non-loopback host")
-	c.AddCommand(newVerify(o))
+	c.Flags().BoolVar(&refresh, "refresh", false, "refresh the session now, even if the access token is still valid")
+	c.AddCommand(newVerify(o), newProof(o))
+	return c
+}
+
+func newProof(o Options) *cobra.Command {
+	var (
+		server, method, rawURL, nonce string
+		insecureHTTP                  bool
+	)
+	c := &cobra.Command{
+		Use:   "proof --method METHOD --url URL [--nonce N] [--server URL] [TOKEN|-]",
+		Short: "Print a DPoP proof of the session's key for one request (DPoP-bound sessions)",
+		Long: `Print, on stdout, a DPoP proof (RFC 9449) of the stored session's key for
+one request: htm METHOD, htu URL (its query and fragment dropped), a fresh
+jti, iat now, and ath, the hash of the access token it goes with — TOKEN
+(or "-": stdin) when given, else the session's current token (refreshed
+first when it expires within 30 s, as "edgectl token" does). Give it the
+token you send, so that both always match. A proof is good for one request,
+within a minute; --nonce adds the server's DPoP-Nonce when it asks for one.
+
+Exit 1 when not logged in or the session is not DPoP-bound, 2 on a usage
+error.`,
+		Example: `  TOKEN=$(edgectl token)
+  curl -H "Authorization: DPoP $TOKEN" \
+       -H "DPoP: $(printf %s "$TOKEN" | edgectl token proof --method POST --url https://edge.example.com/v1/chat/completions -)" \
+       https://edge.example.com/v1/chat/completions -d @request.json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if method == "" || rawURL == "" {
+				return errors.New("--method and --url are required")
+			}
+			if strings.ToUpper(method) != method || strings.ContainsAny(method, " \t") {
+				return errors.New("--method must be an upper-case HTTP method (GET, POST, …)")
+			}
+			u, err := url.Parse(rawURL)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+				return errors.New("--url must be an absolute http(s) URL without credentials")
+			}
+			se, err := o.Session.Open()
+			if err != nil {
+				return err
+			}
+			se.AllowHTTP = insecureHTTP
+			srv, err := se.Server(server)
+			if err != nil {
+				return err
+			}
+			var token string
+			if len(args) == 1 {
+				if token, err = tokenin.Read(args[0], c.InOrStdin()); err != nil {
+					return err
+				}
+			}
+			cr, err := se.Load(srv)
+			if err != nil {
+				return outcome.Fail(err)
+			}
+			if token == "" {
+				if cr, _, err = se.Fresh(c.Context(), srv); err != nil {
+					return outcome.Fail(err)
+				}
+				token = string(cr.AccessToken)
+			}
+			key, err := session.DPoPKeyOf(cr)
+			if err != nil {
+				return outcome.Fail(err)
+			}
+			if key == nil {
+				return outcome.Failf("the session with %s is not DPoP-bound: send its token as a bearer token (or log in with --dpop)", srv)
+			}
+			now := time.Now
+			if se.Now != nil {
+				now = se.Now
+			}
+			p, err := key.Proof(method, rawURL, dpop.ProofOptions{AccessToken: token, Nonce: nonce, Now: now()})
+			if err != nil {
+				return outcome.Fail(err)
+			}
+			if _, err := io.WriteString(c.OutOrStdout(), p+"\n"); err != nil {
+				return fmt.Errorf("write proof: %w", err)
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&method, "method", "", "the request's HTTP method (required)")
+	f.StringVar(&rawURL, "url", "", "the request's URL as the client sends it (required; query and fragment are not part of the proof)")
+	f.StringVar(&nonce, "nonce", "", "the server's DPoP-Nonce, when it asks for one")
+	f.StringVar(&server, "server", "", "the server (default $"+session.EnvServer+", else the last login)")
+	f.BoolVar(&insecureHTTP, "insecure-http", false, "allow a plain http server on a non-loopback host")
 	return c
 }
 

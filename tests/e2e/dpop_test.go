@@ -122,11 +122,40 @@ func TestKeycloakBindsTokensToTheProofKey(t *testing.T) {
 // path", where Kong never sees the client's scheme and host.
 type tlsBalancer struct {
 	public string // https://localhost:<port>
+	cert   string // its certificate (PEM), for clients to trust
 	nodes  [2]string
 	client *http.Client
 }
 
-// startTLSBalancer starts it for the test (stopped at its end).
+var (
+	balancerOnce sync.Once
+	balancer     *tlsBalancer
+	balancerErr  string
+)
+
+// tlsBalancer starts the balancer and its two Kong nodes once per run;
+// they stop with the dev stack (TestMain).
+func (e *edgeStack) tlsBalancer(t *testing.T) *tlsBalancer {
+	t.Helper()
+	balancerOnce.Do(func() {
+		// a throw-away *testing.T would not do: start failures are reported
+		// to the first caller, and later callers see them too
+		ok := false
+		defer func() {
+			if !ok && balancerErr == "" {
+				balancerErr = "the TLS balancer did not start (see the first test that asked for it)"
+			}
+		}()
+		balancer = startTLSBalancer(t, e)
+		ok = true
+	})
+	if balancer == nil {
+		t.Fatal(balancerErr)
+	}
+	return balancer
+}
+
+// startTLSBalancer starts it; its processes stop with the dev stack.
 func startTLSBalancer(t *testing.T, e *edgeStack) *tlsBalancer {
 	t.Helper()
 	root, err := filepath.Abs("../..")
@@ -151,7 +180,7 @@ func startTLSBalancer(t *testing.T, e *edgeStack) *tlsBalancer {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	b := &tlsBalancer{public: fmt.Sprintf("https://localhost:%d", port)}
+	b := &tlsBalancer{public: fmt.Sprintf("https://localhost:%d", port), cert: cert}
 	logs := os.Getenv("EDGEGUARD_TEST_KONG_LOGS_DIR") // the run's secret sweep, when make test runs
 	for i, name := range []string{"a", "b"} {
 		kdir := filepath.Join(dir, "kong-"+name)
@@ -160,8 +189,9 @@ func startTLSBalancer(t *testing.T, e *edgeStack) *tlsBalancer {
 		if logs != "" {
 			args = append(args, "--logs", filepath.Join(logs, "e2e-dpop-kong-"+name))
 		}
+		stop := func() { _, _ = runErr(root, filepath.Join(root, "scripts", "kong.sh"), "stop", "--dir", kdir) }
+		e.atStop = append(e.atStop, stop)
 		out := run(t, root, filepath.Join(root, "scripts", "kong.sh"), args...)
-		t.Cleanup(func() { _, _ = runErr(root, filepath.Join(root, "scripts", "kong.sh"), "stop", "--dir", kdir) })
 		env := envLines(out)
 		b.nodes[i] = env["KONG_PROXY_URL"]
 		if b.nodes[i] == "" {
@@ -174,8 +204,8 @@ func startTLSBalancer(t *testing.T, e *edgeStack) *tlsBalancer {
 	for _, n := range b.nodes {
 		args = append(args, "--upstream", strings.TrimPrefix(n, "http://"))
 	}
+	e.atStop = append(e.atStop, func() { _, _ = runErr(root, filepath.Join(root, "scripts", "nginx.sh"), "stop", "--dir", ndir) })
 	out := run(t, root, filepath.Join(root, "scripts", "nginx.sh"), args...)
-	t.Cleanup(func() { _, _ = runErr(root, filepath.Join(root, "scripts", "nginx.sh"), "stop", "--dir", ndir) })
 	if env := envLines(out); env["NGINX_URL"] != fmt.Sprintf("https://127.0.0.1:%d", port) {
 		t.Fatalf("nginx: %q", env["NGINX_URL"])
 	} else {
@@ -223,7 +253,7 @@ func (b *tlsBalancer) call(t *testing.T, base, method, path, scheme, token strin
 // the test) sends a proof through the gateway.
 func TestDPoPThroughTheTLSBalancerAndTwoKongNodes(t *testing.T) {
 	s, e := requireEdge(t)
-	b := startTLSBalancer(t, e)
+	b := e.tlsBalancer(t)
 	_, user, pw := s.createUser(t)
 	k, _, err := dpop.GenerateKey()
 	if err != nil {

@@ -64,12 +64,12 @@ func BenchmarkProofCheckES256(b *testing.B) {
 func BenchmarkProofParse(b *testing.B) {
 	k := mustKey(b, "ec")
 	p, _ := k.Proof(testMethod, testURL, ProofOptions{AccessToken: testToken, Now: t0})
+	sc := new(scratch)
 	b.ReportAllocs()
 	for b.Loop() {
 		var pp parsed
-		if err := parse(p, algSet(0xff), &pp); err != nil {
+		if err := parse(p, algSet(0xff), &pp, sc); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
-

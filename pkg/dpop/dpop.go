@@ -269,7 +269,9 @@ type Request struct {
 // passed everything, the replay guard.
 func (v *Verifier) Verify(ctx context.Context, proof string, req Request) error {
 	var p parsed
-	if err := parse(proof, v.algs, &p); err != nil {
+	sc := getScratch()
+	defer putScratch(sc)
+	if err := parse(proof, v.algs, &p, sc); err != nil {
 		return err
 	}
 	if p.jti == "" || p.htm == "" || p.htu == "" || !p.hasIat || (req.AccessToken != "" && p.ath == "") {

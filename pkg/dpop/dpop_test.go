@@ -67,7 +67,7 @@ func TestThumbprintIsRFC7638(t *testing.T) {
 		// the key's parsed form agrees
 		var p parsed
 		proof, _ := k.Proof("GET", testURL, ProofOptions{})
-		if err := parse(proof, algSet(0xff), &p); err != nil {
+		if err := parse(proof, algSet(0xff), &p, new(scratch)); err != nil {
 			t.Fatal(err)
 		}
 		if p.key.thumbprint() != k.Thumbprint() {

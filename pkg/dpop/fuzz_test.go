@@ -48,7 +48,7 @@ func FuzzVerify(f *testing.F) {
 		if err == nil {
 			// only a proof of the bound key, whose signature verifies
 			var p parsed
-			if perr := parse(proof, v.algs, &p); perr != nil || p.key.thumbprint() != k.Thumbprint() || !p.key.verify(p.alg, p.signingInput, p.sig) {
+			if perr := parse(proof, v.algs, &p, new(scratch)); perr != nil || p.key.thumbprint() != k.Thumbprint() || !p.key.verify(p.alg, p.signingInput, p.sig) {
 				t.Fatalf("accepted a proof that does not verify: %v", perr)
 			}
 			return
@@ -82,4 +82,3 @@ func FuzzNormalizeURL(f *testing.F) {
 		}
 	})
 }
-

@@ -7,8 +7,8 @@ import "testing"
 // it to the plugins.
 func TestNormalizePathIsKongs(t *testing.T) {
 	tests := map[string]string{
-		"":   "",
-		"/":  "/",
+		"":  "",
+		"/": "/",
 		"/t/Abc%20123%C3%B8%2f/parent/..//test/./": "/t/Abc 123\xc3\xb8%2F/test/",
 		"/v1/chat/completions":                     "/v1/chat/completions",
 		"/v1/%63hat":                               "/v1/chat",

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/valyala/fastjson"
 )
@@ -13,8 +14,36 @@ import (
 // encoding — which RFC 7638 thumbprints rely on).
 var b64 = base64.RawURLEncoding.Strict()
 
+// scratch holds a parse's buffers and JSON parsers, pooled: a proof check
+// allocates little besides the key it builds.
+type scratch struct {
+	hp, pp               fastjson.Parser
+	header, payload, sig []byte
+	input                []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+func putScratch(s *scratch) { scratchPool.Put(s) }
+
+// decodeInto base64url-decodes src into buf (grown as needed).
+func decodeInto(buf []byte, src string) ([]byte, bool) {
+	n := b64.DecodedLen(len(src))
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	m, err := b64.Decode(buf[:n], []byte(src))
+	if err != nil {
+		return buf[:0], false
+	}
+	return buf[:m], true
+}
+
 // parsed is a proof after the structural checks: header and claims read,
-// the jwk turned into a public key.
+// the jwk turned into a public key. Its byte slices alias the scratch it
+// was parsed with.
 type parsed struct {
 	alg          alg
 	key          publicKey
@@ -32,7 +61,7 @@ type parsed struct {
 // public jwk that fits alg — and the claims, an object without duplicate
 // members whose jti, htm, htu, ath and nonce are strings and iat a number.
 // It does not verify the signature.
-func parse(proof string, algs algSet, p *parsed) error {
+func parse(proof string, algs algSet, p *parsed, sc *scratch) error {
 	if len(proof) > MaxProofBytes {
 		return ReasonProofTooLarge
 	}
@@ -51,21 +80,21 @@ func parse(proof string, algs algSet, p *parsed) error {
 	if d2 == len(proof)-1 || strings.IndexByte(proof[d2+1:], '.') >= 0 {
 		return ReasonProofMalformed
 	}
-	header, err := b64.DecodeString(proof[:d1])
-	if err != nil {
+	var ok bool
+	if sc.header, ok = decodeInto(sc.header, proof[:d1]); !ok {
 		return ReasonProofMalformed
 	}
-	payload, err := b64.DecodeString(proof[d1+1 : d2])
-	if err != nil {
+	if sc.payload, ok = decodeInto(sc.payload, proof[d1+1:d2]); !ok {
 		return ReasonProofMalformed
 	}
-	if p.sig, err = b64.DecodeString(proof[d2+1:]); err != nil {
+	if sc.sig, ok = decodeInto(sc.sig, proof[d2+1:]); !ok {
 		return ReasonProofMalformed
 	}
-	p.signingInput = []byte(proof[:d2])
+	p.sig = sc.sig
+	sc.input = append(sc.input[:0], proof[:d2]...)
+	p.signingInput = sc.input
 
-	var hp fastjson.Parser
-	hv, err := hp.ParseBytes(header)
+	hv, err := sc.hp.ParseBytes(sc.header)
 	if err != nil {
 		return ReasonProofMalformed
 	}
@@ -96,8 +125,7 @@ func parse(proof string, algs algSet, p *parsed) error {
 		return err
 	}
 
-	var pp fastjson.Parser
-	pv, err := pp.ParseBytes(payload)
+	pv, err := sc.pp.ParseBytes(sc.payload)
 	if err != nil {
 		return ReasonProofMalformed
 	}
@@ -149,15 +177,17 @@ func duplicates(o *fastjson.Object) bool {
 		return true
 	}
 	dup := false
-	var seen []string
+	var seen [maxMembers][]byte // aliases the parser's memory: no copy
+	n := 0
 	o.Visit(func(k []byte, _ *fastjson.Value) {
-		for _, s := range seen {
-			if s == string(k) {
+		for _, s := range seen[:n] {
+			if string(s) == string(k) {
 				dup = true
 				return
 			}
 		}
-		seen = append(seen, string(k))
+		seen[n] = k
+		n++
 	})
 	return dup
 }

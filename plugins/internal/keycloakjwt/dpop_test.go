@@ -66,7 +66,7 @@ func TestDPoPBoundTokens(t *testing.T) {
 	p := jwttest.New(t)
 	k, _, _ := dpop.GenerateKey()
 	other, _, _ := dpop.GenerateKey()
-	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}})
+	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}, "typ": "DPoP"})
 	plain := p.Token(t, "u-2", nil)
 	const method, path = "POST", "/v1/chat/completions"
 	url := publicBase + path
@@ -174,7 +174,7 @@ func TestCachedBoundTokenStillNeedsAProof(t *testing.T) {
 	p := jwttest.New(t)
 	k, _, _ := dpop.GenerateKey()
 	other, _, _ := dpop.GenerateKey()
-	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}})
+	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}, "typ": "DPoP"})
 	c := newConfig(t, p, dpopConfig)
 	run := func(h map[string][]string) (int, string) {
 		f := exchange.NewFake("GET", "/v1/models", h)
@@ -210,7 +210,7 @@ func TestCachedBoundTokenStillNeedsAProof(t *testing.T) {
 func TestDPoPNonceFlow(t *testing.T) {
 	p := jwttest.New(t)
 	k, _, _ := dpop.GenerateKey()
-	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}})
+	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}, "typ": "DPoP"})
 	keyFile := filepath.Join(t.TempDir(), "nonce")
 	if err := os.WriteFile(keyFile, []byte("a-nonce-key-of-at-least-32-bytes-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestDPoPNonceFlow(t *testing.T) {
 func TestDPoPHideCredentialsRemovesTheProof(t *testing.T) {
 	p := jwttest.New(t)
 	k, _, _ := dpop.GenerateKey()
-	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}})
+	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}, "typ": "DPoP"})
 	c := newConfig(t, p, with(dpopConfig, map[string]any{"hide_credentials": true}))
 	pr, _ := k.Proof("GET", publicBase+"/v1/models", dpop.ProofOptions{AccessToken: bound})
 	f := exchange.NewFake("GET", "/v1/models", map[string][]string{"Authorization": {"DPoP " + bound}, "DPoP": {pr}})
@@ -297,7 +297,7 @@ func TestDPoPOptionsAreValidated(t *testing.T) {
 func TestDPoPReplayStoreAway(t *testing.T) {
 	p := jwttest.New(t)
 	k, _, _ := dpop.GenerateKey()
-	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}})
+	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}, "typ": "DPoP"})
 	away := map[string]any{"addresses": []string{"127.0.0.1:1"}}
 	for policy, want := range map[string]int{"local": 0, "deny": 503} {
 		c := newConfig(t, p, with(dpopConfig, map[string]any{"dpop_redis": away, "dpop_on_redis_error": policy, "dpop_redis_timeout_ms": 50}))
@@ -327,7 +327,7 @@ func TestDPoPReplayStoreAway(t *testing.T) {
 func TestDPoPPDKCallsAndAssertion(t *testing.T) {
 	p := jwttest.New(t)
 	k, _, _ := dpop.GenerateKey()
-	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}})
+	bound := p.Token(t, "u-1", map[string]any{"cnf": map[string]any{"jkt": k.Thumbprint()}, "typ": "DPoP"})
 	key, jwks := plugintest.EdgeKey(t)
 	c := newConfig(t, p, with(dpopConfig, map[string]any{"upstream_name": "llm-api", "edge_signing_key_file": key}))
 	pr, _ := k.Proof("POST", publicBase+"/v1/chat/completions", dpop.ProofOptions{AccessToken: bound})

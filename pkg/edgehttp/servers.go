@@ -2,6 +2,7 @@ package edgehttp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,14 +18,23 @@ const ShutdownTimeout = 10 * time.Second
 // routed by Kong).
 type Servers struct {
 	Public, Internal *http.Server
+	// PublicTLS, when set, serves the public listener over TLS with it
+	// (pkg/mtls: the edge's client certificate required); nil is plain
+	// HTTP (INSECURE_PLAIN_HTTP). The internal listener stays plain HTTP:
+	// probes and Prometheus call it (docs/architecture.md "Workload
+	// identity").
+	PublicTLS *tls.Config
 }
 
 // Listen binds both addresses; an error names the variable that configures
 // the one that failed (LISTEN_ADDR or INTERNAL_LISTEN_ADDR), and nothing
-// stays bound.
+// stays bound. With PublicTLS the public listener is a TLS listener.
 func (s Servers) Listen() (public, internal net.Listener, err error) {
 	if public, err = net.Listen("tcp", s.Public.Addr); err != nil {
 		return nil, nil, fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	if s.PublicTLS != nil {
+		public = tls.NewListener(public, s.PublicTLS)
 	}
 	if internal, err = net.Listen("tcp", s.Internal.Addr); err != nil {
 		_ = public.Close()

@@ -63,7 +63,7 @@ func Read(l *envconf.Loader) (Settings, error) {
 	if s.Plain {
 		return s, f.Err()
 	}
-	hint := " (the public listener serves mTLS; INSECURE_PLAIN_HTTP=true serves plain HTTP outside strict mode)"
+	hint := " (mTLS is the default; plain HTTP needs INSECURE_PLAIN_HTTP=true, outside strict mode)"
 	var certPEM, keyPEM []byte
 	for _, v := range []struct {
 		name, path, what string
@@ -74,7 +74,7 @@ func Read(l *envconf.Loader) (Settings, error) {
 		{"TLS_CLIENT_CA_FILE", s.ClientCAFile, "the PEM CA certificates of the edge's client certificate", nil},
 	} {
 		if v.path == "" {
-			f.Add(fmt.Errorf("%s: required: %s%s", v.name, v.what, hint))
+			f.Add(fmt.Errorf("%s: required, %s%s", v.name, v.what, hint))
 			continue
 		}
 		b, err := l.ReadFile(v.path)

@@ -59,7 +59,7 @@ func TestReadReportsEveryFaultNamingItsVariable(t *testing.T) {
 		want   []string
 	}{
 		{"nothing configured", false, map[string]string{"TLS_CERT_FILE": "", "TLS_KEY_FILE": "", "TLS_CLIENT_CA_FILE": ""},
-			[]string{"TLS_CERT_FILE: required", "TLS_KEY_FILE: required", "TLS_CLIENT_CA_FILE: required"}},
+			[]string{"TLS_CERT_FILE: required, ", "TLS_KEY_FILE: required, ", "TLS_CLIENT_CA_FILE: required, "}},
 		{"plain HTTP in strict mode", true, map[string]string{"INSECURE_PLAIN_HTTP": "true"},
 			[]string{"INSECURE_PLAIN_HTTP: cannot be true in strict mode"}},
 		{"an unreadable switch and identity", false, map[string]string{"INSECURE_PLAIN_HTTP": "maybe", "TLS_CLIENT_IDENTITY": "spiffe://x/y?q, *.edge"},

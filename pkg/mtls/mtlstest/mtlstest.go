@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/edgeguard/edgeguard/pkg/devpki"
+	"github.com/edgeguard/edgeguard/pkg/mtls"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 )
 
@@ -97,6 +99,50 @@ func ServiceEnv(t testing.TB, p *PKI, clientCA *PKI, name string) map[string]str
 		"TLS_CLIENT_CA_FILE":  clientCA.CAFile(),
 		"TLS_CLIENT_IDENTITY": EdgeURI,
 	}
+}
+
+// Settings are a service's listener settings (as mtls.Read returns them)
+// for a server certificate of p for name, accepting the edge's URI identity
+// from clientCA.
+func Settings(t testing.TB, p *PKI, clientCA *PKI, name string) mtls.Settings {
+	t.Helper()
+	env := ServiceEnv(t, p, clientCA, name)
+	id, err := mtls.ParseIdentity(EdgeURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mtls.Settings{CertFile: env["TLS_CERT_FILE"], KeyFile: env["TLS_KEY_FILE"], ClientCAFile: env["TLS_CLIENT_CA_FILE"],
+		ClientIdentities: []mtls.Identity{id}}
+}
+
+var (
+	configOnce  sync.Once
+	configFiles map[string]string
+)
+
+// ConfigFiles are TLS_* variables and the contents of the files they name
+// (a server certificate, its key, the client CA; made once per test
+// binary), for config loaders that read through an in-memory file system.
+func ConfigFiles() (vars, files map[string]string) {
+	configOnce.Do(func() {
+		ca, err := devpki.NewCA("config test CA", devpki.Options{})
+		if err != nil {
+			panic(err)
+		}
+		srv, err := ca.Server(devpki.Options{CommonName: "service", DNSNames: []string{"service"}})
+		if err != nil {
+			panic(err)
+		}
+		Record(ca.KeyPEM)
+		Record(srv.KeyPEM)
+		configFiles = map[string]string{"/run/tls/tls.crt": string(srv.CertPEM), "/run/tls/tls.key": string(srv.KeyPEM),
+			"/run/tls/ca.crt": string(ca.CertPEM)}
+	})
+	files = map[string]string{}
+	for k, v := range configFiles {
+		files[k] = v
+	}
+	return map[string]string{"TLS_CERT_FILE": "/run/tls/tls.crt", "TLS_KEY_FILE": "/run/tls/tls.key", "TLS_CLIENT_CA_FILE": "/run/tls/ca.crt"}, files
 }
 
 // ClientTLS is a client configuration that trusts serverCA, expects the

@@ -21,6 +21,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
+	"github.com/edgeguard/edgeguard/pkg/mtls"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/pkg/redisconn"
 	"github.com/edgeguard/edgeguard/pkg/secrets"
@@ -358,12 +359,21 @@ func (a *App) Background(ctx context.Context) *sync.WaitGroup {
 func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := edgehttp.Servers{Public: a.httpServer(a.cfg.ListenAddr, a.Public), Internal: a.httpServer(a.cfg.InternalListenAddr, a.Internal)}
+	// The public listener serves mTLS (the edge's client certificate
+	// required, files re-read on rotation) unless INSECURE_PLAIN_HTTP.
+	pubTLS, err := a.cfg.TLS.TLSConfig(a.log)
+	if err != nil {
+		return err
+	}
+	srv := edgehttp.Servers{Public: a.httpServer(a.cfg.ListenAddr, a.Public), Internal: a.httpServer(a.cfg.InternalListenAddr, a.Internal), PublicTLS: pubTLS}
+	if pubTLS != nil {
+		srv.Public.ErrorLog = mtls.ErrorLog(a.log.With().Str("listener", "public").Logger())
+	}
 	pub, in, err := srv.Listen()
 	if err != nil {
 		return err
 	}
-	a.log.Info().Str("public", pub.Addr().String()).Str("internal", in.Addr().String()).Msg("llm-api listening")
+	a.log.Info().Str("public", pub.Addr().String()).Str("public_transport", a.cfg.TLS.Describe()).Str("internal", in.Addr().String()).Msg("llm-api listening")
 	bg := a.Background(ctx)
 	err = srv.Serve(ctx, pub, in)
 	cancel()

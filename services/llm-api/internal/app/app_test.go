@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/pkg/devpki"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
+	"github.com/edgeguard/edgeguard/pkg/mtls/mtlstest"
 	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/edgeguard/edgeguard/pkg/svcauth"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
@@ -255,6 +257,8 @@ func TestRunServesBothListenersAndStops(t *testing.T) {
 	idp := jwttest.New(t)
 	cfg := testConfig(t, idp, pgtest.Schema(t), "")
 	cfg.ListenAddr, cfg.InternalListenAddr = freeAddr(t), freeAddr(t)
+	pki := mtlstest.New(t, "test CA")
+	cfg.TLS = mtlstest.Settings(t, pki, pki, "llm-api")
 	a, err := app.New(context.Background(), cfg, zerolog.Nop(), app.Deps{Roles: keystest.NewRoles()})
 	if err != nil {
 		t.Fatal(err)
@@ -276,11 +280,23 @@ func TestRunServesBothListenersAndStops(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("internal /healthz: %d", st)
 	}
-	if s, _ := call(t, http.MethodGet, "http://"+cfg.ListenAddr+"/healthz", nil, ""); s != 404 {
-		t.Fatalf("public /healthz: %d", s)
+	// The public listener serves mTLS: the edge's certificate gets answers,
+	// a client without one is refused in the handshake.
+	edge := &http.Client{Transport: &http.Transport{TLSClientConfig: mtlstest.ClientTLS(t, pki, "llm-api", pki.Client(t, devpki.Options{}))}}
+	for path, method := range map[string]string{"/healthz": http.MethodGet, "/internal/api-keys/validate": http.MethodPost} {
+		req, _ := http.NewRequest(method, "https://"+cfg.ListenAddr+path, strings.NewReader(`{"key":"x"}`))
+		req.Header.Set("X-Internal-Token", internalToken)
+		resp, err := edge.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Fatalf("public %s: %d", path, resp.StatusCode)
+		}
 	}
-	if s, _ := call(t, http.MethodPost, "http://"+cfg.ListenAddr+"/internal/api-keys/validate", map[string]string{"X-Internal-Token": internalToken}, `{"key":"x"}`); s != 404 {
-		t.Fatalf("validate on the public listener: %d", s)
+	if _, err := http.Get("https://" + cfg.ListenAddr + "/healthz"); err == nil {
+		t.Fatal("the public listener answered a client without the edge's certificate")
 	}
 	cancel()
 	select {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
+	"github.com/edgeguard/edgeguard/pkg/mtls"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/edgeguard/edgeguard/pkg/secrets/vault"
@@ -55,6 +56,11 @@ type Config struct {
 
 	// Authentication: AUTH_*, SERVICE_NAME, EDGE_IDENTITY_JWKS_FILE.
 	Auth svcauth.Config
+
+	// The public listener's mTLS (pkg/mtls): TLS_CERT_FILE, TLS_KEY_FILE,
+	// TLS_CLIENT_CA_FILE, TLS_CLIENT_IDENTITY; plain HTTP only with
+	// INSECURE_PLAIN_HTTP=true, refused in strict mode.
+	TLS mtls.Settings
 
 	// Guest sessions (POST /auth/guest-login, /auth/refresh, /auth/logout).
 	GuestLoginEnabled      bool
@@ -110,6 +116,8 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	var f envconf.Faults
 	var err error
 	c.Service, err = l.Service()
+	f.Add(err)
+	c.TLS, err = mtls.Read(&l.Loader)
 	f.Add(err)
 
 	// database: DATABASE_URL_FILE, or DATABASE_URL

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/mtls/mtlstest"
 
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/config"
 )
@@ -57,9 +58,21 @@ func env() (map[string]string, map[string]string) {
 		}
 }
 
+// load reads vars and files; the public listener's mTLS variables and
+// files (mtlstest.ConfigFiles) are added unless vars sets a TLS_* variable
+// itself (to "" for unset).
 func load(vars, files map[string]string) (*config.Config, error) {
-	return config.Load(func(k string) string { return vars[k] }, func(p string) ([]byte, error) {
+	tlsVars, tlsFiles := mtlstest.ConfigFiles()
+	return config.Load(func(k string) string {
+		if v, ok := vars[k]; ok {
+			return v
+		}
+		return tlsVars[k]
+	}, func(p string) ([]byte, error) {
 		if v, ok := files[p]; ok {
+			return []byte(v), nil
+		}
+		if v, ok := tlsFiles[p]; ok {
 			return []byte(v), nil
 		}
 		return nil, fs.ErrNotExist
@@ -230,6 +243,14 @@ func TestEveryFaultIsReportedAtOnce(t *testing.T) {
 			v["LLM_UPSTREAM_HEADER_TIMEOUT"] = "3h"
 		}, []string{"LOG_LEVEL", "DATABASE_URL", "AUDIT_STREAM_MAXLEN", "API_KEY_PEPPER_FILE", "INTERNAL_TOKEN_PREVIOUS_FILE",
 			"API_KEY_DEFAULT_EXPIRES_DAYS", "API_KEY_ENV", "GUEST_TTL", "LLM_UPSTREAM_URL", "LLM_UPSTREAM_HEADER_TIMEOUT"}},
+		{"the public listener without its TLS files, with other faults", func(v, f map[string]string) {
+			v["TLS_CERT_FILE"], v["TLS_KEY_FILE"], v["TLS_CLIENT_CA_FILE"] = "", "", ""
+			v["TLS_CLIENT_IDENTITY"] = "*.edge"
+			v["LOG_LEVEL"] = "loud"
+			f["/run/secrets/pepper"] = pepper[:20]
+		}, []string{"LOG_LEVEL", "TLS_CLIENT_IDENTITY", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CLIENT_CA_FILE", "API_KEY_PEPPER_FILE"}},
+		{"plain HTTP asked for in strict mode", func(v, f map[string]string) { v["INSECURE_PLAIN_HTTP"] = "true" },
+			[]string{"INSECURE_PLAIN_HTTP"}},
 		{"an unreadable value is one fault, not a cascade", func(v, f map[string]string) {
 			v["API_KEY_MAX_EXPIRES_DAYS"] = "a year"
 			v["LLM_UPSTREAM_TIMEOUT"] = "soon"
@@ -259,6 +280,8 @@ func TestEveryFaultIsReportedAtOnce(t *testing.T) {
 func TestDevModeAcceptsInlineSecretsAndAuthOff(t *testing.T) {
 	c, err := load(map[string]string{
 		"STRICT":                 "false",
+		"INSECURE_PLAIN_HTTP":    "true",
+		"TLS_CERT_FILE":          "",
 		"DATABASE_URL":           "postgres://u:p@localhost/db",
 		"KEYCLOAK_URL":           "http://localhost:8080",
 		"KEYCLOAK_CLIENT_SECRET": "dev",
@@ -269,7 +292,7 @@ func TestDevModeAcceptsInlineSecretsAndAuthOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Strict || c.Auth.Enabled || c.RedisAddr != "" || c.GuestLoginClientSecret != nil || !c.GuestLoginEnabled {
+	if c.Strict || c.Auth.Enabled || c.RedisAddr != "" || c.GuestLoginClientSecret != nil || !c.GuestLoginEnabled || !c.TLS.Plain {
 		t.Fatalf("%+v", c)
 	}
 	// dev mode with auth on and no edge JWKS: JWTs only; refusing JWTs too

@@ -16,6 +16,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/httpmetrics"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
+	"github.com/edgeguard/edgeguard/pkg/mtls"
 	"github.com/edgeguard/edgeguard/pkg/redisconn"
 	"github.com/edgeguard/edgeguard/pkg/ssrf"
 	"github.com/edgeguard/edgeguard/services/mcp-tools/internal/approval"
@@ -143,12 +144,21 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancel()
 	// A write may last as long as a tool call (plus slack for encoding).
 	write := a.cfg.ToolTimeout + 15*time.Second
-	srv := edgehttp.Servers{Public: a.httpServer(a.cfg.ListenAddr, a.Public, write), Internal: a.httpServer(a.cfg.InternalListenAddr, a.Internal, 10*time.Second)}
+	// The public listener serves mTLS (the edge's client certificate
+	// required, files re-read on rotation) unless INSECURE_PLAIN_HTTP.
+	pubTLS, err := a.cfg.TLS.TLSConfig(a.log)
+	if err != nil {
+		return err
+	}
+	srv := edgehttp.Servers{Public: a.httpServer(a.cfg.ListenAddr, a.Public, write), Internal: a.httpServer(a.cfg.InternalListenAddr, a.Internal, 10*time.Second), PublicTLS: pubTLS}
+	if pubTLS != nil {
+		srv.Public.ErrorLog = mtls.ErrorLog(a.log.With().Str("listener", "public").Logger())
+	}
 	pub, in, err := srv.Listen()
 	if err != nil {
 		return err
 	}
-	a.log.Info().Str("public", pub.Addr().String()).Str("internal", in.Addr().String()).Msg("mcp-tools listening")
+	a.log.Info().Str("public", pub.Addr().String()).Str("public_transport", a.cfg.TLS.Describe()).Str("internal", in.Addr().String()).Msg("mcp-tools listening")
 	return srv.Serve(ctx, pub, in)
 }
 

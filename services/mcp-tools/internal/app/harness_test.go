@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/edgeguard/edgeguard/pkg/mtls/mtlstest"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"io"
 	"net"
@@ -132,6 +133,10 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		"AUTH_JWKS_URL":           h.idp.JWKSURL(),
 		"SANDBOX_URL":             h.sandbox.srv.URL,
 		"LOG_LEVEL":               "debug",
+	}
+	pki := mtlstest.New(t, "test CA") // the public listener's mTLS (served here by httptest)
+	for k, v := range mtlstest.ServiceEnv(t, pki, pki, "mcp-tools") {
+		env[k] = v
 	}
 	verifier, err := jwtauth.New(jwtauth.Config{
 		Issuers:   []jwtauth.Issuer{{Issuer: h.idp.Issuer, JWKSURL: h.idp.JWKSURL()}},

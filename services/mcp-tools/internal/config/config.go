@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/envconf"
+	"github.com/edgeguard/edgeguard/pkg/mtls"
 	"github.com/edgeguard/edgeguard/pkg/secrets/vault"
 	"github.com/edgeguard/edgeguard/pkg/svcauth"
 )
@@ -33,6 +34,11 @@ type Config struct {
 
 	// Authentication: AUTH_*, SERVICE_NAME, EDGE_IDENTITY_JWKS_FILE.
 	Auth svcauth.Config
+
+	// The public listener's mTLS (pkg/mtls): TLS_CERT_FILE, TLS_KEY_FILE,
+	// TLS_CLIENT_CA_FILE, TLS_CLIENT_IDENTITY; plain HTTP only with
+	// INSECURE_PLAIN_HTTP=true, refused in strict mode.
+	TLS mtls.Settings
 
 	MaxBodyBytes int64
 	ToolTimeout  time.Duration
@@ -79,6 +85,8 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	var f envconf.Faults
 	var err error
 	c.Service, err = l.Service()
+	f.Add(err)
+	c.TLS, err = mtls.Read(&l.Loader)
 	f.Add(err)
 
 	// Identity: the edge's assertion and/or a Keycloak JWT.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/mtls/mtlstest"
 	"io/fs"
 	"strings"
 	"testing"
@@ -29,9 +30,21 @@ var files = map[string]string{
 	"/run/secrets/sandbox-change": "changeme-changeme-changeme",
 }
 
+// load reads env and files; the public listener's mTLS variables and files
+// (mtlstest.ConfigFiles) are added unless env sets a TLS_* variable itself
+// (to "" for unset).
 func load(env map[string]string) (*Config, error) {
-	return Load(func(k string) string { return env[k] }, func(p string) ([]byte, error) {
+	tlsVars, tlsFiles := mtlstest.ConfigFiles()
+	return Load(func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return tlsVars[k]
+	}, func(p string) ([]byte, error) {
 		if v, ok := files[p]; ok {
+			return []byte(v), nil
+		}
+		if v, ok := tlsFiles[p]; ok {
 			return []byte(v), nil
 		}
 		return nil, fs.ErrNotExist
@@ -159,6 +172,9 @@ func TestEveryFaultIsReportedAtOnce(t *testing.T) {
 		}, []string{"STRICT", "LOG_LEVEL", "EDGE_IDENTITY_JWKS_FILE", "MCP_MAX_BODY_BYTES", "FETCH_URL_TIMEOUT_SECONDS",
 			"SANDBOX_URL", "SANDBOX_TOKEN", "APPROVAL_TTL", "APPROVAL_MAX_PENDING_PER_USER", "AUDIT_REDIS_PASSWORD_FILE",
 			"AUDIT_STREAM_MAXLEN"}},
+		{"the public listener without its TLS files", base("TLS_CERT_FILE", "", "TLS_KEY_FILE", "/nope", "TLS_CLIENT_CA_FILE", "/run/secrets/edge.jwks"),
+			[]string{"TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CLIENT_CA_FILE"}},
+		{"plain HTTP asked for in strict mode", base("INSECURE_PLAIN_HTTP", "true"), []string{"INSECURE_PLAIN_HTTP"}},
 		{"timeouts over the tool timeout", base("TOOL_TIMEOUT_SECONDS", "5", "SANDBOX_TIMEOUT_SECONDS", "6", "SANDBOX_MAX_CODE_BYTES", "300000"),
 			[]string{"FETCH_URL_TIMEOUT_SECONDS", "SANDBOX_TIMEOUT_SECONDS", "SANDBOX_MAX_CODE_BYTES"}},
 		{"an unreadable value is one fault, not a cascade", base("TOOL_TIMEOUT_SECONDS", "soon", "MCP_MAX_BODY_BYTES", "lots"),

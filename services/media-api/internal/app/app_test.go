@@ -15,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/devpki"
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
+	"github.com/edgeguard/edgeguard/pkg/mtls/mtlstest"
 	"github.com/edgeguard/edgeguard/pkg/redact"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/services/media-api/internal/app"
@@ -28,11 +30,13 @@ import (
 
 const signingKey = "app-test-url-signing-key-5e0c2a9f7b3d1e8c6a4f"
 
-// The whole service on real listeners and a real directory: the edge's
-// assertion and a Keycloak JWT authenticate, an upload becomes a signed
-// download, the owner deletes it; the logs (written through redact.Writer,
-// as main does) hold no key, token, assertion or signature.
-func TestServiceOverHTTP(t *testing.T) {
+// The whole service on real listeners and a real directory, its public
+// listener over mTLS (the edge's client certificate; a client without one
+// is refused in the handshake): the edge's assertion and a Keycloak JWT
+// authenticate, an upload becomes a signed download, the owner deletes it;
+// the logs (written through redact.Writer, as main does) hold no key,
+// token, assertion or signature.
+func TestServiceOverMTLS(t *testing.T) {
 	dir := t.TempDir()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	edge, _ := edgeid.NewSigner(priv, "")
@@ -52,8 +56,15 @@ func TestServiceOverHTTP(t *testing.T) {
 		"EDGE_IDENTITY_JWKS_FILE": jwksPath, "MEDIA_URL_SIGNING_KEY_FILE": keyPath,
 		"MEDIA_STORAGE_DIR": filepath.Join(dir, "media"), "MEDIA_MAX_BYTES": "65536",
 		"AUTH_ACCEPT_JWT": "true", "AUTH_ISSUER": idp.Issuer, "AUTH_JWKS_URL": idp.JWKSURL(), "AUTH_ALLOWED_AZP": "jan-cli",
-		"MEDIA_PUBLIC_BASE_URL": "http://" + pub,
+		"MEDIA_PUBLIC_BASE_URL": "https://" + pub,
 	}
+	pki := mtlstest.New(t, "test CA")
+	for k, v := range mtlstest.ServiceEnv(t, pki, pki, "media-api") {
+		vars[k] = v
+	}
+	// the edge: Kong's client certificate, the service's name as server name
+	edgeClient := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: mtlstest.ClientTLS(t, pki, "media-api", pki.Client(t, devpki.Options{}))}}
 	cfg, err := config.Load(func(k string) string { return vars[k] }, os.ReadFile)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +93,7 @@ func TestServiceOverHTTP(t *testing.T) {
 	var secrets = []string{signingKey}
 	call := func(method, path string, body io.Reader, hdr map[string]string, sub string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest(method, "http://"+pub+path, body)
+		req, _ := http.NewRequest(method, "https://"+pub+path, body)
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}
@@ -95,7 +106,7 @@ func TestServiceOverHTTP(t *testing.T) {
 			secrets = append(secrets, as)
 			req.Header.Set(identity.HeaderEdgeIdentity, as)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := edgeClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,11 +134,15 @@ func TestServiceOverHTTP(t *testing.T) {
 	}
 	var u struct{ URL string }
 	_ = json.NewDecoder(resp.Body).Decode(&u)
-	if !strings.HasPrefix(u.URL, "http://"+pub+"/v1/media/"+m.ID+"/content?") {
+	if !strings.HasPrefix(u.URL, "https://"+pub+"/v1/media/"+m.ID+"/content?") {
 		t.Fatalf("url %q", u.URL)
 	}
 	secrets = append(secrets, u.URL[strings.Index(u.URL, "sig=")+4:])
-	dl, err := http.Get(u.URL)
+	stranger := &http.Client{Transport: &http.Transport{TLSClientConfig: mtlstest.ClientTLS(t, pki, "media-api", nil)}}
+	if _, err := stranger.Get(u.URL); err == nil || !strings.Contains(err.Error(), "tls: certificate required") {
+		t.Fatalf("a client without the edge's certificate: %v; want a refused handshake", err)
+	}
+	dl, err := edgeClient.Get(u.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +170,7 @@ func TestServiceOverHTTP(t *testing.T) {
 	}
 	done <- nil
 	out := logs.String()
-	if !strings.Contains(out, "media-api listening") || !strings.Contains(out, "retention pass") || !strings.Contains(out, `"route":"/v1/media/:id/content"`) ||
+	if !strings.Contains(out, "media-api listening") || !strings.Contains(out, `"public_transport":"mTLS, client identity spiffe://edgeguard/edge"`) || !strings.Contains(out, "retention pass") || !strings.Contains(out, `"route":"/v1/media/:id/content"`) ||
 		!strings.Contains(out, `"secret":"MEDIA_URL_SIGNING_KEY","backend":"file","outcome":"found","message":"secret access"`) {
 		t.Fatalf("expected log lines missing:\n%s", out)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
+	"github.com/edgeguard/edgeguard/pkg/mtls/mtlstest"
 	"github.com/edgeguard/edgeguard/services/media-api/internal/config"
 )
 
@@ -38,9 +39,21 @@ func env() (map[string]string, map[string]string) {
 		}
 }
 
+// load reads vars and files; the public listener's mTLS variables and
+// files (mtlstest.ConfigFiles) are added unless vars sets a TLS_* variable
+// itself (to "" for unset).
 func load(vars, files map[string]string) (*config.Config, error) {
-	return config.Load(func(k string) string { return vars[k] }, func(p string) ([]byte, error) {
+	tlsVars, tlsFiles := mtlstest.ConfigFiles()
+	return config.Load(func(k string) string {
+		if v, ok := vars[k]; ok {
+			return v
+		}
+		return tlsVars[k]
+	}, func(p string) ([]byte, error) {
 		if v, ok := files[p]; ok {
+			return []byte(v), nil
+		}
+		if v, ok := tlsFiles[p]; ok {
 			return []byte(v), nil
 		}
 		return nil, fs.ErrNotExist
@@ -163,6 +176,12 @@ func TestEveryFaultIsReportedAtOnce(t *testing.T) {
 	}{
 		{"nothing set", func(v, f map[string]string) { clear(v) }, []string{
 			"EDGE_IDENTITY_JWKS_FILE", "MEDIA_STORAGE_DIR", "MEDIA_URL_SIGNING_KEY_FILE"}},
+		{"the public listener without its TLS files, with other faults", func(v, f map[string]string) {
+			v["TLS_CERT_FILE"], v["TLS_KEY_FILE"], v["TLS_CLIENT_CA_FILE"] = "", "", ""
+			v["MEDIA_MAX_BYTES"] = "20MiB"
+		}, []string{"TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CLIENT_CA_FILE", "MEDIA_MAX_BYTES"}},
+		{"plain HTTP asked for in strict mode", func(v, f map[string]string) { v["INSECURE_PLAIN_HTTP"] = "true" },
+			[]string{"INSECURE_PLAIN_HTTP"}},
 		{"bad values everywhere", func(v, f map[string]string) {
 			v["TRUSTED_PROXIES"] = "0.0.0.0/0"
 			v["AUTH_ENABLED"] = "false"
@@ -202,12 +221,13 @@ func TestEveryFaultIsReportedAtOnce(t *testing.T) {
 
 func TestDevModeAcceptsInlineSecretsAndJWTOnly(t *testing.T) {
 	vars := map[string]string{"STRICT": "false", "MEDIA_STORAGE_DIR": "/tmp/m", "MEDIA_URL_SIGNING_KEY": signingKey,
-		"AUTH_ACCEPT_JWT": "true", "AUTH_ISSUER": "http://localhost:8080/realms/jan"}
+		"AUTH_ACCEPT_JWT": "true", "AUTH_ISSUER": "http://localhost:8080/realms/jan",
+		"INSECURE_PLAIN_HTTP": "true", "TLS_CERT_FILE": "", "TLS_KEY_FILE": "", "TLS_CLIENT_CA_FILE": ""}
 	c, err := load(vars, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Strict || string(c.URLSigningKey) != signingKey || c.Auth.EdgeIdentityJWKS != nil {
+	if c.Strict || string(c.URLSigningKey) != signingKey || c.Auth.EdgeIdentityJWKS != nil || !c.TLS.Plain {
 		t.Fatalf("config %+v", c)
 	}
 	// outside strict mode a short key is still refused

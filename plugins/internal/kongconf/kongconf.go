@@ -7,15 +7,19 @@
 // It reads strictly: an unknown key anywhere outside a plugin's config is an
 // error (Kong would refuse it too, and a typo such as "strip_paths" must not
 // silently change routing). It models the entities edgeguard uses, not all
-// of Kong (no consumers, upstreams, certificates): a file using them is
-// refused rather than half understood. Plugin configs stay untyped
-// (map[string]any) here; CheckConfig compares them with a plugin's schema.
+// of Kong (services, routes, plugins, and for the mTLS hop to the services
+// upstreams with targets, certificates and ca_certificates; no consumers):
+// a file using others is refused rather than half understood. References
+// between them (a service's client_certificate and ca_certificates) must
+// name entities of the file. Plugin configs stay untyped (map[string]any)
+// here; CheckConfig compares them with a plugin's schema.
 package kongconf
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -38,6 +42,47 @@ type Config struct {
 	Routes []Route `yaml:"routes"`
 	// Plugins are top-level plugins: global, or attached with route/service.
 	Plugins []Plugin `yaml:"plugins"`
+	// Upstreams are load-balanced targets a service's host can name.
+	Upstreams []Upstream `yaml:"upstreams"`
+	// Certificates are certificates with their keys (a service's
+	// client_certificate); CACertificates are CA certificates (a
+	// service's ca_certificates).
+	Certificates   []Certificate   `yaml:"certificates"`
+	CACertificates []CACertificate `yaml:"ca_certificates"`
+}
+
+// Upstream is a virtual host name balanced over targets.
+type Upstream struct {
+	Name       string   `yaml:"name"`
+	HostHeader string   `yaml:"host_header"`
+	Algorithm  string   `yaml:"algorithm"`
+	Targets    []Target `yaml:"targets"`
+	Tags       []string `yaml:"tags"`
+}
+
+// Target is one address of an upstream (host:port).
+type Target struct {
+	Target string   `yaml:"target"`
+	Weight *int     `yaml:"weight"`
+	Tags   []string `yaml:"tags"`
+}
+
+// Certificate is a certificate and its key (PEM, or vault references).
+type Certificate struct {
+	ID      string   `yaml:"id"`
+	Cert    string   `yaml:"cert"`
+	Key     string   `yaml:"key"`
+	CertAlt string   `yaml:"cert_alt"`
+	KeyAlt  string   `yaml:"key_alt"`
+	SNIs    []string `yaml:"snis"`
+	Tags    []string `yaml:"tags"`
+}
+
+// CACertificate is one PEM CA certificate.
+type CACertificate struct {
+	ID   string   `yaml:"id"`
+	Cert string   `yaml:"cert"`
+	Tags []string `yaml:"tags"`
 }
 
 // Service is an upstream service with its nested routes and plugins.
@@ -56,6 +101,36 @@ type Service struct {
 	Tags           []string `yaml:"tags"`
 	Routes         []Route  `yaml:"routes"`
 	Plugins        []Plugin `yaml:"plugins"`
+	// TLS to the upstream: the client certificate Kong presents, whether
+	// it verifies the upstream's certificate, and against which CAs.
+	ClientCertificate Ref      `yaml:"client_certificate"`
+	TLSVerify         *bool    `yaml:"tls_verify"`
+	TLSVerifyDepth    *int     `yaml:"tls_verify_depth"`
+	CACertificates    []string `yaml:"ca_certificates"`
+}
+
+// Scheme is the service's protocol (from url or protocol; Kong's default
+// http).
+func (s *Service) Scheme() string {
+	if s.URL != "" {
+		if u, err := url.Parse(s.URL); err == nil {
+			return u.Scheme
+		}
+	}
+	if s.Protocol == "" {
+		return "http"
+	}
+	return s.Protocol
+}
+
+// Hostname is the service's host (from url or host).
+func (s *Service) Hostname() string {
+	if s.URL != "" {
+		if u, err := url.Parse(s.URL); err == nil {
+			return u.Hostname()
+		}
+	}
+	return s.Host
 }
 
 // Route matches requests to a service.
@@ -172,6 +247,10 @@ func (c *Config) validate() error {
 	if c.FormatVersion != FormatVersion {
 		return fmt.Errorf("_format_version is %q, want %q", c.FormatVersion, FormatVersion)
 	}
+	certs, cas, err := c.validateTLSEntities()
+	if err != nil {
+		return err
+	}
 	services := map[string]bool{}
 	routes := map[string]bool{}
 	for i := range c.Services {
@@ -184,6 +263,14 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: duplicate service name %q", at, s.Name)
 		}
 		services[s.Name] = true
+		if s.ClientCertificate != "" && !certs[string(s.ClientCertificate)] {
+			return fmt.Errorf("%s: client_certificate %q is not a certificate of this file", at, s.ClientCertificate)
+		}
+		for _, id := range s.CACertificates {
+			if !cas[id] {
+				return fmt.Errorf("%s: ca_certificates names %q, not a ca_certificate of this file", at, id)
+			}
+		}
 		if err := validatePlugins(s.Plugins, at); err != nil {
 			return err
 		}
@@ -237,6 +324,60 @@ func (c *Config) validate() error {
 				return fmt.Errorf("plugin %q is attached twice to service %q route %q", name, ref.Service, ref.Route)
 			}
 			seen[k] = true
+		}
+	}
+	return nil
+}
+
+// validateTLSEntities checks upstreams, certificates and CA certificates
+// and returns the ids of the latter two.
+func (c *Config) validateTLSEntities() (certs, cas map[string]bool, err error) {
+	certs, cas = map[string]bool{}, map[string]bool{}
+	upstreams := map[string]bool{}
+	for i, u := range c.Upstreams {
+		at := fmt.Sprintf("upstreams[%d]", i)
+		if u.Name == "" || upstreams[u.Name] {
+			return nil, nil, fmt.Errorf("%s: upstream name %q empty or used twice", at, u.Name)
+		}
+		upstreams[u.Name] = true
+		if len(u.Targets) == 0 {
+			return nil, nil, fmt.Errorf("%s: upstream %q has no targets", at, u.Name)
+		}
+		for j, t := range u.Targets {
+			host, port, err := net.SplitHostPort(t.Target)
+			if err != nil || host == "" || port == "" {
+				return nil, nil, fmt.Errorf("%s.targets[%d]: target %q is not host:port", at, j, t.Target)
+			}
+		}
+	}
+	for i, ct := range c.Certificates {
+		at := fmt.Sprintf("certificates[%d]", i)
+		if ct.ID == "" || certs[ct.ID] {
+			return nil, nil, fmt.Errorf("%s: a certificate needs a unique id (services name it)", at)
+		}
+		if ct.Cert == "" || ct.Key == "" {
+			return nil, nil, fmt.Errorf("%s: cert and key are required", at)
+		}
+		certs[ct.ID] = true
+	}
+	for i, ca := range c.CACertificates {
+		at := fmt.Sprintf("ca_certificates[%d]", i)
+		if ca.ID == "" || cas[ca.ID] {
+			return nil, nil, fmt.Errorf("%s: a CA certificate needs a unique id (services name it)", at)
+		}
+		if strings.Count(ca.Cert, "-----BEGIN CERTIFICATE-----") != 1 {
+			return nil, nil, fmt.Errorf("%s: cert must be exactly one PEM certificate (Kong refuses more)", at)
+		}
+		cas[ca.ID] = true
+	}
+	return certs, cas, nil
+}
+
+// Upstream returns the named upstream, or nil.
+func (c *Config) Upstream(name string) *Upstream {
+	for i := range c.Upstreams {
+		if c.Upstreams[i].Name == name {
+			return &c.Upstreams[i]
 		}
 	}
 	return nil

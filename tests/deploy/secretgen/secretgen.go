@@ -1,13 +1,20 @@
 // Package secretgen writes the secret files a compose or Kubernetes
-// deployment of edgeguard mounts (compose/gen-secrets.sh, k8s/README.md):
-// random passwords, tokens and peppers, the edge identity key pair
-// (pkg/edgeid), and the files derived from them (the Redis ACL file with the
-// password's SHA-256, llm-api's database URL). It is for dev and first
-// installs; production keeps these in its secret store.
+// deployment of edgeguard mounts (compose/gen-secrets.sh, k8s/README.md)
+// and `make dev` uses: random passwords, tokens and peppers, the edge
+// identity key pair (pkg/edgeid), the files derived from them (the Redis ACL
+// file with the password's SHA-256, llm-api's database URL), and the mTLS
+// certificates of the hop Kong → services (a development CA, the edge's
+// client certificate, one server certificate per service: pkg/devpki,
+// ECDSA P-256, short lifetimes). It is for dev and first installs;
+// production keeps these in its secret store and gets its certificates from
+// cert-manager, a mesh or SPIRE.
 //
 // Generate is idempotent: existing files are kept (a second run never
 // rotates a secret), missing ones are created, and derived files are built
-// from the existing values so that the set stays consistent.
+// from the existing values so that the set stays consistent. Certificates
+// are the exception: one that expires within RenewBefore is renewed (a new
+// CA renews every certificate it signed), so the short-lived set stays
+// usable across `make dev` runs.
 package secretgen
 
 import (
@@ -20,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/edgeid"
 )
@@ -52,16 +60,29 @@ var Random = []string{
 	KeycloakDBPassword, KeycloakAdminPassword, LLMAPIClientSecret, GuestLoginClientSecret, MediaURLSigningKey,
 }
 
-// All lists every file Generate writes.
+// All lists every file Generate writes (kong.yml only with
+// Options.KongYML).
 func All() []string {
-	return append(append([]string{}, Random...), RedisACL, LLMAPIDatabaseURL, EdgeIdentityKey, EdgeIdentityJWKS)
+	return append(append(append([]string{}, Random...), RedisACL, LLMAPIDatabaseURL, EdgeIdentityKey, EdgeIdentityJWKS), TLSFiles()...)
 }
+
+// KongYML is the kong.yml Generate renders with the generated CA
+// (Options.KongYML).
+const KongYML = "kong.yml"
 
 // Options of Generate.
 type Options struct {
 	// DatabaseHostPort is PostgreSQL's host:port in llm-api's database URL
 	// (default postgres:5432, the compose service).
 	DatabaseHostPort string
+	// KongYML, when set, is the repository's kong/kong.yml: Generate writes
+	// DIR/kong.yml with its services CA replaced by the generated one
+	// (RenderKongYML), what compose mounts as Kong's declarative config.
+	KongYML []byte
+	// Now is the clock of the certificates (tests; default time.Now).
+	Now func() time.Time
+	// Renewed, when set, receives the certificate files written by this run.
+	Renewed *[]string
 }
 
 // Generate creates the missing secret files in dir (created 0700). Files are
@@ -94,7 +115,34 @@ func Generate(dir string, opt Options) error {
 	}); err != nil {
 		return err
 	}
-	return ensureEdgeKeys(dir)
+	if err := ensureEdgeKeys(dir); err != nil {
+		return err
+	}
+	now := time.Now
+	if opt.Now != nil {
+		now = opt.Now
+	}
+	renewed, err := ensureTLS(dir, now())
+	if err != nil {
+		return err
+	}
+	if opt.Renewed != nil {
+		*opt.Renewed = renewed
+	}
+	if opt.KongYML != nil {
+		ca, err := os.ReadFile(filepath.Join(dir, MTLSCA))
+		if err != nil {
+			return err
+		}
+		out, err := RenderKongYML(opt.KongYML, ca)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(filepath.Join(dir, KongYML), out, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RedisACLLine is the ACL file that gives Redis's default user the password

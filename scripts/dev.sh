@@ -4,17 +4,22 @@
 #
 #   up        start what is missing: Redis, PostgreSQL, Keycloak (realm jan,
 #             hostname = the gateway), the stub LLM upstream, llm-api,
-#             media-api, mcp-tools and the real Kong 3.9 (scripts/kong.sh) on
-#             kong/kong.yml with the six plugin servers; wait until each is
-#             ready; print the URLs and two commands to try.
+#             media-api, mcp-tools (their public listeners over mTLS: the
+#             dev CA's server certificates, the edge's client certificate
+#             required) and the real Kong 3.9 (scripts/kong.sh) on
+#             kong/kong.yml with the six plugin servers, presenting the
+#             edge's client certificate; wait until each is ready; print the
+#             URLs and two commands to try.
 #             In the foreground Ctrl-C stops everything it started; with
 #             --detach it returns once ready (stop with `make dev-down`).
 #   down      stop everything a detached `up` started.
 #   env       print the running stack's env lines (exit 1 when none runs).
 #
 # Everything lives under DEV_DIR (default .dev/, git-ignored): secrets
-# generated once (secrets/, kept across runs), logs (logs/), pid files (run/)
-# and the components' data (components/, separate from `make test`'s .tmp/).
+# generated once (secrets/, kept across runs; the mTLS certificates live a
+# week and are renewed by the run that finds them within two days of their
+# end), logs (logs/), pid files (run/) and the components' data
+# (components/, separate from `make test`'s .tmp/).
 #
 # Variables (all optional; config/README.md "make dev"):
 #   DEV_DIR               where the stack's files live (default $ROOT/.dev)
@@ -173,18 +178,26 @@ up() {
 	local jwks="$KEYCLOAK_URL/realms/jan/protocol/openid-connect/certs"
 
 	# What every service shares: dev mode, loopback listeners, the gateway
-	# as the only trusted proxy, the edge's public keys.
+	# as the only trusted proxy, the edge's public keys, the CA of the
+	# edge's client certificate (mTLS on the public listener; the identity
+	# is TLS_CLIENT_IDENTITY's default, the URI SAN gen-secrets issues).
 	local common=(
 		STRICT="${STRICT:-false}"
 		TRUSTED_PROXIES=127.0.0.1
 		EDGE_IDENTITY_JWKS_FILE="$SECRETS/edge_identity.jwks.json"
 		AUTH_ISSUER="$KEYCLOAK_ISSUER"
 		AUTH_JWKS_URL="$jwks"
+		TLS_CLIENT_CA_FILE="$SECRETS/mtls_ca.crt"
 	)
+	# Each service's own certificate (for its name, which Kong verifies) and key.
+	local tls_llm=(TLS_CERT_FILE="$SECRETS/llm_api_tls.crt" TLS_KEY_FILE="$SECRETS/llm_api_tls.key")
+	local tls_media=(TLS_CERT_FILE="$SECRETS/media_api_tls.crt" TLS_KEY_FILE="$SECRETS/media_api_tls.key")
+	local tls_mcp=(TLS_CERT_FILE="$SECRETS/mcp_tools_tls.crt" TLS_KEY_FILE="$SECRETS/mcp_tools_tls.key")
 	start stub-upstream "$BIN/stub-upstream" -addr "127.0.0.1:$p_stub"
 	# llm-api's environment is kept (run/llm-api.env, no secret values: file
-	# paths) so scripts/topology.sh can start replicas of the same service.
-	local llm_env=("${common[@]}"
+	# paths) so scripts/topology.sh can start replicas of the same service
+	# (the same certificate: Kong verifies the name llm-api).
+	local llm_env=("${common[@]}" "${tls_llm[@]}"
 		DATABASE_URL_FILE="$SECRETS/dev_database_url" REDIS_ADDR="$REDIS_ADDR"
 		KEYCLOAK_URL="$KEYCLOAK_URL" KEYCLOAK_CLIENT_SECRET_FILE="$KEYCLOAK_LLM_API_CLIENT_SECRET_FILE"
 		GUEST_LOGIN_CLIENT_SECRET_FILE="$KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE"
@@ -194,12 +207,12 @@ up() {
 	start llm-api env "${llm_env[@]}" \
 		LISTEN_ADDR="127.0.0.1:$p_llm" INTERNAL_LISTEN_ADDR="127.0.0.1:$p_llm_int" \
 		"$BIN/llm-api"
-	start media-api env "${common[@]}" \
+	start media-api env "${common[@]}" "${tls_media[@]}" \
 		LISTEN_ADDR="127.0.0.1:$p_media" INTERNAL_LISTEN_ADDR="127.0.0.1:$p_media_int" \
 		MEDIA_STORAGE_DIR="$DEV_DIR/media" MEDIA_URL_SIGNING_KEY_FILE="$SECRETS/media_url_signing_key" \
 		MEDIA_PUBLIC_BASE_URL="$gw" \
 		"$BIN/media-api"
-	start mcp-tools env "${common[@]}" \
+	start mcp-tools env "${common[@]}" "${tls_mcp[@]}" \
 		LISTEN_ADDR="127.0.0.1:$p_mcp" INTERNAL_LISTEN_ADDR="127.0.0.1:$p_mcp_int" \
 		"$BIN/mcp-tools"
 	wait_http llm-api "http://127.0.0.1:$p_llm_int/readyz" 60
@@ -207,17 +220,22 @@ up() {
 	wait_http mcp-tools "http://127.0.0.1:$p_mcp_int/readyz" 30
 
 	# The gateway: the real Kong on kong/kong.yml as is, its container names
-	# and secret paths rendered to this machine (scripts/kong.sh).
+	# and secret paths rendered to this machine (scripts/kong.sh): the
+	# services' upstream targets on loopback (their certificates are still
+	# verified against the upstreams' host names), the dev CA as the services
+	# CA, the edge's client certificate and key through Kong's env vault.
 	wait "$kongpid" || { cat "$LOGS/kong-install.log" >&2; die "no Kong (the error is above)"; }
 	local validate="${DEV_GATEWAY_VALIDATE_URL:-http://127.0.0.1:$p_llm_int/internal/api-keys/validate}"
 	[ -n "${DEV_GATEWAY_TRUSTED_PROXIES:-}" ] && export KONG_TRUSTED_IPS="$DEV_GATEWAY_TRUSTED_PROXIES"
 	# REDIS_ADDR may list several addresses (a Redis Cluster): kong.yml's
 	# flow lists [redis:6379] become [a,b,…].
-	"$ROOT/scripts/kong.sh" start --dir "$DEV_DIR/kong" --logs "$LOGS" --proxy-port "$kongport" --secrets "$SECRETS" \
+	EDGEGUARD_EDGE_CLIENT_CERT_FILE="$SECRETS/edge_client.crt" EDGEGUARD_EDGE_CLIENT_KEY_FILE="$SECRETS/edge_client.key" \
+		"$ROOT/scripts/kong.sh" start --dir "$DEV_DIR/kong" --logs "$LOGS" --proxy-port "$kongport" --secrets "$SECRETS" \
+		--services-ca "$SECRETS/mtls_ca.crt" \
 		--rewrite "http://llm-api:8081/internal/api-keys/validate=$validate" \
-		--rewrite "http://llm-api:8080=http://127.0.0.1:$p_llm" \
-		--rewrite "http://media-api:8080=http://127.0.0.1:$p_media" \
-		--rewrite "http://mcp-tools:8080=http://127.0.0.1:$p_mcp" \
+		--rewrite "target: llm-api:8080=target: 127.0.0.1:$p_llm" \
+		--rewrite "target: media-api:8080=target: 127.0.0.1:$p_media" \
+		--rewrite "target: mcp-tools:8080=target: 127.0.0.1:$p_mcp" \
 		--rewrite "http://localhost:8000/realms/jan=$KEYCLOAK_ISSUER" \
 		--rewrite "http://keycloak:8080=$KEYCLOAK_URL" \
 		--rewrite "redis:6379=$REDIS_ADDR" \
@@ -233,12 +251,15 @@ GATEWAY_PUBLIC_URL=$gw
 KEYCLOAK_URL=$KEYCLOAK_URL
 KEYCLOAK_ISSUER=$KEYCLOAK_ISSUER
 REDIS_ADDR=$REDIS_ADDR
-LLM_API_URL=http://127.0.0.1:$p_llm
+LLM_API_URL=https://127.0.0.1:$p_llm
 LLM_API_INTERNAL_URL=http://127.0.0.1:$p_llm_int
-MEDIA_API_URL=http://127.0.0.1:$p_media
+MEDIA_API_URL=https://127.0.0.1:$p_media
 MEDIA_API_INTERNAL_URL=http://127.0.0.1:$p_media_int
-MCP_TOOLS_URL=http://127.0.0.1:$p_mcp
+MCP_TOOLS_URL=https://127.0.0.1:$p_mcp
 MCP_TOOLS_INTERNAL_URL=http://127.0.0.1:$p_mcp_int
+MTLS_CA_FILE=$SECRETS/mtls_ca.crt
+EDGE_CLIENT_CERT_FILE=$SECRETS/edge_client.crt
+EDGE_CLIENT_KEY_FILE=$SECRETS/edge_client.key
 STUB_UPSTREAM_URL=http://127.0.0.1:$p_stub
 DEV_LOGS=$LOGS
 DEV_SECRETS=$SECRETS

@@ -12,7 +12,7 @@
 #             Neither: a clear error saying how to get Kong (exit 1).
 #   start --dir DIR [--config kong.yml] [--conf kong.conf] [--bin DIR]
 #         [--query-bin DIR] [--secrets DIR] [--rewrite OLD=NEW]...
-#         [--proxy-port N] [--logs DIR]
+#         [--services-ca FILE] [--proxy-port N] [--logs DIR]
 #             render kong.conf and kong.yml for this machine into DIR and start
 #             Kong as a non-root user (KONG_USER; as root default nobody) that
 #             owns DIR's prefix and logs. What is rendered, nothing else:
@@ -25,7 +25,15 @@
 #             config capture), the prefix and logs into DIR, the rewrites in
 #             kong.yml (in order; the local addresses of services, Redis,
 #             JWKS and validate URLs), and /etc/kong/secrets/<f> to copies of
-#             --secrets' files in DIR/secrets owned by the Kong user (0600).
+#             --secrets' files in DIR/secrets owned by the Kong user (0600),
+#             and with --services-ca FILE kong.yml's one PEM certificate (the
+#             placeholder services CA of ca_certificates) replaced by FILE's.
+#             Every EDGEGUARD_<NAME>_FILE variable of the environment gives
+#             Kong EDGEGUARD_<NAME> with that file's content, as the image's
+#             entrypoint does (kong/entrypoint.sh): kong.yml's
+#             {vault://env/edgeguard-edge-client-cert} and -key come from
+#             EDGEGUARD_EDGE_CLIENT_CERT_FILE and EDGEGUARD_EDGE_CLIENT_KEY_FILE
+#             (never on a command line).
 #             Kong's logs go to --logs (default the prefix's logs/) as
 #             kong-error.log and kong-access.log.
 #             Waits for /status/ready and every plugin server's socket (Kong
@@ -182,12 +190,15 @@ open(dst, "w").write("".join(out))
 PY
 }
 
-# render_yml SRC DST REWRITE...: kong.yml with the rewrites applied in order
-# (literal replacements, like the deployment's own templating would do).
+# render_yml SRC DST CA REWRITE...: kong.yml with the rewrites applied in
+# order (literal replacements, like the deployment's own templating would
+# do), then, when CA names a file, its one PEM certificate replaced by CA's
+# (the rule of bin/gen-secrets -kong-yml, tests/deploy/secretgen
+# RenderKongYML).
 render_yml() {
 	python3 - "$@" <<'PY'
-import sys
-src, dst, *rw = sys.argv[1:]
+import re, sys
+src, dst, ca, *rw = sys.argv[1:]
 text = open(src).read()
 for r in rw:
     old, sep, new = r.partition("=")
@@ -196,8 +207,33 @@ for r in rw:
     if old not in text:
         sys.exit("--rewrite %r: %r is not in %s" % (r, old, src))
     text = text.replace(old, new)
+if ca:
+    pem = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
+    blocks = pem.findall(open(ca).read())
+    if len(blocks) != 1:
+        sys.exit("--services-ca %s: want exactly one PEM certificate, found %d" % (ca, len(blocks)))
+    found = list(pem.finditer(text))
+    if len(found) != 1:
+        sys.exit("--services-ca: %s holds %d PEM certificates, want exactly one (the services CA)" % (src, len(found)))
+    m = found[0]
+    indent = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
+    if indent.strip():
+        sys.exit("--services-ca: the PEM certificate of %s does not start its line" % src)
+    text = text[:m.start()] + ("\n" + indent).join(blocks[0].split("\n")) + text[m.end():]
 open(dst, "w").write(text)
 PY
+}
+
+# export_file_env: every EDGEGUARD_<NAME>_FILE of the environment becomes
+# EDGEGUARD_<NAME> with the file's content (kong/entrypoint.sh's rule), for
+# Kong's env vault.
+export_file_env() {
+	local v name
+	for v in $(compgen -e | grep -E '^EDGEGUARD_[A-Z0-9_]+_FILE$' || true); do
+		name=${v%_FILE}
+		[ -r "${!v}" ] || die "$v=${!v}: not a readable file"
+		export "$name"="$(cat "${!v}")"
+	done
 }
 
 env_lines() {
@@ -210,7 +246,7 @@ running() {
 
 parse_args() {
 	DIR="" CONFIG="$ROOT/kong/kong.yml" CONF="$ROOT/kong/kong.conf" BINDIR="${EDGEGUARD_BIN:-$ROOT/bin}"
-	QUERYBIN="" SECRETS_SRC="" PROXY_PORT=0 REWRITES=() LOGS=""
+	QUERYBIN="" SECRETS_SRC="" PROXY_PORT=0 REWRITES=() LOGS="" SERVICES_CA=""
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--dir) DIR=$2; shift 2 ;;
@@ -220,6 +256,7 @@ parse_args() {
 		--query-bin) QUERYBIN=$2; shift 2 ;;
 		--secrets) SECRETS_SRC=$2; shift 2 ;;
 		--rewrite) REWRITES+=("$2"); shift 2 ;;
+		--services-ca) SERVICES_CA=$2; shift 2 ;;
 		--proxy-port) PROXY_PORT=$2; shift 2 ;;
 		--logs) LOGS=$2; shift 2 ;;
 		*) die "unknown argument $1 (see the header of $0)" ;;
@@ -296,7 +333,7 @@ render() {
 		done
 		rewrites+=("/etc/kong/secrets/=$DIR/secrets/")
 	fi
-	render_yml "$CONFIG" "$DIR/kong.yml" "${rewrites[@]}" || die "rendering $CONFIG failed (message above)"
+	render_yml "$CONFIG" "$DIR/kong.yml" "$SERVICES_CA" "${rewrites[@]}" || die "rendering $CONFIG failed (message above)"
 	render_conf "$CONF" "$DIR/kong.conf" || die "rendering $CONF failed (message above)"
 	chmod 0644 "$DIR/kong.yml" "$DIR/kong.conf"
 	if [ "$(id -u)" -eq 0 ]; then
@@ -323,6 +360,7 @@ start() {
 		[ -x "$QUERYBIN/$s" ] || die "$QUERYBIN/$s is missing: run make build"
 	done
 	render
+	export_file_env
 	if ! kong_run start -c "$DIR/kong.conf" >"$DIR/start.out" 2>&1; then
 		cat "$DIR/start.out" >&2
 		tail -n 30 "$LOGS/kong-error.log" >&2 2>/dev/null || true
@@ -373,6 +411,7 @@ start() {
 validate() {
 	stop
 	render
+	export_file_env
 	kong_run_env sh "$ROOT/kong/validate.sh" "$DIR/kong.conf" "$PREFIX"
 }
 

@@ -129,6 +129,10 @@ func (e *edgeStack) doFromBody(t *testing.T, src, method, rawURL string, header 
 	}
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
 	tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}
+	if strings.HasPrefix(rawURL, "https://") {
+		// a service's mTLS listener: the edge's client certificate
+		tr.TLSClientConfig = e.edgeTLS(t, serviceOf(e, rawURL))
+	}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {

@@ -69,8 +69,10 @@ func TestMain(m *testing.M) {
 }
 
 // stackSecrets reads the dev stack's secret files: each line of at least 16
-// characters that is not PEM armour (so a PEM key's base64 body lines count),
-// and the password inside the database URL. The public JWKS is not secret.
+// characters that is not PEM armour (so a PEM key's base64 body lines count:
+// the mTLS keys of the edge, the services and the dev CA), and the password
+// inside the database URL. The public JWKS and the certificates (*.crt) are
+// not secret.
 func stackSecrets(st *devstack.Stack) ([]string, error) {
 	files, err := st.SecretFiles()
 	if err != nil {
@@ -78,7 +80,7 @@ func stackSecrets(st *devstack.Stack) ([]string, error) {
 	}
 	var out []string
 	for _, f := range files {
-		if strings.HasSuffix(f, ".jwks.json") {
+		if strings.HasSuffix(f, ".jwks.json") || strings.HasSuffix(f, ".crt") {
 			continue
 		}
 		b, err := os.ReadFile(f)

@@ -230,7 +230,10 @@ type kongOptions struct {
 	queryBin string   // schemas (query_cmd `-dump`); default bin
 	secrets  string   // --secrets DIR
 	rewrites []string // --rewrite OLD=NEW
-	env      []string // extra environment (KONG_* overrides)
+	// servicesCA is --services-ca: the CA replacing kong.yml's placeholder
+	// services CA (the repo's kong.yml).
+	servicesCA string
+	env        []string // extra environment (KONG_* overrides, EDGEGUARD_*_FILE)
 }
 
 // kongInstance is a running Kong.
@@ -277,6 +280,9 @@ func startKong(t testing.TB, o kongOptions) *kongInstance {
 	}
 	for _, r := range o.rewrites {
 		args = append(args, "--rewrite", r)
+	}
+	if o.servicesCA != "" {
+		args = append(args, "--services-ca", o.servicesCA)
 	}
 	if logs := os.Getenv(varKongLogs); logs != "" {
 		// kept for the run's secret sweep (scripts/test.sh)

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -20,42 +19,17 @@ const repoIssuer = "http://localhost:8000/realms/jan"
 
 // TestUpstreamServerHeadersNeverReachClients renders the repository's own
 // kong/kong.yml and kong.conf (scripts/kong.sh: loopback addresses, the
-// test's secrets, Keycloak, llm-api and Redis rewritten to the test's
-// stand-ins) with the real plugin servers, and checks that an upstream's
-// own Server and X-Powered-By headers reach no client: on an authenticated
+// test's secrets, Keycloak, llm-api over mTLS and Redis rewritten to the
+// test's stand-ins; newRepoKong) with the real plugin servers, and checks
+// that an upstream's own Server and X-Powered-By headers reach no client: on
+// an authenticated
 // API route (llm-openai, the edgeguard plugin), on the public Keycloak
 // route (header-guard, redis-ratelimit), and on Kong's own answers (a
 // plugin's 401, no route's 404).
 func TestUpstreamServerHeadersNeverReachClients(t *testing.T) {
-	p := jwttest.New(t)
-	up := newUpstream(t)
-	// Keycloak's stand-in: the IdP's JWKS where kong.yml's jwks_url points,
-	// and the upstream's headers on everything else.
-	kc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Server", "test-keycloak/26")
-		w.Header().Set("X-Powered-By", "test-quarkus/3")
-		w.Header().Set("Content-Type", "application/json")
-		if r.URL.Path == "/realms/jan/protocol/openid-connect/certs" {
-			_, _ = w.Write(p.JWKS())
-			return
-		}
-		_, _ = w.Write([]byte(`{"issuer":"` + repoIssuer + `"}`))
-	}))
-	t.Cleanup(kc.Close)
-	password := randomSecret(t)
-	redis := startPasswordRedis(t, password)
-	secrets, _ := secretsDir(t, password)
-	root := repoRoot(t)
-	k := startKong(t, kongOptions{
-		yml:     filepath.Join(root, "kong", "kong.yml"),
-		secrets: secrets,
-		rewrites: []string{
-			"http://keycloak:8080=" + kc.URL,
-			"http://llm-api:8080=" + up.URL(),
-			"redis:6379=" + redis,
-		},
-	})
-	token := p.Token(t, "u-headers", map[string]any{"iss": repoIssuer})
+	f := newRepoKong(t)
+	k := f.k
+	token := f.token(t)
 
 	tests := []struct {
 		name     string
@@ -120,4 +94,25 @@ func startPasswordRedis(t *testing.T, password string) string {
 			t.Fatalf("redis-server on %s did not start", addr)
 		}
 	}
+}
+
+// jwtIdP is the test's identity provider (tokens for repoIssuer).
+func jwtIdP(t testing.TB) *jwttest.IdP { return jwttest.New(t) }
+
+// keycloakStandIn serves the IdP's JWKS where kong.yml's jwks_url points,
+// and a discovery document with upstream Server/X-Powered-By headers on
+// everything else.
+func keycloakStandIn(t testing.TB, p *jwttest.IdP) *httptest.Server {
+	kc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "test-keycloak/26")
+		w.Header().Set("X-Powered-By", "test-quarkus/3")
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/realms/jan/protocol/openid-connect/certs" {
+			_, _ = w.Write(p.JWKS())
+			return
+		}
+		_, _ = w.Write([]byte(`{"issuer":"` + repoIssuer + `"}`))
+	}))
+	t.Cleanup(kc.Close)
+	return kc
 }

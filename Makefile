@@ -6,7 +6,7 @@ BIN := $(CURDIR)/bin
 PLUGINS := keycloak-jwt header-guard redis-ratelimit keycloak-apikey edgeguard client-ip
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build test test-unit lint bench fuzz clean tidy dev dev-down load load-topology soak
+.PHONY: all build test test-unit lint bench fuzz clean tidy dev dev-down load load-topology load-mtls soak
 
 all: build
 
@@ -63,6 +63,11 @@ load: build
 # (scripts/load-topology.sh).
 load-topology: build
 	./scripts/load.sh topology --rounds $(LOAD_ROUNDS) --duration $(LOAD_DURATION)
+
+# make load-mtls: the hop Kong → service plain and over mTLS in the same run
+# (one Kong worker, interleaved wrk rounds; scripts/load-mtls.sh).
+load-mtls: build
+	./scripts/load.sh mtls --rounds $(LOAD_ROUNDS) --duration $(LOAD_DURATION)
 
 # make soak SOAK_DURATION=10m SOAK_RATE=200: a fixed rate through the full chain
 # with invalid tokens and random API keys; memory, JWKS fetches, validate calls, 5xx.

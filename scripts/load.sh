@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/load.sh kong|topology|soak [flags] — the edge's load figures (bench/README.md).
+# scripts/load.sh kong|topology|mtls|soak [flags] — the edge's load figures (bench/README.md).
 #
 #   kong  (make load): the real Kong 3.9 with one worker — no plugins, an empty
 #         Go plugin, Kong's Lua jwt + rate-limiting (redis), edgeguard's
@@ -8,6 +8,8 @@
 #         (its header lists the flags).
 #   topology  throughput through the nginx balancer with one vs two Kong
 #         nodes (scripts/load-topology.sh; its header lists the flags).
+#   mtls  (make load-mtls): the hop Kong → service plain and over mTLS in one
+#         run (scripts/load-mtls.sh; its header lists the flags).
 #   soak  (make soak): a fixed request rate through the full chain with 10 %
 #         invalid tokens and 10 % random API keys (bench/cmd/loadrig soak).
 #         Flags: --duration D (10m) --rate N (200) --warmup D (15s)
@@ -21,10 +23,11 @@ set -euo pipefail
 cd "$ROOT"
 
 mode=${1:-}
-[ "$mode" = kong ] || [ "$mode" = topology ] || [ "$mode" = soak ] || { echo "usage: $0 kong|topology|soak [flags]" >&2; exit 2; }
+[ "$mode" = kong ] || [ "$mode" = topology ] || [ "$mode" = mtls ] || [ "$mode" = soak ] || { echo "usage: $0 kong|topology|mtls|soak [flags]" >&2; exit 2; }
 shift
 [ "$mode" = kong ] && exec "$ROOT/scripts/load-kong.sh" "$@"
 [ "$mode" = topology ] && exec "$ROOT/scripts/load-topology.sh" "$@"
+[ "$mode" = mtls ] && exec "$ROOT/scripts/load-mtls.sh" "$@"
 DURATION=10m WARMUP=15s RATE=200
 while [ $# -gt 0 ]; do
 	case "$1" in

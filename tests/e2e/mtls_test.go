@@ -86,10 +86,10 @@ func TestServicesAcceptOnlyTheEdgesCertificate(t *testing.T) {
 	expired := issue(devpki.Options{CommonName: "edge", URIs: []string{mtlstest.EdgeURI}, NotBefore: time.Now().Add(-72 * time.Hour), Lifetime: 24 * time.Hour})
 	wrongSAN := issue(devpki.Options{CommonName: "edge", URIs: []string{"spiffe://edgeguard/llm-api"}, DNSNames: []string{"llm-api"}})
 	foreign := other.Client(t, devpki.Options{})
-	for _, svc := range []struct{ name, env, path string }{
-		{"llm-api", "LLM_API_URL", "/v1/models"},
-		{"media-api", "MEDIA_API_URL", "/v1/media"},
-		{"mcp-tools", "MCP_TOOLS_URL", "/v1/mcp"},
+	for _, svc := range []struct{ name, env, method, path string }{
+		{"llm-api", "LLM_API_URL", http.MethodGet, "/v1/models"},
+		{"media-api", "MEDIA_API_URL", http.MethodPost, "/v1/media"},
+		{"mcp-tools", "MCP_TOOLS_URL", http.MethodPost, "/v1/mcp"},
 	} {
 		base := e.Env[svc.env]
 		if !strings.HasPrefix(base, "https://") {
@@ -97,7 +97,12 @@ func TestServicesAcceptOnlyTheEdgesCertificate(t *testing.T) {
 		}
 		get := func(tc *tls.Config) (int, error) {
 			cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, DisableKeepAlives: true}}
-			resp, err := cl.Get(base + svc.path)
+			req, err := http.NewRequest(svc.method, base+svc.path, strings.NewReader("{}"))
+			if err != nil {
+				return 0, err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := cl.Do(req)
 			if err != nil {
 				return 0, err
 			}

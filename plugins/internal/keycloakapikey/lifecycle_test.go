@@ -20,7 +20,9 @@ import (
 
 	"github.com/Kong/go-pdk/test"
 
+	"github.com/edgeguard/edgeguard/pkg/devpki"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
+	"github.com/edgeguard/edgeguard/pkg/mtls/mtlstest"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/plugins/internal/exchange"
 	"github.com/edgeguard/edgeguard/plugins/internal/kongadapter/kongtest"
@@ -86,6 +88,9 @@ type llmAPI struct {
 	tokenFile        string
 	secrets          []string
 	logs             *syncBuf
+	// client reaches the public listener as Kong does (mTLS with the
+	// edge's client certificate).
+	client *http.Client
 }
 
 // startLLMAPI runs bin/llm-api against the test PostgreSQL and Redis.
@@ -98,8 +103,15 @@ func startLLMAPI(t *testing.T, idp *jwttest.IdP) *llmAPI {
 	tokenFile, token := secretFile(t, dir, "internal-token")
 	kcFile, kc := secretFile(t, dir, "kc-secret")
 	api := &llmAPI{public: testenv.FreeAddr(t), internal: testenv.FreeAddr(t), tokenFile: tokenFile, secrets: []string{pepper, token, kc}, logs: &syncBuf{}}
+	// the public listener serves mTLS (pkg/mtls); the validate endpoint
+	// stays on the plain internal listener
+	pki := mtlstest.New(t, "test CA")
+	api.client = &http.Client{Transport: &http.Transport{TLSClientConfig: mtlstest.ClientTLS(t, pki, "llm-api", pki.Client(t, devpki.Options{}))}}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
+	for k, v := range mtlstest.ServiceEnv(t, pki, pki, "llm-api") {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(append(os.Environ(), cmd.Env...),
 		"STRICT=false", // the test DSN has no password; every secret still comes from a file
 		"LOG_LEVEL=debug",
 		"LISTEN_ADDR="+api.public, "INTERNAL_LISTEN_ADDR="+api.internal,
@@ -145,12 +157,12 @@ func (a *llmAPI) call(t *testing.T, method, path, jwt string, body any) (int, ma
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, "http://"+a.public+path, rd)
+	req, _ := http.NewRequest(method, "https://"+a.public+path, rd)
 	req.Header.Set("Authorization", "Bearer "+jwt)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

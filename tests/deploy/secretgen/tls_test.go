@@ -164,18 +164,28 @@ func TestRenderKongYMLReplacesThePlaceholderCA(t *testing.T) {
 	if !strings.Contains(string(out), body) {
 		t.Fatal("the generated CA is not in the rendered kong.yml")
 	}
-	srcLines, outLines := strings.Split(string(src), "\n"), strings.Split(string(out), "\n")
-	diff := 0
-	for i := range min(len(srcLines), len(outLines)) {
-		if srcLines[i] != outLines[i] {
-			diff++
-			if strings.TrimSpace(outLines[i]) == "" || strings.Contains(outLines[i], ":") {
-				t.Errorf("line %d changed outside the certificate: %q", i+1, outLines[i])
-			}
+	// everything outside the PEM block is unchanged
+	outside := func(b []byte) (string, string) {
+		i := strings.Index(string(b), "-----BEGIN CERTIFICATE-----")
+		j := strings.Index(string(b), "-----END CERTIFICATE-----")
+		if i < 0 || j < i {
+			t.Fatal("no PEM block")
 		}
+		return string(b[:i]), string(b[j:])
 	}
-	if diff == 0 {
+	sp, ss := outside(src)
+	op, os_ := outside(out)
+	if sp != op || ss != os_ {
+		t.Error("the rendering changed kong.yml outside the certificate")
+	}
+	if string(out) == string(src) {
 		t.Fatal("nothing changed")
+	}
+	// the block keeps its indentation
+	for _, line := range strings.Split(string(out)[len(op):len(out)-len(os_)], "\n")[1:] {
+		if !strings.HasPrefix(line, "    ") {
+			t.Errorf("certificate line %q is not indented as the block scalar", line)
+		}
 	}
 	if _, err := RenderKongYML(out, []byte("not pem")); err == nil {
 		t.Error("a file without a CA accepted")

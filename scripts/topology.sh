@@ -58,15 +58,14 @@ down() {
 
 # upstream_yml SRC DST VALIDATE_OLD VALIDATE_NEW FIRST TARGET...: the rendered
 # kong.yml with the API-key validate URL moved to the internal balancer and
-# llm-api's public
-# listener as an upstream entity whose targets are the replicas: the
-# service(s) pointing at the first replica point at the upstream instead.
+# every replica a target of the upstream that reaches llm-api's public
+# listener (kong.yml's upstream llm-api: mTLS, host_header llm-api, the name
+# every replica's certificate carries), whose one target is FIRST.
 # Passive health checks take a replica out at its first connect failure (or
 # 2 answers 502/503/504); an active TCP check every second brings it back.
 upstream_yml() {
 	python3 - "$@" <<'PY'
 import sys, yaml
-from urllib.parse import urlsplit
 src, dst, validate_old, validate_new, first, *targets = sys.argv[1:]
 cfg = yaml.safe_load(open(src))
 
@@ -78,38 +77,23 @@ def swap(v):
         return [swap(x) for x in v]
     return validate_new if v == validate_old else v
 cfg = swap(cfg)
-name = "llm-api-replicas"
-moved = 0
-for svc in cfg.get("services", []):
-    url = svc.get("url", "")
-    if url and urlsplit(url).netloc == first:
-        u = urlsplit(url)
-        svc["url"] = u._replace(netloc=name).geturl()
-        moved += 1
-    elif svc.get("host") == first.split(":")[0] and str(svc.get("port")) == first.split(":")[1]:
-        svc["host"] = name
-        svc.pop("port", None)
-        moved += 1
-if not moved:
-    sys.exit("no service of %s points at %s" % (src, first))
-ups = cfg.setdefault("upstreams", [])
-ups[:] = [u for u in ups if u.get("name") != name]
-ups.append({
-    "name": name,
-    "algorithm": "round-robin",
-    "targets": [{"target": t} for t in [first] + targets],
-    "healthchecks": {"passive": {
-        "type": "http",
-        "healthy": {"successes": 1},
-        "unhealthy": {"tcp_failures": 1, "http_failures": 2, "timeouts": 2, "http_statuses": [502, 503, 504]},
-    }, "active": {
-        # a TCP connect every second brings a replica back (the public
-        # listener has no unauthenticated health route)
-        "type": "tcp", "timeout": 1, "concurrency": 2,
-        "healthy": {"interval": 1, "successes": 1},
-        "unhealthy": {"interval": 1, "tcp_failures": 1, "timeouts": 1},
-    }},
-})
+ups = [u for u in cfg.get("upstreams", []) if [t.get("target") for t in u.get("targets", [])] == [first]]
+if len(ups) != 1:
+    sys.exit("%s has %d upstreams whose one target is %s, want 1 (llm-api)" % (src, len(ups), first))
+ups[0]["algorithm"] = "round-robin"
+ups[0]["targets"] = [{"target": t} for t in [first] + targets]
+ups[0]["healthchecks"] = {"passive": {
+    "type": "https",
+    "healthy": {"successes": 1},
+    "unhealthy": {"tcp_failures": 1, "http_failures": 2, "timeouts": 2, "http_statuses": [502, 503, 504]},
+}, "active": {
+    # a TCP connect every second brings a replica back (the public
+    # listener has no unauthenticated health route, and it wants a client
+    # certificate the health checker does not have)
+    "type": "tcp", "timeout": 1, "concurrency": 2,
+    "healthy": {"interval": 1, "successes": 1},
+    "unhealthy": {"interval": 1, "tcp_failures": 1, "timeouts": 1},
+}}
 yaml.safe_dump(cfg, open(dst, "w"), sort_keys=False)
 PY
 }
@@ -144,7 +128,7 @@ up() {
 			"$BIN/llm-api" </dev/null >"$LOGS/llm-api-$i.log" 2>&1 &
 		echo $! >"$RUN/llm-api-$i.pid"
 		targets+=("127.0.0.1:$port")
-		out+=("LLM_API_${i}_URL=http://127.0.0.1:$port" "LLM_API_${i}_INTERNAL_URL=http://127.0.0.1:$iport"
+		out+=("LLM_API_${i}_URL=https://127.0.0.1:$port" "LLM_API_${i}_INTERNAL_URL=http://127.0.0.1:$iport"
 			"LLM_API_${i}_PIDFILE=$RUN/llm-api-$i.pid")
 		for _ in $(seq 300); do
 			curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$iport/readyz" 2>/dev/null && break
@@ -176,7 +160,11 @@ up() {
 	local upstreams=("${GATEWAY_URL#http://}") envf
 	for ((i = 2; i <= NODES; i++)); do
 		envf="$TOPO/kong-$i.env"
-		KONG_TRUSTED_IPS="$BIND/32" "$ROOT/scripts/kong.sh" start --dir "$DEV_DIR/kong-$i" --logs "$LOGS/kong-$i" \
+		# the same client certificate as node 1 (Kong's env vault; the
+		# rendered kong.yml already carries the services CA)
+		KONG_TRUSTED_IPS="$BIND/32" EDGEGUARD_EDGE_CLIENT_CERT_FILE="$DEV_DIR/secrets/edge_client.crt" \
+			EDGEGUARD_EDGE_CLIENT_KEY_FILE="$DEV_DIR/secrets/edge_client.key" \
+			"$ROOT/scripts/kong.sh" start --dir "$DEV_DIR/kong-$i" --logs "$LOGS/kong-$i" \
 			--config "$TOPO/kong.yml" >"$envf" || die "Kong node $i did not start (above)"
 		local purl
 		purl=$(sed -n 's/^KONG_PROXY_URL=//p' "$envf")

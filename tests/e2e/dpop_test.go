@@ -191,7 +191,13 @@ func startTLSBalancer(t *testing.T, e *edgeStack) *tlsBalancer {
 		}
 		stop := func() { _, _ = runErr(root, filepath.Join(root, "scripts", "kong.sh"), "stop", "--dir", kdir) }
 		e.atStop = append(e.atStop, stop)
-		out := run(t, root, filepath.Join(root, "scripts", "kong.sh"), args...)
+		// the same client certificate as the stack's Kong: the services
+		// serve mTLS (the rendered kong.yml already has the dev CA)
+		out, err := runEnvErr(root, []string{"EDGEGUARD_EDGE_CLIENT_CERT_FILE=" + e.Env["EDGE_CLIENT_CERT_FILE"],
+			"EDGEGUARD_EDGE_CLIENT_KEY_FILE=" + e.Env["EDGE_CLIENT_KEY_FILE"]}, filepath.Join(root, "scripts", "kong.sh"), args...)
+		if err != nil {
+			t.Fatalf("kong.sh start: %v", err)
+		}
 		env := envLines(out)
 		b.nodes[i] = env["KONG_PROXY_URL"]
 		if b.nodes[i] == "" {
@@ -445,10 +451,16 @@ func run(t *testing.T, root, script string, args ...string) string {
 }
 
 func runErr(root, script string, args ...string) (string, error) {
+	return runEnvErr(root, nil, script, args...)
+}
+
+// runEnvErr is runErr with env added to the process environment.
+func runEnvErr(root string, env []string, script string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, script, args...)
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

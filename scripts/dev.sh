@@ -236,6 +236,7 @@ up() {
 		--rewrite "target: llm-api:8080=target: 127.0.0.1:$p_llm" \
 		--rewrite "target: media-api:8080=target: 127.0.0.1:$p_media" \
 		--rewrite "target: mcp-tools:8080=target: 127.0.0.1:$p_mcp" \
+		--rewrite "dpop_public_base_url: http://localhost:8000=dpop_public_base_url: $gw" \
 		--rewrite "http://localhost:8000/realms/jan=$KEYCLOAK_ISSUER" \
 		--rewrite "http://keycloak:8080=$KEYCLOAK_URL" \
 		--rewrite "redis:6379=$REDIS_ADDR" \

@@ -185,7 +185,8 @@ func startTLSBalancer(t *testing.T, e *edgeStack) *tlsBalancer {
 	for i, name := range []string{"a", "b"} {
 		kdir := filepath.Join(dir, "kong-"+name)
 		args := []string{"start", "--dir", kdir, "--config", filepath.Join(e.Dir(), "kong", "kong.yml"),
-			"--rewrite", "dpop_public_base_url: http://localhost:8000=dpop_public_base_url: " + b.public}
+			// dev.sh rendered the gateway's public URL (DPoP's htu) into it
+			"--rewrite", "dpop_public_base_url: " + e.Env["GATEWAY_PUBLIC_URL"] + "=dpop_public_base_url: " + b.public}
 		if logs != "" {
 			args = append(args, "--logs", filepath.Join(logs, "e2e-dpop-kong-"+name))
 		}

@@ -71,7 +71,7 @@ func TestStrictConfigLoadsWithDefaults(t *testing.T) {
 		c.MaxBytes != 20<<20 || string(c.URLSigningKey) != signingKey || c.URLTTL != 5*time.Minute ||
 		c.Retention != 30*24*time.Hour || c.CleanupInterval != time.Hour || c.FetchEnabled ||
 		c.FetchTimeout != 10*time.Second || c.FetchMaxRedirects != 3 || c.PublicBaseURL != "" ||
-		strings.Join(c.Auth.Audience, ",") != "jan-api" || strings.Join(c.Auth.AllowedAZP, ",") != "jan-cli,jan-web,guest-login" {
+		strings.Join(c.Auth.Audience, ",") != "jan-api" || strings.Join(c.Auth.AllowedAZP, ",") != "jan-cli,jan-agent,jan-web,guest-login" {
 		t.Fatalf("config %+v", c)
 	}
 }

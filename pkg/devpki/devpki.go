@@ -87,19 +87,11 @@ func NewCA(commonName string, o Options) (*CA, error) {
 	tmpl.BasicConstraintsValid = true
 	tmpl.MaxPathLenZero = true
 	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	l, err := create(tmpl, tmpl, key, key)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	kp, err := keyPEM(key)
-	if err != nil {
-		return nil, err
-	}
-	return &CA{Cert: cert, CertPEM: certPEM(der), KeyPEM: kp, signer: key}, nil
+	return &CA{Cert: l.Cert, CertPEM: l.CertPEM, KeyPEM: l.KeyPEM, signer: key}, nil
 }
 
 // LoadCA reads a CA back from its PEM certificate and key (what NewCA
@@ -203,7 +195,13 @@ func (ca *CA) sign(o Options, key crypto.Signer, usages ...x509.ExtKeyUsage) (*L
 	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	tmpl.ExtKeyUsage = usages
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.signer)
+	return create(tmpl, ca.Cert, key, ca.signer)
+}
+
+// create signs tmpl for key with signer (parent's key) and returns the
+// certificate with its PEM and key's PEM.
+func create(tmpl, parent *x509.Certificate, key, signer crypto.Signer) (*Leaf, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
 	if err != nil {
 		return nil, err
 	}

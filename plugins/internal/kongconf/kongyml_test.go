@@ -463,6 +463,16 @@ func TestKongYMLBuiltinPluginsMatchKongSchemas(t *testing.T) {
 		if cred, _ := ref.Config["credentials"].(bool); cred {
 			t.Errorf("cors on %s/%s: credentials true; clients send bearer tokens, not cookies", ref.Service, ref.Route)
 		}
+		// a browser client of DPoP-bound tokens sends DPoP proofs and reads
+		// the server's nonce and the challenge of a refused proof
+		if !slices.Contains(strs(ref.Config["headers"]), "DPoP") {
+			t.Errorf("cors on %s/%s: the DPoP request header is not allowed", ref.Service, ref.Route)
+		}
+		for _, h := range []string{"DPoP-Nonce", "WWW-Authenticate"} {
+			if !slices.Contains(strs(ref.Config["exposed_headers"]), h) {
+				t.Errorf("cors on %s/%s: %s is not exposed", ref.Service, ref.Route, h)
+			}
+		}
 	}
 	limits := map[string]bool{"media": false, "llm-openai": false}
 	for _, ro := range routes {

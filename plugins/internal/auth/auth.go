@@ -63,7 +63,7 @@ const (
 )
 
 // Credential is a credential an Authenticator found, opaque to the stage.
-type Credential any
+type Credential = any
 
 // Authenticator is one kind of credential.
 type Authenticator interface {
@@ -148,8 +148,7 @@ func (s *Authenticate) Run(r *pipeline.Request) pipeline.Result {
 	}
 	st.Last, st.ScopeChallenge = id, s.ScopeChallenge
 	if s.HideCredential {
-		a := s.Authenticator
-		st.Hide = append(st.Hide, func(ex exchange.Exchange) { a.Hide(ex, headers, cred) })
+		st.AddHide(s.Authenticator, cred)
 	}
 	switch {
 	case prev == nil:
@@ -212,23 +211,17 @@ func (Admit) Run(r *pipeline.Request) pipeline.Result {
 			}
 		}
 		id.UpstreamHeaders(r.SetUpstreamHeader)
-		hide(r, st.Hide)
+		st.ApplyHides(r)
 		r.SetAuthenticated(id)
 		if st.Consumer {
 			r.AuthenticateConsumer(id.Subject, id.Username, id.APIKeyID)
 		}
 	case st.Prior:
-		hide(r, st.Hide)
+		st.ApplyHides(r)
 	default:
 		r.StripIdentity()
 	}
 	return pipeline.Next
-}
-
-func hide(r *pipeline.Request, fs []func(exchange.Exchange)) {
-	for _, f := range fs {
-		f(r)
-	}
 }
 
 // PolicyOptions is the route policy as the plugins' configs spell it (the

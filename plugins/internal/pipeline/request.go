@@ -49,9 +49,45 @@ type AuthState struct {
 	// (Request.Identity, Admitted nil) and this run only confirmed it: the
 	// admit stage then adds nothing but the credential removals.
 	Prior bool
-	// Hide are credential removals from the upstream request, applied by
-	// the admit stage after its header writes.
-	Hide []func(exchange.Exchange)
+	// hides are the credential removals from the upstream request
+	// (AddHide), applied by the admit stage after its header writes
+	// (ApplyHides). Two fit without an allocation: a pipeline has at most
+	// two authenticators.
+	hides  [2]hide
+	nHides int
+	more   []hide
+}
+
+// Hider removes a credential it found from the upstream request (an
+// authenticator of package auth).
+type Hider interface {
+	Hide(ex exchange.Exchange, headers map[string][]string, c any)
+}
+
+type hide struct {
+	h Hider
+	c any
+}
+
+// AddHide records that h's credential c is to be removed upstream.
+func (s *AuthState) AddHide(h Hider, c any) {
+	if s.nHides < len(s.hides) {
+		s.hides[s.nHides] = hide{h, c}
+		s.nHides++
+		return
+	}
+	s.more = append(s.more, hide{h, c})
+}
+
+// ApplyHides removes the recorded credentials from r's upstream request.
+func (s *AuthState) ApplyHides(r *Request) {
+	headers := r.Headers()
+	for _, x := range s.hides[:s.nHides] {
+		x.h.Hide(r, headers, x.c)
+	}
+	for _, x := range s.more {
+		x.h.Hide(r, headers, x.c)
+	}
 }
 
 // Asserter adds the edge-signed identity assertion upstream (package

@@ -174,6 +174,50 @@ func TestRateLimitedAtTheEdge(t *testing.T) {
 	}
 }
 
+// TestDenialsCarryTheirHeaders: the edge's 401 and 403 through the real
+// Kong carry what clients and SDKs read — the RFC 6750 challenge (no error
+// attribute without a credential, invalid_token for a bad one), a stable
+// JSON error code, the request id — and no upstream Server header.
+func TestDenialsCarryTheirHeaders(t *testing.T) {
+	_, e := requireEdge(t)
+	guest, _ := e.guest(t)
+	cases := []struct {
+		name, path, bearer string
+		status             int
+		challenge, code    string // challenge "": none expected; code "": any stable code
+	}{
+		{"no credential", "/v1/models", "", http.StatusUnauthorized, `Bearer realm="edgeguard"`, "credential_missing"},
+		{"a forged JWT", "/v1/models", "eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.eyJzdWIiOiJ4In0.c2ln", http.StatusUnauthorized,
+			`Bearer realm="edgeguard", error="invalid_token"`, ""},
+		{"an unknown API key", "/v1/models", "sk_" + strings.Repeat("q", 40), http.StatusUnauthorized,
+			`Bearer realm="edgeguard", error="invalid_token"`, ""},
+		{"a guest on an admin route", "/v1/admin/audit/events", guest, http.StatusForbidden, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := e.do(t, http.MethodGet, c.path, c.bearer, nil, nil)
+			if a.status != c.status {
+				t.Fatalf("GET %s: %d %s, want %d", c.path, a.status, a.body, c.status)
+			}
+			if got := a.header.Get("WWW-Authenticate"); c.challenge != "" && got != c.challenge {
+				t.Errorf("WWW-Authenticate %q, want %q", got, c.challenge)
+			}
+			if code := a.code(); code == "" || (c.code != "" && code != c.code) {
+				t.Errorf("error code %q (want %q), body %s", code, c.code, a.body)
+			}
+			if !strings.HasPrefix(a.header.Get("Content-Type"), "application/json") {
+				t.Errorf("Content-Type %q", a.header.Get("Content-Type"))
+			}
+			if a.header.Get("X-Request-ID") == "" {
+				t.Error("no X-Request-ID on the denial")
+			}
+			if s := a.header.Get("Server"); s != "" && !strings.HasPrefix(strings.ToLower(s), "kong") {
+				t.Errorf("Server %q reached the client", s)
+			}
+		})
+	}
+}
+
 // reserved are identity headers a client must never get to a service
 // (docs/architecture.md "Upstream identity"), as attackers send them.
 var spoofed = http.Header{

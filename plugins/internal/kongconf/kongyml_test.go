@@ -424,8 +424,9 @@ func walk(at string, v any, f func(at, key string, v any)) {
 
 // TestKongYMLBuiltinPluginsMatchKongSchemas checks the configs of Kong's
 // own plugins against their schemas as declared in Kong 3.9.3
-// (kong/plugins/<name>/schema.lua, transcribed to testdata; Kong itself
-// cannot run here), and docs/architecture.md's requirements on them ("Kong
+// (kong/plugins/<name>/schema.lua, transcribed to testdata: a fast check
+// without Kong; tests/kong TestValidateScriptChecksWithKongItself has the
+// real Kong validate the same file), and docs/architecture.md's requirements on them ("Kong
 // configuration": cors with explicit origins and no credentials;
 // request-size-limiting on llm-openai and media).
 func TestKongYMLBuiltinPluginsMatchKongSchemas(t *testing.T) {

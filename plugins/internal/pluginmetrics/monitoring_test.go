@@ -29,16 +29,38 @@ import (
 var monitoringDir = filepath.Join("..", "..", "..", "deploy", "monitoring")
 
 // externalMetrics are the names the dashboard and rules may use that
-// edgeguard's code does not register: Prometheus's own `up`, and the series
-// of Kong's prometheus plugin (Kong 3.x with status_code_metrics and
-// latency_metrics, as kong/kong.yml configures it), which cannot run here.
-// Each is listed, so a typo still fails.
-var externalMetrics = map[string][]string{
-	"up":                       {"job", "instance"},
-	"kong_http_requests_total": {"service", "route", "code", "source", "workspace", "consumer"},
-	"kong_request_latency_ms":  {"service", "route", "workspace", "le"},
-	"kong_upstream_latency_ms": {"service", "route", "workspace", "le"},
-	"kong_kong_latency_ms":     {"service", "route", "workspace", "le"},
+// edgeguard's code does not register (deploy/monitoring/external-series.json:
+// Prometheus's up, Kong's prometheus plugin), with their labels. Each is
+// listed, so a typo still fails; tests/e2e TestKongServesTheSeriesTheDashboardUses
+// checks the Kong ones against the real Kong.
+func externalMetrics(t *testing.T) map[string][]string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(monitoringDir, "external-series.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("external-series.json: %v", err)
+	}
+	out := map[string][]string{}
+	for name, v := range m {
+		if strings.HasPrefix(name, "_") {
+			continue
+		}
+		list, ok := v.([]any)
+		if !ok {
+			t.Fatalf("external-series.json: %s is not a list of label names", name)
+		}
+		for _, l := range list {
+			s, ok := l.(string)
+			if !ok {
+				t.Fatalf("external-series.json: %s has a label that is not a string", name)
+			}
+			out[name] = append(out[name], s)
+		}
+	}
+	return out
 }
 
 // family is a registered metric: its type and its label names (const
@@ -345,6 +367,7 @@ func dashboardExprs(t *testing.T) map[string]string {
 // metric that does not exist.
 func TestMonitoringUsesOnlyRegisteredMetrics(t *testing.T) {
 	reg := registeredMetrics(t)
+	external := externalMetrics(t)
 	exprs := dashboardExprs(t)
 	for name, e := range alertExprs(t) {
 		exprs["alert "+name] = e
@@ -362,7 +385,7 @@ func TestMonitoringUsesOnlyRegisteredMetrics(t *testing.T) {
 			labels, ok := []string(nil), false
 			if f, found := reg[s.name]; found {
 				labels, ok = f.labels, true
-			} else if l, found := externalMetrics[s.name]; found {
+			} else if l, found := external[s.name]; found {
 				labels, ok = l, true
 			} else {
 				for _, suf := range []string{"_bucket", "_sum", "_count"} {
@@ -376,7 +399,7 @@ func TestMonitoringUsesOnlyRegisteredMetrics(t *testing.T) {
 							labels = slices.DeleteFunc(slices.Clone(labels), func(l string) bool { return l == "le" })
 						}
 						s.name = base
-					} else if l, found := externalMetrics[base]; found && slices.Contains(l, "le") {
+					} else if l, found := external[base]; found && slices.Contains(l, "le") {
 						labels, ok = l, true
 						s.name = base
 					}

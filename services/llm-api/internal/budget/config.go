@@ -33,16 +33,26 @@ const (
 	// ~3.2e12): large enough for any budget, small enough that sums of
 	// reservations never overflow an int64 in Redis.
 	MaxTokens = int64(1) << 50
-	// MaxUSD bounds every USD figure (a budget or a price per million).
+	// MaxUSD bounds a USD budget (1e15 nano-USD: exact in the Lua numbers
+	// of the Redis scripts, which are doubles, exact to 2^53).
 	MaxUSD = 1_000_000
+	// MaxUSDPerMillion bounds a price (1e6 nano-USD per token: a request
+	// of at most MaxRequestTokens tokens costs less than 2^53 nano-USD).
+	MaxUSDPerMillion = 1_000
+	// MaxRequestTokens bounds a request's prompt bound and its completion
+	// cap × n (larger requests are refused before any reservation).
+	MaxRequestTokens = int64(1) << 31
 	// maxNameLen bounds role and model names (they become Redis key parts).
 	maxNameLen = 128
 )
 
-// PicoPerUSD is the unit of every cost: costs are kept exactly, as integer
-// pico-USD (1e-12 USD), so a price per million tokens with up to six
-// decimals is an integer number of pico-USD per token.
-const PicoPerUSD = 1_000_000_000_000
+// NanoPerUSD is the unit of every cost: costs are kept exactly, as integer
+// nano-USD (1e-9 USD). A price per million tokens has at most three
+// decimals (0.001 USD per million = 1 nano-USD per token), a budget at most
+// nine. Not pico-USD: the reservation scripts run in Redis's Lua, whose
+// numbers are doubles (integers exact to 2^53 ≈ 9e15), and a budget of
+// 10,000 USD is already 1e16 pico-USD.
+const NanoPerUSD = 1_000_000_000
 
 // Limits are one scope's budgets; 0 means no limit in that window.
 type Limits struct {
@@ -52,16 +62,16 @@ type Limits struct {
 	// TokensPerDay and TokensPerMonth are period budgets of UTC calendar
 	// days and months (prompt + completion tokens).
 	TokensPerDay, TokensPerMonth int64
-	// PicoUSDPerDay and PicoUSDPerMonth are cost budgets of the same
-	// periods, in pico-USD (the models' prices).
-	PicoUSDPerDay, PicoUSDPerMonth int64
+	// NanoUSDPerDay and NanoUSDPerMonth are cost budgets of the same
+	// periods, in nano-USD (the models' prices).
+	NanoUSDPerDay, NanoUSDPerMonth int64
 }
 
 // Zero reports whether no window is limited.
 func (l Limits) Zero() bool { return l == Limits{} }
 
 // Cost reports whether a cost window is limited.
-func (l Limits) Cost() bool { return l.PicoUSDPerDay > 0 || l.PicoUSDPerMonth > 0 }
+func (l Limits) Cost() bool { return l.NanoUSDPerDay > 0 || l.NanoUSDPerMonth > 0 }
 
 // mostGenerous is the larger of a and b in every window (0, no limit, is
 // the largest).
@@ -73,7 +83,7 @@ func (l Limits) mostGenerous(o Limits) Limits {
 		return max(a, b)
 	}
 	return Limits{g(l.TokensPerMinute, o.TokensPerMinute), g(l.TokensPerDay, o.TokensPerDay),
-		g(l.TokensPerMonth, o.TokensPerMonth), g(l.PicoUSDPerDay, o.PicoUSDPerDay), g(l.PicoUSDPerMonth, o.PicoUSDPerMonth)}
+		g(l.TokensPerMonth, o.TokensPerMonth), g(l.NanoUSDPerDay, o.NanoUSDPerDay), g(l.NanoUSDPerMonth, o.NanoUSDPerMonth)}
 }
 
 // Within reports whether l never allows more than owner in any window (a
@@ -81,8 +91,8 @@ func (l Limits) mostGenerous(o Limits) Limits {
 func (l Limits) Within(owner Limits) bool {
 	w := func(k, o int64) bool { return o == 0 || (k > 0 && k <= o) }
 	return w(l.TokensPerMinute, owner.TokensPerMinute) && w(l.TokensPerDay, owner.TokensPerDay) &&
-		w(l.TokensPerMonth, owner.TokensPerMonth) && w(l.PicoUSDPerDay, owner.PicoUSDPerDay) &&
-		w(l.PicoUSDPerMonth, owner.PicoUSDPerMonth)
+		w(l.TokensPerMonth, owner.TokensPerMonth) && w(l.NanoUSDPerDay, owner.NanoUSDPerDay) &&
+		w(l.NanoUSDPerMonth, owner.NanoUSDPerMonth)
 }
 
 // Role is a role's entry: the budgets of each user holding it, the models
@@ -93,10 +103,10 @@ type Role struct {
 	ModelLimits map[string]Limits
 }
 
-// Price is a model's price per token in pico-USD, and the tokens one image
+// Price is a model's price per token in nano-USD, and the tokens one image
 // part of a prompt is reserved and charged as (0: images refused).
 type Price struct {
-	PromptPico, CompletionPico int64
+	PromptNano, CompletionNano int64
 	ImageTokens                int64
 }
 
@@ -160,25 +170,28 @@ func (u *usd) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// pico converts u (a budget, or with perMillion a price per million
-// tokens) to integer pico-USD; it fails when that is not exact, or the
-// figure is not a plain decimal between 0 and MaxUSD.
-func (u usd) pico(perMillion bool) (int64, error) {
+// nano converts u (a budget, or with perMillion a price per million
+// tokens) to integer nano-USD; it fails when that is not exact, or the
+// figure is not a plain decimal within its bound.
+func (u usd) nano(perMillion bool) (int64, error) {
+	places, maxWhole := 9, int64(MaxUSD) // nano-USD
+	if perMillion {
+		places, maxWhole = 3, MaxUSDPerMillion // nano-USD per token = milli-USD per million tokens
+	}
 	whole, frac, _ := strings.Cut(u.s, ".")
 	if !digits(whole) || (strings.Contains(u.s, ".") && !digits(frac)) {
 		return 0, errors.New("must be a plain decimal number such as 0.5")
 	}
 	whole = strings.TrimLeft(whole, "0")
-	if len(whole) > 7 {
-		return 0, fmt.Errorf("must be between 0 and %d", MaxUSD)
-	}
-	places := 12 // pico-USD
-	if perMillion {
-		places = 6 // pico-USD per token = micro-USD per million tokens
-	}
 	frac = strings.TrimRight(frac, "0")
+	if len(whole) > 7 {
+		return 0, fmt.Errorf("must be between 0 and %d", maxWhole)
+	}
 	if len(frac) > places {
-		return 0, fmt.Errorf("has more than %d decimals (a pico-USD%s is the unit)", places, map[bool]string{true: " per token"}[perMillion])
+		if perMillion {
+			return 0, fmt.Errorf("has more than %d decimals (a nano-USD per token is the unit)", places)
+		}
+		return 0, fmt.Errorf("has more than %d decimals (a nano-USD is the unit)", places)
 	}
 	var v int64
 	for _, d := range whole + frac + strings.Repeat("0", places-len(frac)) {
@@ -188,8 +201,8 @@ func (u usd) pico(perMillion bool) (int64, error) {
 	for range places {
 		unit *= 10
 	}
-	if v > MaxUSD*unit {
-		return 0, fmt.Errorf("must be between 0 and %d", MaxUSD)
+	if v > maxWhole*unit {
+		return 0, fmt.Errorf("must be between 0 and %d", maxWhole)
 	}
 	return v, nil
 }
@@ -306,12 +319,12 @@ func (f file) config() (Config, error) {
 			fs.add(field, "prompt_usd_per_million and completion_usd_per_million are required")
 		}
 		if p.Prompt != nil {
-			if pr.PromptPico, err = p.Prompt.pico(true); err != nil {
+			if pr.PromptNano, err = p.Prompt.nano(true); err != nil {
 				fs.add(field+".prompt_usd_per_million", "%v", err)
 			}
 		}
 		if p.Completion != nil {
-			if pr.CompletionPico, err = p.Completion.pico(true); err != nil {
+			if pr.CompletionNano, err = p.Completion.nano(true); err != nil {
 				fs.add(field+".completion_usd_per_million", "%v", err)
 			}
 		}
@@ -404,7 +417,7 @@ func (lf limitsFile) limits(field string, fs *faults) Limits {
 		if v == nil {
 			return
 		}
-		p, err := v.pico(false)
+		p, err := v.nano(false)
 		if err == nil && p == 0 {
 			err = errors.New("must be more than 0 (leave it out for no limit)")
 		}
@@ -417,8 +430,8 @@ func (lf limitsFile) limits(field string, fs *faults) Limits {
 	tok("tokens_per_minute", lf.TokensPerMinute, &l.TokensPerMinute)
 	tok("tokens_per_day", lf.TokensPerDay, &l.TokensPerDay)
 	tok("tokens_per_month", lf.TokensPerMonth, &l.TokensPerMonth)
-	cost("usd_per_day", lf.USDPerDay, &l.PicoUSDPerDay)
-	cost("usd_per_month", lf.USDPerMonth, &l.PicoUSDPerMonth)
+	cost("usd_per_day", lf.USDPerDay, &l.NanoUSDPerDay)
+	cost("usd_per_month", lf.USDPerMonth, &l.NanoUSDPerMonth)
 	return l
 }
 
@@ -537,14 +550,14 @@ func (c Config) Grant(roles []string) (Grant, error) {
 	return g, nil
 }
 
-// PromptCost and CompletionCost are the pico-USD of tokens of model.
+// PromptCost is the nano-USD of prompt tokens of model.
 func (c Config) PromptCost(model string, tokens int64) int64 {
-	return mulSat(c.Prices[model].PromptPico, tokens)
+	return mulSat(c.Prices[model].PromptNano, tokens)
 }
 
-// CompletionCost is the pico-USD of completion tokens of model.
+// CompletionCost is the nano-USD of completion tokens of model.
 func (c Config) CompletionCost(model string, tokens int64) int64 {
-	return mulSat(c.Prices[model].CompletionPico, tokens)
+	return mulSat(c.Prices[model].CompletionNano, tokens)
 }
 
 // mulSat multiplies non-negative a and b, saturating at MaxInt64.

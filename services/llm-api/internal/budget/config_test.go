@@ -29,8 +29,8 @@ func TestTheIssuesExampleParsesAsWritten(t *testing.T) {
 			"guest": {Limits: Limits{TokensPerMinute: 2000, TokensPerDay: 20000}, Models: []string{"stub-model"}},
 			"user":  {Limits: Limits{TokensPerMinute: 20000, TokensPerDay: 1000000}},
 		},
-		// 0.5 USD per million tokens = 500,000 pico-USD per token
-		Prices: map[string]Price{"stub-model": {PromptPico: 500_000, CompletionPico: 1_500_000}},
+		// 0.5 USD per million tokens = 500 nano-USD per token
+		Prices: map[string]Price{"stub-model": {PromptNano: 500, CompletionNano: 1_500}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got %+v\nwant %+v", c, want)
@@ -48,25 +48,25 @@ roles:
     tokens_per_day: 10000
     tokens_per_month: 100000
     usd_per_day: 2.5
-    usd_per_month: 0.000000000001
+    usd_per_month: 0.000000001
     models: [a, "org/b:7b"]
     model_limits:
       a: {tokens_per_day: 50, usd_per_month: 1}
 prices:
-  a: {prompt_usd_per_million: 3, completion_usd_per_million: 0.000001, image_prompt_tokens: 1500}
+  a: {prompt_usd_per_million: 3, completion_usd_per_million: 0.001, image_prompt_tokens: 1500}
   "org/b:7b": {prompt_usd_per_million: 0, completion_usd_per_million: 0}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	u := c.Roles["user"]
-	if u.Limits != (Limits{1000, 10000, 100000, 2_500_000_000_000, 1}) {
+	if u.Limits != (Limits{1000, 10000, 100000, 2_500_000_000, 1}) {
 		t.Errorf("user limits %+v", u.Limits)
 	}
-	if u.ModelLimits["a"] != (Limits{TokensPerDay: 50, PicoUSDPerMonth: PicoPerUSD}) {
+	if u.ModelLimits["a"] != (Limits{TokensPerDay: 50, NanoUSDPerMonth: NanoPerUSD}) {
 		t.Errorf("model limits %+v", u.ModelLimits)
 	}
-	if c.Prices["a"] != (Price{PromptPico: 3_000_000, CompletionPico: 1, ImageTokens: 1500}) {
+	if c.Prices["a"] != (Price{PromptNano: 3_000, CompletionNano: 1, ImageTokens: 1500}) {
 		t.Errorf("price %+v", c.Prices["a"])
 	}
 	if c.ReservationTimeout != 5*time.Minute || c.DefaultMaxCompletionTokens != 256 {
@@ -84,13 +84,13 @@ roles:
   user:
     tokens_per_minute: -5
     tokens_per_day: 0
-    usd_per_day: 0.0000000000001
+    usd_per_day: 0.0000000001
     models: [a, a, "bad name"]
     model_limits:
       z: {tokens_per_day: 3}
       a: {}
 prices:
-  a: {prompt_usd_per_million: 0.0000001, completion_usd_per_million: 1.5}
+  a: {prompt_usd_per_million: 0.0001, completion_usd_per_million: 1.5}
   b: {prompt_usd_per_million: 1}
   c: {prompt_usd_per_million: 2000000, completion_usd_per_million: "SECRETVALUE"}
 `))
@@ -115,13 +115,13 @@ roles:
   user:
     tokens_per_minute: -5
     tokens_per_day: 0
-    usd_per_day: 0.0000000000001
+    usd_per_day: 0.0000000001
     models: [a, a, "bad name"]
     model_limits:
       z: {tokens_per_day: 3}
       a: {}
 prices:
-  a: {prompt_usd_per_million: 0.0000001, completion_usd_per_million: 1.5}
+  a: {prompt_usd_per_million: 0.0001, completion_usd_per_million: 1.5}
   b: {prompt_usd_per_million: 1}
   c: {prompt_usd_per_million: 2000000, completion_usd_per_million: 1e-6}
 `))
@@ -134,14 +134,14 @@ prices:
 		"reservation_timeout: must be a duration",
 		"roles.user.tokens_per_minute: must be between",
 		"roles.user.tokens_per_day: must be between",
-		"roles.user.usd_per_day: has more than 12 decimals",
+		"roles.user.usd_per_day: has more than 9 decimals",
 		"roles.user.models[1]: listed twice",
 		"roles.user.models[2]: not a model name",
 		"roles.user.model_limits.z: the role may not use this model",
 		"roles.user.model_limits.a: sets no limit",
-		"prices.a.prompt_usd_per_million: has more than 6 decimals",
+		"prices.a.prompt_usd_per_million: has more than 3 decimals",
 		"prices.b: prompt_usd_per_million and completion_usd_per_million are required",
-		"prices.c.prompt_usd_per_million: must be between 0 and 1000000",
+		"prices.c.prompt_usd_per_million: must be between 0 and 1000",
 		"prices.c.completion_usd_per_million: must be a plain decimal",
 	} {
 		if !strings.Contains(msg, want) {
@@ -233,7 +233,7 @@ func TestKeyLimitsWithinTheOwners(t *testing.T) {
 		want bool
 	}{
 		{Limits{TokensPerMinute: 100, TokensPerDay: 1000}, true},
-		{Limits{TokensPerMinute: 10, TokensPerDay: 5, PicoUSDPerDay: 3}, true},
+		{Limits{TokensPerMinute: 10, TokensPerDay: 5, NanoUSDPerDay: 3}, true},
 		{Limits{TokensPerMinute: 101, TokensPerDay: 5}, false},
 		{Limits{TokensPerDay: 5}, false}, // no TPM on the key = unlimited > 100
 		{Limits{}, false},

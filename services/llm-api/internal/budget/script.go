@@ -1,0 +1,197 @@
+package budget
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts keep every key of one subject in one hash slot (the
+// subject's tag), so each decides atomically on Redis Cluster too.
+// Numbers: Lua's are doubles; every token and nano-USD figure stays below
+// 2^53 (MaxTokens, MaxRequestTokens, MaxUSD, MaxUSDPerMillion), so the
+// integer arithmetic is exact. The minute rate is GCRA: a theoretical
+// arrival time (TAT, integer µs on Redis's clock, rounded up) that each
+// token moves by 60e6/limit µs; a request fits while TAT − now stays within
+// one minute.
+//
+// KEYS (reserve and settle): [1] the reservation record, then per scope
+// three keys: its TAT, its day hash and its month hash (fields t: tokens,
+// c: nano-USD).
+
+// reserveScript decides and charges a reservation.
+//
+// ARGV: [1] prompt tokens p (the bound), [2] n, [3] the client's cap (0:
+// none), [4] the default cap, [5] prompt nano-USD per token, [6]
+// completion nano-USD per token, [7] the record's TTL in ms, [8] the day's
+// and [9] the month's expiry (unix s), [10] the number of scopes, [11] the
+// record's fields as one string (ledger identity), then per scope five
+// limits (0: none): tokens per minute, per day, per month, nano-USD per day,
+// per month.
+//
+// Returns {1, cap, tokens, nano, hdrLimit, hdrRemaining, hdrResetMs} or
+// {0, scope (1-based), window, limit, used, requested, retryMs}; window is
+// "tpm", "tpd", "tpmo", "cpd" or "cpmo"; retryMs −1: never (the request
+// alone exceeds the limit).
+var reserveScript = redis.NewScript(`
+local function I(x) return string.format('%d', x) end
+local p, n, ccap, dcap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local pp, cp = tonumber(ARGV[5]), tonumber(ARGV[6])
+local ttl, dayx, monx, ns = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local MIN = 60000000
+local pcost = p * pp
+local xmax, lim = math.huge, nil
+local st = {}
+local function consider(x, w)
+  if x < xmax then xmax = x; lim = w end
+end
+for i = 1, ns do
+  local a = 11 + (i - 1) * 5
+  local s = {tpm = tonumber(ARGV[a+1]), tpd = tonumber(ARGV[a+2]), tpmo = tonumber(ARGV[a+3]),
+             cpd = tonumber(ARGV[a+4]), cpmo = tonumber(ARGV[a+5]),
+             k = 1 + (i - 1) * 3}
+  st[i] = s
+  if s.tpm > 0 then
+    s.T = MIN / s.tpm
+    local tat = tonumber(redis.call('GET', KEYS[s.k+1]) or '0')
+    if tat < now then tat = now end
+    s.tat = tat
+    local room = math.floor((now + MIN - tat) / s.T)
+    consider(math.floor((room - p) / n), {i, 'tpm', s.tpm, s.tpm - room, room})
+  end
+  local function window(limit, key, field, name, per)
+    if limit <= 0 then return end
+    local used = tonumber(redis.call('HGET', key, field) or '0')
+    local room = limit - used
+    if per == 0 then
+      if pcost > room then consider(-1, {i, name, limit, used, room}) end
+    else
+      local fixed = (field == 't') and p or pcost
+      consider(math.floor((room - fixed) / (n * per)), {i, name, limit, used, room})
+    end
+  end
+  window(s.tpd, KEYS[s.k+2], 't', 'tpd', 1)
+  window(s.tpmo, KEYS[s.k+3], 't', 'tpmo', 1)
+  window(s.cpd, KEYS[s.k+2], 'c', 'cpd', cp)
+  window(s.cpmo, KEYS[s.k+3], 'c', 'cpmo', cp)
+end
+local x
+if ccap > 0 then
+  if xmax < ccap then x = nil else x = ccap end
+else
+  x = math.min(dcap, xmax)
+  if x < 1 then x = nil end
+end
+if not x then
+  local want = (ccap > 0) and ccap or 1
+  local w = lim
+  local tokens = p + want * n
+  local requested = tokens
+  local retry = -1
+  if w[2] == 'cpd' or w[2] == 'cpmo' then requested = pcost + want * n * cp end
+  if w[2] == 'tpm' then
+    if tokens <= w[3] then
+      local s = st[w[1]]
+      retry = math.ceil((s.tat + tokens * s.T - now - MIN) / 1000)
+      if retry < 1 then retry = 1 end
+    end
+  elseif requested <= w[3] then
+    retry = ((w[2] == 'tpd' or w[2] == 'cpd') and dayx or monx) * 1000 - math.floor(now / 1000)
+  end
+  return {0, w[1], w[2], w[3], w[4], requested, retry}
+end
+local tokens = p + x * n
+local nano = pcost + x * n * cp
+redis.call('HSET', KEYS[1], 'f', ARGV[11], 'tok', I(tokens), 'nano', I(nano), 'at', I(now))
+redis.call('PEXPIRE', KEYS[1], I(ttl))
+local hl, hr, hreset = -1, math.huge, 0
+for i = 1, ns do
+  local s = st[i]
+  if s.tpm > 0 then
+    local tat = math.ceil(s.tat + tokens * s.T)
+    redis.call('SET', KEYS[s.k+1], I(tat), 'PX', I(math.ceil((tat - now) / 1000) + 1000))
+    redis.call('HSET', KEYS[1], 'T' .. i, string.format('%.17g', s.T))
+    local room = math.floor((now + MIN - tat) / s.T)
+    if room < hr then hl, hr, hreset = s.tpm, room, math.ceil((tat - now) / 1000) end
+  end
+  if s.tpd > 0 or s.cpd > 0 then
+    redis.call('HINCRBY', KEYS[s.k+2], 't', I(tokens))
+    redis.call('HINCRBY', KEYS[s.k+2], 'c', I(nano))
+    redis.call('EXPIREAT', KEYS[s.k+2], I(dayx + 86400))
+  end
+  if s.tpmo > 0 or s.cpmo > 0 then
+    redis.call('HINCRBY', KEYS[s.k+3], 't', I(tokens))
+    redis.call('HINCRBY', KEYS[s.k+3], 'c', I(nano))
+    redis.call('EXPIREAT', KEYS[s.k+3], I(monx + 86400))
+  end
+end
+if hl < 0 then
+  -- no minute rate: the tightest token period
+  for i = 1, ns do
+    local s = st[i]
+    for _, w in ipairs({{s.tpd, KEYS[s.k+2], dayx}, {s.tpmo, KEYS[s.k+3], monx}}) do
+      if w[1] > 0 then
+        local room = w[1] - tonumber(redis.call('HGET', w[2], 't') or '0')
+        if room < hr then hl, hr, hreset = w[1], room, w[3] * 1000 - math.floor(now / 1000) end
+      end
+    end
+  end
+end
+if hl < 0 then hr = -1 end
+return {1, x, tokens, nano, hl, hr, hreset}
+`)
+
+// settleScript replaces a reservation's charge by the actual one and
+// deletes the record; nothing when the record is gone (settled or swept
+// already: a settlement applies at most once).
+//
+// ARGV: [1] actual tokens, [2] actual nano-USD, [3] the number of scopes,
+// then per scope: 1 if it has a minute rate, 1 if a day window, 1 if a
+// month window.
+//
+// Returns {1, reserved tokens, reserved nano, record fields} or {0}.
+var settleScript = redis.NewScript(`
+local function I(x) return string.format('%d', x) end
+local rec = redis.call('HMGET', KEYS[1], 'tok', 'nano', 'f')
+if not rec[1] then return {0} end
+local rt, rn = tonumber(rec[1]), tonumber(rec[2])
+local at, an, ns = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local dt, dn = at - rt, an - rn
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i = 1, ns do
+  local a = 3 + (i - 1) * 3
+  local k = 1 + (i - 1) * 3
+  if ARGV[a+1] == '1' and dt ~= 0 then
+    local T = tonumber(redis.call('HGET', KEYS[1], 'T' .. i) or '0')
+    if T > 0 then
+      local tat = tonumber(redis.call('GET', KEYS[k+1]) or '0')
+      if tat < now then tat = now end
+      tat = math.ceil(tat + dt * T)
+      if tat > now then
+        redis.call('SET', KEYS[k+1], I(tat), 'PX', I(math.ceil((tat - now) / 1000) + 1000))
+      else
+        redis.call('DEL', KEYS[k+1])
+      end
+    end
+  end
+  if ARGV[a+2] == '1' then
+    redis.call('HINCRBY', KEYS[k+2], 't', I(dt))
+    redis.call('HINCRBY', KEYS[k+2], 'c', I(dn))
+  end
+  if ARGV[a+3] == '1' then
+    redis.call('HINCRBY', KEYS[k+3], 't', I(dt))
+    redis.call('HINCRBY', KEYS[k+3], 'c', I(dn))
+  end
+end
+redis.call('DEL', KEYS[1])
+return {1, rt, rn, rec[3]}
+`)
+
+// sweepScript takes an unsettled reservation's record (its charge stays in
+// full) and deletes it: {1, tokens, nano, fields} or {0} when it was
+// settled meanwhile.
+var sweepScript = redis.NewScript(`
+local rec = redis.call('HMGET', KEYS[1], 'tok', 'nano', 'f')
+if not rec[1] then return {0} end
+redis.call('DEL', KEYS[1])
+return {1, tonumber(rec[1]), tonumber(rec[2]), rec[3]}
+`)

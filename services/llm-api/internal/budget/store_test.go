@@ -1,0 +1,271 @@
+package budget
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/testenv"
+	"github.com/redis/go-redis/v9"
+)
+
+func newID(t testing.TB) string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// realRedis is the Redis of make test, with a subject of this test's own.
+func realRedis(t testing.TB) (*Store, redis.UniversalClient) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return NewStore(rdb, time.Minute), rdb
+}
+
+func req(t testing.TB, sub string, l Limits, prompt, n, cap int64) Request {
+	return Request{ID: newID(t), Subject: sub, Model: "m", Scopes: []Scope{{Kind: "user", Part: "u", Limits: l}},
+		PromptTokens: prompt, N: n, Cap: cap, DefaultCap: 512, Price: Price{PromptNano: 500, CompletionNano: 1500}}
+}
+
+func TestReserveClampsTheDefaultCapAndRefusesAClientCapThatDoesNotFit(t *testing.T) {
+	s, _ := realRedis(t)
+	ctx := context.Background()
+	sub := "clamp-" + newID(t)
+	l := Limits{TokensPerDay: 1000}
+
+	// no cap from the client: the default (512)
+	r, d, err := s.Reserve(ctx, req(t, sub, l, 100, 1, 0))
+	if err != nil || d != nil || r.Cap != 512 || r.Tokens != 612 {
+		t.Fatalf("first: %+v %+v %v", r, d, err)
+	}
+	// 388 left: a request without a cap gets what is left after its prompt
+	r2, d, err := s.Reserve(ctx, req(t, sub, l, 100, 2, 0))
+	if err != nil || d != nil || r2.Cap != 144 || r2.Tokens != 388 {
+		t.Fatalf("clamped: %+v %+v %v", r2, d, err)
+	}
+	// nothing left: the client's own cap is refused, never truncated
+	_, d, err = s.Reserve(ctx, req(t, sub, l, 10, 1, 5))
+	if err != nil || d == nil || d.Window != "tpd" || d.Limit != 1000 || d.Used != 1000 || d.Requested != 15 || d.Rate() {
+		t.Fatalf("refusal: %+v %v", d, err)
+	}
+	if d.RetryAfter <= 0 || d.RetryAfter > 24*time.Hour {
+		t.Fatalf("retry after %v: want until the end of the UTC day", d.RetryAfter)
+	}
+	// settle both far below: the rest comes back
+	if st, err := s.Settle(ctx, r, 50, 10); err != nil || !st.Applied || st.Tokens != 60 {
+		t.Fatalf("settle: %+v %v", st, err)
+	}
+	if st, err := s.Settle(ctx, r2, 20, 4); err != nil || !st.Applied {
+		t.Fatalf("settle: %+v %v", st, err)
+	}
+	// a second settlement of the same reservation changes nothing
+	if st, err := s.Settle(ctx, r2, 0, 0); err != nil || st.Applied {
+		t.Fatalf("settled twice: %+v %v", st, err)
+	}
+	// 84 used: a cap of 900 fits with a prompt of 16
+	if r3, d, err := s.Reserve(ctx, req(t, sub, l, 16, 1, 900)); err != nil || d != nil || r3.Cap != 900 {
+		t.Fatalf("after the refund: %+v %+v %v", r3, d, err)
+	}
+}
+
+func TestTheTightestScopeDecides(t *testing.T) {
+	s, _ := realRedis(t)
+	ctx := context.Background()
+	sub := "tight-" + newID(t)
+	r := req(t, sub, Limits{TokensPerDay: 10000}, 10, 1, 0)
+	r.KeyID = "k1"
+	r.Scopes = append(r.Scopes,
+		Scope{Kind: "key", Part: "k:k1", Limits: Limits{TokensPerMonth: 300}},
+		Scope{Kind: "model", Part: "m:m", Limits: Limits{NanoUSDPerDay: 10*500 + 200*1500}})
+	res, d, err := s.Reserve(ctx, r)
+	// cost: 10×500 + cap×1500 ≤ 305,000 nano → cap ≤ 200; tokens: 10 + cap ≤ 300 → 290
+	if err != nil || d != nil || res.Cap != 200 {
+		t.Fatalf("%+v %+v %v", res, d, err)
+	}
+	r.ID = newID(t)
+	_, d, err = s.Reserve(ctx, r)
+	if err != nil || d == nil || d.Scope != "model" || d.Window != "cpd" || !d.Cost() {
+		t.Fatalf("the cost budget: %+v %v", d, err)
+	}
+}
+
+func TestMinuteRateIsGCRAWithTheTokenCountAsCost(t *testing.T) {
+	s, _ := realRedis(t)
+	ctx := context.Background()
+	sub := "tpm-" + newID(t)
+	l := Limits{TokensPerMinute: 600} // 10 tokens a second
+	r, d, err := s.Reserve(ctx, req(t, sub, l, 100, 1, 500))
+	if err != nil || d != nil || !(r.Headers.Limit == 600 && r.Headers.Remaining == 0 && r.Headers.Reset > 59*time.Second) {
+		t.Fatalf("%+v %+v %v", r, d, err)
+	}
+	_, d, err = s.Reserve(ctx, req(t, sub, l, 5, 1, 5))
+	if err != nil || d == nil || !d.Rate() || d.RetryAfter < 900*time.Millisecond || d.RetryAfter > 1100*time.Millisecond {
+		t.Fatalf("10 tokens need ~1 s: %+v %v", d, err)
+	}
+	// alone larger than the minute: never
+	_, d, _ = s.Reserve(ctx, req(t, sub, l, 601, 1, 1))
+	if d == nil || d.RetryAfter >= 0 {
+		t.Fatalf("a request above the limit: %+v", d)
+	}
+	// settle 600 reserved as 100 used: 500 tokens back in the bucket
+	if _, err := s.Settle(ctx, r, 60, 40); err != nil {
+		t.Fatal(err)
+	}
+	if r2, d, err := s.Reserve(ctx, req(t, sub, l, 100, 1, 390)); err != nil || d != nil {
+		t.Fatalf("after the refund: %+v %+v %v", r2, d, err)
+	}
+}
+
+func TestOvershootIsChargedAndCounted(t *testing.T) {
+	s, rdb := realRedis(t)
+	ctx := context.Background()
+	sub := "over-" + newID(t)
+	l := Limits{TokensPerDay: 1000}
+	r, _, err := s.Reserve(ctx, req(t, sub, l, 10, 1, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Settle(ctx, r, 10, 30)
+	if err != nil || st.Overshoot != 20 || st.Tokens != 40 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	day, _, _, _ := periods(time.Now())
+	if used, _ := rdb.HGet(ctx, prefix(sub)+"u:d:"+day, "t").Int64(); used != 40 {
+		t.Fatalf("the day counter holds %d, want 40", used)
+	}
+}
+
+// TestNeverExceededUnderConcurrency: 64 goroutines on two clients (two
+// replicas) reserve and settle against one budget; the charged usage
+// never passes it.
+func TestNeverExceededUnderConcurrency(t *testing.T) {
+	a, _ := realRedis(t)
+	b, _ := realRedis(t)
+	ctx := context.Background()
+	sub := "conc-" + newID(t)
+	l := Limits{TokensPerDay: 2000}
+	var used, granted atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			for j := 0; j < 4; j++ {
+				r, d, err := s.Reserve(ctx, req(t, sub, l, 20, int64(1+i%3), int64(10+i%40)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d != nil {
+					continue
+				}
+				granted.Add(1)
+				// the upstream uses at most the reservation
+				actual := r.Cap * r.N * int64(j) / 3
+				if _, err := s.Settle(ctx, r, 15, actual); err != nil {
+					t.Error(err)
+				}
+				used.Add(15 + actual)
+			}
+		}()
+	}
+	wg.Wait()
+	if used.Load() > 2000 {
+		t.Fatalf("%d tokens used of a 2000-token budget", used.Load())
+	}
+	if granted.Load() == 0 {
+		t.Fatal("nothing granted")
+	}
+	t.Logf("%d granted, %d tokens used of 2000", granted.Load(), used.Load())
+}
+
+func TestSweepChargesAnUnsettledReservationInFullOnce(t *testing.T) {
+	s, _ := realRedis(t)
+	ctx := context.Background()
+	sub := "sweep-" + newID(t)
+	r, _, err := s.Reserve(ctx, req(t, sub, Limits{TokensPerDay: 1000}, 10, 1, 90))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Track(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	later := NewStore(s.rdb, time.Minute)
+	later.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	swept, err := later.Sweep(ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine []Settlement
+	for _, st := range swept {
+		if st.Record.ID == r.ID {
+			mine = append(mine, st)
+		}
+	}
+	if len(mine) != 1 || mine[0].Tokens != 100 || mine[0].Record.Subject != sub {
+		t.Fatalf("swept %+v", mine)
+	}
+	if st, err := s.Settle(ctx, r, 1, 1); err != nil || st.Applied {
+		t.Fatalf("a settlement after the sweep applied: %+v %v", st, err)
+	}
+	again, _ := later.Sweep(ctx, 1000)
+	for _, st := range again {
+		if st.Record.ID == r.ID {
+			t.Fatal("swept twice")
+		}
+	}
+}
+
+func TestSubjectsKeepTheirKeysInOneSlot(t *testing.T) {
+	for _, sub := range []string{"a1b2", "weird}{sub", "x@y"} {
+		p := prefix(sub)
+		open := len("eg:budget:{")
+		if p[:open] != "eg:budget:{" || p[len(p)-2:] != "}:" {
+			t.Fatalf("%q", p)
+		}
+		inner := p[open : len(p)-2]
+		for _, r := range inner {
+			if r == '{' || r == '}' {
+				t.Fatalf("%q: a brace inside the tag", p)
+			}
+		}
+	}
+}
+
+// TestReservationsOnARedisCluster: a request's keys share one slot, so the
+// scripts run on Redis Cluster.
+func TestReservationsOnARedisCluster(t *testing.T) {
+	addrs := testenv.RedisClusterAddrs(t)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := NewStore(rdb, time.Minute)
+	ctx := context.Background()
+	for i := range 20 {
+		sub := "cl-" + newID(t)
+		r := req(t, sub, Limits{TokensPerMinute: 5000, TokensPerDay: 1000}, 10, 1, 0)
+		r.KeyID = "k"
+		r.Scopes = append(r.Scopes, Scope{Kind: "key", Part: "k:k", Limits: Limits{TokensPerDay: 500 + int64(i)}},
+			Scope{Kind: "model", Part: "m:org/model:7b", Limits: Limits{TokensPerMonth: 700}})
+		res, d, err := s.Reserve(ctx, r)
+		if err != nil || d != nil || res.Cap != 490+int64(i) {
+			t.Fatalf("%+v %+v %v", res, d, err)
+		}
+		if err := s.Track(ctx, res); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := s.Settle(ctx, res, 5, 5); err != nil || !st.Applied {
+			t.Fatalf("%+v %v", st, err)
+		}
+	}
+}

@@ -18,7 +18,8 @@ import "github.com/redis/go-redis/v9"
 // reserveScript decides and charges a reservation.
 //
 // ARGV: [1] prompt tokens p (the bound), [2] n, [3] the client's cap (0:
-// none), [4] the default cap, [5] prompt nano-USD per token, [6]
+// none), [4] the default cap (0 with no client cap: no completion at all,
+// as for embeddings), [5] prompt nano-USD per token, [6]
 // completion nano-USD per token, [7] the record's TTL in ms, [8] the day's
 // and [9] the month's expiry (unix s), [10] the number of scopes, [11] the
 // record's fields as one string (ledger identity), then per scope five
@@ -74,14 +75,17 @@ for i = 1, ns do
   window(s.cpmo, KEYS[s.k+3], 'c', 'cpmo', cp)
 end
 local x
-if ccap > 0 then
+if ccap == 0 and dcap == 0 then
+  -- no completion (embeddings): the prompt alone must fit
+  if xmax < 0 then x = nil else x = 0 end
+elseif ccap > 0 then
   if xmax < ccap then x = nil else x = ccap end
 else
   x = math.min(dcap, xmax)
   if x < 1 then x = nil end
 end
 if not x then
-  local want = (ccap > 0) and ccap or 1
+  local want = (ccap > 0) and ccap or ((dcap == 0) and 0 or 1)
   local w = lim
   local tokens = p + want * n
   local requested = tokens

@@ -37,7 +37,8 @@ type Request struct {
 	Scopes  []Scope
 	// PromptTokens is the prompt's upper bound (bound.go); N the number
 	// of choices; Cap the client's completion cap (0: none, DefaultCap
-	// clamped to what the scopes still allow).
+	// clamped to what the scopes still allow). Cap and DefaultCap both 0:
+	// no completion (embeddings), the prompt alone is reserved.
 	PromptTokens, N, Cap, DefaultCap int64
 	Price                            Price
 }
@@ -158,8 +159,8 @@ func periods(t time.Time) (day, month string, dayEnd, monthEnd int64) {
 // script: a *Reservation, or a *Denial (nil error) when a window does not
 // allow it. Scopes without any limit are not sent.
 func (s *Store) Reserve(ctx context.Context, r Request) (*Reservation, *Denial, error) {
-	if r.ID == "" || r.Subject == "" || r.N < 1 || r.PromptTokens < 0 || r.Cap < 0 || r.DefaultCap < 1 {
-		return nil, nil, fmt.Errorf("%w: id, subject, n ≥ 1 and a default cap are required", ErrInvalidRequest)
+	if r.ID == "" || r.Subject == "" || r.N < 1 || r.PromptTokens < 0 || r.Cap < 0 || r.DefaultCap < 0 {
+		return nil, nil, fmt.Errorf("%w: id, subject and n ≥ 1 are required", ErrInvalidRequest)
 	}
 	if r.PromptTokens > MaxRequestTokens || r.Cap > MaxRequestTokens/r.N || r.N > MaxRequestTokens {
 		return nil, nil, fmt.Errorf("%w: more than %d tokens", ErrInvalidRequest, MaxRequestTokens)

@@ -123,6 +123,22 @@ func TestMinuteRateIsGCRAWithTheTokenCountAsCost(t *testing.T) {
 	}
 }
 
+func TestEmbeddingsReserveTheirInputOnly(t *testing.T) {
+	s, _ := realRedis(t)
+	ctx := context.Background()
+	sub := "emb-" + newID(t)
+	r := req(t, sub, Limits{TokensPerDay: 100}, 60, 1, 0)
+	r.DefaultCap = 0
+	res, d, err := s.Reserve(ctx, r)
+	if err != nil || d != nil || res.Cap != 0 || res.Tokens != 60 {
+		t.Fatalf("%+v %+v %v", res, d, err)
+	}
+	r.ID = newID(t)
+	if _, d, _ := s.Reserve(ctx, r); d == nil || d.Requested != 60 {
+		t.Fatalf("60 more of 100: %+v", d)
+	}
+}
+
 func TestOvershootIsChargedAndCounted(t *testing.T) {
 	s, rdb := realRedis(t)
 	ctx := context.Background()

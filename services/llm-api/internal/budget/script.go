@@ -12,8 +12,11 @@ import "github.com/redis/go-redis/v9"
 // one minute.
 //
 // KEYS (reserve and settle): [1] the reservation record, then per scope
-// three keys: its TAT, its day hash and its month hash (fields t: tokens,
-// c: nano-USD).
+// four keys: its TAT, its day hash and its month hash (fields t: tokens,
+// c: nano-USD), and its limits hash — an administrator's override of a
+// user's budgets or an API key's own budgets and models, written by
+// llm-api when they change (fields set, tpm, tpd, tpmo, cpd, cpmo and
+// models, a newline-separated list; absent: the limits in ARGV apply).
 
 // reserveScript decides and charges a reservation.
 //
@@ -22,11 +25,12 @@ import "github.com/redis/go-redis/v9"
 // as for embeddings), [5] prompt nano-USD per token, [6]
 // completion nano-USD per token, [7] the record's TTL in ms, [8] the day's
 // and [9] the month's expiry (unix s), [10] the number of scopes, [11] the
-// record's fields as one string (ledger identity), then per scope five
-// limits (0: none): tokens per minute, per day, per month, nano-USD per day,
-// per month.
+// record's fields as one string (ledger identity), [12] the model, then
+// per scope five limits (0: none): tokens per minute, per day, per month,
+// nano-USD per day, per month.
 //
-// Returns {1, cap, tokens, nano, hdrLimit, hdrRemaining, hdrResetMs} or
+// Returns {1, cap, tokens, nano, hdrLimit, hdrRemaining, hdrResetMs},
+// {-1, scope} when the scope's models exclude the model, or
 // {0, scope (1-based), window, limit, used, requested, retryMs}; window is
 // "tpm", "tpd", "tpmo", "cpd" or "cpmo"; retryMs −1: never (the request
 // alone exceeds the limit).
@@ -44,12 +48,25 @@ local st = {}
 local function consider(x, w)
   if x < xmax then xmax = x; lim = w end
 end
+local model = ARGV[12]
 for i = 1, ns do
-  local a = 11 + (i - 1) * 5
+  local a = 12 + (i - 1) * 5
   local s = {tpm = tonumber(ARGV[a+1]), tpd = tonumber(ARGV[a+2]), tpmo = tonumber(ARGV[a+3]),
              cpd = tonumber(ARGV[a+4]), cpmo = tonumber(ARGV[a+5]),
-             k = 1 + (i - 1) * 3}
+             k = 1 + (i - 1) * 4}
   st[i] = s
+  local o = redis.call('HMGET', KEYS[s.k+4], 'set', 'tpm', 'tpd', 'tpmo', 'cpd', 'cpmo', 'models')
+  if o[1] then
+    s.tpm, s.tpd, s.tpmo = tonumber(o[2] or '0'), tonumber(o[3] or '0'), tonumber(o[4] or '0')
+    s.cpd, s.cpmo = tonumber(o[5] or '0'), tonumber(o[6] or '0')
+    if o[7] and o[7] ~= '' then
+      local allowed = false
+      for m in string.gmatch(o[7], '[^\n]+') do
+        if m == model then allowed = true end
+      end
+      if not allowed then return {-1, i} end
+    end
+  end
   if s.tpm > 0 then
     s.T = MIN / s.tpm
     local tat = tonumber(redis.call('GET', KEYS[s.k+1]) or '0')
@@ -116,12 +133,14 @@ for i = 1, ns do
     local room = math.floor((now + MIN - tat) / s.T)
     if room < hr then hl, hr, hreset = s.tpm, room, math.ceil((tat - now) / 1000) end
   end
-  if s.tpd > 0 or s.cpd > 0 then
+  local wd, wm = (s.tpd > 0 or s.cpd > 0), (s.tpmo > 0 or s.cpmo > 0)
+  redis.call('HSET', KEYS[1], 'w' .. i, ((s.tpm > 0) and '1' or '0') .. (wd and '1' or '0') .. (wm and '1' or '0'))
+  if wd then
     redis.call('HINCRBY', KEYS[s.k+2], 't', I(tokens))
     redis.call('HINCRBY', KEYS[s.k+2], 'c', I(nano))
     redis.call('EXPIREAT', KEYS[s.k+2], I(dayx + 86400))
   end
-  if s.tpmo > 0 or s.cpmo > 0 then
+  if wm then
     redis.call('HINCRBY', KEYS[s.k+3], 't', I(tokens))
     redis.call('HINCRBY', KEYS[s.k+3], 'c', I(nano))
     redis.call('EXPIREAT', KEYS[s.k+3], I(monx + 86400))
@@ -147,9 +166,8 @@ return {1, x, tokens, nano, hl, hr, hreset}
 // deletes the record; nothing when the record is gone (settled or swept
 // already: a settlement applies at most once).
 //
-// ARGV: [1] actual tokens, [2] actual nano-USD, [3] the number of scopes,
-// then per scope: 1 if it has a minute rate, 1 if a day window, 1 if a
-// month window.
+// ARGV: [1] actual tokens, [2] actual nano-USD, [3] the number of scopes
+// (the windows each was charged in are in the record).
 //
 // Returns {1, reserved tokens, reserved nano, record fields} or {0}.
 var settleScript = redis.NewScript(`
@@ -162,9 +180,9 @@ local dt, dn = at - rt, an - rn
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 for i = 1, ns do
-  local a = 3 + (i - 1) * 3
-  local k = 1 + (i - 1) * 3
-  if ARGV[a+1] == '1' and dt ~= 0 then
+  local k = 1 + (i - 1) * 4
+  local w = redis.call('HGET', KEYS[1], 'w' .. i) or '000'
+  if string.sub(w, 1, 1) == '1' and dt ~= 0 then
     local T = tonumber(redis.call('HGET', KEYS[1], 'T' .. i) or '0')
     if T > 0 then
       local tat = tonumber(redis.call('GET', KEYS[k+1]) or '0')
@@ -177,11 +195,11 @@ for i = 1, ns do
       end
     end
   end
-  if ARGV[a+2] == '1' then
+  if string.sub(w, 2, 2) == '1' then
     redis.call('HINCRBY', KEYS[k+2], 't', I(dt))
     redis.call('HINCRBY', KEYS[k+2], 'c', I(dn))
   end
-  if ARGV[a+3] == '1' then
+  if string.sub(w, 3, 3) == '1' then
     redis.call('HINCRBY', KEYS[k+3], 't', I(dt))
     redis.call('HINCRBY', KEYS[k+3], 'c', I(dn))
   end

@@ -24,6 +24,10 @@ type Scope struct {
 	// "m:<model>".
 	Part   string
 	Limits Limits
+	// Stored: the scope's limits may be stored in Redis (SetLimits: an
+	// administrator's override of a user, an API key's own budget and
+	// models), which then replace Limits.
+	Stored bool
 }
 
 // Request is what a reservation needs.
@@ -56,8 +60,8 @@ type Reservation struct {
 	Headers Headers
 	// Day is the UTC day (YYYY-MM-DD) the reservation is charged to.
 	Day   string
-	keys  []string
-	flags []any
+	keys   []string
+	scopes int // scopes sent to Redis (0: none, nothing to settle there)
 }
 
 // Headers are OpenAI's x-ratelimit-*-tokens values.
@@ -172,21 +176,18 @@ func (s *Store) Reserve(ctx context.Context, r Request) (*Reservation, *Denial, 
 	p := prefix(r.Subject)
 	keys := []string{p + "r:" + r.ID}
 	args := []any{r.PromptTokens, r.N, r.Cap, r.DefaultCap, r.Price.PromptNano, r.Price.CompletionNano,
-		(s.ttl + time.Hour).Milliseconds(), dayEnd, monthEnd, 0, string(fields)}
-	var flags []any
+		(s.ttl + time.Hour).Milliseconds(), dayEnd, monthEnd, 0, string(fields), r.Model}
 	var kinds []string
 	for _, sc := range r.Scopes {
 		l := sc.Limits
-		if l.Zero() {
+		if l.Zero() && !sc.Stored {
 			continue
 		}
-		keys = append(keys, p+sc.Part+":tpm", p+sc.Part+":d:"+day, p+sc.Part+":M:"+month)
+		keys = append(keys, p+sc.Part+":tpm", p+sc.Part+":d:"+day, p+sc.Part+":M:"+month, limitsKey(r.Subject, sc.Part))
 		args = append(args, l.TokensPerMinute, l.TokensPerDay, l.TokensPerMonth, l.NanoUSDPerDay, l.NanoUSDPerMonth)
-		flags = append(flags, b01(l.TokensPerMinute > 0), b01(l.TokensPerDay > 0 || l.NanoUSDPerDay > 0),
-			b01(l.TokensPerMonth > 0 || l.NanoUSDPerMonth > 0))
 		kinds = append(kinds, sc.Kind)
 	}
-	res := &Reservation{Request: r, Day: rec.Day, keys: keys, flags: flags, Headers: Headers{Limit: -1}}
+	res := &Reservation{Request: r, Day: rec.Day, keys: keys, scopes: len(kinds), Headers: Headers{Limit: -1}}
 	if len(kinds) == 0 {
 		// nothing limited: no Redis, the default cap as is
 		res.Cap = r.Cap
@@ -201,6 +202,13 @@ func (s *Store) Reserve(ctx context.Context, r Request) (*Reservation, *Denial, 
 	out, err := reserveScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return nil, nil, fmt.Errorf("budget reserve: %w", err)
+	}
+	if len(out) == 2 && out[0] == int64(-1) {
+		i, _ := out[1].(int64)
+		if i < 1 || int(i) > len(kinds) {
+			return nil, nil, fmt.Errorf("budget reserve: unexpected reply")
+		}
+		return nil, nil, &ModelNotAllowedError{Scope: kinds[i-1]}
 	}
 	v, err := ints(out, 1, 2, 3, 4, 5, 6)
 	if err != nil || len(out) != 7 {
@@ -228,7 +236,7 @@ func (s *Store) Reserve(ctx context.Context, r Request) (*Reservation, *Denial, 
 // beside the upstream call). A reservation that is never tracked and
 // never settled stays charged in full; only its ledger row is missing.
 func (s *Store) Track(ctx context.Context, r *Reservation) error {
-	if len(r.flags) == 0 {
+	if r.scopes == 0 {
 		return nil
 	}
 	return s.rdb.ZAdd(ctx, pendingKey, redis.Z{Score: float64(s.now().Add(s.ttl).UnixMilli()), Member: r.keys[0]}).Err()
@@ -249,12 +257,11 @@ func (s *Store) Settle(ctx context.Context, r *Reservation, promptTokens, comple
 	if tokens > r.Tokens {
 		st.Overshoot = tokens - r.Tokens
 	}
-	if len(r.flags) == 0 {
+	if r.scopes == 0 {
 		st.Applied = true
 		return st, nil
 	}
-	args := append([]any{tokens, nano, len(r.flags) / 3}, r.flags...)
-	out, err := settleScript.Run(ctx, s.rdb, r.keys, args...).Slice()
+	out, err := settleScript.Run(ctx, s.rdb, r.keys, tokens, nano, r.scopes).Slice()
 	if err != nil {
 		return Settlement{}, fmt.Errorf("budget settle: %w", err)
 	}
@@ -296,11 +303,46 @@ func (s *Store) Sweep(ctx context.Context, limit int64) ([]Settlement, error) {
 	return out, nil
 }
 
-func b01(b bool) string {
-	if b {
-		return "1"
+// ModelNotAllowedError is Reserve's answer when a stored scope (a key's
+// models, an override) does not allow the request's model.
+type ModelNotAllowedError struct{ Scope string }
+
+func (e *ModelNotAllowedError) Error() string { return "the " + e.Scope + "'s models exclude this model" }
+
+func limitsKey(subject, part string) string { return prefix(subject) + part + ":lim" }
+
+// StoredLimits are a scope's limits kept in Redis: an administrator's
+// override of a user's budgets, or an API key's own budgets and models
+// (nil Models: every model the owner may use).
+type StoredLimits struct {
+	Limits Limits
+	Models []string
+}
+
+// SetLimits stores (or with nil, removes) a scope's limits; the next
+// reservation of every replica applies them.
+func (s *Store) SetLimits(ctx context.Context, subject, part string, l *StoredLimits) error {
+	key := limitsKey(subject, part)
+	if l == nil {
+		return s.rdb.Del(ctx, key).Err()
 	}
-	return "0"
+	models := ""
+	for i, m := range l.Models {
+		if i > 0 {
+			models += "\n"
+		}
+		models += m
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, "set", "1", "tpm", l.Limits.TokensPerMinute, "tpd", l.Limits.TokensPerDay,
+			"tpmo", l.Limits.TokensPerMonth, "cpd", l.Limits.NanoUSDPerDay, "cpmo", l.Limits.NanoUSDPerMonth, "models", models)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("budget limits: %w", err)
+	}
+	return nil
 }
 
 // ints reads the integer elements at idx of a script reply.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -283,5 +284,47 @@ func TestReservationsOnARedisCluster(t *testing.T) {
 		if st, err := s.Settle(ctx, res, 5, 5); err != nil || !st.Applied {
 			t.Fatalf("%+v %v", st, err)
 		}
+	}
+}
+
+func TestStoredLimitsReplaceTheGrantsAndRestrictModels(t *testing.T) {
+	s, _ := realRedis(t)
+	ctx := context.Background()
+	sub := "stored-" + newID(t)
+	r := req(t, sub, Limits{TokensPerDay: 100000}, 10, 1, 0)
+	r.Scopes[0].Stored = true
+	r.KeyID = "kk"
+	r.Scopes = append(r.Scopes, Scope{Kind: "key", Part: "k:kk", Stored: true})
+	// nothing stored: the role's 100000 a day, the key unlimited
+	if res, d, err := s.Reserve(ctx, r); err != nil || d != nil || res.Cap != 512 {
+		t.Fatalf("%+v %+v %v", res, d, err)
+	}
+	// an administrator lowers the user's budget; the key gets its own
+	if err := s.SetLimits(ctx, sub, "u", &StoredLimits{Limits: Limits{TokensPerDay: 600}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLimits(ctx, sub, "k:kk", &StoredLimits{Limits: Limits{TokensPerMinute: 50}, Models: []string{"m", "other"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.ID = newID(t)
+	res, d, err := s.Reserve(ctx, r)
+	if err != nil || d != nil || res.Cap != 40 || res.Headers.Limit != 50 {
+		t.Fatalf("the key's 50 a minute: %+v %+v %v", res, d, err)
+	}
+	r.ID, r.Model = newID(t), "forbidden"
+	var mna *ModelNotAllowedError
+	if _, _, err := s.Reserve(ctx, r); !errors.As(err, &mna) || mna.Scope != "key" {
+		t.Fatalf("a model outside the key's list: %v", err)
+	}
+	// the override removed: the role's budget again
+	if err := s.SetLimits(ctx, sub, "u", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLimits(ctx, sub, "k:kk", nil); err != nil {
+		t.Fatal(err)
+	}
+	r.ID, r.Model = newID(t), "m"
+	if res, d, err := s.Reserve(ctx, r); err != nil || d != nil || res.Cap != 512 {
+		t.Fatalf("%+v %+v %v", res, d, err)
 	}
 }

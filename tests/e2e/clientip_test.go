@@ -114,11 +114,21 @@ func (e *edgeStack) doFrom(t *testing.T, src, method, rawURL string, header http
 // doFromBody is doFrom with a body.
 func (e *edgeStack) doFromBody(t *testing.T, src, method, rawURL string, header http.Header, body io.Reader) answer {
 	t.Helper()
+	a, err := e.sendFrom(t, src, method, rawURL, header, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// sendFrom is doFromBody without failing the test (for other goroutines
+// than the test's).
+func (e *edgeStack) sendFrom(t *testing.T, src, method, rawURL string, header http.Header, body io.Reader) (answer, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, rawURL, body)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	for k, vs := range header {
 		if k == "Host" {
@@ -136,11 +146,11 @@ func (e *edgeStack) doFromBody(t *testing.T, src, method, rawURL string, header 
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		t.Fatalf("%s %s from %s: %v", method, rawURL, src, err)
+		return answer{}, fmt.Errorf("%s %s from %s: %w", method, rawURL, src, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return answer{resp.StatusCode, resp.Header, b}
+	return answer{resp.StatusCode, resp.Header, b}, nil
 }
 
 // forwardedFor finds the request with X-Request-ID rid in what a fault

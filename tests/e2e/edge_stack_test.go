@@ -47,6 +47,13 @@ type edgeStack struct {
 	}
 }
 
+// balancerAddr is a second address Kong trusts for X-Forwarded-For, as it
+// trusts a load balancer in production: the services trust only Kong
+// (127.0.0.1), so what they record for a client behind it is the address
+// Kong decided, never their own reading of the chain. No other suite
+// connects to the dev gateway from it.
+const balancerAddr = "127.0.0.2"
+
 var (
 	edgeOnce sync.Once
 	edge     *edgeStack
@@ -117,7 +124,9 @@ func startEdge(env *keycloak.Env, redisAddr, pgDSN string) (*edgeStack, error) {
 		// The suites log guests in from addresses of their own (X-Forwarded-For
 		// through the trusted loopback peer: Kong's trusted_ips), so the per-IP
 		// guest limits of the edge and llm-api apply per test, not to the whole run.
-		"DEV_GATEWAY_TRUSTED_PROXIES=127.0.0.1",
+		// balancerAddr stands for a load balancer in front of Kong: Kong trusts
+		// it, the services (TRUSTED_PROXIES=127.0.0.1, Kong) do not.
+		"DEV_GATEWAY_TRUSTED_PROXIES=127.0.0.1," + balancerAddr,
 		// The secrets sweep reads every level.
 		"LOG_LEVEL=debug",
 	})

@@ -77,13 +77,14 @@ for i = 1, ns do
   end
   local function window(limit, key, field, name, per)
     if limit <= 0 then return end
-    local used = tonumber(redis.call('HGET', key, field) or '0')
+    local v = redis.call('HMGET', key, field, 'o' .. field)
+    local used, out = tonumber(v[1] or '0'), tonumber(v[2] or '0')
     local room = limit - used
     if per == 0 then
-      if pcost > room then consider(-1, {i, name, limit, used, room}) end
+      if pcost > room then consider(-1, {i, name, limit, used, room, out}) end
     else
       local fixed = (field == 't') and p or pcost
-      consider(math.floor((room - fixed) / (n * per)), {i, name, limit, used, room})
+      consider(math.floor((room - fixed) / (n * per)), {i, name, limit, used, room, out})
     end
   end
   window(s.tpd, KEYS[s.k+2], 't', 'tpd', 1)
@@ -102,6 +103,7 @@ else
   if x < 1 then x = nil end
 end
 if not x then
+  local inflight = 0
   local want = (ccap > 0) and ccap or ((dcap == 0) and 0 or 1)
   local w = lim
   local tokens = p + want * n
@@ -116,12 +118,18 @@ if not x then
     end
   elseif requested <= w[3] then
     retry = ((w[2] == 'tpd' or w[2] == 'cpd') and dayx or monx) * 1000 - math.floor(now / 1000)
+    -- part of what is used is reserved by requests in flight, and would
+    -- fit once they settle below their reservations: retry soon
+    if w[6] and w[6] > 0 and requested <= w[3] - (w[4] - w[6]) then
+      retry = 1000
+      inflight = w[6]
+    end
   end
-  return {0, w[1], w[2], w[3], w[4], requested, retry}
+  return {0, w[1], w[2], w[3], w[4], requested, retry, inflight}
 end
 local tokens = p + x * n
 local nano = pcost + x * n * cp
-redis.call('HSET', KEYS[1], 'f', ARGV[11], 'tok', I(tokens), 'nano', I(nano), 'at', I(now))
+redis.call('HSET', KEYS[1], 'f', ARGV[11], 'tok', I(tokens), 'nano', I(nano), 'at', I(now), 'n', I(ns))
 redis.call('PEXPIRE', KEYS[1], I(ttl))
 local hl, hr, hreset = -1, math.huge, 0
 for i = 1, ns do
@@ -134,15 +142,20 @@ for i = 1, ns do
     if room < hr then hl, hr, hreset = s.tpm, room, math.ceil((tat - now) / 1000) end
   end
   local wd, wm = (s.tpd > 0 or s.cpd > 0), (s.tpmo > 0 or s.cpmo > 0)
-  redis.call('HSET', KEYS[1], 'w' .. i, ((s.tpm > 0) and '1' or '0') .. (wd and '1' or '0') .. (wm and '1' or '0'))
+  redis.call('HSET', KEYS[1], 'w' .. i, ((s.tpm > 0) and '1' or '0') .. (wd and '1' or '0') .. (wm and '1' or '0'),
+    'kd' .. i, KEYS[s.k+2], 'km' .. i, KEYS[s.k+3])
   if wd then
     redis.call('HINCRBY', KEYS[s.k+2], 't', I(tokens))
     redis.call('HINCRBY', KEYS[s.k+2], 'c', I(nano))
+    redis.call('HINCRBY', KEYS[s.k+2], 'ot', I(tokens))
+    redis.call('HINCRBY', KEYS[s.k+2], 'oc', I(nano))
     redis.call('EXPIREAT', KEYS[s.k+2], I(dayx + 86400))
   end
   if wm then
     redis.call('HINCRBY', KEYS[s.k+3], 't', I(tokens))
     redis.call('HINCRBY', KEYS[s.k+3], 'c', I(nano))
+    redis.call('HINCRBY', KEYS[s.k+3], 'ot', I(tokens))
+    redis.call('HINCRBY', KEYS[s.k+3], 'oc', I(nano))
     redis.call('EXPIREAT', KEYS[s.k+3], I(monx + 86400))
   end
 end
@@ -198,10 +211,14 @@ for i = 1, ns do
   if string.sub(w, 2, 2) == '1' then
     redis.call('HINCRBY', KEYS[k+2], 't', I(dt))
     redis.call('HINCRBY', KEYS[k+2], 'c', I(dn))
+    redis.call('HINCRBY', KEYS[k+2], 'ot', I(-rt))
+    redis.call('HINCRBY', KEYS[k+2], 'oc', I(-rn))
   end
   if string.sub(w, 3, 3) == '1' then
     redis.call('HINCRBY', KEYS[k+3], 't', I(dt))
     redis.call('HINCRBY', KEYS[k+3], 'c', I(dn))
+    redis.call('HINCRBY', KEYS[k+3], 'ot', I(-rt))
+    redis.call('HINCRBY', KEYS[k+3], 'oc', I(-rn))
   end
 end
 redis.call('DEL', KEYS[1])
@@ -209,11 +226,28 @@ return {1, rt, rn, rec[3]}
 `)
 
 // sweepScript takes an unsettled reservation's record (its charge stays in
-// full) and deletes it: {1, tokens, nano, fields} or {0} when it was
-// settled meanwhile.
+// full, no longer outstanding) and deletes it: {1, tokens, nano, fields}
+// or {0} when it was settled meanwhile.
+//
+// KEYS: [1] the record, then per scope its day and month hashes (as the
+// record names them: the sweep reads it first).
 var sweepScript = redis.NewScript(`
-local rec = redis.call('HMGET', KEYS[1], 'tok', 'nano', 'f')
+local function I(x) return string.format('%d', x) end
+local rec = redis.call('HMGET', KEYS[1], 'tok', 'nano', 'f', 'n')
 if not rec[1] then return {0} end
+local rt, rn, ns = tonumber(rec[1]), tonumber(rec[2]), tonumber(rec[4] or '0')
+for i = 1, ns do
+  local w = redis.call('HGET', KEYS[1], 'w' .. i) or '000'
+  local kd, km = KEYS[1 + (i - 1) * 2 + 1], KEYS[1 + (i - 1) * 2 + 2]
+  if string.sub(w, 2, 2) == '1' and kd then
+    redis.call('HINCRBY', kd, 'ot', I(-rt))
+    redis.call('HINCRBY', kd, 'oc', I(-rn))
+  end
+  if string.sub(w, 3, 3) == '1' and km then
+    redis.call('HINCRBY', km, 'ot', I(-rt))
+    redis.call('HINCRBY', km, 'oc', I(-rn))
+  end
+end
 redis.call('DEL', KEYS[1])
-return {1, tonumber(rec[1]), tonumber(rec[2]), rec[3]}
+return {1, rt, rn, rec[3]}
 `)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -59,7 +60,7 @@ type Reservation struct {
 	// charge (Limit < 0: none).
 	Headers Headers
 	// Day is the UTC day (YYYY-MM-DD) the reservation is charged to.
-	Day   string
+	Day    string
 	keys   []string
 	scopes int // scopes sent to Redis (0: none, nothing to settle there)
 }
@@ -79,6 +80,10 @@ type Denial struct {
 	// RetryAfter is when the request could fit again; < 0: never (the
 	// request alone exceeds the limit).
 	RetryAfter time.Duration
+	// InFlight is what requests still in flight have reserved in the
+	// window; when they settle below it the request may fit (RetryAfter
+	// is then a second).
+	InFlight int64
 }
 
 // Rate reports whether the window is the minute rate (a 429 of type
@@ -211,17 +216,21 @@ func (s *Store) Reserve(ctx context.Context, r Request) (*Reservation, *Denial, 
 		return nil, nil, &ModelNotAllowedError{Scope: kinds[i-1]}
 	}
 	v, err := ints(out, 1, 2, 3, 4, 5, 6)
-	if err != nil || len(out) != 7 {
+	if err != nil || len(out) < 7 {
 		return nil, nil, fmt.Errorf("budget reserve: unexpected reply")
 	}
 	if out[0] == int64(0) {
+		if len(out) == 8 {
+			d, _ := out[7].(int64)
+			v[7] = d
+		}
 		window, _ := out[2].(string)
 		scope := v[1]
 		if scope < 1 || int(scope) > len(kinds) {
 			return nil, nil, fmt.Errorf("budget reserve: unexpected reply")
 		}
 		d := &Denial{Scope: kinds[scope-1], Window: window, Limit: v[3], Used: v[4], Requested: v[5],
-			RetryAfter: time.Duration(v[6]) * time.Millisecond}
+			RetryAfter: time.Duration(v[6]) * time.Millisecond, InFlight: v[7]}
 		if v[6] < 0 {
 			d.RetryAfter = -1
 		}
@@ -284,7 +293,20 @@ func (s *Store) Sweep(ctx context.Context, limit int64) ([]Settlement, error) {
 	}
 	var out []Settlement
 	for _, key := range due {
-		res, err := sweepScript.Run(ctx, s.rdb, []string{key}).Slice()
+		fields, err := s.rdb.HGetAll(ctx, key).Result()
+		if err != nil {
+			return out, fmt.Errorf("budget sweep: %w", err)
+		}
+		keys := []string{key}
+		n, _ := strconv.Atoi(fields["n"])
+		for i := 1; i <= n && i <= 16; i++ {
+			kd, km := fields["kd"+strconv.Itoa(i)], fields["km"+strconv.Itoa(i)]
+			if kd == "" || km == "" {
+				break
+			}
+			keys = append(keys, kd, km)
+		}
+		res, err := sweepScript.Run(ctx, s.rdb, keys).Slice()
 		if err != nil {
 			return out, fmt.Errorf("budget sweep: %w", err)
 		}
@@ -307,7 +329,9 @@ func (s *Store) Sweep(ctx context.Context, limit int64) ([]Settlement, error) {
 // models, an override) does not allow the request's model.
 type ModelNotAllowedError struct{ Scope string }
 
-func (e *ModelNotAllowedError) Error() string { return "the " + e.Scope + "'s models exclude this model" }
+func (e *ModelNotAllowedError) Error() string {
+	return "the " + e.Scope + "'s models exclude this model"
+}
 
 func limitsKey(subject, part string) string { return prefix(subject) + part + ":lim" }
 
@@ -365,4 +389,22 @@ func ints(out []any, idx ...int) (map[int]int64, error) {
 		}
 	}
 	return v, nil
+}
+
+// Limits reads a scope's stored limits (nil when none are stored).
+func (s *Store) Limits(ctx context.Context, subject, part string) (*StoredLimits, error) {
+	v, err := s.rdb.HGetAll(ctx, limitsKey(subject, part)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("budget limits: %w", err)
+	}
+	if v["set"] == "" {
+		return nil, nil
+	}
+	n := func(k string) int64 { x, _ := strconv.ParseInt(v[k], 10, 64); return x }
+	l := &StoredLimits{Limits: Limits{TokensPerMinute: n("tpm"), TokensPerDay: n("tpd"), TokensPerMonth: n("tpmo"),
+		NanoUSDPerDay: n("cpd"), NanoUSDPerMonth: n("cpmo")}}
+	if m := v["models"]; m != "" {
+		l.Models = strings.Split(m, "\n")
+	}
+	return l, nil
 }

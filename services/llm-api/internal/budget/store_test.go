@@ -328,3 +328,51 @@ func TestStoredLimitsReplaceTheGrantsAndRestrictModels(t *testing.T) {
 		t.Fatalf("%+v %+v %v", res, d, err)
 	}
 }
+
+// TestRefusalsCausedByReservationsInFlightRetrySoon: a refusal that only
+// reservations still in flight cause says so and asks to retry in a
+// second, not at the end of the day; their settlement (or the sweep)
+// releases them.
+func TestRefusalsCausedByReservationsInFlightRetrySoon(t *testing.T) {
+	s, rdb := realRedis(t)
+	ctx := context.Background()
+	sub := "inflight-" + newID(t)
+	l := Limits{TokensPerDay: 1000}
+	a, _, err := s.Reserve(ctx, req(t, sub, l, 100, 1, 800))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d, err := s.Reserve(ctx, req(t, sub, l, 100, 1, 300))
+	if err != nil || d == nil || d.InFlight != 900 || d.RetryAfter != time.Second {
+		t.Fatalf("%+v %v", d, err)
+	}
+	if _, err := s.Settle(ctx, a, 50, 50); err != nil {
+		t.Fatal(err)
+	}
+	if r, d, err := s.Reserve(ctx, req(t, sub, l, 100, 1, 300)); err != nil || d != nil {
+		t.Fatalf("after the settlement: %+v %+v %v", r, d, err)
+	}
+	// a day that is really used up: retry tomorrow
+	_, d, _ = s.Reserve(ctx, req(t, sub, l, 100, 1, 850))
+	if d == nil || d.RetryAfter <= time.Second {
+		t.Fatalf("%+v", d)
+	}
+	// the sweep releases what it charges in full
+	b, _, err := s.Reserve(ctx, req(t, sub, l, 10, 1, 10))
+	if err != nil || b == nil {
+		t.Fatal(err)
+	}
+	if err := s.Track(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	later := NewStore(s.rdb, time.Minute)
+	later.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	if _, err := later.Sweep(ctx, 1000); err != nil {
+		t.Fatal(err)
+	}
+	day, _, _, _ := periods(time.Now())
+	if o, _ := rdb.HGet(ctx, prefix(sub)+"u:d:"+day, "ot").Int64(); o != 300+100 {
+		// the second request (400 reserved) is still in flight; the swept one is not
+		t.Fatalf("outstanding %d, want 400", o)
+	}
+}

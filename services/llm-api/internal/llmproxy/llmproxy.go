@@ -203,6 +203,35 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, out)
 }
 
+// Observer sees the upstream's answer of one exchange (see WithObserver):
+// llm-api's metering reads the usage from it.
+type Observer interface {
+	// Answered is called with a 2xx answer before it is copied to the
+	// client; it may replace res.Body (it must keep the bytes the client
+	// gets as the model server sent them, or rewrite them deliberately).
+	Answered(res *http.Response)
+	// Refused is called with an upstream 4xx that passes through (the
+	// model server refused the request: nothing was generated).
+	Refused(status int)
+	// Failed is called when llm-api answers with an error of its own
+	// (code: CodeUpstreamUnavailable — the model server could not be
+	// reached —, CodeUpstreamTimeout or CodeUpstreamError).
+	Failed(status int, code string)
+}
+
+type observerKey struct{}
+
+// WithObserver returns ctx carrying o for the exchange of a request
+// served with that context.
+func WithObserver(ctx context.Context, o Observer) context.Context {
+	return context.WithValue(ctx, observerKey{}, o)
+}
+
+func observer(ctx context.Context) Observer {
+	o, _ := ctx.Value(observerKey{}).(Observer)
+	return o
+}
+
 // IsJSONObject reports whether b is one valid JSON value that is an object.
 func IsJSONObject(b []byte) bool {
 	t := bytes.TrimLeft(b, " \t\r\n")
@@ -253,6 +282,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		if ct := h.Get("Content-Type"); strings.HasPrefix(ct, "text/event-stream") {
 			res.Header.Set("X-Accel-Buffering", "no")
 		}
+		if o := observer(res.Request.Context()); o != nil {
+			o.Answered(res)
+		}
 		return nil
 	case res.StatusCode >= 400 && res.StatusCode < 500 &&
 		res.StatusCode != http.StatusUnauthorized && res.StatusCode != http.StatusForbidden &&
@@ -266,6 +298,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		res.ContentLength = int64(len(b))
 		res.Header.Set("Content-Type", "application/json")
 		res.Header.Set("Content-Length", fmt.Sprint(len(b)))
+		if o := observer(res.Request.Context()); o != nil {
+			o.Refused(res.StatusCode)
+		}
 		return nil
 	default:
 		_ = res.Body.Close()
@@ -285,6 +320,9 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// the client went away; nobody reads this answer
 		log.Debug().Msg("client cancelled the upstream request")
+		if o := observer(r.Context()); o != nil {
+			o.Failed(499, "client_closed")
+		}
 		w.WriteHeader(499)
 		return
 	case errors.As(err, &oe) && oe.Op == "dial":
@@ -293,5 +331,8 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	// err never carries the upstream's body or our key (url.Error prints
 	// the method and URL, and the URL has no credentials).
 	log.Warn().Err(err).Str("reason", code).Msg("upstream request failed")
+	if o := observer(r.Context()); o != nil {
+		o.Failed(status, code)
+	}
 	edgehttp.WriteError(w, status, code, msg)
 }

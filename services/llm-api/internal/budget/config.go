@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/llmrequest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -103,11 +104,19 @@ type Role struct {
 	ModelLimits map[string]Limits
 }
 
-// Price is a model's price per token in nano-USD, and the tokens one image
-// part of a prompt is reserved and charged as (0: images refused).
+// Price is a model's price per token in nano-USD.
 type Price struct {
 	PromptNano, CompletionNano int64
-	ImageTokens                int64
+}
+
+// Model describes how a model's prompts are bounded (package llmrequest):
+// its chat template's own tokens, per request and per message, the tokens
+// one image part is reserved as (0: images refused) and a factor for
+// tokenizers whose normalization expands text (default 1).
+type Model struct {
+	TemplateTokens, TemplateTokensPerMessage int64
+	ImageTokens                              int64
+	PromptTokenFactor                        int64
 }
 
 // Config is a parsed budgets file.
@@ -119,9 +128,11 @@ type Config struct {
 	// others. A caller holding no configured role and no default is
 	// refused (403 budget_not_configured): never a free pass.
 	Roles map[string]Role
-	// Prices by model; a model without a price costs 0 and takes no
-	// images.
+	// Prices by model; a model without a price costs 0.
 	Prices map[string]Price
+	// Models by name; a model not listed gets llmrequest's defaults and
+	// takes no images.
+	Models map[string]Model
 	// ReservationTimeout is how long a reservation may stay unsettled
 	// before the sweep charges it in full (default 15 min; it must exceed
 	// the longest upstream exchange).
@@ -131,12 +142,44 @@ type Config struct {
 // DefaultReservationTimeout is Config.ReservationTimeout's default.
 const DefaultReservationTimeout = 15 * time.Minute
 
+// Defaults of a model's template overhead (generous: they cover ChatML,
+// Llama 3.x and Mistral templates with a default system prompt and a tool
+// preamble; measure a model's own with vLLM's POST /tokenize on an empty
+// conversation and set them in models).
+const (
+	DefaultTemplateTokens           = llmrequest.DefaultTemplateTokens
+	DefaultTemplateTokensPerMessage = llmrequest.DefaultTemplateTokensPerMessage
+)
+
+// Options are the model's prompt-bound options for llmrequest.Analyze.
+func (c Config) Options(model string) llmrequest.Options {
+	m := c.ModelOf(model)
+	return llmrequest.Options{TemplateTokens: m.TemplateTokens, TemplateTokensPerMessage: m.TemplateTokensPerMessage,
+		ImageTokens: m.ImageTokens, Factor: m.PromptTokenFactor}
+}
+
+// ModelOf is the model's entry, defaults when it is not listed.
+func (c Config) ModelOf(name string) Model {
+	if m, ok := c.Models[name]; ok {
+		return m
+	}
+	return Model{TemplateTokens: DefaultTemplateTokens, TemplateTokensPerMessage: DefaultTemplateTokensPerMessage, PromptTokenFactor: 1}
+}
+
 // file is the YAML shape (unknown fields are faults).
 type file struct {
 	DefaultMaxCompletionTokens *int64              `yaml:"default_max_completion_tokens"`
 	ReservationTimeout         string              `yaml:"reservation_timeout"`
 	Roles                      map[string]roleFile `yaml:"roles"`
 	Prices                     map[string]priceDoc `yaml:"prices"`
+	Models                     map[string]modelDoc `yaml:"models"`
+}
+
+type modelDoc struct {
+	TemplateTokens           *int64 `yaml:"template_tokens"`
+	TemplateTokensPerMessage *int64 `yaml:"template_tokens_per_message"`
+	ImageTokens              *int64 `yaml:"image_prompt_tokens"`
+	PromptTokenFactor        *int64 `yaml:"prompt_token_factor"`
 }
 
 type limitsFile struct {
@@ -154,9 +197,8 @@ type roleFile struct {
 }
 
 type priceDoc struct {
-	Prompt      *usd   `yaml:"prompt_usd_per_million"`
-	Completion  *usd   `yaml:"completion_usd_per_million"`
-	ImageTokens *int64 `yaml:"image_prompt_tokens"`
+	Prompt     *usd `yaml:"prompt_usd_per_million"`
+	Completion *usd `yaml:"completion_usd_per_million"`
 }
 
 // usd is a decimal USD figure as written (never through a float).
@@ -328,14 +370,32 @@ func (f file) config() (Config, error) {
 				fs.add(field+".completion_usd_per_million", "%v", err)
 			}
 		}
-		if p.ImageTokens != nil {
-			if *p.ImageTokens < 1 || *p.ImageTokens > 1<<20 {
-				fs.add(field+".image_prompt_tokens", "must be between 1 and %d", 1<<20)
-			} else {
-				pr.ImageTokens = *p.ImageTokens
-			}
-		}
 		c.Prices[name] = pr
+	}
+	c.Models = map[string]Model{}
+	for _, name := range sortedKeys(f.Models) {
+		md := f.Models[name]
+		field := "models." + name
+		if !validName(name) {
+			fs.add("models", "model names are 1-%d printable characters without spaces", maxNameLen)
+			continue
+		}
+		m := Model{TemplateTokens: DefaultTemplateTokens, TemplateTokensPerMessage: DefaultTemplateTokensPerMessage, PromptTokenFactor: 1}
+		num := func(key string, v *int64, lo, hi int64, dst *int64) {
+			if v == nil {
+				return
+			}
+			if *v < lo || *v > hi {
+				fs.add(field+"."+key, "must be between %d and %d", lo, hi)
+				return
+			}
+			*dst = *v
+		}
+		num("template_tokens", md.TemplateTokens, 0, 1<<20, &m.TemplateTokens)
+		num("template_tokens_per_message", md.TemplateTokensPerMessage, 0, 1<<16, &m.TemplateTokensPerMessage)
+		num("image_prompt_tokens", md.ImageTokens, 1, 1<<20, &m.ImageTokens)
+		num("prompt_token_factor", md.PromptTokenFactor, 1, 32, &m.PromptTokenFactor)
+		c.Models[name] = m
 	}
 	if len(f.Roles) == 0 {
 		fs.add("roles", "at least one role is required (a caller holding no configured role is refused)")

@@ -25,6 +25,7 @@ func TestTheIssuesExampleParsesAsWritten(t *testing.T) {
 	want := Config{
 		DefaultMaxCompletionTokens: 512,
 		ReservationTimeout:         DefaultReservationTimeout,
+		Models:                     map[string]Model{},
 		Roles: map[string]Role{
 			"guest": {Limits: Limits{TokensPerMinute: 2000, TokensPerDay: 20000}, Models: []string{"stub-model"}},
 			"user":  {Limits: Limits{TokensPerMinute: 20000, TokensPerDay: 1000000}},
@@ -53,8 +54,10 @@ roles:
     model_limits:
       a: {tokens_per_day: 50, usd_per_month: 1}
 prices:
-  a: {prompt_usd_per_million: 3, completion_usd_per_million: 0.001, image_prompt_tokens: 1500}
+  a: {prompt_usd_per_million: 3, completion_usd_per_million: 0.001}
   "org/b:7b": {prompt_usd_per_million: 0, completion_usd_per_million: 0}
+models:
+  a: {template_tokens: 40, template_tokens_per_message: 5, image_prompt_tokens: 1500}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +69,11 @@ prices:
 	if u.ModelLimits["a"] != (Limits{TokensPerDay: 50, NanoUSDPerMonth: NanoPerUSD}) {
 		t.Errorf("model limits %+v", u.ModelLimits)
 	}
-	if c.Prices["a"] != (Price{PromptNano: 3_000, CompletionNano: 1, ImageTokens: 1500}) {
+	if c.Prices["a"] != (Price{PromptNano: 3_000, CompletionNano: 1}) {
 		t.Errorf("price %+v", c.Prices["a"])
+	}
+	if c.ModelOf("a") != (Model{40, 5, 1500, 1}) || c.ModelOf("unlisted") != (Model{DefaultTemplateTokens, DefaultTemplateTokensPerMessage, 0, 1}) {
+		t.Errorf("models %+v %+v", c.ModelOf("a"), c.ModelOf("unlisted"))
 	}
 	if c.ReservationTimeout != 5*time.Minute || c.DefaultMaxCompletionTokens != 256 {
 		t.Errorf("%v %d", c.ReservationTimeout, c.DefaultMaxCompletionTokens)

@@ -88,7 +88,7 @@ type Config struct {
 	// Upstream is the model server's proxy (llmproxy.Proxy).
 	Upstream http.Handler
 	// Options gives a model's template overhead and image cost (nil:
-	// llmrequest's defaults, no images).
+	// the budgets file's models section, Budgets.Options).
 	Options func(model string) llmrequest.Options
 	// MaxBodyBytes bounds a request body (default llmproxy's).
 	MaxBodyBytes int64
@@ -125,10 +125,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.MaxBodyBytes = llmproxy.DefaultMaxBodyBytes
 	}
 	if cfg.Options == nil {
-		cfg.Options = func(string) llmrequest.Options {
-			return llmrequest.Options{TemplateTokens: llmrequest.DefaultTemplateTokens,
-				TemplateTokensPerMessage: llmrequest.DefaultTemplateTokensPerMessage}
-		}
+		cfg.Options = cfg.Budgets.Options
 	}
 	if cfg.SettleTimeout <= 0 {
 		cfg.SettleTimeout = 5 * time.Second

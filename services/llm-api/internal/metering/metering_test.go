@@ -151,7 +151,11 @@ func newRig(t *testing.T, addr string, mod func(*Config)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	opts := &redis.Options{Addr: addr}
+	if addr == deadRedis {
+		opts.MaxRetries, opts.DialTimeout = -1, 200*time.Millisecond
+	}
+	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
 	store := budget.NewStore(rdb, time.Minute)
 	l := &ledger{}
@@ -403,8 +407,11 @@ func TestPerModelBudgetApplies(t *testing.T) {
 	}
 }
 
+// deadRedis is an address nothing listens on (TestRedisAway).
+var deadRedis = "127.0.0.1:1"
+
 func TestRedisAway(t *testing.T) {
-	dead := testenv.FreeAddr(t)
+	dead := deadRedis
 	r := newRig(t, dead, nil)
 	w := r.do(t, newCaller("guest"), http.MethodPost, "/v1/chat/completions", chat(""))
 	if _, code := errCode(t, w); w.Code != http.StatusServiceUnavailable || code != CodeBudgetUnavailable {

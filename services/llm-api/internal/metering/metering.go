@@ -30,6 +30,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/ledger"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/llmproxy"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/llmrequest"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/llmusage"
@@ -53,32 +54,22 @@ const (
 	OnRedisErrorAllow = "allow"
 )
 
-// Statuses of a ledger entry.
-const (
-	StatusSettled   = "settled"   // the upstream reported the usage
-	StatusAborted   = "aborted"   // a stream cut short: the last usage seen
-	StatusNoUsage   = "no_usage"  // no usage reported: the reservation in full
-	StatusFailed    = "failed"    // the upstream failed: the reservation in full (0 if unreachable)
-	StatusRefused   = "refused"   // the upstream refused the request: nothing
-	StatusSwept     = "swept"     // never settled (replica gone): the reservation in full
-	StatusUnmetered = "unmetered" // Redis away, policy allow: charged in the ledger only
-)
-
-// Entry is one settled request in the usage ledger.
-type Entry struct {
-	budget.Record
-	PromptTokens, CompletionTokens int64
-	// Tokens and Nano are what was charged; Reserved what was reserved.
-	Tokens, Nano, Reserved int64
-	Overshoot              int64
-	Status                 string
-	At                     time.Time
-}
-
-// Ledger stores entries; Record must not block (it batches).
+// Ledger stores settled entries; Record must not block for long
+// (ledger.Writer batches).
 type Ledger interface {
-	Record(Entry)
+	Record(ledger.Entry)
 }
+
+// The ledger's statuses, as metering decides them.
+const (
+	StatusSettled   = ledger.StatusSettled
+	StatusAborted   = ledger.StatusAborted
+	StatusNoUsage   = ledger.StatusNoUsage
+	StatusFailed    = ledger.StatusFailed
+	StatusRefused   = ledger.StatusRefused
+	StatusSwept     = ledger.StatusSwept
+	StatusUnmetered = ledger.StatusUnmetered
+)
 
 // Config configures a Handler.
 type Config struct {
@@ -487,7 +478,7 @@ func (h *Handler) settleFull(r *http.Request, res reservation, status string) {
 
 func (h *Handler) finish(r *http.Request, res reservation, prompt, completion int64, status string) {
 	log := zerolog.Ctx(r.Context())
-	e := Entry{PromptTokens: prompt, CompletionTokens: completion, Reserved: res.Tokens, Status: status, At: time.Now()}
+	e := ledger.Entry{PromptTokens: prompt, CompletionTokens: completion, Reserved: res.Tokens, Status: status, At: time.Now()}
 	if res.unmetered {
 		e.Status = StatusUnmetered
 		e.Record = budget.Record{ID: res.ID, Subject: res.Subject, KeyID: res.KeyID, Model: res.Model, Day: res.Day}
@@ -528,7 +519,7 @@ func (h *Handler) Sweep(ctx context.Context) (int, error) {
 		h.cfg.Logger.Warn().Str("reason", "budget_swept").Str("model", st.Record.Model).Int64("tokens", st.Tokens).
 			Msg("a reservation was never settled (its replica stopped?): charged in full")
 		if h.cfg.Ledger != nil {
-			h.cfg.Ledger.Record(Entry{Record: st.Record, Tokens: st.Tokens, Nano: st.Nano, Reserved: st.Reserved,
+			h.cfg.Ledger.Record(ledger.Entry{Record: st.Record, Tokens: st.Tokens, Nano: st.Nano, Reserved: st.Reserved,
 				Status: StatusSwept, At: time.Now()})
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/ledger"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/llmproxy"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/llmrequest"
 	"github.com/redis/go-redis/v9"
@@ -105,21 +106,21 @@ func (m *model) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `{"object":"chat.completion","choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}}`, prompt, per*n, prompt+per*n)
 }
 
-type ledger struct {
+type memLedger struct {
 	mu      sync.Mutex
-	entries []Entry
+	entries []ledger.Entry
 }
 
-func (l *ledger) Record(e Entry) {
+func (l *memLedger) Record(e ledger.Entry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.entries = append(l.entries, e)
 }
 
-func (l *ledger) all() []Entry {
+func (l *memLedger) all() []ledger.Entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]Entry(nil), l.entries...)
+	return append([]ledger.Entry(nil), l.entries...)
 }
 
 const budgets = `default_max_completion_tokens: 512
@@ -133,7 +134,7 @@ prices:
 type rig struct {
 	h      *Handler
 	m      *model
-	ledger *ledger
+	ledger *memLedger
 	rdb    redis.UniversalClient
 	store  *budget.Store
 }
@@ -158,7 +159,7 @@ func newRig(t *testing.T, addr string, mod func(*Config)) *rig {
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
 	store := budget.NewStore(rdb, time.Minute)
-	l := &ledger{}
+	l := &memLedger{}
 	c := Config{Budgets: cfg, Store: store, Upstream: p, Ledger: l, Logger: zerolog.New(zerolog.NewTestWriter(t))}
 	if mod != nil {
 		mod(&c)

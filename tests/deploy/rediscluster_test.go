@@ -1,10 +1,12 @@
 package deploy
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -285,5 +287,289 @@ func checkKongYMLRedisRecords(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("kong.yml has no redis record")
+	}
+}
+
+// k8sOne returns the object of kind, namespace and name in the base.
+func k8sOne(t *testing.T, objs []k8sObject, kind, namespace, name string) k8sObject {
+	t.Helper()
+	for _, o := range byKind(objs, kind) {
+		if o.namespace() == namespace && o.name() == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s/%s in the base", kind, namespace, name)
+	return k8sObject{}
+}
+
+// envOf returns a container's env values and the fieldRef paths of its
+// downward-API variables.
+func envOf(c map[string]any) (values, fieldRefs map[string]string) {
+	values, fieldRefs = map[string]string{}, map[string]string{}
+	for _, e := range l(c["env"]) {
+		name := s(m(e)["name"])
+		values[name] = s(m(e)["value"])
+		if fp := s(path(e, "valueFrom", "fieldRef", "fieldPath")); fp != "" {
+			fieldRefs[name] = fp
+		}
+	}
+	return values, fieldRefs
+}
+
+// scriptMount returns where container c mounts the ConfigMap redis-cluster.
+func scriptMount(t *testing.T, w k8sObject, c map[string]any) string {
+	t.Helper()
+	vol := ""
+	for _, v := range l(podSpec(w)["volumes"]) {
+		if s(path(v, "configMap", "name")) == "redis-cluster" {
+			vol = s(m(v)["name"])
+		}
+	}
+	for _, vm := range l(c["volumeMounts"]) {
+		if s(m(vm)["name"]) == vol && vol != "" {
+			return s(m(vm)["mountPath"])
+		}
+	}
+	t.Errorf("%v: the ConfigMap redis-cluster is not mounted", w)
+	return ""
+}
+
+// k8sPodNames are the six nodes' stable names, as the pods announce them.
+func k8sPodNames() []string {
+	var out []string
+	for i := range redisNodes {
+		out = append(out, fmt.Sprintf("redis-%d.redis.$(POD_NAMESPACE).svc.cluster.local", i))
+	}
+	return out
+}
+
+// TestK8sRunsARedisCluster: the StatefulSet of six nodes running
+// redis-node.sh from the ConfigMap (the compose scripts byte for byte), the
+// headless Service redis over them that publishes not-ready pods (the nodes
+// and the Job meet before the cluster exists), nodes.conf on a volume claim,
+// each pod announcing its stable DNS name, a PodDisruptionBudget, the Job
+// running redis-cluster-init.sh on exactly those names.
+func TestK8sRunsARedisCluster(t *testing.T) {
+	objs := k8sBase(t)
+	cm := k8sOne(t, objs, "ConfigMap", "platform", "redis-cluster")
+	for key, file := range map[string]string{"redis-node.sh": redisNodeScript, "redis-cluster-init.sh": redisInitScript} {
+		if s(path(cm.doc, "data", key)) != string(repoFile(t, file)) {
+			t.Errorf("ConfigMap redis-cluster %s differs from %s", key, file)
+		}
+	}
+
+	sts := k8sOne(t, objs, "StatefulSet", "platform", "redis")
+	spec := m(sts.doc["spec"])
+	if spec["replicas"] != redisNodes || s(spec["serviceName"]) != "redis" || s(spec["podManagementPolicy"]) != "Parallel" {
+		t.Errorf("StatefulSet redis: replicas %v serviceName %v podManagementPolicy %v; want %d, redis, Parallel (the cluster needs every node before one is ready)",
+			spec["replicas"], spec["serviceName"], spec["podManagementPolicy"], redisNodes)
+	}
+	c := containers(sts)[0]
+	if !strings.HasPrefix(s(c["image"]), "redis:7.") {
+		t.Errorf("redis: image %s, want redis 7", c["image"])
+	}
+	if want := scriptMount(t, sts, c) + "/redis-node.sh"; !slices.Contains(strList(c["command"]), want) {
+		t.Errorf("redis: command %v does not run %s", c["command"], want)
+	}
+	values, refs := envOf(c)
+	if refs["POD_NAME"] != "metadata.name" || refs["POD_NAMESPACE"] != "metadata.namespace" ||
+		values["REDIS_ANNOUNCE_HOSTNAME"] != "$(POD_NAME).redis.$(POD_NAMESPACE).svc.cluster.local" {
+		t.Errorf("redis: REDIS_ANNOUNCE_HOSTNAME %q (POD_NAME from %q, POD_NAMESPACE from %q); want the pod's DNS name under the headless Service redis",
+			values["REDIS_ANNOUNCE_HOSTNAME"], refs["POD_NAME"], refs["POD_NAMESPACE"])
+	}
+	ports := map[string]int{}
+	for _, p := range l(c["ports"]) {
+		ports[s(m(p)["name"])], _ = m(p)["containerPort"].(int)
+	}
+	if ports["redis"] != 6379 || ports["bus"] != 16379 {
+		t.Errorf("redis: ports %v, want redis 6379 and bus 16379", ports)
+	}
+	if cmd := strings.Join(strList(path(c, "readinessProbe", "exec", "command")), " "); !strings.Contains(cmd, "cluster_state:ok") {
+		t.Errorf("redis: readiness %q: a node is ready when it is in a healthy cluster (cluster_state:ok)", cmd)
+	}
+	mounts := map[string]string{}
+	for _, vm := range l(c["volumeMounts"]) {
+		mounts[s(m(vm)["mountPath"])] = s(m(vm)["name"])
+	}
+	claims := map[string]bool{}
+	for _, vct := range l(spec["volumeClaimTemplates"]) {
+		claims[s(path(vct, "metadata", "name"))] = true
+	}
+	if !claims[mounts["/data"]] {
+		t.Errorf("redis: /data is %q, not a volume claim: nodes.conf must survive a restart", mounts["/data"])
+	}
+	for _, v := range l(podSpec(sts)["volumes"]) {
+		if s(m(v)["name"]) == mounts["/run/secrets"] && s(path(v, "secret", "secretName")) != "redis-secrets" {
+			t.Errorf("redis: /run/secrets is not the Secret redis-secrets")
+		}
+	}
+	podLabels := podLabels(sts)
+
+	svc := k8sOne(t, objs, "Service", "platform", "redis")
+	if svc.namespace() != sts.namespace() || s(path(svc.doc, "spec", "clusterIP")) != "None" ||
+		path(svc.doc, "spec", "publishNotReadyAddresses") != true || !labelsMatch(m(path(svc.doc, "spec", "selector")), podLabels) {
+		t.Errorf("Service %s/redis: want headless (clusterIP None), publishNotReadyAddresses, selecting the StatefulSet's pods: %v", svc.namespace(), svc.doc["spec"])
+	}
+
+	pdbOK := false
+	for _, p := range byKind(objs, "PodDisruptionBudget") {
+		if p.namespace() == sts.namespace() && labelsMatch(m(path(p.doc, "spec", "selector", "matchLabels")), podLabels) {
+			pdbOK = path(p.doc, "spec", "maxUnavailable") == 1
+		}
+	}
+	if !pdbOK {
+		t.Error("no PodDisruptionBudget with maxUnavailable 1 over the Redis nodes")
+	}
+
+	job := k8sOne(t, objs, "Job", "platform", "redis-cluster-init")
+	jc := containers(job)[0]
+	if want := scriptMount(t, job, jc) + "/redis-cluster-init.sh"; !slices.Contains(strList(jc["command"]), want) {
+		t.Errorf("Job redis-cluster-init: command %v does not run %s", jc["command"], want)
+	}
+	jv, jrefs := envOf(jc)
+	if got := strings.Fields(jv["REDIS_NODES"]); !slices.Equal(got, k8sPodNames()) || jrefs["POD_NAMESPACE"] != "metadata.namespace" {
+		t.Errorf("Job redis-cluster-init: REDIS_NODES %v, want %v", got, k8sPodNames())
+	}
+	jm := map[string]bool{}
+	for _, vm := range l(jc["volumeMounts"]) {
+		jm[s(m(vm)["mountPath"])] = true
+	}
+	if !jm["/run/secrets"] {
+		t.Error("Job redis-cluster-init: no /run/secrets (redis_password)")
+	}
+}
+
+// TestK8sRedisClientsAreClusterClients: every user of Redis names the
+// headless Service as a Cluster (kong.yml from edge through the
+// ExternalName redis).
+func TestK8sRedisClientsAreClusterClients(t *testing.T) {
+	checkKongYMLRedisRecords(t)
+	objs := k8sBase(t)
+	if ext := k8sOne(t, objs, "Service", "edge", "redis"); s(path(ext.doc, "spec", "externalName")) != "redis.platform.svc.cluster.local" {
+		t.Error("edge: the ExternalName redis does not name redis.platform.svc.cluster.local (kong.yml's seed)")
+	}
+	users := 0
+	for _, w := range byKind(objs, "Deployment") {
+		for _, c := range containers(w) {
+			values, _ := envOf(c)
+			for _, v := range []string{"REDIS_ADDR", "AUDIT_REDIS_ADDR"} {
+				addr, ok := values[v]
+				if !ok {
+					continue
+				}
+				users++
+				flag := strings.TrimSuffix(v, "ADDR") + "CLUSTER"
+				if addr != redisSeed || values[flag] != "true" {
+					t.Errorf("%v: %s=%q %s=%q, want %s and true", w, v, addr, flag, values[flag], redisSeed)
+				}
+			}
+		}
+	}
+	if users == 0 {
+		t.Error("no Deployment sets REDIS_ADDR")
+	}
+}
+
+// policyPeers names the pods a NetworkPolicy peer admits, "namespace/name"
+// (name from app.kubernetes.io/name; "*" when the peer selects more).
+func policyPeers(p k8sObject, peer map[string]any) []string {
+	ns := p.namespace()
+	if sel := m(peer["namespaceSelector"]); sel != nil {
+		ns = s(path(sel, "matchLabels", "kubernetes.io/metadata.name"))
+		if ns == "" {
+			ns = "*"
+		}
+	}
+	ps := m(peer["podSelector"])
+	if name := s(path(ps, "matchLabels", "app.kubernetes.io/name")); name != "" {
+		return []string{ns + "/" + name}
+	}
+	var out []string
+	for _, e := range l(ps["matchExpressions"]) {
+		if s(m(e)["key"]) == "app.kubernetes.io/name" && s(m(e)["operator"]) == "In" {
+			for _, v := range strList(m(e)["values"]) {
+				out = append(out, ns+"/"+v)
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = []string{ns + "/*"}
+	}
+	return out
+}
+
+// TestK8sRedisPoliciesOpenTheClientPortAndTheBus: 6379 from exactly Kong,
+// llm-api, the init Job and the other nodes; the cluster bus 16379 between
+// the nodes only; the nodes go out only to each other on those two ports,
+// and each client may go out to them on 6379.
+func TestK8sRedisPoliciesOpenTheClientPortAndTheBus(t *testing.T) {
+	const nodes = "platform/redis"
+	wantIn := map[int][]string{
+		6379:  {"edge/kong", "platform/llm-api", "platform/redis", "platform/redis-cluster-init"},
+		16379: {"platform/redis"},
+	}
+	gotIn := map[int][]string{}
+	var gotOut []string
+	clientsOut := map[string]bool{}
+	for _, p := range byKind(k8sBase(t), "NetworkPolicy") {
+		for _, target := range policyPeers(p, map[string]any{"podSelector": path(p.doc, "spec", "podSelector")}) {
+			for _, r := range l(path(p.doc, "spec", "ingress")) {
+				for _, port := range l(m(r)["ports"]) {
+					n, _ := m(port)["port"].(int)
+					for _, peer := range l(m(r)["from"]) {
+						if target == nodes || target == "platform/*" {
+							gotIn[n] = append(gotIn[n], policyPeers(p, m(peer))...)
+						}
+					}
+				}
+			}
+			for _, r := range l(path(p.doc, "spec", "egress")) {
+				for _, peer := range l(m(r)["to"]) {
+					to := policyPeers(p, m(peer))
+					if !slices.Contains(to, nodes) {
+						continue
+					}
+					for _, port := range l(m(r)["ports"]) {
+						n, _ := m(port)["port"].(int)
+						if target == nodes {
+							gotOut = append(gotOut, strconv.Itoa(n))
+						} else if n == 6379 {
+							clientsOut[target] = true
+						} else {
+							t.Errorf("%v: %s may reach the Redis nodes on %d (only 6379 is for clients)", p, target, n)
+						}
+					}
+				}
+				if target == nodes {
+					for _, peer := range l(m(r)["to"]) {
+						if to := policyPeers(p, m(peer)); !slices.Equal(to, []string{nodes}) {
+							t.Errorf("%v: the Redis nodes may go out to %v (only to each other)", p, to)
+						}
+					}
+				}
+			}
+		}
+	}
+	for port, want := range wantIn {
+		got := gotIn[port]
+		slices.Sort(got)
+		got = slices.Compact(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("Redis nodes' port %d admits %v, want %v", port, got, want)
+		}
+	}
+	for port := range gotIn {
+		if _, ok := wantIn[port]; !ok {
+			t.Errorf("Redis nodes' port %d is open (only 6379 and 16379)", port)
+		}
+	}
+	slices.Sort(gotOut)
+	if !slices.Equal(slices.Compact(gotOut), []string{"16379", "6379"}) {
+		t.Errorf("the Redis nodes go out to each other on %v, want 6379 (replication) and 16379 (the bus)", gotOut)
+	}
+	for _, c := range wantIn[6379] {
+		if c != nodes && !clientsOut[c] {
+			t.Errorf("%s may not go out to the Redis nodes' 6379", c)
+		}
 	}
 }

@@ -25,8 +25,7 @@ var designNetworks = map[string]struct {
 	members  []string
 }{
 	"edge":    {false, []string{"kong"}},
-	"private": {true, []string{"kong", "llm-api", "media-api", "mcp-tools", "keycloak", "postgres",
-		"redis-1", "redis-2", "redis-3", "redis-4", "redis-5", "redis-6", "redis-init"}},
+	"private": {true, []string{"kong", "llm-api", "media-api", "mcp-tools", "keycloak", "postgres", "redis-1", "redis-2", "redis-3", "redis-4", "redis-5", "redis-6", "redis-init"}},
 	"mcp":     {true, []string{"mcp-tools"}},
 	"egress":  {false, []string{"llm-api", "mcp-tools"}},
 	"admin":   {false, []string{"keycloak"}},

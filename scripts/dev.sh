@@ -27,6 +27,9 @@
 #                         free port). Keycloak's --hostname is
 #                         http://localhost:<port>, so tokens carry that issuer.
 #   REDIS_ADDR, PG_DSN    use this Redis / PostgreSQL instead of starting one
+#                         (REDIS_ADDR a comma-separated list: a Redis Cluster's
+#                         nodes; one address: a single Redis, kong.yml's redis
+#                         records rendered with cluster: false)
 #   KEYCLOAK_URL, KEYCLOAK_ISSUER, KEYCLOAK_LLM_API_CLIENT_SECRET_FILE,
 #   KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE
 #                         use this Keycloak (scripts/keycloak.sh's env lines)
@@ -228,7 +231,11 @@ up() {
 	local validate="${DEV_GATEWAY_VALIDATE_URL:-http://127.0.0.1:$p_llm_int/internal/api-keys/validate}"
 	[ -n "${DEV_GATEWAY_TRUSTED_PROXIES:-}" ] && export KONG_TRUSTED_IPS="$DEV_GATEWAY_TRUSTED_PROXIES"
 	# REDIS_ADDR may list several addresses (a Redis Cluster): kong.yml's
-	# flow lists [redis:6379] become [a,b,…].
+	# flow lists [redis:6379] become [a,b,…] and stay cluster: true. One
+	# address is a single Redis here (the deployments' one seed name is a
+	# cluster node): its records get cluster: false.
+	local redis_rw=(--rewrite "redis:6379=$REDIS_ADDR")
+	[[ $REDIS_ADDR == *,* ]] || redis_rw+=(--rewrite "cluster: true=cluster: false")
 	EDGEGUARD_EDGE_CLIENT_CERT_FILE="$SECRETS/edge_client.crt" EDGEGUARD_EDGE_CLIENT_KEY_FILE="$SECRETS/edge_client.key" \
 		"$ROOT/scripts/kong.sh" start --dir "$DEV_DIR/kong" --logs "$LOGS" --proxy-port "$kongport" --secrets "$SECRETS" \
 		--services-ca "$SECRETS/mtls_ca.crt" \
@@ -239,7 +246,7 @@ up() {
 		--rewrite "dpop_public_base_url: http://localhost:8000=dpop_public_base_url: $gw" \
 		--rewrite "http://localhost:8000/realms/jan=$KEYCLOAK_ISSUER" \
 		--rewrite "http://keycloak:8080=$KEYCLOAK_URL" \
-		--rewrite "redis:6379=$REDIS_ADDR" \
+		"${redis_rw[@]}" \
 		--rewrite "/etc/kong/secrets/redis_password=" \
 		--rewrite "http://otel-collector:4318=http://127.0.0.1:4318" >"$RUN/kong.env" ||
 		die "Kong did not start (the error is above)"

@@ -25,7 +25,7 @@ var designNetworks = map[string]struct {
 	members  []string
 }{
 	"edge":    {false, []string{"kong"}},
-	"private": {true, []string{"kong", "llm-api", "media-api", "mcp-tools", "keycloak", "redis", "postgres"}},
+	"private": {true, []string{"kong", "llm-api", "media-api", "mcp-tools", "keycloak", "postgres", "redis-1", "redis-2", "redis-3", "redis-4", "redis-5", "redis-6", "redis-init"}},
 	"mcp":     {true, []string{"mcp-tools"}},
 	"egress":  {false, []string{"llm-api", "mcp-tools"}},
 	"admin":   {false, []string{"keycloak"}},
@@ -323,7 +323,9 @@ func TestComposeServicesAreHardened(t *testing.T) {
 		if n, err := strconv.Atoi(uid); err != nil || n == 0 {
 			t.Errorf("%s: user %q, want a numeric non-root uid", name, svc["user"])
 		}
-		if len(strList(path(svc, "healthcheck", "test"))) == 0 {
+		// A one-shot (redis-init) exits: what follows it waits for
+		// service_completed_successfully, not for a health state.
+		if len(strList(path(svc, "healthcheck", "test"))) == 0 && svc["restart"] != "no" {
 			t.Errorf("%s: no healthcheck", name)
 		}
 		limits := m(path(svc, "deploy", "resources", "limits"))
@@ -417,21 +419,26 @@ func checkTrustedIPs(t *testing.T, where, v string) {
 }
 
 // TestComposeRedisAndPostgresReadTheirSecretsFromFiles: Redis's password
-// exists only as its hash in the ACL secret; PostgreSQL's init script reads
-// the role passwords from mounted secrets, and k8s carries the same script.
+// exists only as its hash in the ACL secret (and in the password file a
+// replica and the health check read; never on a command line); PostgreSQL's
+// init script reads the role passwords from mounted secrets, and k8s carries
+// the same script.
 func TestComposeRedisAndPostgresReadTheirSecretsFromFiles(t *testing.T) {
 	svcs := composeServices(t)
-	redis := svcs["redis"]
-	cmd := strList(redis["command"])
-	i := slices.Index(cmd, "--aclfile")
-	if i < 0 || i+1 >= len(cmd) {
-		t.Fatalf("redis command %q: want --aclfile", cmd)
+	args := redisServerArgs(t)
+	acl := args["--aclfile"]
+	if acl != `"$secrets/redis_users.acl"` {
+		t.Errorf("redis-node.sh: --aclfile %s, want \"$secrets/redis_users.acl\"", acl)
 	}
-	if src := secretTargets(redis)[cmd[i+1]]; src == "" || !strings.HasSuffix(s(path(compose(t), "secrets", src, "file")), secretgen.RedisACL) {
-		t.Errorf("redis --aclfile %s is not the generated %s secret", cmd[i+1], secretgen.RedisACL)
+	for _, n := range composeRedisNodes(t) {
+		if src := secretTargets(svcs[n])["/run/secrets/redis_users.acl"]; src == "" || !strings.HasSuffix(s(path(compose(t), "secrets", src, "file")), secretgen.RedisACL) {
+			t.Errorf("%s: /run/secrets/redis_users.acl (the script's --aclfile) is not the generated %s secret", n, secretgen.RedisACL)
+		}
 	}
-	if slices.Contains(cmd, "--requirepass") {
-		t.Error("redis: --requirepass puts the password on the command line")
+	for _, bad := range []string{"--requirepass", "--masterauth"} {
+		if _, ok := args[bad]; ok {
+			t.Errorf("redis-node.sh: %s puts the password on the command line", bad)
+		}
 	}
 	script := repoFile(t, "compose/postgres-init/10-edgeguard.sh")
 	pg := secretTargets(svcs["postgres"])

@@ -224,3 +224,32 @@ func keycloakFlags(args []string) map[string]string {
 	}
 	return out
 }
+
+// kongYMLRedisRecords returns every redis record of kong/kong.yml's plugin
+// configs (a mapping with addresses).
+func kongYMLRedisRecords(t *testing.T) []map[string]any {
+	t.Helper()
+	var doc any
+	if err := yaml.Unmarshal(repoFile(t, "kong/kong.yml"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if _, ok := x["addresses"]; ok {
+				out = append(out, x)
+			}
+			for _, sub := range x {
+				walk(sub)
+			}
+		case []any:
+			for _, sub := range x {
+				walk(sub)
+			}
+		}
+	}
+	walk(doc)
+	return out
+}

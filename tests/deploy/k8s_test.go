@@ -15,6 +15,9 @@ import (
 
 var k8sNamespaces = []string{"edge", "platform", "mcp"}
 
+// workloadKinds are the kinds that run pods in the base.
+var workloadKinds = []string{"Deployment", "StatefulSet", "Job"}
+
 type k8sObject struct {
 	file string
 	doc  map[string]any
@@ -174,7 +177,7 @@ func TestK8sEveryNamespaceDeniesByDefault(t *testing.T) {
 	}
 	// Every workload is selected by a policy of its own (besides the
 	// namespace-wide ones), so what it may do is written down.
-	for _, w := range byKind(objs, "Deployment", "StatefulSet") {
+	for _, w := range byKind(objs, workloadKinds...) {
 		found := false
 		for _, p := range byKind(objs, "NetworkPolicy") {
 			sel := m(path(p.doc, "spec", "podSelector", "matchLabels"))
@@ -236,7 +239,7 @@ func TestK8sOnlyKongIsOpenAndOnlyLLMAPIAndMCPToolsGoOut(t *testing.T) {
 }
 
 func TestK8sWorkloadsAreNonRootReadOnlyAndLimited(t *testing.T) {
-	for _, w := range byKind(k8sBase(t), "Deployment", "StatefulSet") {
+	for _, w := range byKind(k8sBase(t), workloadKinds...) {
 		pod := podSpec(w)
 		psc := m(pod["securityContext"])
 		if auto, ok := pod["automountServiceAccountToken"].(bool); !ok || auto {
@@ -275,7 +278,8 @@ func TestK8sWorkloadsAreNonRootReadOnlyAndLimited(t *testing.T) {
 				}
 			}
 			checkImage(t, at, s(c["image"]))
-			if c["readinessProbe"] == nil || c["livenessProbe"] == nil {
+			// A Job's container runs to completion: nothing to probe.
+			if w.kind() != "Job" && (c["readinessProbe"] == nil || c["livenessProbe"] == nil) {
 				t.Errorf("%s: needs readiness and liveness probes", at)
 			}
 		}
@@ -312,7 +316,7 @@ func TestK8sServicesProbeHealthzAndReadyzOnTheInternalPort(t *testing.T) {
 // names (README: kubectl create secret --from-file on its output).
 func TestK8sSecretsAreMountedFiles(t *testing.T) {
 	gen := secretgen.All()
-	for _, w := range byKind(k8sBase(t), "Deployment", "StatefulSet") {
+	for _, w := range byKind(k8sBase(t), workloadKinds...) {
 		secretVols := map[string]map[string]any{}
 		for _, v := range l(podSpec(w)["volumes"]) {
 			if sec := m(m(v)["secret"]); sec != nil {
@@ -342,7 +346,9 @@ func TestK8sSecretsAreMountedFiles(t *testing.T) {
 			}
 			for _, e := range l(c["env"]) {
 				name, value := s(m(e)["name"]), s(m(e)["value"])
-				if m(e)["valueFrom"] != nil {
+				// The downward API (the pod's own name, its namespace) is no
+				// secret; anything else from valueFrom (secretKeyRef…) is.
+				if vf := m(m(e)["valueFrom"]); vf != nil && (len(vf) != 1 || vf["fieldRef"] == nil) {
 					t.Errorf("%v: %s from valueFrom; mount secrets as files instead", w, name)
 				}
 				if strings.HasSuffix(name, "_FILE") {

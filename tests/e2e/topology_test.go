@@ -41,6 +41,13 @@ func TestTopology(t *testing.T) {
 	cluster := testenv.StartRedisCluster(t)
 	top := startTopology(t, s, cluster, pgDSN)
 
+	t.Run("every Kong node's redis records name the cluster's nodes, cluster on", func(t *testing.T) {
+		for n := 1; n <= 2; n++ {
+			records := kongRedisRecords(t, top.Env[fmt.Sprintf("KONG_NODE_%d_ADMIN_URL", n)])
+			checkRedisRecords(t, fmt.Sprintf("Kong node %d", n), records, cluster.Addrs(), true)
+		}
+	})
+
 	t.Run("the client address is the client's, whatever its X-Forwarded-For", func(t *testing.T) {
 		rid := "topo-" + randHex(8)
 		res := top.doFrom(t, "127.0.0.3", http.MethodPost, top.gw+"/auth/refresh",

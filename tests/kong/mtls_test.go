@@ -154,6 +154,8 @@ func newRepoKong(t *testing.T) *repoKong {
 			"target: media-api:8080=target: " + f.media.addr,
 			"target: mcp-tools:8080=target: " + f.mcp.addr,
 			"redis:6379=" + redis,
+			// one Redis, not the deployments' cluster (scripts/dev.sh's rule)
+			"cluster: true=cluster: false",
 		},
 	})
 	f.token = func(t testing.TB) string { return p.Token(t, "u-mtls", map[string]any{"iss": repoIssuer}) }

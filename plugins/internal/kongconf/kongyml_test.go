@@ -385,6 +385,63 @@ func TestKongYMLJWTSectionsCheckDPoPProofs(t *testing.T) {
 	}
 }
 
+// Every Redis user of the edge (rate limits, the API-key cache, DPoP proofs'
+// jti, audit) names the same Redis Cluster by one seed — redis:6379, the
+// compose network alias of every node and the headless Service of k8s —
+// with cluster: true, so a single seed address gives a Cluster client
+// (pkg/redisconn) that discovers the other nodes. scripts/dev.sh renders a
+// single local Redis by replacing the literal "cluster: true" with "cluster:
+// false": that text must occur in the redis records and nowhere else.
+func TestKongYMLRedisRecordsNameTheClusterBySeed(t *testing.T) {
+	c, _ := kongRoutes(t)
+	records := 0
+	for _, name := range c.PluginNames() {
+		for _, ref := range c.PluginConfigs(name) {
+			walk("config", ref.Config, func(at, key string, v any) {
+				r, ok := v.(map[string]any)
+				if !ok {
+					return
+				}
+				_, hasAddrs := r["addresses"]
+				_, hasCluster := r["cluster"]
+				if !hasAddrs && !hasCluster {
+					return
+				}
+				records++
+				where := fmt.Sprintf("%s on %s/%s: %s", name, ref.Service, ref.Route, at)
+				if key != "redis" && key != "dpop_redis" {
+					t.Errorf("%s: a record with addresses/cluster under %q, not a redis record", where, key)
+				}
+				if got := strs(r["addresses"]); !slices.Equal(got, []string{"redis:6379"}) {
+					t.Errorf("%s: addresses %v, want [redis:6379] (the cluster's seed name)", where, got)
+				}
+				if r["cluster"] != true {
+					t.Errorf("%s: cluster %v, want true (one seed address is a single node otherwise)", where, r["cluster"])
+				}
+				if r["password_file"] != "/etc/kong/secrets/redis_password" {
+					t.Errorf("%s: password_file %v", where, r["password_file"])
+				}
+				if r["sentinel_master"] != nil || r["database"] != nil {
+					t.Errorf("%s: sentinel_master/database set: a Redis Cluster has neither", where)
+				}
+			})
+		}
+	}
+	if records == 0 {
+		t.Fatal("kong.yml has no redis record")
+	}
+	raw, err := os.ReadFile(kongYML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(raw), "cluster: true"); n != records {
+		t.Errorf(`kong.yml has "cluster: true" %d times and %d redis records: scripts/dev.sh's rewrite to "cluster: false" would touch something else`, n, records)
+	}
+	if strings.Contains(string(raw), "cluster: false") {
+		t.Error(`kong.yml says "cluster: false" somewhere`)
+	}
+}
+
 var secretKey = regexp.MustCompile(`(?i)(password|secret|token|pepper|private_key|signing_key|api_key)$`)
 
 // Secrets are file paths under /etc/kong/secrets (what kong/Dockerfile,

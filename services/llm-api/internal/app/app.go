@@ -125,7 +125,8 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 	log.Info().Object("peppers", peppers).Msg("api key peppers (ids only; a rotation's progress: api_keys.pepper_id)")
 
 	if cfg.RedisAddr != "" {
-		a.rdb, err = redisconn.New(redisconn.Config{Addrs: strings.Split(cfg.RedisAddr, ","), Password: string(cfg.RedisPassword)})
+		a.rdb, err = redisconn.New(redisconn.Config{Addrs: strings.Split(cfg.RedisAddr, ","), Cluster: cfg.RedisCluster,
+			Password: string(cfg.RedisPassword)})
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_ADDR: %w", err)
 		}

@@ -38,15 +38,17 @@ type eventsPage struct {
 // sharing the test Redis do not read each other's events.
 func startAudited(t *testing.T, logs *testenv.Buffer) *env {
 	t.Helper()
-	return startAuditedOn(t, logs, redisAddr(t))
+	return startAuditedOn(t, logs, redisAddr(t), false)
 }
 
-// startAuditedOn is startAudited with REDIS_ADDR = redisAddr.
-func startAuditedOn(t *testing.T, logs *testenv.Buffer, redisAddr string) *env {
+// startAuditedOn is startAudited with REDIS_ADDR = redisAddr and
+// REDIS_CLUSTER = cluster.
+func startAuditedOn(t *testing.T, logs *testenv.Buffer, redisAddr string, cluster bool) *env {
 	t.Helper()
 	e := &env{idp: jwttest.New(t), roles: keystest.NewRoles()}
 	e.roles.Set(keys.Owner{Subject: "alice", Username: "alice", Enabled: true, RealmRoles: []string{"user"}})
 	e.cfg = testConfig(t, e.idp, pgtest.Schema(t), redisAddr)
+	e.cfg.RedisCluster = cluster
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	e.cfg.Audit.Stream = "test:audit:" + hex.EncodeToString(b[:])

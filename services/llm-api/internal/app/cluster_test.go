@@ -7,20 +7,53 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/edgeguard/edgeguard/pkg/redisconn"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
 )
 
-// llm-api on a Redis Cluster: REDIS_ADDR listing the nodes (no other
-// setting) makes a Cluster client (pkg/redisconn) for the revocation
+// llm-api on a Redis Cluster, configured either way the deployments can:
+// REDIS_ADDR listing the nodes, or one seed address with REDIS_CLUSTER=true
+// (compose's and k8s' single name redis:6379 for every node) — here a
+// replica, which answers MOVED to every write a single-node client would
+// send it. Either makes a Cluster client (pkg/redisconn) for the revocation
 // announcements, the audit stream and its consumer group. A revocation
 // reaches a subscriber on another node within 1 s (PUBLISH is broadcast
 // over the cluster bus), and the key's audit events reach PostgreSQL
 // through the stream.
 func TestKeysRevocationsAndAuditOnARedisCluster(t *testing.T) {
 	addrs := testenv.RedisClusterAddrs(t)
+	for _, c := range []struct {
+		name    string
+		addr    string
+		cluster bool
+	}{
+		{"REDIS_ADDR lists every node", strings.Join(addrs, ","), false},
+		{"REDIS_ADDR is one replica, REDIS_CLUSTER=true", replicaOf(t, addrs), true},
+	} {
+		t.Run(c.name, func(t *testing.T) { revocationsAndAuditOn(t, addrs, c.addr, c.cluster) })
+	}
+}
+
+// replicaOf returns the address of a replica among the cluster's nodes.
+func replicaOf(t *testing.T, addrs []string) string {
+	t.Helper()
+	for _, a := range addrs {
+		c := redis.NewClient(&redis.Options{Addr: a})
+		role, err := c.Do(context.Background(), "ROLE").Slice()
+		_ = c.Close()
+		if err == nil && len(role) > 0 && role[0] == "slave" {
+			return a
+		}
+	}
+	t.Fatalf("no replica among %v", addrs)
+	return ""
+}
+
+func revocationsAndAuditOn(t *testing.T, addrs []string, redisAddr string, cluster bool) {
 	var logs testenv.Buffer
-	e := startAuditedOn(t, &logs, strings.Join(addrs, ","))
+	e := startAuditedOn(t, &logs, redisAddr, cluster)
 	// A subscriber on every node: wherever llm-api's PUBLISH lands, each
 	// of them gets it.
 	var subs []<-chan revocation

@@ -39,7 +39,11 @@ type Config struct {
 
 	DatabaseURL Secret // may carry a password
 
+	// RedisAddr is one host:port or a comma-separated list (a Cluster's
+	// seeds); RedisCluster makes one address a Cluster seed too (the
+	// deployments' single name for every node, e.g. redis:6379).
 	RedisAddr     string
+	RedisCluster  bool
 	RedisPassword Secret
 
 	// Audit: the stream (on REDIS_ADDR) llm-api emits to and consumes into
@@ -129,6 +133,10 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.RedisAddr = l.Str("REDIS_ADDR", "")
 	if c.RedisAddr == "" && c.Strict {
 		f.Add(errors.New("REDIS_ADDR: required in strict mode (revocations are announced to the edge on Redis)"))
+	}
+	c.RedisCluster, err = l.Bool("REDIS_CLUSTER", false)
+	if f.Add(err) && c.RedisCluster && c.RedisAddr == "" && !c.Strict { // strict: REDIS_ADDR is the fault
+		f.Add(errors.New("REDIS_CLUSTER: true without REDIS_ADDR"))
 	}
 	c.RedisPassword, err = l.secret("REDIS_PASSWORD", MinRedisPassword, c.Strict && c.RedisAddr != "")
 	f.Add(err)

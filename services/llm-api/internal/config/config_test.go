@@ -314,6 +314,56 @@ func TestDevModeAcceptsInlineSecretsAndAuthOff(t *testing.T) {
 	}
 }
 
+// REDIS_CLUSTER makes one REDIS_ADDR a Cluster seed (the deployments name
+// every node redis:6379); a list is a Cluster either way. A value that is
+// not a boolean, or true without an address, is a fault naming it.
+func TestRedisClusterSetting(t *testing.T) {
+	cases := []struct {
+		name      string
+		vars      map[string]string // set over env(); "" deletes
+		want      bool
+		wantFault string
+	}{
+		{"unset: a single node", nil, false, ""},
+		{"true", map[string]string{"REDIS_CLUSTER": "true"}, true, ""},
+		{"false", map[string]string{"REDIS_CLUSTER": "false"}, false, ""},
+		{"1", map[string]string{"REDIS_CLUSTER": "1"}, true, ""},
+		{"a list of nodes needs no flag", map[string]string{"REDIS_ADDR": "redis-1:6379,redis-2:6379"}, false, ""},
+		{"not a boolean", map[string]string{"REDIS_CLUSTER": "yes"}, false, "REDIS_CLUSTER"},
+		{"true without REDIS_ADDR (dev mode)", map[string]string{"STRICT": "false", "REDIS_ADDR": "", "REDIS_PASSWORD_FILE": "",
+			"REDIS_CLUSTER": "true"}, false, "REDIS_CLUSTER"},
+		{"strict without REDIS_ADDR: that is the fault", map[string]string{"REDIS_ADDR": "", "REDIS_CLUSTER": "true"}, false, "REDIS_ADDR"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			vars, files := env()
+			for k, v := range c.vars {
+				if v == "" {
+					delete(vars, k)
+				} else {
+					vars[k] = v
+				}
+			}
+			got, err := load(vars, files)
+			if c.wantFault != "" {
+				if err == nil {
+					t.Fatalf("accepted, want the fault %s", c.wantFault)
+				}
+				if strings.Join(faultVars(err), ",") != c.wantFault || strings.Contains(err.Error(), redisPw) {
+					t.Fatalf("faults %v, want only %s: %v", faultVars(err), c.wantFault, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.RedisCluster != c.want {
+				t.Fatalf("RedisCluster %v, want %v", got.RedisCluster, c.want)
+			}
+		})
+	}
+}
+
 func TestSecretsNeverPrint(t *testing.T) {
 	vars, files := env()
 	c, err := load(vars, files)

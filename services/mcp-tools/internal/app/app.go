@@ -112,7 +112,8 @@ func New(cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
 
 	metrics := httpmetrics.New("mcp-tools")
 	if cfg.AuditRedisAddr != "" {
-		if a.rdb, err = redisconn.New(redisconn.Config{Addrs: strings.Split(cfg.AuditRedisAddr, ","), Password: string(cfg.AuditRedisPassword)}); err != nil {
+		if a.rdb, err = redisconn.New(redisconn.Config{Addrs: strings.Split(cfg.AuditRedisAddr, ","), Cluster: cfg.AuditRedisCluster,
+			Password: string(cfg.AuditRedisPassword)}); err != nil {
 			return nil, fmt.Errorf("AUDIT_REDIS_ADDR: %w", err)
 		}
 		am := audit.NewMetrics(nil)

@@ -16,24 +16,45 @@ import (
 // deciding admin as actor (and the client address the edge signed, claim
 // cip, not X-Forwarded-For) and the approval id as target; the code that
 // was approved is in no event. On a Redis Cluster too: AUDIT_REDIS_ADDR
-// listing its nodes makes a Cluster client.
+// listing its nodes, or one seed with AUDIT_REDIS_CLUSTER=true (the
+// deployments' single name for every node; here a replica, which answers
+// MOVED to every write a single-node client would send it), makes a Cluster
+// client.
 func TestApprovalDecisionsAreAudited(t *testing.T) {
 	for _, store := range []struct {
-		name   string
-		stream func(testing.TB) (string, string, redis.UniversalClient)
+		name    string
+		stream  func(testing.TB) (string, string, redis.UniversalClient)
+		cluster string // AUDIT_REDIS_CLUSTER
 	}{
-		{"redis", audittest.Stream},
-		{"redis cluster", audittest.ClusterStream},
+		{"redis", audittest.Stream, ""},
+		{"redis cluster", audittest.ClusterStream, ""},
+		{"redis cluster by one replica as the seed", replicaSeed, "true"},
 	} {
 		t.Run(store.name, func(t *testing.T) {
 			addr, stream, rdb := store.stream(t)
-			approvalDecisionsAreAudited(t, addr, stream, rdb)
+			approvalDecisionsAreAudited(t, addr, stream, rdb, store.cluster)
 		})
 	}
 }
 
-func approvalDecisionsAreAudited(t *testing.T, addr, stream string, rdb redis.UniversalClient) {
-	h := newHarness(t, withEnv("AUDIT_REDIS_ADDR", addr), withEnv("AUDIT_REDIS_STREAM", stream))
+// replicaSeed is audittest.ClusterStream with the address of one replica.
+func replicaSeed(t testing.TB) (string, string, redis.UniversalClient) {
+	t.Helper()
+	addrs, stream, rdb := audittest.ClusterStream(t)
+	for _, a := range strings.Split(addrs, ",") {
+		c := redis.NewClient(&redis.Options{Addr: a})
+		role, err := c.Do(context.Background(), "ROLE").Slice()
+		_ = c.Close()
+		if err == nil && len(role) > 0 && role[0] == "slave" {
+			return a, stream, rdb
+		}
+	}
+	t.Fatalf("no replica among %s", addrs)
+	return "", "", nil
+}
+
+func approvalDecisionsAreAudited(t *testing.T, addr, stream string, rdb redis.UniversalClient, cluster string) {
+	h := newHarness(t, withEnv("AUDIT_REDIS_ADDR", addr), withEnv("AUDIT_REDIS_STREAM", stream), withEnv("AUDIT_REDIS_CLUSTER", cluster))
 
 	alice := h.mustConnect(h.jwtClient(h.userToken("alice", "user")))
 	const secretCode = "print('audit-sweep-code-7f3a')"

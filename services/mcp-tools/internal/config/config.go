@@ -57,7 +57,10 @@ type Config struct {
 
 	// Audit: approval.granted|denied events go to this Redis stream
 	// (AUDIT_REDIS_ADDR; "" turns audit off).
+	// AuditRedisCluster makes one AUDIT_REDIS_ADDR a Redis Cluster seed
+	// (AUDIT_REDIS_CLUSTER; a comma-separated list is a Cluster either way).
 	AuditRedisAddr     string
+	AuditRedisCluster  bool
 	AuditRedisPassword Secret
 	Audit              audit.StreamConfig
 }
@@ -76,7 +79,8 @@ const MinSandboxToken = 16
 // SANDBOX_TIMEOUT_SECONDS=30, SANDBOX_MAX_CODE_BYTES=65536,
 // SANDBOX_FUSION_REQUIRE_APPROVAL=true, APPROVAL_TTL=10m,
 // APPROVAL_MAX_PENDING=1000, APPROVAL_MAX_PENDING_PER_USER=10,
-// AUDIT_REDIS_ADDR unset (audit off), AUDIT_REDIS_STREAM=edgeguard:audit,
+// AUDIT_REDIS_ADDR unset (audit off), AUDIT_REDIS_CLUSTER=false,
+// AUDIT_REDIS_STREAM=edgeguard:audit,
 // AUDIT_STREAM_MAXLEN=100000. Every fault is reported at once
 // (errors.Join), each naming its variable, never a secret.
 func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
@@ -137,6 +141,10 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	}
 
 	c.AuditRedisAddr = l.Str("AUDIT_REDIS_ADDR", "")
+	c.AuditRedisCluster, err = l.Bool("AUDIT_REDIS_CLUSTER", false)
+	if f.Add(err) && c.AuditRedisCluster && c.AuditRedisAddr == "" {
+		f.Add(errors.New("AUDIT_REDIS_CLUSTER: true without AUDIT_REDIS_ADDR"))
+	}
 	c.AuditRedisPassword, err = l.secret("AUDIT_REDIS_PASSWORD", 16)
 	if f.Add(err) && c.AuditRedisPassword != nil && c.AuditRedisAddr == "" {
 		f.Add(errors.New("AUDIT_REDIS_PASSWORD_FILE: set without AUDIT_REDIS_ADDR"))

@@ -200,6 +200,44 @@ func TestEveryFaultIsReportedAtOnce(t *testing.T) {
 	}
 }
 
+// AUDIT_REDIS_CLUSTER makes one AUDIT_REDIS_ADDR a Cluster seed (the
+// deployments name every node redis:6379); a list is a Cluster either way.
+// Not a boolean, or true without an address, is a fault naming it.
+func TestAuditRedisClusterSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		env       map[string]string
+		want      bool
+		wantFault string
+	}{
+		{"unset: a single node", base("AUDIT_REDIS_ADDR", "redis:6379"), false, ""},
+		{"true", base("AUDIT_REDIS_ADDR", "redis:6379", "AUDIT_REDIS_CLUSTER", "true"), true, ""},
+		{"false", base("AUDIT_REDIS_ADDR", "redis:6379", "AUDIT_REDIS_CLUSTER", "false"), false, ""},
+		{"a list of nodes needs no flag", base("AUDIT_REDIS_ADDR", "redis-1:6379,redis-2:6379"), false, ""},
+		{"not a boolean", base("AUDIT_REDIS_ADDR", "redis:6379", "AUDIT_REDIS_CLUSTER", "cluster"), false, "AUDIT_REDIS_CLUSTER"},
+		{"true without AUDIT_REDIS_ADDR", base("AUDIT_REDIS_CLUSTER", "true"), false, "AUDIT_REDIS_CLUSTER"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(tc.env)
+			if tc.wantFault != "" {
+				if err == nil {
+					t.Fatalf("accepted, want the fault %s", tc.wantFault)
+				}
+				if name, _, _ := strings.Cut(err.Error(), ":"); name != tc.wantFault || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("faults %v, want only %s", err, tc.wantFault)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.AuditRedisCluster != tc.want {
+				t.Fatalf("AuditRedisCluster %v, want %v", c.AuditRedisCluster, tc.want)
+			}
+		})
+	}
+}
+
 func TestSecretNeverEncodes(t *testing.T) {
 	b, err := Secret("x").MarshalJSON()
 	if err != nil || string(b) != `"[secret]"` {

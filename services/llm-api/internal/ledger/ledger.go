@@ -85,7 +85,9 @@ func NewWriter(store Store, log zerolog.Logger) *Writer {
 }
 
 // Collectors are the writer's metrics.
-func (w *Writer) Collectors() []prometheus.Collector { return []prometheus.Collector{w.dropped, w.written} }
+func (w *Writer) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{w.dropped, w.written}
+}
 
 // Record queues e; when the queue is full it waits up to a second (the
 // request is answered already) and then drops e with an error log.

@@ -19,7 +19,9 @@ func entry(id, sub, key, model, day string, p, c, nano int64, status string) led
 func TestUsageIsStoredOnceAndSummed(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
-	id := func(n byte) string { return string([]byte{'a', 'b', 'c', 'd', 'e', 'f', '0', '1', '2', '3', '4', '5', '6', '7', '8', n}) + "0123456789abcdef" }
+	id := func(n byte) string {
+		return string([]byte{'a', 'b', 'c', 'd', 'e', 'f', '0', '1', '2', '3', '4', '5', '6', '7', '8', n}) + "0123456789abcdef"
+	}
 	batch := []ledger.Entry{
 		entry(id('1'), "alice", "", "small", "2026-12-06", 10, 20, 25_000, ledger.StatusSettled),
 		entry(id('2'), "alice", "", "small", "2026-12-07", 5, 5, 1_000_000_001, ledger.StatusSettled),

@@ -42,12 +42,18 @@ const (
 	ActionApprovalGranted Action = "approval.granted"
 	ActionApprovalDenied  Action = "approval.denied"
 	ActionConfigRejected  Action = "config.rejected"
+	// ActionBudgetExhausted: a caller's period token or cost budget
+	// refused a request (target "<scope>:<window>", once per window per
+	// replica); ActionBudgetChanged: an administrator set or removed a
+	// user's budget override (target the user's subject).
+	ActionBudgetExhausted Action = "budget.exhausted"
+	ActionBudgetChanged   Action = "budget.changed"
 )
 
 // Actions lists every action.
 var Actions = []Action{ActionAuthDenied, ActionAuthRateLimited, ActionAPIKeyCreated, ActionAPIKeyRevoked,
 	ActionAPIKeyRotated, ActionGuestCreated, ActionGuestDeleted, ActionApprovalGranted, ActionApprovalDenied,
-	ActionConfigRejected}
+	ActionConfigRejected, ActionBudgetExhausted, ActionBudgetChanged}
 
 // Outcome says whether the action happened.
 type Outcome string

@@ -9,6 +9,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -26,11 +27,14 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/redisconn"
 	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/auditlog"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/config"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keycloak"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/ledger"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/llmproxy"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/metering"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/server"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/store"
 	"github.com/redis/go-redis/v9"
@@ -80,6 +84,11 @@ type App struct {
 	verifier     *jwtauth.Verifier
 	limiter      *ratelimit.Limiter
 	llm          *llmproxy.Proxy
+	// Metering and Ledger: the token budgets in front of the model server
+	// (nil without LLM_BUDGETS_FILE, STRICT=false only).
+	Metering *metering.Handler
+	Ledger   *ledger.Writer
+	budgets  *budget.Store
 }
 
 // RedisPublisher announces revocations with apikey.PublishRevocation
@@ -194,6 +203,11 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 	}
 
 	metrics := httpmetrics.New("llm-api")
+	if a.llm != nil {
+		if llm, err = a.meter(cfg, llm, metrics, log); err != nil {
+			return nil, err
+		}
+	}
 	if a.Audit != nil {
 		metrics.Registry().MustRegister(append(a.auditMetrics.Collectors(), a.Ingester.Metrics.Collectors()...)...)
 	}
@@ -211,6 +225,38 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 	}
 	ok = true
 	return a, nil
+}
+
+// meter puts the budgets (LLM_BUDGETS_FILE) in front of the model API:
+// the reservations in Redis, the ledger in PostgreSQL, the metrics.
+func (a *App) meter(cfg *config.Config, upstream http.Handler, metrics *httpmetrics.Metrics, log zerolog.Logger) (http.Handler, error) {
+	if cfg.Budgets == nil {
+		log.Warn().Msg("LLM_BUDGETS_FILE unset (STRICT=false): the model API is unmetered (no token or cost budgets)")
+		return upstream, nil
+	}
+	if a.rdb == nil {
+		return nil, errors.New("LLM_BUDGETS_FILE: budgets are kept in Redis: set REDIS_ADDR")
+	}
+	mlog := log.With().Str("component", "budgets").Logger()
+	a.budgets = budget.NewStore(a.rdb, cfg.Budgets.ReservationTimeout)
+	a.Ledger = ledger.NewWriter(a.Store, mlog)
+	m := metering.NewMetrics()
+	if err := m.Register(metrics.Registry()); err != nil {
+		return nil, err
+	}
+	metrics.Registry().MustRegister(a.Ledger.Collectors()...)
+	var err error
+	a.Metering, err = metering.New(metering.Config{
+		Budgets: *cfg.Budgets, Store: a.budgets, Upstream: upstream, MaxBodyBytes: cfg.LLMMaxBodyBytes,
+		OnRedisError: cfg.LLMBudgetOnRedisError, Ledger: a.Ledger, Metrics: m, Logger: mlog,
+		Exhausted: newExhaustedAudit(a.Audit).emit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Int("roles", len(cfg.Budgets.Roles)).Int("prices", len(cfg.Budgets.Prices)).
+		Str("on_redis_error", cfg.LLMBudgetOnRedisError).Msg("token budgets enabled")
+	return a.Metering, nil
 }
 
 // audit builds the emitter (llm-api's own events) and the ingester (the
@@ -347,6 +393,9 @@ func (a *App) Background(ctx context.Context) *sync.WaitGroup {
 	if a.Ingester != nil {
 		wg.Go(func() { a.Ingester.Run(ctx) })
 	}
+	if a.Metering != nil {
+		wg.Go(func() { a.sweepBudgets(ctx) })
+	}
 	// the internal token and its previous value follow their files/Vault
 	wg.Go(func() {
 		secrets.Watch(ctx, a.cfg.SecretsRefresh, a.log.With().Str("component", "secrets").Logger(),
@@ -392,9 +441,29 @@ func (a *App) httpServer(addr string, h http.Handler) *http.Server {
 	}
 }
 
+// sweepBudgets charges in full, every 30 s, the reservations no replica
+// settled (a replica killed mid-request); each is recorded once.
+func (a *App) sweepBudgets(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := a.Metering.Sweep(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn().Err(err).Str("component", "budgets").Msg("budget sweep failed; next in 30 s")
+			}
+		}
+	}
+}
+
 // Close releases the database pool, the Redis client, the limiter and the
 // verifier.
 func (a *App) Close() {
+	if a.Ledger != nil {
+		a.Ledger.Close() // stores queued usage while PostgreSQL is still open
+	}
 	a.Audit.Close() // flushes queued events while Redis is still open
 	if a.llm != nil {
 		a.llm.Close()

@@ -27,6 +27,7 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/edgeguard/edgeguard/pkg/secrets/vault"
 	"github.com/edgeguard/edgeguard/pkg/svcauth"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
 )
 
 // Secret is a secret value that never prints (pkg/envconf).
@@ -94,6 +95,13 @@ type Config struct {
 	LLMUpstreamTimeout       time.Duration
 	LLMUpstreamHeaderTimeout time.Duration
 	LLMMaxBodyBytes          int64
+	// Budgets are LLM_BUDGETS_FILE's token and cost budgets (nil: none,
+	// STRICT=false only; the model API is then unmetered), and
+	// LLMBudgetOnRedisError what a request gets while Redis does not
+	// answer: "deny" (503 budget_unavailable) or "allow" (charged to the
+	// ledger only, flagged).
+	Budgets               *budget.Config
+	LLMBudgetOnRedisError string
 
 	MaxKeysPerUser     int
 	DefaultExpiresDays int
@@ -222,6 +230,31 @@ func (l *loader) llm(c *Config, f *envconf.Faults) {
 	n, err := l.Int("LLM_MAX_BODY_BYTES", 10<<20, 1<<10, 100<<20)
 	f.Add(err)
 	c.LLMMaxBodyBytes = int64(n)
+
+	if path := l.Str("LLM_BUDGETS_FILE", ""); path != "" {
+		data, err := l.ReadFile(path)
+		switch {
+		case err != nil:
+			f.Add(errors.New("LLM_BUDGETS_FILE: cannot be read"))
+		default:
+			b, err := budget.Parse(bytes.NewReader(data))
+			if err != nil {
+				// every fault of the file, each naming its field
+				f.Add(fmt.Errorf("LLM_BUDGETS_FILE: %w", err))
+			} else {
+				c.Budgets = &b
+			}
+		}
+		if c.RedisAddr == "" && !c.Strict { // strict: REDIS_ADDR is the fault already
+			f.Add(errors.New("LLM_BUDGETS_FILE: budgets are kept in Redis: set REDIS_ADDR"))
+		}
+	} else if c.Strict && c.LLMUpstreamURL != "" {
+		f.Add(errors.New("LLM_BUDGETS_FILE: required in strict mode while LLM_UPSTREAM_URL is set (the model API is never unmetered in production)"))
+	}
+	c.LLMBudgetOnRedisError = l.Str("LLM_BUDGET_ON_REDIS_ERROR", "deny")
+	if c.LLMBudgetOnRedisError != "deny" && c.LLMBudgetOnRedisError != "allow" {
+		f.Add(fmt.Errorf("LLM_BUDGET_ON_REDIS_ERROR: %q is not deny or allow", c.LLMBudgetOnRedisError))
+	}
 }
 
 // guests reads the guest-session variables. The guest-login client secret

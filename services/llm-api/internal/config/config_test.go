@@ -242,7 +242,7 @@ func TestEveryFaultIsReportedAtOnce(t *testing.T) {
 			v["LLM_UPSTREAM_URL"] = "http://user:" + redisPw + "@vllm/v1"
 			v["LLM_UPSTREAM_HEADER_TIMEOUT"] = "3h"
 		}, []string{"LOG_LEVEL", "DATABASE_URL", "AUDIT_STREAM_MAXLEN", "API_KEY_PEPPER_FILE", "INTERNAL_TOKEN_PREVIOUS_FILE",
-			"API_KEY_DEFAULT_EXPIRES_DAYS", "API_KEY_ENV", "GUEST_TTL", "LLM_UPSTREAM_URL", "LLM_UPSTREAM_HEADER_TIMEOUT"}},
+			"API_KEY_DEFAULT_EXPIRES_DAYS", "API_KEY_ENV", "GUEST_TTL", "LLM_UPSTREAM_URL", "LLM_UPSTREAM_HEADER_TIMEOUT", "LLM_BUDGETS_FILE"}},
 		{"the public listener without its TLS files, with other faults", func(v, f map[string]string) {
 			v["TLS_CERT_FILE"], v["TLS_KEY_FILE"], v["TLS_CLIENT_CA_FILE"] = "", "", ""
 			v["TLS_CLIENT_IDENTITY"] = "*.edge"
@@ -383,6 +383,58 @@ func TestSecretsNeverPrint(t *testing.T) {
 	}
 }
 
+const budgetsFile = `default_max_completion_tokens: 512
+roles:
+  guest: {tokens_per_minute: 2000, tokens_per_day: 20000, models: [stub-model]}
+  user:  {tokens_per_minute: 20000, tokens_per_day: 1000000}
+prices:
+  stub-model: {prompt_usd_per_million: 0.5, completion_usd_per_million: 1.5}
+`
+
+// TestBudgetsSettings: LLM_BUDGETS_FILE is required in strict mode with a
+// model server (never unmetered), parsed at start with every fault
+// reported, and needs Redis; LLM_BUDGET_ON_REDIS_ERROR is deny or allow.
+func TestBudgetsSettings(t *testing.T) {
+	vars, files := env()
+	vars["LLM_UPSTREAM_URL"] = "http://vllm:8000/v1"
+	if _, err := load(vars, files); err == nil || !strings.Contains(err.Error(), "LLM_BUDGETS_FILE: required in strict mode") {
+		t.Fatalf("strict without budgets: %v", err)
+	}
+	vars["LLM_BUDGETS_FILE"] = "/etc/llm-api/budgets.yaml"
+	files["/etc/llm-api/budgets.yaml"] = budgetsFile
+	c, err := load(vars, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Budgets == nil || c.Budgets.DefaultMaxCompletionTokens != 512 || c.LLMBudgetOnRedisError != "deny" {
+		t.Fatalf("%+v %q", c.Budgets, c.LLMBudgetOnRedisError)
+	}
+	files["/etc/llm-api/budgets.yaml"] = "default_max_completion_tokens: 0\nroles: {user: {tokens_per_day: -1}}\n"
+	_, err = load(vars, files)
+	if err == nil || !strings.Contains(err.Error(), "LLM_BUDGETS_FILE: invalid budgets file: default_max_completion_tokens") ||
+		!strings.Contains(err.Error(), "roles.user.tokens_per_day") {
+		t.Fatalf("a bad file: %v", err)
+	}
+	files["/etc/llm-api/budgets.yaml"] = budgetsFile
+	vars["LLM_BUDGET_ON_REDIS_ERROR"] = "maybe"
+	if _, err := load(vars, files); err == nil || !strings.Contains(err.Error(), "LLM_BUDGET_ON_REDIS_ERROR") {
+		t.Fatalf("%v", err)
+	}
+	vars["LLM_BUDGET_ON_REDIS_ERROR"] = "allow"
+	if c, err := load(vars, files); err != nil || c.LLMBudgetOnRedisError != "allow" {
+		t.Fatalf("%v", err)
+	}
+	delete(vars, "LLM_BUDGETS_FILE")
+	vars["STRICT"] = "false"
+	if c, err := load(vars, files); err != nil || c.Budgets != nil {
+		t.Fatalf("not strict, no file: %v", err)
+	}
+	vars["LLM_BUDGETS_FILE"] = "/nowhere"
+	if _, err := load(vars, files); err == nil || !strings.Contains(err.Error(), "LLM_BUDGETS_FILE: cannot be read") {
+		t.Fatalf("%v", err)
+	}
+}
+
 func TestModelUpstreamSettings(t *testing.T) {
 	vars, files := env()
 	c, err := load(vars, files)
@@ -394,6 +446,8 @@ func TestModelUpstreamSettings(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 	vars["LLM_UPSTREAM_URL"] = "http://vllm:8000/v1"
+	vars["LLM_BUDGETS_FILE"] = "/etc/llm-api/budgets.yaml"
+	files["/etc/llm-api/budgets.yaml"] = budgetsFile
 	vars["LLM_UPSTREAM_API_KEY_FILE"] = "/run/secrets/vllm"
 	files["/run/secrets/vllm"] = "vllm-k3y-9a8b7c6d\n"
 	vars["LLM_UPSTREAM_TIMEOUT"] = "5m"

@@ -33,7 +33,9 @@ import (
 //     with the password, registers the key, gets a code and an admin token;
 //     logged out, they log in again with password and key: a code;
 //  2. the same admin in a fresh browser whose authenticator holds no
-//     credential: refused after the key page, no code;
+//     credential: refused after the key page, no code — also when an
+//     administrator issued webauthn-register again (a further key comes only
+//     after the existing one);
 //  3. an admin without a key and without webauthn-register: refused right
 //     after the password, never shown the registration page;
 //  4. a plain user: a code after the password alone, never asked for a key.
@@ -112,6 +114,20 @@ func TestAdminSecurityKeyInChromium(t *testing.T) {
 			t.Fatalf("pages %v, want the login form, then the security key page", res.Pages)
 		}
 		t.Logf("refused at %q: %.120s", res.Title, res.Text)
+	})
+	t.Run("a pending enrolment does not spare an admin who has a key the key", func(t *testing.T) {
+		// Another key is registered only after the existing one: an issued
+		// webauthn-register is no way around it for a password thief.
+		if _, err := ws.kc.Admin(ws.ctx, http.MethodPut, "/users/"+adminID, map[string]any{"requiredActions": []string{"webauthn-register"}}, nil); err != nil {
+			t.Fatalf("issue webauthn-register again: %v", err)
+		}
+		res, _ := ws.browserLogin(t, b, "stranger", admin, adminPW, true)
+		if res.Outcome == "code" || !slices.Equal(res.Pages, []string{"login", "security-key"}) {
+			t.Fatalf("outcome %s, pages %v: want refused at the security key page, no registration", res.Outcome, res.Pages)
+		}
+		if creds := b.credentials(t, "stranger"); len(creds) != 0 {
+			t.Fatalf("a key was registered: %+v", creds)
+		}
 	})
 	t.Run("an admin without a key or an issued enrolment is refused, never offered one", func(t *testing.T) {
 		b.do(t, map[string]any{"op": "open", "session": "thief", "authenticator": "security-key"})

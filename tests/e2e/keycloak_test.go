@@ -676,6 +676,19 @@ func TestAdminWithoutASecurityKeyIsRefusedAtBrowserLogin(t *testing.T) {
 	t.Run("no key, nothing issued", func(t *testing.T) {
 		_, admin, pw := s.createUser(t, "admin")
 		refused(t, login(t, admin, pw))
+		// The refusal is a login event an alert can match (Keycloak leaves
+		// its userId empty: the username is in the details).
+		type event struct {
+			Error   string            `json:"error"`
+			Details map[string]string `json:"details"`
+		}
+		var events []event
+		if _, err := s.kc.Admin(s.ctx, http.MethodGet, "/events?type=LOGIN_ERROR&client="+clientWeb+"&max=50", nil, &events); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(events, func(e event) bool { return e.Error == "access_denied" && e.Details["username"] == admin }) {
+			t.Errorf("no LOGIN_ERROR access_denied event for the admin among the last %d", len(events))
+		}
 	})
 	t.Run("no key, webauthn-register issued by an administrator", func(t *testing.T) {
 		id, admin, pw := s.createUser(t, "admin")

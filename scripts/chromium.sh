@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/chromium.sh install|env — the headless browser of edgectl's
-# device-flow end-to-end test (cli/e2e): Debian's `chromium` (/usr/bin/chromium)
+# device-flow end-to-end test (cli/e2e) and of the administrators' security-key
+# test (tests/e2e, a virtual WebAuthn authenticator): Debian's `chromium` (/usr/bin/chromium)
 # and npm's `playwright-core`, pinned in cli/e2e/browser/package-lock.json and
 # installed with `npm ci` into cli/e2e/browser/node_modules (git-ignored).
 # Nothing downloads a browser build of its own.
@@ -11,7 +12,7 @@
 #
 # The env lines (KEY=value, for `eval "export $(…)"`):
 #   EDGEGUARD_CHROMIUM     the Chromium binary
-#   EDGEGUARD_BROWSER_DIR  the folder with device.mjs and node_modules
+#   EDGEGUARD_BROWSER_DIR  the folder with device.mjs, webauthn.mjs and node_modules
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -2,7 +2,8 @@
 # scripts/keycloak.sh start|stop|env|admin-token — a throw-away Keycloak 26
 # (the official distribution, org.keycloak:keycloak-quarkus-dist from Maven
 # Central, run with `kc.sh start-dev` on Java 17) on free loopback ports, with
-# the realm keycloak/realm-jan.json imported into an in-memory database.
+# edgeguard's provider (keycloak/provider, compiled here with javac) and the
+# realm keycloak/realm-jan.json imported into an in-memory database.
 #
 #   start        start (or reuse the running instance) and print its env lines
 #   stop         stop the instance this script started (its whole process group)
@@ -86,15 +87,28 @@ fetch_dist() {
 	fi
 }
 
-# ensure_java installs Java 17 from Debian when no Java ≥ 17 is on PATH.
+# ensure_java installs a Java 17 JDK from Debian when no Java ≥ 17 with
+# javac (for keycloak/provider) is on PATH.
 ensure_java() {
 	local v=""
-	if command -v java >/dev/null; then
+	if command -v java >/dev/null && command -v javac >/dev/null; then
 		v=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
 	fi
 	if [ -z "$v" ] || [ "${v%%.*}" -lt 17 ]; then
-		apt_install openjdk-17-jre-headless
+		apt_install openjdk-17-jdk-headless
 	fi
+}
+
+# install_provider compiles edgeguard's Keycloak provider (keycloak/provider:
+# the flow condition of the realm's browser flow) against this distribution
+# into its providers/ folder, unless the jar there is newer than every source.
+install_provider() {
+	local jar="$DIST/providers/edgeguard-keycloak.jar"
+	if [ -f "$jar" ] && [ -z "$(find "$ROOT/keycloak/provider" -newer "$jar" -type f | head -n 1)" ]; then
+		return 0
+	fi
+	log "building keycloak/provider into $jar"
+	"$ROOT/keycloak/provider/build.sh" "$DIST" "$jar" || die "keycloak/provider/build.sh failed (javac output above)"
 }
 
 unpack() {
@@ -149,6 +163,7 @@ start() {
 	ensure_java
 	fetch_dist
 	unpack
+	install_provider
 
 	# A fresh in-memory database each start; the realm file is imported on
 	# start (Keycloak skips a realm that already exists).

@@ -46,8 +46,9 @@ else
 fi
 
 # Headless Chromium and playwright-core for edgectl's device-flow e2e test
-# (cli/e2e). If they cannot be installed, that test fails under CI=true with
-# the command and its error (EDGEGUARD_BROWSER_ERROR), and skips otherwise.
+# (cli/e2e) and the admins' security-key test (tests/e2e). If they cannot be
+# installed, those tests fail under CI=true with the command and its error
+# (EDGEGUARD_BROWSER_ERROR), and skip otherwise.
 brlog="$TMPROOT/chromium-install.log"
 if brenv=$(scripts/chromium.sh install 2>"$brlog"); then
 	cat "$brlog" >&2

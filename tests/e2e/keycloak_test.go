@@ -94,6 +94,10 @@ func TestRealmSettingsMatchTheDesign(t *testing.T) {
 		DirectGrantFlow     string            `json:"directGrantFlow"`
 		Attributes          map[string]string `json:"attributes"`
 		DefaultRole         struct{ Name string }
+		WebAuthnAlgorithms  []string `json:"webAuthnPolicySignatureAlgorithms"`
+		WebAuthnUV          string   `json:"webAuthnPolicyUserVerificationRequirement"`
+		WebAuthnAttestation string   `json:"webAuthnPolicyAttestationConveyancePreference"`
+		WebAuthnRPID        string   `json:"webAuthnPolicyRpId"`
 	}
 	if _, err := s.kc.Admin(s.ctx, http.MethodGet, "", nil, &realm); err != nil {
 		t.Fatal(err)
@@ -109,9 +113,13 @@ func TestRealmSettingsMatchTheDesign(t *testing.T) {
 		{"SSO idle and max set", realm.SSOIdle > 0 && realm.SSOMax >= realm.SSOIdle},
 		{"login events kept for a while", realm.EventsEnabled && realm.EventsExpiration > 0},
 		{"admin events kept for a while", realm.AdminEventsEnabled && realm.Attributes["adminEventsExpiration"] != ""},
-		{"browser flow with admin OTP", realm.BrowserFlow == "jan browser"},
+		{"browser flow with the admins' security key", realm.BrowserFlow == "jan browser"},
 		{"direct grant flow refusing admins", realm.DirectGrantFlow == "jan direct grant"},
 		{"default role composite", realm.DefaultRole.Name == "default-roles-"+s.env.Realm},
+		{"WebAuthn policy: ES256 and RS256", slices.Equal(realm.WebAuthnAlgorithms, []string{"ES256", "RS256"})},
+		{"WebAuthn policy: user verification preferred", realm.WebAuthnUV == "preferred"},
+		{"WebAuthn policy: attestation none", realm.WebAuthnAttestation == "none"},
+		{"WebAuthn policy: relying party = the host users reach Keycloak at", realm.WebAuthnRPID == ""},
 	}
 	for _, p := range []string{"length(12)", "notUsername", "notEmail", "passwordHistory("} {
 		checks = append(checks, struct {
@@ -123,6 +131,24 @@ func TestRealmSettingsMatchTheDesign(t *testing.T) {
 		if !c.ok {
 			t.Errorf("realm: %s: not so", c.name)
 		}
+	}
+
+	// webauthn-register is enabled (an administrator can issue it) but not a
+	// default action (new accounts do not get it by themselves).
+	var action struct {
+		Enabled       bool `json:"enabled"`
+		DefaultAction bool `json:"defaultAction"`
+	}
+	if _, err := s.kc.Admin(s.ctx, http.MethodGet, "/authentication/required-actions/webauthn-register", nil, &action); err != nil {
+		t.Fatal(err)
+	}
+	if !action.Enabled || action.DefaultAction {
+		t.Errorf("required action webauthn-register: enabled %t, default %t; want enabled, not default", action.Enabled, action.DefaultAction)
+	}
+	// The browser flow, execution by execution (keycloak/README.md
+	// "Authentication flows").
+	if got := s.browserFlow(t); !slices.Equal(got, janBrowserFlow) {
+		t.Errorf("browser flow:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(janBrowserFlow, "\n"))
 	}
 
 	var profile struct {
@@ -395,7 +421,7 @@ func TestAdminsCannotUseThePasswordGrant(t *testing.T) {
 	if _, err := s.kc.PasswordGrant(s.ctx, client, secret, user, userPW, ""); err != nil {
 		t.Fatalf("plain user, realm direct grant flow: %v", err)
 	}
-	// Admins log in through the browser, where OTP is required.
+	// Admins log in through the browser, with their security key.
 	if tok, err := s.kc.PasswordGrant(s.ctx, client, secret, admin, adminPW, ""); tok != nil || keycloak.StatusOf(err) != http.StatusUnauthorized {
 		t.Fatalf("admin, realm direct grant flow: %v, want 401", err)
 	}
@@ -601,29 +627,97 @@ func TestJanWebCodeFlowRequiresPKCEAndExactRedirect(t *testing.T) {
 	})
 }
 
-func TestAdminMustSetUpOTPAtBrowserLogin(t *testing.T) {
+// TestAdminWithoutASecurityKeyIsRefusedAtBrowserLogin: the browser flow's
+// rules for an admin who has no security key yet, through Keycloak's HTML
+// pages (the key itself is TestAdminSecurityKeyInChromium's): refused right
+// after the password — never offered the registration, which would let a
+// password thief enrol their own key — unless an administrator issued
+// webauthn-register, which then runs before any code; and refused again when
+// that required action is disabled in the realm (it would not run).
+func TestAdminWithoutASecurityKeyIsRefusedAtBrowserLogin(t *testing.T) {
 	s := newSuite(t)
-	_, admin, pw := s.createUser(t, "admin")
-	_, challenge := pkce()
-	q := url.Values{
-		"client_id": {clientWeb}, "response_type": {"code"}, "redirect_uri": {webRedirectURI},
-		"scope": {"openid"}, "state": {randHex(8)},
-		"code_challenge": {challenge}, "code_challenge_method": {"S256"},
+	login := func(t *testing.T, username string, pw keycloak.Secret) *keycloak.Page {
+		t.Helper()
+		_, challenge := pkce()
+		q := url.Values{
+			"client_id": {clientWeb}, "response_type": {"code"}, "redirect_uri": {webRedirectURI},
+			"scope": {"openid"}, "state": {randHex(8)},
+			"code_challenge": {challenge}, "code_challenge_method": {"S256"},
+		}
+		b := s.kc.NewBrowser(webRedirectURI)
+		p, err := b.Get(s.ctx, s.kc.RealmURL()+"/protocol/openid-connect/auth?"+q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err = b.Login(s.ctx, p, username, pw); err != nil {
+			t.Fatal(err)
+		}
+		if p.Location != "" {
+			t.Fatal("an admin without a security key got a code after the password alone")
+		}
+		return p
 	}
-	b := s.kc.NewBrowser(webRedirectURI)
-	p, err := b.Get(s.ctx, s.kc.RealmURL()+"/protocol/openid-connect/auth?"+q.Encode())
-	if err != nil {
-		t.Fatal(err)
+	refused := func(t *testing.T, p *keycloak.Page) {
+		t.Helper()
+		if p.Status != http.StatusUnauthorized || !strings.Contains(p.Body, "Access denied") {
+			t.Fatalf("after the password: status %d, want 401 and Keycloak's access denied page", p.Status)
+		}
+		if strings.Contains(p.Body, "registerWebAuthn") || strings.Contains(p.Body, "webauthn-register") {
+			t.Fatal("an admin without a security key was offered the registration")
+		}
 	}
-	if p, err = b.Login(s.ctx, p, admin, pw); err != nil {
-		t.Fatal(err)
+	issue := func(t *testing.T, id string) {
+		t.Helper()
+		if _, err := s.kc.Admin(s.ctx, http.MethodPut, "/users/"+id, map[string]any{"requiredActions": []string{"webauthn-register"}}, nil); err != nil {
+			t.Fatalf("issue webauthn-register: %v", err)
+		}
 	}
-	if p.Location != "" {
-		t.Fatal("an admin without OTP got a code after the password alone")
-	}
-	if !strings.Contains(p.Body, "totp") {
-		t.Fatalf("after the password an admin without OTP sees status %d without the OTP setup form", p.Status)
-	}
+
+	t.Run("no key, nothing issued", func(t *testing.T) {
+		_, admin, pw := s.createUser(t, "admin")
+		refused(t, login(t, admin, pw))
+		// The refusal is a login event an alert can match (Keycloak leaves
+		// its userId empty: the username is in the details).
+		type event struct {
+			Error   string            `json:"error"`
+			Details map[string]string `json:"details"`
+		}
+		var events []event
+		if _, err := s.kc.Admin(s.ctx, http.MethodGet, "/events?type=LOGIN_ERROR&client="+clientWeb+"&max=50", nil, &events); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(events, func(e event) bool { return e.Error == "access_denied" && e.Details["username"] == admin }) {
+			t.Errorf("no LOGIN_ERROR access_denied event for the admin among the last %d", len(events))
+		}
+	})
+	t.Run("no key, webauthn-register issued by an administrator", func(t *testing.T) {
+		id, admin, pw := s.createUser(t, "admin")
+		issue(t, id)
+		p := login(t, admin, pw)
+		if p.Status != http.StatusOK || !strings.Contains(p.URL.String(), "execution=webauthn-register") || !strings.Contains(p.Body, "registerWebAuthn") {
+			t.Fatalf("after the password: status %d at %s; want the security key registration", p.Status, p.URL.Path)
+		}
+	})
+	t.Run("webauthn-register issued but disabled in the realm", func(t *testing.T) {
+		id, admin, pw := s.createUser(t, "admin")
+		issue(t, id)
+		const ra = "/authentication/required-actions/webauthn-register"
+		var action map[string]any
+		if _, err := s.kc.Admin(s.ctx, http.MethodGet, ra, nil, &action); err != nil {
+			t.Fatal(err)
+		}
+		action["enabled"] = false
+		if _, err := s.kc.Admin(s.ctx, http.MethodPut, ra, action, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			action["enabled"] = true
+			if _, err := s.kc.Admin(context.WithoutCancel(s.ctx), http.MethodPut, ra, action, nil); err != nil {
+				t.Errorf("re-enable webauthn-register: %v", err)
+			}
+		})
+		refused(t, login(t, admin, pw))
+	})
 }
 
 func TestDeviceFlowOnJanCLI(t *testing.T) {
@@ -707,4 +801,30 @@ func TestKeyRotationNeedsExactlyOneJWKSFetch(t *testing.T) {
 	if n := fetches.jwks.Load() - before; n != 1 {
 		t.Errorf("JWKS fetched %d more times in all, want 1", n)
 	}
+}
+
+// janBrowserFlow is realm jan's browser flow as the admin API lists it
+// (TestRealmSettingsMatchTheDesign; the WebAuthn test checks its realm copy
+// against realm jan's).
+var janBrowserFlow = []string{
+	"auth-cookie ALTERNATIVE",
+	"flow jan browser forms ALTERNATIVE",
+	"  auth-username-password-form REQUIRED",
+	// an admin with a security key: the key is required
+	"  flow jan browser admin security key CONDITIONAL",
+	"    conditional-user-role REQUIRED {condUserRole=admin negate=false}",
+	"    conditional-user-configured REQUIRED",
+	"    webauthn-authenticator REQUIRED",
+	// an admin without one: refused, unless an administrator issued
+	// webauthn-register (it runs right after the flow)
+	"  flow jan browser admin without a security key CONDITIONAL",
+	"    conditional-user-role REQUIRED {condUserRole=admin negate=false}",
+	"    conditional-sub-flow-executed REQUIRED {check_result=not-executed flow_to_check=jan browser admin security key}",
+	"    edgeguard-condition-required-action REQUIRED {not=true required_action=webauthn-register}",
+	"    deny-access-authenticator REQUIRED",
+	// everyone else: OTP when they configured one
+	"  flow jan browser user OTP CONDITIONAL",
+	"    conditional-user-configured REQUIRED",
+	"    conditional-user-role REQUIRED {condUserRole=admin negate=true}",
+	"    auth-otp-form REQUIRED",
 }

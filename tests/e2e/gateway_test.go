@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +148,10 @@ func TestGuestThroughTheGateway(t *testing.T) {
 }
 
 // TestRateLimitedAtTheEdge: a guest (2 requests/s on the OpenAI routes) gets
-// 429 with the rate-limit headers from the edge.
+// 429 with the rate-limit headers from the edge: RateLimit-*, Kong's
+// X-RateLimit-*-Second and OpenAI's x-ratelimit-*-requests, the last two
+// families describing the same window — the guest's per-second one, the
+// scarcest on every 200 and the one that refuses.
 func TestRateLimitedAtTheEdge(t *testing.T) {
 	_, e := requireEdge(t)
 	access, _ := e.guest(t)
@@ -159,6 +163,7 @@ func TestRateLimitedAtTheEdge(t *testing.T) {
 			if a.header.Get("RateLimit-Limit") == "" || a.header.Get("X-RateLimit-Limit-Second") != "2" {
 				t.Errorf("200 without the rate-limit headers: %v", a.header)
 			}
+			checkOpenAIRateLimitHeaders(t, a.header, "0", "1")
 		case http.StatusTooManyRequests:
 			limited = &a
 		default:
@@ -171,6 +176,24 @@ func TestRateLimitedAtTheEdge(t *testing.T) {
 	if limited.code() != "rate_limited" || limited.header.Get("Retry-After") == "" ||
 		limited.header.Get("RateLimit-Remaining") != "0" || limited.header.Get("X-RateLimit-Remaining-Second") != "0" {
 		t.Errorf("429: code %q, headers %v", limited.code(), limited.header)
+	}
+	checkOpenAIRateLimitHeaders(t, limited.header, "0")
+}
+
+// checkOpenAIRateLimitHeaders: OpenAI's x-ratelimit-limit-requests /
+// -remaining-requests / -reset-requests of the guest's per-second window
+// (2 requests), remaining one of remaining, the reset a Go duration in
+// (0, 1s] — and the same window as RateLimit-*.
+func checkOpenAIRateLimitHeaders(t *testing.T, h http.Header, remaining ...string) {
+	t.Helper()
+	limit, left, reset := h.Get("x-ratelimit-limit-requests"), h.Get("x-ratelimit-remaining-requests"), h.Get("x-ratelimit-reset-requests")
+	d, err := time.ParseDuration(reset)
+	if limit != "2" || !slices.Contains(remaining, left) || err != nil || d <= 0 || d > time.Second {
+		t.Errorf("x-ratelimit-*-requests: limit %q remaining %q (want one of %v) reset %q (%v): %v", limit, left, remaining, reset, err, h)
+		return
+	}
+	if h.Get("RateLimit-Limit") != limit || h.Get("RateLimit-Remaining") != left || h.Get("RateLimit-Reset") != "1" {
+		t.Errorf("RateLimit-* describe another window than x-ratelimit-*-requests: %v", h)
 	}
 }
 

@@ -47,7 +47,8 @@ func buildReplay() {
 	replayUpstream = map[string][]string{"X-Request-ID": {reqID}, identity.HeaderEdgeIdentity: {assertion}}
 	id.UpstreamHeaders(func(name, value string) { replayUpstream[name] = []string{value} })
 	replayReply = map[string][]string{"X-Request-ID": {reqID}, "RateLimit-Limit": {"1000000"},
-		"RateLimit-Remaining": {"999999"}, "RateLimit-Reset": {"1"}}
+		"RateLimit-Remaining": {"999999"}, "RateLimit-Reset": {"1"},
+		"x-ratelimit-limit-requests": {"1000000"}, "x-ratelimit-remaining-requests": {"999999"}, "x-ratelimit-reset-requests": {"1ms"}}
 	for w, limit := range map[string]int{"Second": 1000000, "Minute": 60000000, "Hour": 1000000000} {
 		replayReply["X-RateLimit-Limit-"+w] = []string{strconv.Itoa(limit)}
 		replayReply["X-RateLimit-Remaining-"+w] = []string{strconv.Itoa(limit - 1)}

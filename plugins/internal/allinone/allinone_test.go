@@ -98,7 +98,9 @@ func TestTheWholeChainOnOneExchange(t *testing.T) {
 	if f.Upstream["X-User-ID"] != "u-1" || f.Upstream["X-Request-ID"] != "req-1" || f.Response["X-Request-ID"] != "req-1" {
 		t.Fatalf("upstream %v response %v", f.Upstream, f.Response)
 	}
-	if f.Response["RateLimit-Limit"] != "100" {
+	if f.Response["RateLimit-Limit"] != "100" || f.Response[redisratelimit.HeaderLimitRequests] != "100" ||
+		f.Response[redisratelimit.HeaderRemainingRequests] != f.Response["RateLimit-Remaining"] ||
+		f.Response[redisratelimit.HeaderResetRequests] == "" {
 		t.Fatalf("rate-limit headers %v", f.Response)
 	}
 	if !f.WasCleared("x_auth_method") {
@@ -109,6 +111,12 @@ func TestTheWholeChainOnOneExchange(t *testing.T) {
 	c.Handle(f)
 	if f.ExitStatus != 401 || f.Response["X-Request-ID"] == "" {
 		t.Fatalf("no credential: %d %v", f.ExitStatus, f.ExitHeaders)
+	}
+	// refused before the limiter: nothing was limited, no rate-limit header
+	for _, k := range []string{"RateLimit-Limit", redisratelimit.HeaderLimitRequests, redisratelimit.HeaderRemainingRequests, redisratelimit.HeaderResetRequests} {
+		if _, ok := f.ExitHeaders[k]; ok {
+			t.Fatalf("401 carries %s: %v", k, f.ExitHeaders)
+		}
 	}
 }
 
@@ -170,6 +178,21 @@ func TestHalfThePDKCallsOfTheSeparatePlugins(t *testing.T) {
 	}
 	if 2*len(notIP(combined)) > len(notIP(separate)) {
 		t.Fatalf("edgeguard made %d PDK calls, the separate plugins %d: want at most half", len(combined), len(separate))
+	}
+	// the README's seven calls: every response header — X-Request-ID,
+	// RateLimit-*, X-RateLimit-*, OpenAI's x-ratelimit-*-requests — in the
+	// one kong.response.set_headers
+	want := []string{kongadapter.CallGetHeaders, kongadapter.CallGetForwardedIP, kongadapter.CallGetMethod,
+		kongadapter.CallGetPath, kongadapter.CallSharedSet, kongadapter.CallSetHeaders, kongadapter.CallResponseSetHeaders}
+	if !slices.Equal(combined, want) {
+		t.Fatalf("edgeguard PDK calls\n got  %v\n want %v", combined, want)
+	}
+	h := one.ClientRes.Headers
+	for _, k := range []string{"X-Request-ID", "RateLimit-Limit", "X-RateLimit-Limit-Second",
+		redisratelimit.HeaderLimitRequests, redisratelimit.HeaderRemainingRequests, redisratelimit.HeaderResetRequests} {
+		if h.Get(k) == "" {
+			t.Fatalf("response without %s: %v", k, h)
+		}
 	}
 }
 

@@ -526,7 +526,10 @@ func TestKongYMLBuiltinPluginsMatchKongSchemas(t *testing.T) {
 		if !slices.Contains(strs(ref.Config["headers"]), "DPoP") {
 			t.Errorf("cors on %s/%s: the DPoP request header is not allowed", ref.Service, ref.Route)
 		}
-		for _, h := range []string{"DPoP-Nonce", "WWW-Authenticate"} {
+		// and the rate limit's headers, RateLimit-* and OpenAI's
+		// x-ratelimit-*-requests (OpenAI's SDKs in a browser read them)
+		for _, h := range []string{"DPoP-Nonce", "WWW-Authenticate", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After",
+			"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"} {
 			if !slices.Contains(strs(ref.Config["exposed_headers"]), h) {
 				t.Errorf("cors on %s/%s: %s is not exposed", ref.Service, ref.Route, h)
 			}

@@ -6,10 +6,12 @@
 // header), else the client IP (IPv6 per /64), with per-role overrides and a
 // fail policy for Redis outages. The key is chosen in Plugin.subject.
 //
-// It writes RateLimit-Limit/-Remaining/-Reset and Kong's
-// X-RateLimit-Limit-<Window>/X-RateLimit-Remaining-<Window> on every
-// response it lets through (in the access phase, one PDK call), and answers
-// 429 rate_limited with Retry-After.
+// It writes RateLimit-Limit/-Remaining/-Reset, OpenAI's
+// x-ratelimit-limit-requests/-remaining-requests/-reset-requests (the same
+// window as RateLimit-*) and Kong's X-RateLimit-Limit-<Window>/
+// X-RateLimit-Remaining-<Window> on every response it lets through (in the
+// access phase, in the one batched kong.response.set_headers call), and
+// answers 429 rate_limited with Retry-After and the same headers.
 package redisratelimit
 
 import (
@@ -104,8 +106,9 @@ type Config struct {
 	TimeoutMS int `json:"timeout_ms"`
 	// OnRedisError: local (default), allow, deny.
 	OnRedisError string `json:"on_redis_error"`
-	// HideClientHeaders drops the RateLimit-* / X-RateLimit-* headers (the
-	// 429's Retry-After stays).
+	// HideClientHeaders drops the RateLimit-* / X-RateLimit-* headers,
+	// OpenAI's x-ratelimit-*-requests included (the 429's Retry-After
+	// stays).
 	HideClientHeaders bool `json:"hide_client_headers"`
 
 	// Audit sends auth.denied / auth.rate_limited / config.rejected events
@@ -404,16 +407,31 @@ func (p *Plugin) Run(r *pipeline.Request) pipeline.Result {
 	return pipeline.Next
 }
 
-// headers renders the rate-limit response headers of a decision.
+// OpenAI's request rate-limit headers, spelled as OpenAI sends them
+// (header names are case-insensitive; HTTP/2 lower-cases them anyway).
+const (
+	HeaderLimitRequests     = "x-ratelimit-limit-requests"
+	HeaderRemainingRequests = "x-ratelimit-remaining-requests"
+	HeaderResetRequests     = "x-ratelimit-reset-requests"
+)
+
+// headers renders the rate-limit response headers of a decision. The
+// RateLimit-* and OpenAI's x-ratelimit-*-requests headers both describe
+// res.Decided(): on a 429 the limit that refused (the longest wait), else
+// the tightest limit (fewest remaining, on a tie the longest reset).
 func (p *Plugin) headers(res ratelimit.Result) map[string]string {
-	h := make(map[string]string, 3+2*len(res.Limits))
+	h := make(map[string]string, 6+2*len(res.Limits))
 	if p.hide || len(res.Limits) == 0 {
 		return h
 	}
 	d := res.Decided()
-	h["RateLimit-Limit"] = strconv.Itoa(d.Limit.Rate)
-	h["RateLimit-Remaining"] = strconv.Itoa(d.Remaining)
+	limit, remaining := strconv.Itoa(d.Limit.Rate), strconv.Itoa(d.Remaining)
+	h["RateLimit-Limit"] = limit
+	h["RateLimit-Remaining"] = remaining
 	h["RateLimit-Reset"] = strconv.Itoa(ceilSeconds(d.ResetAfter))
+	h[HeaderLimitRequests] = limit
+	h[HeaderRemainingRequests] = remaining
+	h[HeaderResetRequests] = resetRequests(d.ResetAfter)
 	for _, l := range res.Limits {
 		w := windowName(l.Limit.Name)
 		h["X-RateLimit-Limit-"+w] = strconv.Itoa(l.Limit.Rate)
@@ -428,6 +446,17 @@ func windowName(n string) string {
 		return n
 	}
 	return strings.ToUpper(n[:1]) + n[1:]
+}
+
+// resetRequests is OpenAI's x-ratelimit-reset-requests value: the time until
+// the limit is back to full as a Go duration string ("17ms", "1s",
+// "6m0s"), rounded UP to the millisecond — never a reset earlier than the
+// limiter's, never µs or ns digits. Zero or less is "0s".
+func resetRequests(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	return ((d + time.Millisecond - 1) / time.Millisecond * time.Millisecond).String()
 }
 
 func ceilSeconds(d time.Duration) int {

@@ -43,17 +43,23 @@ func decode(t testing.TB, js []byte) *Config {
 // Redis path is covered by the integration tests below).
 func withLocal(t testing.TB, set map[string]any) *Config {
 	t.Helper()
-	c := decode(t, kongJSON(t, set))
 	local, err := ratelimit.NewLocal(ratelimit.LocalConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return withDecider(t, set, local)
+}
+
+// withDecider provisions c on d instead of Redis.
+func withDecider(t testing.TB, set map[string]any, d decider) *Config {
+	t.Helper()
+	c := decode(t, kongJSON(t, set))
 	if _, err := c.rt.Get(Name, c.Audit, func() (*pipeline.Pipeline, error) {
 		p, err := c.compile()
 		if err != nil {
 			return nil, err
 		}
-		p.limiter = local
+		p.limiter = d
 		return p.pipeline(), nil
 	}); err != nil {
 		t.Fatal(err)
@@ -295,6 +301,13 @@ func TestPDKCallsPerPath(t *testing.T) {
 			if tc.status == 200 && env.ClientRes.Headers.Get("RateLimit-Limit") != "1" {
 				t.Fatalf("response headers %v", env.ClientRes.Headers)
 			}
+			// OpenAI's x-ratelimit-*-requests ride in the same batched call
+			// (set_headers on 200, exit on 429): no PDK call more.
+			h := env.ClientRes.Headers
+			reset, err := time.ParseDuration(h.Get(HeaderResetRequests))
+			if h.Get(HeaderLimitRequests) != "1" || h.Get(HeaderRemainingRequests) != "0" || err != nil || reset <= 0 || reset > time.Second {
+				t.Fatalf("OpenAI headers %v", h)
+			}
 		})
 	}
 }
@@ -334,19 +347,9 @@ func (d *slowDecider) Allow(ctx context.Context, _ string, p *ratelimit.Policy) 
 // which turned a slow Redis into 503 rate_limiter_unavailable under
 // on_redis_error: local on a starved CPU (make load).
 func TestTheLimitersOwnTimeoutDecidesNotAPluginDeadline(t *testing.T) {
-	c := decode(t, kongJSON(t, map[string]any{"second": 10, "timeout_ms": 1,
-		"redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}}))
 	d := &slowDecider{}
-	if _, err := c.rt.Get(Name, c.Audit, func() (*pipeline.Pipeline, error) {
-		p, err := c.compile()
-		if err != nil {
-			return nil, err
-		}
-		p.limiter = d
-		return p.pipeline(), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	c := withDecider(t, map[string]any{"second": 10, "timeout_ms": 1,
+		"redis": map[string]any{"addresses": []string{"127.0.0.1:1"}}}, d)
 	f := request(&identity.Identity{Subject: "u"}, "", nil)
 	done := make(chan struct{})
 	go func() { defer close(done); c.Handle(f) }()

@@ -205,7 +205,8 @@ up() {
 		KEYCLOAK_URL="$KEYCLOAK_URL" KEYCLOAK_CLIENT_SECRET_FILE="$KEYCLOAK_LLM_API_CLIENT_SECRET_FILE"
 		GUEST_LOGIN_CLIENT_SECRET_FILE="$KEYCLOAK_GUEST_LOGIN_CLIENT_SECRET_FILE"
 		API_KEY_PEPPER_FILE="$SECRETS/api_key_pepper" INTERNAL_TOKEN_FILE="$SECRETS/internal_token"
-		LLM_UPSTREAM_URL="http://127.0.0.1:$p_stub/v1")
+		LLM_UPSTREAM_URL="http://127.0.0.1:$p_stub/v1"
+		LLM_BUDGETS_FILE="${LLM_BUDGETS_FILE:-$ROOT/config/budgets/dev.yaml}")
 	printf '%s\n' "${llm_env[@]}" >"$RUN/llm-api.env"
 	start llm-api env "${llm_env[@]}" \
 		LISTEN_ADDR="127.0.0.1:$p_llm" INTERNAL_LISTEN_ADDR="127.0.0.1:$p_llm_int" \

@@ -284,7 +284,7 @@ func TestComposeHasNoInlineSecrets(t *testing.T) {
 			_ = target
 		}
 		for k, v := range env(t, svc) {
-			if strings.HasSuffix(k, "_FILE") {
+			if strings.HasSuffix(k, "_FILE") && !configFiles[k] {
 				if _, ok := mounted[v]; !ok {
 					t.Errorf("%s: %s=%s is not a mounted secret", name, k, v)
 				}

@@ -351,7 +351,7 @@ func TestK8sSecretsAreMountedFiles(t *testing.T) {
 				if vf := m(m(e)["valueFrom"]); vf != nil && (len(vf) != 1 || vf["fieldRef"] == nil) {
 					t.Errorf("%v: %s from valueFrom; mount secrets as files instead", w, name)
 				}
-				if strings.HasSuffix(name, "_FILE") {
+				if strings.HasSuffix(name, "_FILE") && !configFiles[name] {
 					inMount := false
 					for _, mp := range mounts {
 						inMount = inMount || strings.HasPrefix(value, mp+"/")

@@ -139,7 +139,7 @@ type rig struct {
 	store  *budget.Store
 }
 
-func newRig(t *testing.T, addr string, mod func(*Config)) *rig {
+func newRig(t testing.TB, addr string, mod func(*Config)) *rig {
 	t.Helper()
 	cfg, err := budget.Parse(strings.NewReader(budgets))
 	if err != nil {
@@ -160,7 +160,11 @@ func newRig(t *testing.T, addr string, mod func(*Config)) *rig {
 	t.Cleanup(func() { _ = rdb.Close() })
 	store := budget.NewStore(rdb, time.Minute)
 	l := &memLedger{}
-	c := Config{Budgets: cfg, Store: store, Upstream: p, Ledger: l, Logger: zerolog.New(zerolog.NewTestWriter(t))}
+	logger := zerolog.Nop()
+	if tt, ok := t.(*testing.T); ok {
+		logger = zerolog.New(zerolog.NewTestWriter(tt))
+	}
+	c := Config{Budgets: cfg, Store: store, Upstream: p, Ledger: l, Logger: logger}
 	if mod != nil {
 		mod(&c)
 	}

@@ -127,6 +127,7 @@ func (s *Stub) plain(w http.ResponseWriter, c call) {
 		for i := range data {
 			data[i] = embedding{Object: "embedding", Index: i, Embedding: []float64{0.1, 0.2, 0.3}}
 		}
+		s.count(prompt, 0, true)
 		writeJSON(w, http.StatusOK, struct {
 			ID      string      `json:"id"`
 			Object  string      `json:"object"`
@@ -156,18 +157,23 @@ func (s *Stub) plain(w http.ResponseWriter, c call) {
 		a.Choices = choices
 	}
 	a.Usage = newUsage(prompt, completion)
+	s.count(prompt, completion, true)
 	writeJSON(w, http.StatusOK, a)
 }
 
-// streamer writes a stream's events.
+// streamer writes a stream's events and counts what it flushed.
 type streamer struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	ctx context.Context
+	s         *Stub
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	ctx       context.Context
+	failAfter int // abort after this many events; < 0: never
+	sent      int
 }
 
-// send writes and flushes one event; false: stop (the client is gone).
-func (st *streamer) send(v any) bool {
+// send writes and flushes one event, then counts its completion tokens;
+// false: stop (the client is gone, or the stream was made to fail).
+func (st *streamer) send(v any, tokens int) bool {
 	if st.ctx.Err() != nil {
 		return false
 	}
@@ -181,7 +187,22 @@ func (st *streamer) send(v any) bool {
 	if err := st.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return false
 	}
+	st.s.count(0, int64(tokens), false)
+	st.sent++
+	if st.failAfter >= 0 && st.sent >= st.failAfter {
+		abort(st.w)
+		return false
+	}
 	return true
+}
+
+// abort closes the connection without ending the response (the client
+// sees no terminating chunk). Where hijacking is not supported (an
+// httptest.ResponseRecorder) the response just ends early.
+func abort(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		_ = conn.Close()
+	}
 }
 
 // pause waits d (none if d ≤ 0); false if the request ended meanwhile.
@@ -216,13 +237,18 @@ func split(tokens, chunks int) []int {
 }
 
 // stream answers c as server-sent events, in vLLM's order.
-func (s *Stub) stream(w http.ResponseWriter, r *http.Request, c call) {
+func (s *Stub) stream(w http.ResponseWriter, r *http.Request, c call, failAfter int) {
 	ctx := r.Context()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	st := &streamer{w: w, rc: http.NewResponseController(w), ctx: ctx}
+	st := &streamer{s: s, w: w, rc: http.NewResponseController(w), ctx: ctx, failAfter: failAfter}
 	_ = st.rc.Flush()
+	s.count(c.promptTokens(), 0, true)
+	if failAfter == 0 {
+		abort(w)
+		return
+	}
 	head := c.head()
 	if c.ep == chat {
 		head.Object = "chat.completion.chunk"
@@ -242,7 +268,7 @@ func (s *Stub) stream(w http.ResponseWriter, r *http.Request, c call) {
 			ev := head
 			ev.Choices = []chatChunkChoice{{Index: q.index, Delta: delta{Role: "assistant"}}}
 			ev.Usage = chunkUsage(i)
-			if !st.send(ev) {
+			if !st.send(ev, 0) {
 				return
 			}
 		}
@@ -279,7 +305,7 @@ func (s *Stub) stream(w http.ResponseWriter, r *http.Request, c call) {
 				ev.Choices = []textChoice{{Index: q.index, Text: text.String(), FinishReason: finish}}
 			}
 			ev.Usage = chunkUsage(i)
-			if !st.send(ev) {
+			if !st.send(ev, k) {
 				return
 			}
 			if first {
@@ -310,9 +336,13 @@ func (s *Stub) stream(w http.ResponseWriter, r *http.Request, c call) {
 		ev := head
 		ev.Choices = []struct{}{}
 		ev.Usage = newUsage(c.promptTokens(), completion)
-		if !st.send(ev) {
+		if !st.send(ev, 0) {
 			return
 		}
+	}
+	if st.failAfter >= 0 {
+		abort(w) // fewer events than the failure asked for: fail before [DONE]
+		return
 	}
 	if _, err := fmt.Fprint(w, "data: [DONE]\n\n"); err == nil {
 		_ = st.rc.Flush()

@@ -2,7 +2,9 @@
 // vLLM's API llm-api proxies) for development and tests: GET /v1/models,
 // POST /v1/chat/completions and /v1/completions (plain, or "stream": true
 // as server-sent events) and /v1/embeddings. Its answers have vLLM's
-// shapes and a deterministic, realistic usage.
+// shapes and a deterministic, realistic usage, and it counts what it
+// produced, independently of llm-api, so tests can check that a token
+// budget was never exceeded.
 //
 // Tokens. The stub has no tokenizer; its rule is:
 //
@@ -35,6 +37,13 @@
 // completion tokens so far, which is not the request's total when n > 1
 // or with a batch; then data: [DONE].
 //
+// Counting. Produced (and GET /_stub/usage, JSON {"prompt_tokens",
+// "completion_tokens", "requests"}) totals over all requests the prompt
+// tokens of every answer it began (status 200 sent) and the completion
+// tokens it delivered: a plain answer's, and of a stream only the chunks
+// written and flushed before the client went away or the stream failed.
+// POST /_stub/usage/reset (ResetUsage) zeroes it.
+//
 // Failure modes, by model name or by header:
 //
 //   - model "fail-<status>" or header X-Stub-Fail: <status> → that status
@@ -43,7 +52,11 @@
 //   - model "stall" or header X-Stub-Stall: 1 → no answer until the
 //     request is cancelled;
 //   - model "stall-stream" → a stream that sends its first content chunk
-//     and then stalls.
+//     and then stalls;
+//   - model "fail-mid-stream" (after 2 events) or header
+//     X-Stub-Fail-After: K → a stream closes the connection abruptly
+//     after K events (role, content or usage chunks; before [DONE] if it
+//     has fewer), a plain answer is never sent (the connection closes).
 //
 // GET /_stub/requests lists what it recorded (methods, paths, headers).
 //
@@ -64,9 +77,13 @@ import (
 // Secret appears in the stub's error bodies; it must never reach a client.
 const Secret = "stub-internal-detail-7f3a"
 
-// ModelStallStream is the model of a stream that stalls after its first
-// content chunk.
-const ModelStallStream = "stall-stream"
+// The models that are failure modes (besides "fail-<status>" and "stall").
+const (
+	ModelStallStream   = "stall-stream"
+	ModelFailMidStream = "fail-mid-stream"
+	// FailMidStreamAfter is the events ModelFailMidStream sends.
+	FailMidStreamAfter = 2
+)
 
 // Request is what the stub recorded of one request.
 type Request struct {
@@ -74,6 +91,14 @@ type Request struct {
 	Path   string
 	Header http.Header
 	Body   []byte
+}
+
+// Usage is what the stub produced (Produced, GET /_stub/usage).
+type Usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	// Requests is the number of answers begun (status 200 sent).
+	Requests int64 `json:"requests"`
 }
 
 // Stub is the fake upstream. The zero value is ready; set fields before use.
@@ -91,8 +116,9 @@ type Stub struct {
 	// first (default none).
 	ChunkInterval time.Duration
 
-	mu   sync.Mutex
-	reqs []Request
+	mu    sync.Mutex
+	reqs  []Request
+	usage Usage
 }
 
 var _ http.Handler = (*Stub)(nil)
@@ -121,10 +147,50 @@ func (s *Stub) Last() Request {
 	return s.reqs[len(s.reqs)-1]
 }
 
-// RecordPath answers GET with the recorded requests' methods, paths and
-// headers as JSON (no bodies), for tests that run the stub as a process
-// (cmd/stub-upstream) and must assert what reached the upstream.
-const RecordPath = "/_stub/requests"
+// Produced returns the prompt and completion tokens produced so far (see
+// the package comment).
+func (s *Stub) Produced() (prompt, completion int64) {
+	u := s.Usage()
+	return u.PromptTokens, u.CompletionTokens
+}
+
+// Usage returns what was produced so far, with the number of answers.
+func (s *Stub) Usage() Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usage
+}
+
+// ResetUsage zeroes what Usage and Produced report.
+func (s *Stub) ResetUsage() {
+	s.mu.Lock()
+	s.usage = Usage{}
+	s.mu.Unlock()
+}
+
+// count adds produced tokens; answer: one more answer begun.
+func (s *Stub) count(prompt, completion int64, answer bool) {
+	s.mu.Lock()
+	s.usage.PromptTokens += prompt
+	s.usage.CompletionTokens += completion
+	if answer {
+		s.usage.Requests++
+	}
+	s.mu.Unlock()
+}
+
+// The stub's own endpoints (never recorded).
+const (
+	// RecordPath answers GET with the recorded requests' methods, paths
+	// and headers as JSON (no bodies), for tests that run the stub as a
+	// process (cmd/stub-upstream) and must assert what reached the
+	// upstream.
+	RecordPath = "/_stub/requests"
+	// UsagePath answers GET with Usage as JSON.
+	UsagePath = "/_stub/usage"
+	// UsageResetPath: POST zeroes the usage (204).
+	UsageResetPath = "/_stub/usage/reset"
+)
 
 // maxBody bounds what the stub reads of a body.
 const maxBody = 64 << 20
@@ -142,6 +208,13 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out = append(out, rec{q.Method, q.Path, q.Header})
 		}
 		writeJSON(w, http.StatusOK, out)
+		return
+	case r.Method == http.MethodGet && r.URL.Path == UsagePath:
+		writeJSON(w, http.StatusOK, s.Usage())
+		return
+	case r.Method == http.MethodPost && r.URL.Path == UsageResetPath:
+		s.ResetUsage()
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	var raw []byte
@@ -161,7 +234,7 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.Unmarshal(top["model"], &model) // checked by parseCall
 	}
-	if st, err := strconv.Atoi(r.Header.Get("X-Stub-Fail")); err == nil || strings.HasPrefix(model, "fail-") {
+	if st, err := strconv.Atoi(r.Header.Get("X-Stub-Fail")); err == nil || (strings.HasPrefix(model, "fail-") && model != ModelFailMidStream) {
 		if err != nil {
 			st, _ = strconv.Atoi(strings.TrimPrefix(model, "fail-"))
 		}
@@ -174,6 +247,13 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("X-Stub-Stall") != "" || model == "stall" {
 		<-r.Context().Done()
 		return
+	}
+	failAfter := -1
+	if model == ModelFailMidStream {
+		failAfter = FailMidStreamAfter
+	}
+	if k, err := strconv.Atoi(r.Header.Get("X-Stub-Fail-After")); err == nil && k >= 0 {
+		failAfter = k
 	}
 	var ep endpoint
 	switch {
@@ -198,11 +278,14 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", br.param, br.msg)
 		return
 	}
-	if c.stream && ep != embeddings {
-		s.stream(w, r, c)
-		return
+	switch {
+	case c.stream && ep != embeddings:
+		s.stream(w, r, c, failAfter)
+	case failAfter >= 0:
+		abort(w)
+	default:
+		s.plain(w, c)
 	}
-	s.plain(w, c)
 }
 
 func writeError(w http.ResponseWriter, status int, typ, param, msg string) {

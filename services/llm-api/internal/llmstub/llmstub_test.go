@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,6 +130,9 @@ func TestPlainAnswersCarryTheUsageOfWhatTheyAnswer(t *testing.T) {
 					}
 				}
 			}
+			if p, c := s.Produced(); p != tt.prompt || c != completion || s.Usage().Requests != 1 {
+				t.Fatalf("Produced %d/%d (%d answers)", p, c, s.Usage().Requests)
+			}
 		})
 	}
 }
@@ -232,6 +237,9 @@ func TestMalformedRequestsAre400AndProduceNothing(t *testing.T) {
 			e.Error.Type != "invalid_request_error" || e.Error.Param != tt.param || e.Error.Message == "" {
 			t.Errorf("%.60s: %d %s (want param %q)", tt.body, w.Code, w.Body, tt.param)
 		}
+		if s.Usage() != (Usage{}) {
+			t.Errorf("%.60s produced %+v", tt.body, s.Usage())
+		}
 	}
 }
 
@@ -300,8 +308,104 @@ func TestStreamsSendTokenChunksAndTheUsageAskedFor(t *testing.T) {
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("events\n got %q\nwant %q", got, tt.want)
 			}
+			if p, c := s.Produced(); p != tt.prompt || c != tt.tokens {
+				t.Fatalf("Produced %d/%d, want %d/%d", p, c, tt.prompt, tt.tokens)
+			}
 		})
 	}
+}
+
+// TestAStreamCutByTheClientCountsOnlyWhatWasSent: a client reads the role
+// chunk and two tokens, then leaves; the stub stops at its next chunk.
+func TestAStreamCutByTheClientCountsOnlyWhatWasSent(t *testing.T) {
+	s := &Stub{ChunkInterval: 150 * time.Millisecond}
+	srv := httptest.NewServer(s)
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(res.Body)
+	var read []string
+	for len(read) < 3 {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			read = append(read, line)
+		}
+	}
+	cancel()
+	res.Body.Close()
+	srv.Close() // waits for the handler
+	if !strings.Contains(read[2], `" tok1"`) {
+		t.Fatalf("read %q", read)
+	}
+	u := s.Usage()
+	// the client had 2 tokens; the stub may have flushed one more chunk
+	// before it saw the client go, never the rest of the 64
+	if u.PromptTokens != 5 || u.CompletionTokens < 2 || u.CompletionTokens > 3 || u.Requests != 1 {
+		t.Fatalf("Usage %+v after the client read 2 tokens", u)
+	}
+}
+
+func TestAStreamMadeToFailClosesTheConnectionAfterKEvents(t *testing.T) {
+	const body = `{"model":"%s","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`
+	tests := []struct {
+		name, model, after string
+		answer             int
+		events             int
+		completion         int64
+	}{
+		{"model fail-mid-stream: the role chunk and one token", ModelFailMidStream, "", 0, 2, 1},
+		{"X-Stub-Fail-After: 4", "m", "4", 0, 4, 3},
+		{"X-Stub-Fail-After: 0: headers only", "m", "0", 0, 0, 0},
+		{"more than the stream has: all events, no [DONE]", "m", "99", 2, 4, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Stub{AnswerTokens: tt.answer}
+			srv := httptest.NewServer(s)
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(strings.Replace(body, "%s", tt.model, 1)))
+			if tt.after != "" {
+				req.Header.Set("X-Stub-Fail-After", tt.after)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			srv.Close()
+			if !errors.Is(err, io.ErrUnexpectedEOF) || res.StatusCode != 200 {
+				t.Fatalf("%d, read error %v (want an abrupt end)", res.StatusCode, err)
+			}
+			evs, _, done := events(t, b)
+			if done || len(evs) != tt.events {
+				t.Fatalf("%d events, [DONE] %v: %q", len(evs), done, b)
+			}
+			if p, c := s.Produced(); p != 5 || c != tt.completion {
+				t.Fatalf("Produced %d/%d", p, c)
+			}
+		})
+	}
+	t.Run("a plain answer is never sent", func(t *testing.T) {
+		s := &Stub{}
+		srv := httptest.NewServer(s)
+		defer srv.Close()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/completions", strings.NewReader(`{"model":"m","prompt":"x"}`))
+		req.Header.Set("X-Stub-Fail-After", "1")
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+			t.Fatalf("answered %d", res.StatusCode)
+		}
+		if s.Usage() != (Usage{}) {
+			t.Fatalf("produced %+v", s.Usage())
+		}
+	})
 }
 
 func TestTheOtherFailureModesStillHold(t *testing.T) {
@@ -336,6 +440,9 @@ func TestTheOtherFailureModesStillHold(t *testing.T) {
 	if evs, _, done := events(t, w.Body.Bytes()); done || len(evs) != 2 || render(evs[1]) != `0 "tok0"` {
 		t.Fatalf("stall-stream: %q", w.Body)
 	}
+	if s.Usage() != (Usage{PromptTokens: 0, CompletionTokens: 1, Requests: 1}) {
+		t.Fatalf("usage %+v", s.Usage())
+	}
 	// Hold: the first token, then the rest once released
 	s = &Stub{Hold: make(chan struct{}), AnswerTokens: 3}
 	srv := httptest.NewServer(s)
@@ -352,8 +459,66 @@ func TestTheOtherFailureModesStillHold(t *testing.T) {
 		}
 		_, _ = br.ReadString('\n')
 	}
+	if _, c := s.Produced(); c != 1 {
+		t.Fatalf("held stream produced %d", c)
+	}
 	close(s.Hold)
 	if rest, _ := io.ReadAll(br); !strings.HasSuffix(string(rest), "data: [DONE]\n\n") || !strings.Contains(string(rest), "tok2") {
 		t.Fatalf("rest %q", rest)
+	}
+}
+
+func TestUsageEndpointReportsAndResets(t *testing.T) {
+	s := &Stub{AnswerTokens: 10}
+	post(s, chat, `{"model":"m","messages":[{"role":"user","content":"hello"}]}`, nil)
+	post(s, embeddings, `{"model":"e","input":"abc"}`, nil)
+	get := func() Usage {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, UsagePath, nil))
+		var u Usage
+		if err := json.Unmarshal(w.Body.Bytes(), &u); err != nil || w.Code != 200 {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		return u
+	}
+	if u := get(); u != (Usage{PromptTokens: 6 + 3, CompletionTokens: 10, Requests: 2}) {
+		t.Fatalf("usage %+v", u)
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, UsageResetPath, nil))
+	if w.Code != 204 || get() != (Usage{}) {
+		t.Fatalf("reset: %d, %+v", w.Code, get())
+	}
+	if n := len(s.Requests()); n != 2 {
+		t.Fatalf("%d requests recorded, want only the two model requests", n)
+	}
+}
+
+// TestConcurrentAnswersAreCountedExactly (run with -race).
+func TestConcurrentAnswersAreCountedExactly(t *testing.T) {
+	s := &Stub{AnswerTokens: 8}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 5 {
+				body := `{"model":"m","stream":` + strconv.FormatBool((i+j)%2 == 0) + `,"messages":[{"role":"user","content":"hi"}]}`
+				res, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if i == 0 && j == 2 {
+					_ = s.Usage() // readers race with writers
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if u := s.Usage(); u != (Usage{PromptTokens: 40 * 5, CompletionTokens: 40 * 8, Requests: 40}) {
+		t.Fatalf("usage %+v", u)
 	}
 }

@@ -1,17 +1,62 @@
 // Package llmstub is a fake OpenAI-compatible model server (the subset of
 // vLLM's API llm-api proxies) for development and tests: GET /v1/models,
-// POST /v1/chat/completions (plain and "stream": true as server-sent
-// events), /v1/completions and /v1/embeddings. It records the headers of
-// every request so tests can assert what reached the upstream, and it can be
-// told to fail or stall, by model name or by header:
+// POST /v1/chat/completions and /v1/completions (plain, or "stream": true
+// as server-sent events) and /v1/embeddings. Its answers have vLLM's
+// shapes and a deterministic, realistic usage, and it counts what it
+// produced, independently of llm-api, so tests can check that a token
+// budget was never exceeded.
 //
-//   - model "fail-500" or header X-Stub-Fail: 500 → that status (any
-//     400..599) with an error body carrying Secret (tests check it is never
-//     echoed to clients);
-//   - model "stall" or header X-Stub-Stall: 1 → no answer until the request
-//     is cancelled;
-//   - model "stall-stream" → a streamed answer that sends one chunk and then
-//     stalls.
+// Tokens. The stub has no tokenizer; its rule is:
+//
+//   - a text is ceil(bytes/4) tokens (TextTokens; at least 1 when not
+//     empty);
+//   - a chat prompt is 4 tokens per message (MessageTokens, the template)
+//     plus the tokens of every message's text — string content and "text"
+//     parts; image parts, names, tool calls and tools count nothing;
+//   - a completions prompt or an embeddings input is its text's tokens, or
+//     the number of its token ids, plus 2 (PromptTokens); a batch is the sum.
+//
+// It never exceeds llmrequest's tokenizer-free bound with the default
+// options (tested).
+//
+// Answers. Every choice is the words "tok0 tok1 tok2 …", one token a word
+// (Answer), min(cap, AnswerTokens) tokens long — cap is chat's
+// max_completion_tokens, else max_tokens — with finish_reason "length"
+// when the cap cut it, else "stop". A request has n choices (1..128;
+// best_of is ignored); a completions batch has n per prompt, indexed
+// prompt×n+choice as vLLM numbers them. Plain answers carry usage
+// {prompt_tokens, completion_tokens, total_tokens} (embeddings:
+// {prompt_tokens, total_tokens}). A stream, in vLLM's order: for chat, one
+// chunk per choice with delta {"role":"assistant","content":""}; then one
+// chunk per token (Chunks sets fewer), choices interleaved, a choice's last
+// chunk with its finish_reason; with stream_options.include_usage a final
+// chunk with "choices": [] and the request's usage; with
+// continuous_usage_stats as well (vLLM honours it only with
+// include_usage), every chunk before it carries usage too — vLLM's
+// figure, the chunk's own: its prompt's tokens and its choice's
+// completion tokens so far, which is not the request's total when n > 1
+// or with a batch; then data: [DONE].
+//
+// Counting. Produced (and GET /_stub/usage, JSON {"prompt_tokens",
+// "completion_tokens", "requests"}) totals over all requests the prompt
+// tokens of every answer it began (status 200 sent) and the completion
+// tokens it delivered: a plain answer's, and of a stream only the chunks
+// written and flushed before the client went away or the stream failed.
+// POST /_stub/usage/reset (ResetUsage) zeroes it.
+//
+// Failure modes, by model name or by header:
+//
+//   - model "fail-<status>" or header X-Stub-Fail: <status> → that status
+//     (any 400..599, else 500) with an error body carrying Secret (tests
+//     check it is never echoed to clients);
+//   - model "stall" or header X-Stub-Stall: 1 → no answer until the
+//     request is cancelled;
+//   - model "stall-stream" → a stream that sends its first content chunk
+//     and then stalls;
+//   - model "fail-mid-stream" (after 2 events) or header
+//     X-Stub-Fail-After: K → a stream closes the connection abruptly
+//     after K events (role, content or usage chunks; before [DONE] if it
+//     has fewer), a plain answer is never sent (the connection closes).
 //
 // GET /_stub/requests lists what it recorded (methods, paths, headers).
 //
@@ -20,7 +65,8 @@ package llmstub
 
 import (
 	"encoding/json"
-	"fmt"
+	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,6 +77,14 @@ import (
 // Secret appears in the stub's error bodies; it must never reach a client.
 const Secret = "stub-internal-detail-7f3a"
 
+// The models that are failure modes (besides "fail-<status>" and "stall").
+const (
+	ModelStallStream   = "stall-stream"
+	ModelFailMidStream = "fail-mid-stream"
+	// FailMidStreamAfter is the events ModelFailMidStream sends.
+	FailMidStreamAfter = 2
+)
+
 // Request is what the stub recorded of one request.
 type Request struct {
 	Method string
@@ -39,19 +93,42 @@ type Request struct {
 	Body   []byte
 }
 
+// Usage is what the stub produced (Produced, GET /_stub/usage).
+type Usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	// Requests is the number of answers begun (status 200 sent).
+	Requests int64 `json:"requests"`
+}
+
 // Stub is the fake upstream. The zero value is ready; set fields before use.
 type Stub struct {
-	// Hold, when set, is waited on after the first streamed chunk: a test
-	// reads that chunk, then closes Hold to let the rest come.
+	// Hold, when set, is waited on after a stream's first content chunk: a
+	// test reads that chunk, then closes Hold to let the rest come.
 	Hold chan struct{}
-	// Chunks is the number of content chunks of a stream (default 3).
+	// Chunks, when > 0, is the most content chunks of a choice in a stream
+	// (tokens spread over them); default one chunk per token, as vLLM.
 	Chunks int
+	// AnswerTokens is a choice's natural length, in tokens, when no cap
+	// cuts it (default DefaultAnswerTokens).
+	AnswerTokens int
+	// ChunkInterval is waited before each content chunk after a stream's
+	// first (default none).
+	ChunkInterval time.Duration
 
-	mu   sync.Mutex
-	reqs []Request
+	mu    sync.Mutex
+	reqs  []Request
+	usage Usage
 }
 
 var _ http.Handler = (*Stub)(nil)
+
+func (s *Stub) answerTokens() int {
+	if s.AnswerTokens > 0 {
+		return s.AnswerTokens
+	}
+	return DefaultAnswerTokens
+}
 
 // Requests returns the recorded requests, oldest first.
 func (s *Stub) Requests() []Request {
@@ -70,18 +147,57 @@ func (s *Stub) Last() Request {
 	return s.reqs[len(s.reqs)-1]
 }
 
-type body struct {
-	Model  string `json:"model"`
-	Stream bool   `json:"stream"`
+// Produced returns the prompt and completion tokens produced so far (see
+// the package comment).
+func (s *Stub) Produced() (prompt, completion int64) {
+	u := s.Usage()
+	return u.PromptTokens, u.CompletionTokens
 }
 
-// RecordPath answers GET with the recorded requests' methods, paths and
-// headers as JSON (no bodies), for tests that run the stub as a process
-// (cmd/stub-upstream) and must assert what reached the upstream.
-const RecordPath = "/_stub/requests"
+// Usage returns what was produced so far, with the number of answers.
+func (s *Stub) Usage() Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usage
+}
+
+// ResetUsage zeroes what Usage and Produced report.
+func (s *Stub) ResetUsage() {
+	s.mu.Lock()
+	s.usage = Usage{}
+	s.mu.Unlock()
+}
+
+// count adds produced tokens; answer: one more answer begun.
+func (s *Stub) count(prompt, completion int64, answer bool) {
+	s.mu.Lock()
+	s.usage.PromptTokens += prompt
+	s.usage.CompletionTokens += completion
+	if answer {
+		s.usage.Requests++
+	}
+	s.mu.Unlock()
+}
+
+// The stub's own endpoints (never recorded).
+const (
+	// RecordPath answers GET with the recorded requests' methods, paths
+	// and headers as JSON (no bodies), for tests that run the stub as a
+	// process (cmd/stub-upstream) and must assert what reached the
+	// upstream.
+	RecordPath = "/_stub/requests"
+	// UsagePath answers GET with Usage as JSON.
+	UsagePath = "/_stub/usage"
+	// UsageResetPath: POST zeroes the usage (204).
+	UsageResetPath = "/_stub/usage/reset"
+)
+
+// maxBody bounds what the stub reads of a body.
+const maxBody = 64 << 20
 
 func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet && r.URL.Path == RecordPath {
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == RecordPath:
 		type rec struct {
 			Method string      `json:"method"`
 			Path   string      `json:"path"`
@@ -93,104 +209,91 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, out)
 		return
+	case r.Method == http.MethodGet && r.URL.Path == UsagePath:
+		writeJSON(w, http.StatusOK, s.Usage())
+		return
+	case r.Method == http.MethodPost && r.URL.Path == UsageResetPath:
+		s.ResetUsage()
+		w.WriteHeader(http.StatusNoContent)
+		return
 	}
-	raw := make([]byte, 0, 512)
+	var raw []byte
 	if r.Body != nil {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := r.Body.Read(buf)
-			raw = append(raw, buf[:n]...)
-			if err != nil || len(raw) > 64<<20 {
-				break
-			}
-		}
+		raw, _ = io.ReadAll(io.LimitReader(r.Body, maxBody))
 	}
 	s.mu.Lock()
 	s.reqs = append(s.reqs, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: raw})
 	s.mu.Unlock()
 
-	var b body
+	var top map[string]json.RawMessage
+	var model string
 	if r.Method == http.MethodPost {
-		if err := json.Unmarshal(raw, &b); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{
-				"message": "invalid JSON body", "type": "invalid_request_error", "code": 400}})
+		if err := json.Unmarshal(raw, &top); err != nil || top == nil {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "", "invalid JSON body")
 			return
 		}
+		_ = json.Unmarshal(top["model"], &model) // checked by parseCall
 	}
-	if st, err := strconv.Atoi(r.Header.Get("X-Stub-Fail")); err == nil || strings.HasPrefix(b.Model, "fail-") {
+	if st, err := strconv.Atoi(r.Header.Get("X-Stub-Fail")); err == nil || (strings.HasPrefix(model, "fail-") && model != ModelFailMidStream) {
 		if err != nil {
-			st, _ = strconv.Atoi(strings.TrimPrefix(b.Model, "fail-"))
+			st, _ = strconv.Atoi(strings.TrimPrefix(model, "fail-"))
 		}
 		if st < 400 || st > 599 {
 			st = http.StatusInternalServerError
 		}
-		writeJSON(w, st, map[string]any{"error": map[string]any{
-			"message": "stub failure " + Secret, "type": "stub_error", "code": st}})
+		writeError(w, st, "stub_error", "", "stub failure "+Secret)
 		return
 	}
-	if r.Header.Get("X-Stub-Stall") != "" || b.Model == "stall" {
+	if r.Header.Get("X-Stub-Stall") != "" || model == "stall" {
 		<-r.Context().Done()
 		return
 	}
+	failAfter := -1
+	if model == ModelFailMidStream {
+		failAfter = FailMidStreamAfter
+	}
+	if k, err := strconv.Atoi(r.Header.Get("X-Stub-Fail-After")); err == nil && k >= 0 {
+		failAfter = k
+	}
+	var ep endpoint
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
 		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []map[string]any{
 			{"id": "stub-model", "object": "model", "created": 0, "owned_by": "edgeguard-stub"}}})
-	case r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions" && b.Stream:
-		s.stream(w, r, b.Model)
+		return
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions":
-		writeJSON(w, http.StatusOK, map[string]any{"id": "chatcmpl-stub", "object": "chat.completion", "created": 0,
-			"model": b.Model, "choices": []map[string]any{{"index": 0, "finish_reason": "stop",
-				"message": map[string]any{"role": "assistant", "content": "Hello from the stub."}}},
-			"usage": map[string]int{"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}})
+		ep = chat
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/completions":
-		writeJSON(w, http.StatusOK, map[string]any{"id": "cmpl-stub", "object": "text_completion", "created": 0,
-			"model": b.Model, "choices": []map[string]any{{"index": 0, "text": " stub text", "finish_reason": "stop"}}})
+		ep = completions
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/embeddings":
-		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "model": b.Model, "data": []map[string]any{
-			{"object": "embedding", "index": 0, "embedding": []float64{0.1, 0.2, 0.3}}}})
+		ep = embeddings
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]any{
-			"message": "no such endpoint", "type": "invalid_request_error", "code": 404}})
+		writeError(w, http.StatusNotFound, "invalid_request_error", "", "no such endpoint")
+		return
+	}
+	c, err := parseCall(ep, top)
+	if err != nil {
+		var br *badRequest
+		errors.As(err, &br)
+		writeError(w, http.StatusBadRequest, "invalid_request_error", br.param, br.msg)
+		return
+	}
+	switch {
+	case c.stream && ep != embeddings:
+		s.stream(w, r, c, failAfter)
+	case failAfter >= 0:
+		abort(w)
+	default:
+		s.plain(w, c)
 	}
 }
 
-func (s *Stub) stream(w http.ResponseWriter, r *http.Request, model string) {
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	n := s.Chunks
-	if n <= 0 {
-		n = 3
+func writeError(w http.ResponseWriter, status int, typ, param, msg string) {
+	e := map[string]any{"message": msg, "type": typ, "code": status}
+	if param != "" {
+		e["param"] = param
 	}
-	fl, _ := w.(http.Flusher)
-	for i := range n {
-		chunk := map[string]any{"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": model,
-			"choices": []map[string]any{{"index": 0, "delta": map[string]any{"content": fmt.Sprintf("tok%d ", i)}}}}
-		b, _ := json.Marshal(chunk)
-		fmt.Fprintf(w, "data: %s\n\n", b)
-		if fl != nil {
-			fl.Flush()
-		}
-		if i == 0 {
-			if model == "stall-stream" {
-				<-r.Context().Done()
-				return
-			}
-			if s.Hold != nil {
-				select {
-				case <-s.Hold:
-				case <-r.Context().Done():
-					return
-				case <-time.After(time.Minute):
-				}
-			}
-		}
-	}
-	fmt.Fprint(w, "data: [DONE]\n\n")
-	if fl != nil {
-		fl.Flush()
-	}
+	writeJSON(w, status, map[string]any{"error": e})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -65,8 +65,8 @@ func TestModelRoutesReachTheUpstreamWithTheServiceKeyAndNoClientCredential(t *te
 		name, method, path, body, want string
 	}{
 		{"models", http.MethodGet, "/v1/models", "", `"stub-model"`},
-		{"chat", http.MethodPost, "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, "Hello from the stub."},
-		{"completions", http.MethodPost, "/v1/completions", `{"model":"m","prompt":"hi"}`, "stub text"},
+		{"chat", http.MethodPost, "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, `"content":"tok0 tok1 tok2`},
+		{"completions", http.MethodPost, "/v1/completions", `{"model":"m","prompt":"hi"}`, `"text":"tok0 tok1 tok2`},
 		{"embeddings", http.MethodPost, "/v1/embeddings", `{"model":"m","input":"hi"}`, `"embedding"`},
 	}
 	for _, c := range cases {
@@ -139,8 +139,14 @@ func TestChatStreamIsDeliveredChunkByChunk(t *testing.T) {
 	br := bufio.NewReader(res.Body)
 	first := make(chan string, 1)
 	go func() {
-		line, _ := br.ReadString('\n')
-		first <- line
+		// the role chunk (vLLM's first), then the first token
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil || strings.Contains(line, "tok0") {
+				first <- line
+				return
+			}
+		}
 	}()
 	select {
 	case line := <-first:

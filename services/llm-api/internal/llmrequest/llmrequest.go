@@ -71,8 +71,10 @@ type Plan struct {
 	// PromptTokens is the upper bound of the prompt tokens (all prompts
 	// of a batch).
 	PromptTokens int64
-	// N is the number of sequences generated (choices × prompts).
-	N int64
+	// N is the number of sequences generated (choices × prompts);
+	// Choices the sequences per prompt (n, or best_of when larger) and
+	// Prompts the prompts (a batch of /v1/completions; 1 otherwise).
+	N, Choices, Prompts int64
 	// Cap is the client's completion cap (max_completion_tokens, else
 	// max_tokens); 0: none.
 	Cap int64
@@ -165,12 +167,11 @@ func Analyze(ep Endpoint, body []byte, options func(model string) Options) (Plan
 		}
 		p.Cap = c
 	}
-	var bound int64
+	var bound, prompts int64
 	switch ep {
 	case Chat:
 		bound, err = chatBound(body, top, o)
 	case Completions:
-		var prompts int64
 		bound, prompts, err = promptsBound(top, "prompt", o)
 		n *= prompts
 		if s, ok := top["suffix"]; ok && err == nil {
@@ -186,6 +187,13 @@ func Analyze(ep Endpoint, body []byte, options func(model string) Options) (Plan
 		return Plan{}, err
 	}
 	p.PromptTokens, p.N = bound, n
+	p.Choices, p.Prompts = n, 1
+	if ep == Completions && prompts > 0 {
+		p.Choices, p.Prompts = n/prompts, prompts
+	}
+	if ep == Embeddings {
+		p.Choices = 1
+	}
 	return p, nil
 }
 

@@ -42,11 +42,22 @@ func TestAnalyzeReadsModelChoicesCapAndStream(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p.PromptTokens = 0
+			p.PromptTokens, p.Choices, p.Prompts = 0, 0, 0
 			if p != tt.want {
 				t.Fatalf("got %+v want %+v", p, tt.want)
 			}
 		})
+	}
+}
+
+func TestChoicesAndPrompts(t *testing.T) {
+	p, err := Analyze(Completions, []byte(`{"model":"m","prompt":["a","b","c"],"n":2,"best_of":4}`), opts(0))
+	if err != nil || p.N != 12 || p.Choices != 4 || p.Prompts != 3 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	p, err = Analyze(Chat, []byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"n":3}`), opts(0))
+	if err != nil || p.N != 3 || p.Choices != 3 || p.Prompts != 1 {
+		t.Fatalf("%+v %v", p, err)
 	}
 }
 

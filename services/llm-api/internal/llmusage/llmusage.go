@@ -25,6 +25,10 @@ import (
 type Usage struct {
 	PromptTokens, CompletionTokens int64
 	Seen                           bool
+	// Partial is set on a stream cut short before its final usage when
+	// some of its prompts never reported (a batch): PromptTokens covers
+	// only the prompts that did.
+	Partial bool
 }
 
 // Total is prompt + completion tokens.
@@ -76,23 +80,55 @@ type Stream struct {
 	pending []byte       // the current event's lines
 	err     error
 
-	mu    sync.Mutex
-	usage Usage
-	done  bool
+	// n and prompts: the request's choices per prompt and prompts (a
+	// choice's index is prompt × n + choice, as vLLM numbers them)
+	n, prompts int
+
+	mu      sync.Mutex
+	final   Usage               // the final usage chunk's (the request's total)
+	choices map[int64]choiceUse // per choice index, its latest running usage
+	done    bool
 }
+
+// choiceUse is one choice's latest running usage: vLLM's
+// continuous_usage_stats report each choice's own prompt and completion
+// tokens in its chunks, not the request's total.
+type choiceUse struct{ prompt, completion int64 }
 
 var _ io.ReadCloser = (*Stream)(nil)
 
-// NewStream wraps body; includeUsage is whether the client asked for it.
-func NewStream(body io.ReadCloser, includeUsage bool) *Stream {
-	return &Stream{src: bufio.NewReaderSize(body, 64<<10), closer: body, includeUsage: includeUsage}
+// NewStream wraps body; includeUsage is whether the client asked for it;
+// n and prompts are the request's choices per prompt and prompts (1, 1
+// for a chat completion with one choice).
+func NewStream(body io.ReadCloser, includeUsage bool, n, prompts int) *Stream {
+	return &Stream{src: bufio.NewReaderSize(body, 64<<10), closer: body, includeUsage: includeUsage,
+		n: max(n, 1), prompts: max(prompts, 1), choices: map[int64]choiceUse{}}
 }
 
-// Usage is the last usage the stream reported.
+// Usage is the request's usage: the final usage chunk's when the stream
+// sent it; else the sum of every choice's latest running usage (each
+// prompt counted once), Partial when a prompt of a batch never reported.
 func (s *Stream) Usage() Usage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.usage
+	if s.final.Seen {
+		return s.final
+	}
+	if len(s.choices) == 0 {
+		return Usage{}
+	}
+	u := Usage{Seen: true}
+	prompt := map[int64]int64{}
+	for i, c := range s.choices {
+		u.CompletionTokens += c.completion
+		p := i / int64(s.n)
+		prompt[p] = max(prompt[p], c.prompt)
+	}
+	for _, p := range prompt {
+		u.PromptTokens += p
+	}
+	u.Partial = len(prompt) < s.prompts
+	return u
 }
 
 // Done reports whether the stream ended with its `[DONE]` event.
@@ -188,16 +224,22 @@ func (s *Stream) flushEvent() {
 		return
 	}
 	u, has := usageField(obj)
+	final := isFinal(obj)
 	if has {
 		s.mu.Lock()
-		s.usage = u
+		if final {
+			s.final = u
+		} else if idx, ok := choiceIndex(obj); ok {
+			c := s.choices[idx]
+			// running totals only grow; a chunk out of order never lowers them
+			s.choices[idx] = choiceUse{prompt: max(c.prompt, u.PromptTokens), completion: max(c.completion, u.CompletionTokens)}
+		}
 		s.mu.Unlock()
 	}
 	if _, present := obj["usage"]; !present {
 		s.out.Write(ev)
 		return
 	}
-	final := isFinal(obj)
 	switch {
 	case final && s.includeUsage:
 		s.out.Write(ev) // the usage chunk the client asked for
@@ -225,6 +267,22 @@ func (s *Stream) flushEvent() {
 	s.out.WriteString("data: ")
 	s.out.Write(b)
 	s.out.WriteString("\n\n")
+}
+
+// maxChoices bounds the choice indexes a stream may report (n × prompts
+// is far below it); larger indexes are ignored.
+const maxChoices = 1 << 16
+
+// choiceIndex is the index of the chunk's (first) choice.
+func choiceIndex(obj map[string]json.RawMessage) (int64, bool) {
+	var list []struct {
+		Index *int64 `json:"index"`
+	}
+	if json.Unmarshal(obj["choices"], &list) != nil || len(list) == 0 || list[0].Index == nil ||
+		*list[0].Index < 0 || *list[0].Index >= maxChoices {
+		return 0, false
+	}
+	return *list[0].Index, true
 }
 
 // isFinal reports a usage-only chunk: choices empty (OpenAI and vLLM send

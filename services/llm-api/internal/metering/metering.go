@@ -275,7 +275,7 @@ func (h *Handler) meter(w http.ResponseWriter, r *http.Request, ep llmrequest.En
 			}
 		}()
 	}
-	x := &exchange{includeUsage: plan.IncludeUsage}
+	x := &exchange{includeUsage: plan.IncludeUsage, choices: int(plan.Choices), prompts: int(plan.Prompts)}
 	r2 := r.Clone(llmproxy.WithObserver(r.Context(), x))
 	r2.Body = io.NopCloser(bytes.NewReader(out))
 	r2.ContentLength = int64(len(out))
@@ -379,18 +379,19 @@ func openAIError(w http.ResponseWriter, status int, typ, code, param, msg string
 
 // exchange observes the upstream's answer (llmproxy.Observer).
 type exchange struct {
-	includeUsage bool
-	stream       *llmusage.Stream
-	plain        *capture
-	refused      bool
-	failed       string
+	includeUsage     bool
+	choices, prompts int
+	stream           *llmusage.Stream
+	plain            *capture
+	refused          bool
+	failed           string
 }
 
 var _ llmproxy.Observer = (*exchange)(nil)
 
 func (x *exchange) Answered(res *http.Response) {
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
-		x.stream = llmusage.NewStream(res.Body, x.includeUsage)
+		x.stream = llmusage.NewStream(res.Body, x.includeUsage, x.choices, x.prompts)
 		res.Body = x.stream
 		res.Header.Del("Content-Length")
 		res.ContentLength = -1
@@ -449,8 +450,13 @@ func (x *exchange) usage(res *budget.Reservation) (prompt, completion int64, sta
 			}
 			return full(StatusAborted)
 		}
-		if x.stream.Done() {
+		if x.stream.Done() && !u.Partial {
 			return u.PromptTokens, u.CompletionTokens, StatusSettled
+		}
+		if u.Partial {
+			// a prompt of the batch never reported: its tokens were
+			// processed but are unknown — charge the prompt bound
+			return max(u.PromptTokens, res.PromptTokens), u.CompletionTokens, StatusAborted
 		}
 		return u.PromptTokens, u.CompletionTokens, StatusAborted
 	case x.plain != nil:

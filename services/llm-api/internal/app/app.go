@@ -461,6 +461,9 @@ func (a *App) sweepBudgets(ctx context.Context) {
 // Close releases the database pool, the Redis client, the limiter and the
 // verifier.
 func (a *App) Close() {
+	if a.Metering != nil {
+		a.Metering.Close() // settlements still running, while Redis is open
+	}
 	if a.Ledger != nil {
 		a.Ledger.Close() // stores queued usage while PostgreSQL is still open
 	}

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgeguard/edgeguard/pkg/edgehttp"
@@ -98,8 +99,76 @@ type Config struct {
 // Handler meters the model endpoints; every other request goes to the
 // upstream as is.
 type Handler struct {
-	cfg Config
+	cfg      Config
+	settling sync.WaitGroup
+	pending  pendingSettles
 }
+
+// Close waits for the settlements still running (call it before closing
+// the store's Redis client and the ledger).
+func (h *Handler) Close() { h.settling.Wait() }
+
+// pendingSettles counts this replica's settlements still running per
+// subject, so a refusal caused by them can wait for them (a client's next
+// request usually follows its answer at once).
+type pendingSettles struct {
+	mu sync.Mutex
+	m  map[string]*pendingSubject
+}
+
+type pendingSubject struct {
+	n    int
+	done chan struct{}
+}
+
+func (p *pendingSettles) add(sub string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]*pendingSubject{}
+	}
+	ps := p.m[sub]
+	if ps == nil {
+		ps = &pendingSubject{done: make(chan struct{})}
+		p.m[sub] = ps
+	}
+	ps.n++
+}
+
+func (p *pendingSettles) finish(sub string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ps := p.m[sub]
+	if ps == nil {
+		return
+	}
+	if ps.n--; ps.n == 0 {
+		close(ps.done)
+		delete(p.m, sub)
+	}
+}
+
+// wait waits up to d for sub's running settlements; it reports whether
+// there were any.
+func (p *pendingSettles) wait(sub string, d time.Duration) bool {
+	p.mu.Lock()
+	ps := p.m[sub]
+	p.mu.Unlock()
+	if ps == nil {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ps.done:
+	case <-t.C:
+	}
+	return true
+}
+
+// settleWait bounds the wait for a subject's own running settlements
+// before a refusal they cause is answered.
+const settleWait = 100 * time.Millisecond
 
 // New checks cfg.
 func New(cfg Config) (*Handler, error) {
@@ -227,6 +296,11 @@ func (h *Handler) meter(w http.ResponseWriter, r *http.Request, ep llmrequest.En
 		req.Scopes = append(req.Scopes, budget.Scope{Kind: "model", Part: "m:" + plan.Model, Limits: ml})
 	}
 	granted, denial, err := h.cfg.Store.Reserve(r.Context(), req)
+	if err == nil && denial != nil && denial.InFlight > 0 && h.pending.wait(req.Subject, settleWait) {
+		// refused by reservations in flight, some of them this replica's
+		// own settlements still running: once they land, try again
+		granted, denial, err = h.cfg.Store.Reserve(r.Context(), req)
+	}
 	res := reservation{Reservation: granted}
 	var mna *budget.ModelNotAllowedError
 	switch {
@@ -280,10 +354,20 @@ func (h *Handler) meter(w http.ResponseWriter, r *http.Request, ep llmrequest.En
 	r2.Body = io.NopCloser(bytes.NewReader(out))
 	r2.ContentLength = int64(len(out))
 	r2.Header.Set("Content-Length", strconv.Itoa(len(out)))
-	// deferred: when a stream breaks after its headers were sent,
-	// httputil.ReverseProxy panics with http.ErrAbortHandler (the server
-	// drops the connection) and the settlement must still run
-	defer h.settle(r, res, x)
+	// The settlement runs after the answer, beside it: the handler (and
+	// its connection, which Kong may reuse at once) is not held for it.
+	// Started from a defer: when a stream breaks after its headers were
+	// sent, httputil.ReverseProxy panics with http.ErrAbortHandler (the
+	// server drops the connection) and the settlement must still run.
+	h.settling.Add(1)
+	h.pending.add(req.Subject)
+	defer func() {
+		go func() {
+			defer h.settling.Done()
+			defer h.pending.finish(req.Subject)
+			h.settle(r, res, x)
+		}()
+	}()
 	h.cfg.Upstream.ServeHTTP(w, r2)
 }
 

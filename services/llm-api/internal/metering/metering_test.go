@@ -117,6 +117,9 @@ func (l *memLedger) Record(e ledger.Entry) {
 	l.entries = append(l.entries, e)
 }
 
+// settled waits for the settlements of the requests made so far.
+func (r *rig) settled() *memLedger { r.h.Close(); return r.ledger }
+
 func (l *memLedger) all() []ledger.Entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -228,7 +231,7 @@ func TestPlainAnswerIsReservedCappedAndSettled(t *testing.T) {
 	if w.Header().Get("X-Ratelimit-Limit-Tokens") != "2000" || w.Header().Get("X-Ratelimit-Reset-Tokens") == "" {
 		t.Fatalf("headers %v", w.Header())
 	}
-	e := r.ledger.all()
+	e := r.settled().all()
 	if len(e) != 1 || e[0].Status != StatusSettled || e[0].CompletionTokens != 20 || e[0].Subject != c.sub || e[0].ID == "" {
 		t.Fatalf("ledger %+v", e)
 	}
@@ -279,7 +282,7 @@ func TestTheDefaultCapIsClampedToWhatIsLeft(t *testing.T) {
 		t.Fatalf("caps %v", caps)
 	}
 	var used int64
-	for _, e := range r.ledger.all() {
+	for _, e := range r.settled().all() {
 		used += e.Tokens
 	}
 	// used to within one reservation of the end: what is left cannot hold
@@ -304,7 +307,7 @@ func TestStreamsAreSettledAtTheirUsage(t *testing.T) {
 	if !strings.Contains(w.Body.String(), `"choices":[],"usage":{"prompt_tokens"`) || !strings.Contains(w.Body.String(), `"usage":null`) {
 		t.Fatalf("%s", w.Body)
 	}
-	for _, e := range r.ledger.all() {
+	for _, e := range r.settled().all() {
 		if e.Status != StatusSettled || e.CompletionTokens != 7 {
 			t.Fatalf("%+v", e)
 		}
@@ -363,7 +366,7 @@ func TestUpstreamFailuresAreChargedAsStated(t *testing.T) {
 	if w := r.do(t, c, http.MethodPost, "/v1/chat/completions", chat(`,"max_tokens":10`)); w.Code != http.StatusBadRequest {
 		t.Fatalf("%d", w.Code)
 	}
-	e := r.ledger.all()
+	e := r.settled().all()
 	if len(e) != 2 || e[0].Status != StatusFailed || e[0].Tokens != e[0].Reserved || e[1].Status != StatusRefused || e[1].Tokens != 0 {
 		t.Fatalf("%+v", e)
 	}
@@ -429,7 +432,7 @@ func TestRedisAway(t *testing.T) {
 	if w := a.do(t, newCaller("guest"), http.MethodPost, "/v1/chat/completions", chat(`,"max_tokens":5`)); w.Code != http.StatusOK {
 		t.Fatalf("allow: %d", w.Code)
 	}
-	if e := a.ledger.all(); len(e) != 1 || e[0].Status != StatusUnmetered || e[0].CompletionTokens != 5 {
+	if e := a.settled().all(); len(e) != 1 || e[0].Status != StatusUnmetered || e[0].CompletionTokens != 5 {
 		t.Fatalf("%+v", e)
 	}
 }
@@ -486,7 +489,7 @@ func TestNeverExceededAcrossTwoReplicas(t *testing.T) {
 	wg.Wait()
 	produced := a.m.produced.Load() + b.m.produced.Load() + a.m.prompts.Load() + b.m.prompts.Load()
 	var charged int64
-	for _, e := range append(a.ledger.all(), b.ledger.all()...) {
+	for _, e := range append(a.settled().all(), b.settled().all()...) {
 		charged += e.Tokens
 	}
 	t.Logf("%d answered, %d refused; the model produced %d tokens (prompt + completion), %d charged", ok.Load(), refused.Load(), produced, charged)

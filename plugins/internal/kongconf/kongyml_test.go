@@ -25,6 +25,7 @@ var designRoutes = map[string]string{
 	"/v1/chat/completions": "llm-api",
 	"/v1/completions":      "llm-api",
 	"/v1/embeddings":       "llm-api",
+	"/v1/usage":            "llm-api",
 	"/v1/media":            "media-api",
 	// signed downloads (GET/HEAD): the URL is the capability, no credential
 	"~/v1/media/jan_[a-z2-7]{26}/content$": "media-api",

@@ -202,3 +202,82 @@ models:
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestTokensPerMinuteAcrossAMinuteBoundary: the same two replicas with a
+// minute rate only (600 tokens a minute, GCRA: a bucket of 600 refilled at
+// 10 a second), clients sending without pause for 70 s: at no moment has
+// the model server produced more than the rate allows since the start,
+// 600 × (t + 60 s) / 60 s, and past the first minute the refill lets more
+// through than the first bucket held. About 70 s; runs beside the others.
+func TestTokensPerMinuteAcrossAMinuteBoundary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("70 s")
+	}
+	t.Parallel()
+	stub := &llmstub.Stub{}
+	doc := `default_max_completion_tokens: 8
+roles:
+  guest: {tokens_per_minute: 600}
+models:
+  stub-model: {template_tokens: 16, template_tokens_per_message: 4}
+`
+	_, urls, idp := budgetReplicas(t, 2, doc, stub)
+	sub := "tpm-" + fmt.Sprint(time.Now().UnixNano())
+	token := idp.Token(t, sub, map[string]any{"azp": "jan-cli", "realm_access": map[string]any{"roles": []string{"guest"}}})
+	const span = 70 * time.Second
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), span)
+	defer cancel()
+	var wg sync.WaitGroup
+	var answered, limited atomic.Int64
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, urls[i%2]+"/v1/chat/completions",
+					strings.NewReader(`{"model":"stub-model","messages":[{"role":"user","content":"hi"}]}`))
+				req.Header.Set("Authorization", "Bearer "+token)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return
+				}
+				_, _ = bufio.NewReader(res.Body).WriteTo(discard{})
+				_ = res.Body.Close()
+				switch res.StatusCode {
+				case http.StatusOK:
+					answered.Add(1)
+				case http.StatusTooManyRequests:
+					limited.Add(1)
+					if res.Header.Get("X-Ratelimit-Limit-Tokens") != "600" || res.Header.Get("Retry-After") == "" {
+						t.Errorf("a 429 without its headers: %v", res.Header)
+					}
+					time.Sleep(200 * time.Millisecond)
+				default:
+					t.Errorf("status %d", res.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	// sample what the stub produced against the GCRA bound
+	var firstMinute int64
+	for tick := time.NewTicker(250 * time.Millisecond); ctx.Err() == nil; {
+		<-tick.C
+		p, c := stub.Produced()
+		elapsed := time.Since(start)
+		bound := int64(600 * (elapsed.Seconds() + 60) / 60)
+		if p+c > bound {
+			t.Errorf("at %v the model server had produced %d tokens; the rate allows %d", elapsed.Round(time.Millisecond), p+c, bound)
+		}
+		if elapsed < time.Minute {
+			firstMinute = p + c
+		}
+	}
+	wg.Wait()
+	p, c := stub.Produced()
+	t.Logf("%d answered, %d limited; produced %d tokens in the first minute, %d in %v", answered.Load(), limited.Load(), firstMinute, p+c, time.Since(start).Round(time.Second))
+	if p+c <= firstMinute || limited.Load() == 0 {
+		t.Fatalf("nothing more after the first minute (%d, %d) or never limited", firstMinute, p+c)
+	}
+}

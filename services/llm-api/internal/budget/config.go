@@ -57,8 +57,11 @@ const NanoPerUSD = 1_000_000_000
 
 // Limits are one scope's budgets; 0 means no limit in that window.
 type Limits struct {
-	// TokensPerMinute is a rate (GCRA, the token count as the cost): at
-	// most this many tokens in any minute, refilled continuously.
+	// TokensPerMinute is a rate (GCRA, the token count as the cost, as
+	// OpenAI's TPM): a bucket of this many tokens, refilled continuously at
+	// this many per minute — a burst may take the whole bucket at once, so
+	// any 60-second window holds at most twice the limit, and no span of
+	// t seconds more than limit × (t + 60) / 60.
 	TokensPerMinute int64
 	// TokensPerDay and TokensPerMonth are period budgets of UTC calendar
 	// days and months (prompt + completion tokens).

@@ -107,3 +107,24 @@ func CheckModels(models []string) error {
 	}
 	return nil
 }
+
+// MaxSubjectLen bounds a subject named through the API.
+const MaxSubjectLen = 128
+
+// ValidSubject reports whether s may name a user in the API (a path
+// segment, a query parameter): 1..MaxSubjectLen bytes of
+// [A-Za-z0-9._:@-], not starting with a dot — Keycloak's subjects (UUIDs,
+// "f:<provider>:<user>") and nothing a path or a Redis key could misread
+// ("..", "/", "{", "}", spaces, control characters, other scripts).
+func ValidSubject(s string) bool {
+	if s == "" || len(s) > MaxSubjectLen || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':' || c == '@') {
+			return false
+		}
+	}
+	return true
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/auditlog"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/config"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/entitlement"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keycloak"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
@@ -58,6 +59,9 @@ type Deps struct {
 	// UsageInterval and SweepInterval override the background periods.
 	UsageInterval time.Duration
 	SweepInterval time.Duration
+	// BudgetSyncInterval overrides how often overrides and key budgets
+	// are rewritten from PostgreSQL to Redis (default 5 min).
+	BudgetSyncInterval time.Duration
 }
 
 // App is a wired llm-api.
@@ -89,6 +93,10 @@ type App struct {
 	Metering *metering.Handler
 	Ledger   *ledger.Writer
 	budgets  *budget.Store
+	// Entitlements are the budget overrides and API keys' own budgets
+	// (nil without LLM_BUDGETS_FILE or Redis).
+	Entitlements *entitlement.Service
+	syncEvery    time.Duration
 }
 
 // RedisPublisher announces revocations with apikey.PublishRevocation
@@ -104,7 +112,7 @@ func (p RedisPublisher) PublishRevocation(ctx context.Context, kid string, _ tim
 // for compose start-up order) and applies the migrations. No listener is
 // opened.
 func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps) (*App, error) {
-	a := &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log, syncEvery: deps.BudgetSyncInterval}
 	if cfg.Secrets != nil {
 		cfg.Secrets.Attach(log) // the access records of the configuration's reads, at debug
 	}
@@ -161,9 +169,21 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 	}
 	roles = keys.NewCachedRoles(roles, cfg.KeycloakCacheTTL, 0, now)
 
+	// budgets (LLM_BUDGETS_FILE) live in Redis: the reservations, and the
+	// copies of the overrides and key budgets PostgreSQL holds
+	var keyBudgets keys.Budgets
+	if cfg.Budgets != nil && a.rdb != nil {
+		a.budgets = budget.NewStore(a.rdb, cfg.Budgets.ReservationTimeout)
+		a.Entitlements, err = entitlement.New(entitlement.Config{Budgets: *cfg.Budgets, Store: a.Store, Redis: a.budgets,
+			Now: now, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		keyBudgets = a.Entitlements
+	}
 	a.Usage = keys.NewUsage(a.Store, deps.UsageInterval, log.With().Str("component", "last-used").Logger())
 	a.Keys, err = keys.New(keys.Config{
-		Store: a.Store, Roles: roles, Peppers: peppers, Revoked: a.Sweeper, Usage: a.Usage,
+		Store: a.Store, Roles: roles, Peppers: peppers, Revoked: a.Sweeper, Usage: a.Usage, Budgets: keyBudgets,
 		MaxPerUser: cfg.MaxKeysPerUser, DefaultExpiresDays: cfg.DefaultExpiresDays, MaxExpiresDays: cfg.MaxExpiresDays,
 		Env: cfg.KeyEnv, IncludeEmail: cfg.ValidateEmail, Now: now, Logger: log,
 	})
@@ -215,7 +235,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, deps Deps)
 	if a.Ingester != nil {
 		auditStore = a.Store
 	}
-	scfg := server.Config{Metrics: metrics, Audit: a.Audit, AuditStore: auditStore, Keys: a.Keys, Authenticator: authn, LLM: llm, Guests: a.Guests, InternalToken: cfg.InternalToken, InternalTokenPrevious: cfg.InternalTokenPrevious, IncludeEmail: cfg.ValidateEmail,
+	scfg := server.Config{Budgets: a.Entitlements, Usage: a.Store, Metrics: metrics, Audit: a.Audit, AuditStore: auditStore, Keys: a.Keys, Authenticator: authn, LLM: llm, Guests: a.Guests, InternalToken: cfg.InternalToken, InternalTokenPrevious: cfg.InternalTokenPrevious, IncludeEmail: cfg.ValidateEmail,
 		TrustedProxies: cfg.TrustedProxies, Ready: a.Store.Ping, Logger: log}
 	if a.Public, err = server.Public(scfg); err != nil {
 		return nil, err
@@ -238,7 +258,6 @@ func (a *App) meter(cfg *config.Config, upstream http.Handler, metrics *httpmetr
 		return nil, errors.New("LLM_BUDGETS_FILE: budgets are kept in Redis: set REDIS_ADDR")
 	}
 	mlog := log.With().Str("component", "budgets").Logger()
-	a.budgets = budget.NewStore(a.rdb, cfg.Budgets.ReservationTimeout)
 	a.Ledger = ledger.NewWriter(a.Store, mlog)
 	m := metering.NewMetrics()
 	if err := m.Register(metrics.Registry()); err != nil {
@@ -395,6 +414,11 @@ func (a *App) Background(ctx context.Context) *sync.WaitGroup {
 	}
 	if a.Metering != nil {
 		wg.Go(func() { a.sweepBudgets(ctx) })
+	}
+	if a.Entitlements != nil {
+		// at start and every 5 min: a flushed Redis gets the overrides
+		// and key budgets back
+		wg.Go(func() { a.Entitlements.Run(ctx, a.syncEvery) })
 	}
 	// the internal token and its previous value follow their files/Vault
 	wg.Go(func() {

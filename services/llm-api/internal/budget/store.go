@@ -346,9 +346,24 @@ type StoredLimits struct {
 // SetLimits stores (or with nil, removes) a scope's limits; the next
 // reservation of every replica applies them.
 func (s *Store) SetLimits(ctx context.Context, subject, part string, l *StoredLimits) error {
+	return s.SetLimitsUntil(ctx, subject, part, l, time.Time{})
+}
+
+// limitsSlack keeps an entry that ends (SetLimitsUntil) an hour past its
+// end: clocks of llm-api and Redis may differ, and a key is refused by the
+// edge from its end on anyway.
+const limitsSlack = time.Hour
+
+// SetLimitsUntil is SetLimits for limits that end — an API key's, at its
+// expiry or revocation: Redis drops the entry an hour after until (zero:
+// never), so ended keys leave nothing behind.
+func (s *Store) SetLimitsUntil(ctx context.Context, subject, part string, l *StoredLimits, until time.Time) error {
 	key := limitsKey(subject, part)
 	if l == nil {
-		return s.rdb.Del(ctx, key).Err()
+		if err := s.rdb.Del(ctx, key).Err(); err != nil {
+			return fmt.Errorf("budget limits: %w", err)
+		}
+		return nil
 	}
 	models := ""
 	for i, m := range l.Models {
@@ -361,6 +376,9 @@ func (s *Store) SetLimits(ctx context.Context, subject, part string, l *StoredLi
 		p.Del(ctx, key)
 		p.HSet(ctx, key, "set", "1", "tpm", l.Limits.TokensPerMinute, "tpd", l.Limits.TokensPerDay,
 			"tpmo", l.Limits.TokensPerMonth, "cpd", l.Limits.NanoUSDPerDay, "cpmo", l.Limits.NanoUSDPerMonth, "models", models)
+		if !until.IsZero() {
+			p.ExpireAt(ctx, key, until.Add(limitsSlack))
+		}
 		return nil
 	})
 	if err != nil {

@@ -376,3 +376,138 @@ func TestRefusalsCausedByReservationsInFlightRetrySoon(t *testing.T) {
 		t.Fatalf("outstanding %d, want 400", o)
 	}
 }
+
+// TestStatusReadsWhatTheNextReservationSees: the windows of every scope
+// after reservations and settlements, stored limits replacing the passed
+// ones (as the script does), the minute bucket's GCRA state, and nothing
+// for an unlimited scope.
+func TestStatusReadsWhatTheNextReservationSees(t *testing.T) {
+	s, _ := realRedis(t)
+	statusSuite(t, s)
+}
+
+// TestStatusOnARedisCluster: the same on a Cluster (one slot per subject).
+func TestStatusOnARedisCluster(t *testing.T) {
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: testenv.RedisClusterAddrs(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	statusSuite(t, NewStore(rdb, time.Minute))
+}
+
+func statusSuite(t *testing.T, s *Store) {
+	ctx := context.Background()
+	sub := "status-" + newID(t)
+	user := Limits{TokensPerMinute: 6000, TokensPerDay: 1000, NanoUSDPerMonth: 5 * NanoPerUSD}
+	scopes := []Scope{{Kind: "user", Part: "u", Limits: user, Stored: true}, {Kind: "key", Part: "k:kk", Stored: true},
+		{Kind: "model", Part: "m:m", Limits: Limits{TokensPerMonth: 700}}}
+	// nothing used yet
+	st, err := s.Status(ctx, sub, scopes)
+	if err != nil || len(st) != 3 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if st[0].Stored != nil || len(st[0].Windows) != 3 || len(st[1].Windows) != 0 || len(st[2].Windows) != 1 {
+		t.Fatalf("before any use: %+v", st)
+	}
+	for _, w := range st[0].Windows {
+		if w.Used != 0 || w.Remaining != w.Limit {
+			t.Fatalf("unused window %+v", w)
+		}
+	}
+	// one reservation settled at 30 tokens, one still in flight (110)
+	r := req(t, sub, user, 10, 1, 20)
+	r.KeyID, r.Scopes = "kk", scopes
+	a, d, err := s.Reserve(ctx, r)
+	if err != nil || d != nil {
+		t.Fatalf("%+v %v", d, err)
+	}
+	if _, err := s.Settle(ctx, a, 10, 20); err != nil {
+		t.Fatal(err)
+	}
+	r.ID, r.Cap = newID(t), 100
+	if _, d, err := s.Reserve(ctx, r); err != nil || d != nil {
+		t.Fatalf("%+v %v", d, err)
+	}
+	st, err = s.Status(ctx, sub, scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := windows(st[0])
+	if w["tpd"].Used != 140 || w["tpd"].Remaining != 860 || w["tpd"].Reset <= 0 || w["tpd"].Reset > 24*time.Hour {
+		t.Fatalf("day: %+v", w["tpd"])
+	}
+	// the bucket: 140 tokens of 6000 a minute, refilled in 140×10 ms
+	if w["tpm"].Used < 139 || w["tpm"].Used > 140 || w["tpm"].Reset > 1400*time.Millisecond || w["tpm"].Reset < 1200*time.Millisecond {
+		t.Fatalf("minute: %+v", w["tpm"])
+	}
+	// cost: 10 prompt × 500 + 20 × 1500, then 10 × 500 + 100 × 1500 in flight
+	if w["cpmo"].Used != 35_000+155_000 || w["cpmo"].Limit != 5*NanoPerUSD || w["cpmo"].Reset < w["tpd"].Reset {
+		t.Fatalf("month cost: %+v", w["cpmo"])
+	}
+	if m := windows(st[2])["tpmo"]; m.Used != 140 || m.Remaining != 560 {
+		t.Fatalf("model: %+v", m)
+	}
+	// an override lowers the user's day and drops the rest; the key gets its own
+	if err := s.SetLimits(ctx, sub, "u", &StoredLimits{Limits: Limits{TokensPerDay: 100}, Models: []string{"m"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLimitsUntil(ctx, sub, "k:kk", &StoredLimits{Limits: Limits{TokensPerMonth: 50}}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	st, err = s.Status(ctx, sub, scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].Stored == nil || st[0].Limits.TokensPerDay != 100 || len(st[0].Windows) != 1 || st[0].Stored.Models[0] != "m" {
+		t.Fatalf("override: %+v", st[0])
+	}
+	// the day was counted while it was limited: 140 of 100 used, none left
+	if d := st[0].Windows[0]; d.Used != 140 || d.Remaining != 0 {
+		t.Fatalf("override day: %+v", d)
+	}
+	// the key's month was never limited before: its counter starts now
+	if k := windows(st[1])["tpmo"]; st[1].Stored == nil || k.Limit != 50 || k.Used != 0 {
+		t.Fatalf("key: %+v", st[1])
+	}
+	// and the next reservation sees the same: refused by the user's day
+	r.ID, r.Cap = newID(t), 1
+	if _, d, err := s.Reserve(ctx, r); err != nil || d == nil || d.Scope != "user" || d.Window != "tpd" || d.Limit != 100 {
+		t.Fatalf("%+v %v", d, err)
+	}
+}
+
+func windows(s ScopeStatus) map[string]Window {
+	m := map[string]Window{}
+	for _, w := range s.Windows {
+		m[w.Name] = w
+	}
+	return m
+}
+
+func TestSetLimitsUntilExpiresTheEntryAfterItsEnd(t *testing.T) {
+	s, rdb := realRedis(t)
+	ctx := context.Background()
+	sub := "until-" + newID(t)
+	end := time.Now().Add(10 * time.Minute)
+	if err := s.SetLimitsUntil(ctx, sub, "k:a", &StoredLimits{Limits: Limits{TokensPerDay: 5}}, end); err != nil {
+		t.Fatal(err)
+	}
+	ttl := rdb.TTL(ctx, limitsKey(sub, "k:a")).Val()
+	if ttl < limitsSlack || ttl > limitsSlack+10*time.Minute+time.Second {
+		t.Fatalf("ttl %v", ttl)
+	}
+	// rewritten without an end: no expiry; removed: gone
+	if err := s.SetLimits(ctx, sub, "k:a", &StoredLimits{Models: []string{"m"}}); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.TTL(ctx, limitsKey(sub, "k:a")).Val(); ttl != -1 {
+		t.Fatalf("ttl %v", ttl)
+	}
+	if l, err := s.Limits(ctx, sub, "k:a"); err != nil || l == nil || l.Limits.TokensPerDay != 0 || l.Models[0] != "m" {
+		t.Fatalf("%+v %v", l, err)
+	}
+	if err := s.SetLimitsUntil(ctx, sub, "k:a", nil, end); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.Limits(ctx, sub, "k:a"); err != nil || l != nil {
+		t.Fatalf("%+v %v", l, err)
+	}
+}

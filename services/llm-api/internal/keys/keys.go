@@ -14,6 +14,9 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
 )
 
 // Record is one stored key. The secret is never stored: MAC is
@@ -32,6 +35,24 @@ type Record struct {
 	RevokedAt  *time.Time // may lie in the future: the end of a rotation's grace period
 	LastUsedAt *time.Time
 	ReplacedBy string // id of the key that rotated this one
+	// Budget is the key's own budget (nil: none, its owner's alone
+	// applies) and Models the models it may use (nil: its owner's); both
+	// are copied to the key that rotates it and mirrored to Redis (Budgets).
+	Budget *budget.Limits
+	Models []string
+}
+
+// Budgeted reports whether the key has its own budget or models.
+func (r *Record) Budgeted() bool { return r.Budget != nil || r.Models != nil }
+
+// End is when the key stops being valid: the earlier of its expiry and its
+// revocation (nil: never).
+func (r *Record) End() *time.Time {
+	end := r.ExpiresAt
+	if r.RevokedAt != nil && (end == nil || r.RevokedAt.Before(*end)) {
+		end = r.RevokedAt
+	}
+	return end
 }
 
 // Status values of a key (derived, never stored).
@@ -112,6 +133,23 @@ type RoleSource interface {
 type Publisher interface {
 	PublishRevocation(ctx context.Context, kid string, at time.Time) error
 }
+
+// Budgets checks API keys' own budgets and models against their owner's
+// and mirrors them where every replica reserves (package entitlement:
+// Redis).
+type Budgets interface {
+	// Check refuses (an *InputError, or budget.ErrNoBudget) a budget or
+	// models the owner may not give a key.
+	Check(ctx context.Context, owner *identity.Identity, l *budget.Limits, models []string) error
+	// Apply writes a live key's budget and models; Remove deletes them
+	// (a revoked or expired key). Both do nothing for a key without.
+	Apply(ctx context.Context, rec Record) error
+	Remove(ctx context.Context, rec Record) error
+}
+
+// ErrBudgetsOff: a key budget or models were asked for while the service
+// has no budgets (LLM_BUDGETS_FILE unset, STRICT=false only).
+var ErrBudgetsOff = errors.New("api key budgets are not configured on this server")
 
 // Reason is the stable code of a validation refusal (HTTP 401). It is an
 // error value: match with errors.Is.

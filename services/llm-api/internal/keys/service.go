@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/pkg/apikey"
 	"github.com/edgeguard/edgeguard/pkg/identity"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
 	"github.com/rs/zerolog"
 )
 
@@ -50,6 +51,9 @@ type Config struct {
 	Peppers *apikey.Peppers
 	Revoked *Sweeper // publishes revocations; nil: none (tests)
 	Usage   *Usage   // records last use; nil: none
+	// Budgets checks and mirrors keys' own budgets and models; nil: keys
+	// carry none (a create asking for one is ErrBudgetsOff).
+	Budgets Budgets
 
 	// MaxPerUser is the most active keys an owner may have (default 10).
 	MaxPerUser int
@@ -126,6 +130,10 @@ type CreateInput struct {
 	ExpiresInDays    *int
 	ExpiresInSeconds *int64   // short-lived keys (edgectl run)
 	Roles            []string // nil: the caller's roles minus admin
+	// Budget is the key's own budget (nil: none) and Models the models it
+	// may use (nil: the owner's); both within the owner's (Budgets.Check).
+	Budget *budget.Limits
+	Models []string
 }
 
 // Created is a new key: the record and the key itself, shown once.
@@ -151,6 +159,9 @@ func (s *Service) Create(ctx context.Context, caller *identity.Identity, in Crea
 	if err != nil {
 		return Created{}, err
 	}
+	if err := s.checkBudget(ctx, caller, in); err != nil {
+		return Created{}, err
+	}
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	e := expiry(now)
 	exp := &e
@@ -159,7 +170,19 @@ func (s *Service) Create(ctx context.Context, caller *identity.Identity, in Crea
 		if err != nil {
 			return Created{}, err
 		}
+		rec.Budget, rec.Models = in.Budget, slices.Clone(in.Models)
+		// Redis first: a key is never usable without its limits (an
+		// entry of a key that then fails to be stored is removed, and
+		// expires with the key anyway)
+		if rec.Budgeted() {
+			if err := s.cfg.Budgets.Apply(ctx, *rec); err != nil {
+				return Created{}, fmt.Errorf("key budget: %w", err)
+			}
+		}
 		err = s.cfg.Store.Create(ctx, rec, s.cfg.MaxPerUser, now)
+		if err != nil {
+			s.removeBudget(ctx, *rec)
+		}
 		if errors.Is(err, ErrKIDTaken) {
 			s.log.Info().Str("kid", rec.KID).Msg("key id collision; generating another key")
 			continue
@@ -167,10 +190,45 @@ func (s *Service) Create(ctx context.Context, caller *identity.Identity, in Crea
 		if err != nil {
 			return Created{}, err
 		}
-		s.log.Info().Str("kid", rec.KID).Str("key_uuid", rec.ID).Str("owner", rec.Owner).Msg("api key created")
+		s.log.Info().Str("kid", rec.KID).Str("key_uuid", rec.ID).Str("owner", rec.Owner).Bool("budget", rec.Budget != nil).
+			Bool("models", rec.Models != nil).Msg("api key created")
 		return Created{Record: *rec, Key: key}, nil
 	}
 	return Created{}, fmt.Errorf("keys: %d key id collisions in a row", kidAttempts)
+}
+
+// checkBudget checks a requested key budget and models: well-formed, and
+// within the caller's own (Budgets.Check).
+func (s *Service) checkBudget(ctx context.Context, caller *identity.Identity, in CreateInput) error {
+	if in.Budget == nil && in.Models == nil {
+		return nil
+	}
+	if in.Budget != nil && in.Budget.Zero() {
+		return &InputError{"invalid_budget", "budget sets no limit (leave it out for none)"}
+	}
+	if in.Models != nil {
+		if err := budget.CheckModels(in.Models); err != nil {
+			var fe *budget.FieldError
+			errors.As(err, &fe)
+			return &InputError{"invalid_models", fe.Message}
+		}
+	}
+	if s.cfg.Budgets == nil {
+		return ErrBudgetsOff
+	}
+	return s.cfg.Budgets.Check(ctx, caller, in.Budget, in.Models)
+}
+
+// removeBudget deletes a key's Redis limits (a revoked key, a key that
+// failed to be stored); a failure is logged: the entry expires with the
+// key, and the edge refuses the key anyway.
+func (s *Service) removeBudget(ctx context.Context, rec Record) {
+	if !rec.Budgeted() || s.cfg.Budgets == nil {
+		return
+	}
+	if err := s.cfg.Budgets.Remove(ctx, rec); err != nil {
+		s.log.Warn().Err(err).Str("kid", rec.KID).Msg("key budget not removed from Redis (it expires with the key)")
+	}
 }
 
 // expiry checks the requested lifetime and returns the expiry of a key
@@ -299,6 +357,7 @@ func (s *Service) Revoke(ctx context.Context, caller *identity.Identity, id stri
 	}
 	if changed {
 		s.log.Info().Str("kid", rec.KID).Str("key_uuid", rec.ID).Msg("api key revoked")
+		s.removeBudget(ctx, rec)
 		if s.cfg.Revoked != nil {
 			s.cfg.Revoked.PublishNow(ctx, rec, now)
 		}
@@ -338,8 +397,19 @@ func (s *Service) Rotate(ctx context.Context, caller *identity.Identity, id stri
 				exp = &e
 			}
 			rec, k, err := s.newRecord(old.Owner, old.Name, old.Roles, now, exp)
+			if err != nil {
+				return nil, err
+			}
 			key = k
-			return rec, err
+			// the new key keeps the old one's budget and models, in Redis
+			// before it exists (the transaction rolls back if this fails)
+			rec.Budget, rec.Models = old.Budget, slices.Clone(old.Models)
+			if rec.Budgeted() && s.cfg.Budgets != nil {
+				if err := s.cfg.Budgets.Apply(ctx, *rec); err != nil {
+					return nil, fmt.Errorf("key budget: %w", err)
+				}
+			}
+			return rec, nil
 		}
 		old, created, err := s.cfg.Store.Rotate(ctx, caller.Subject, id, build, revokeAt, now)
 		if errors.Is(err, ErrKIDTaken) {
@@ -352,6 +422,15 @@ func (s *Service) Rotate(ctx context.Context, caller *identity.Identity, id stri
 		s.log.Info().Str("kid", created.KID).Str("old_kid", old.KID).Int("grace_seconds", in.GraceSeconds).Msg("api key rotated")
 		if in.GraceSeconds == 0 && s.cfg.Revoked != nil {
 			s.cfg.Revoked.PublishNow(ctx, old, now)
+		}
+		switch {
+		case in.GraceSeconds == 0:
+			s.removeBudget(ctx, old)
+		case old.Budgeted() && s.cfg.Budgets != nil:
+			// still valid for the grace period: its entry ends with it
+			if err := s.cfg.Budgets.Apply(ctx, old); err != nil {
+				s.log.Warn().Err(err).Str("kid", old.KID).Msg("old key budget's end not written to Redis (it expires with the key)")
+			}
 		}
 		return Rotated{Created: Created{Record: created, Key: key}, Old: old}, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 )
 
@@ -59,6 +60,35 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		if _, err := s.ByKID(ctx, "ZZZZZZZZ"); !errors.Is(err, keys.ErrNotFound) {
 			t.Fatalf("unknown kid: %v", err)
+		}
+	})
+
+	t.Run("BudgetAndModelsReadBack", func(t *testing.T) {
+		s := newStore(t)
+		rec := Record(t, "alice", "budgeted", now)
+		rec.Budget = &budget.Limits{TokensPerDay: 1000, NanoUSDPerMonth: 2_500_000_000}
+		rec.Models = []string{"small", "org/model:7b"}
+		only := Record(t, "alice", "models-only", now)
+		only.Models = []string{"small"}
+		plain := Record(t, "alice", "plain", now)
+		for _, r := range []*keys.Record{rec, only, plain} {
+			mustCreate(t, s, r, 10, now)
+			got, err := s.ByKID(ctx, r.KID)
+			if err != nil || !reflect.DeepEqual(got, *r) {
+				t.Fatalf("read back\n%+v (%v)\nwant\n%+v", got, err, *r)
+			}
+		}
+		list, err := s.List(ctx, "alice", 10)
+		if err != nil || len(list) != 3 {
+			t.Fatalf("%+v %v", list, err)
+		}
+		for _, r := range list {
+			if r.KID == rec.KID && (r.Budget == nil || *r.Budget != *rec.Budget || len(r.Models) != 2) {
+				t.Fatalf("listed %+v", r)
+			}
+			if r.KID == plain.KID && r.Budgeted() {
+				t.Fatalf("a key without a budget listed with one: %+v", r)
+			}
 		}
 	})
 

@@ -38,6 +38,11 @@ func clone(r *keys.Record) keys.Record {
 	c := *r
 	c.Roles = slices.Clone(r.Roles)
 	c.MAC = slices.Clone(r.MAC)
+	c.Models = slices.Clone(r.Models)
+	if r.Budget != nil {
+		b := *r.Budget
+		c.Budget = &b
+	}
 	for _, t := range []**time.Time{&c.ExpiresAt, &c.RevokedAt, &c.LastUsedAt} {
 		if *t != nil {
 			v := **t

@@ -229,9 +229,11 @@ type Row struct {
 	Flagged int64 `json:"flagged"`
 }
 
-// Query selects ledger rows: [From, To) days, optionally one subject.
+// Query selects ledger rows: [From, To) days, optionally one subject and
+// one of its API keys.
 type Query struct {
 	Subject  string
+	KeyID    string // "": every key and the JWT (needs Subject)
 	From, To time.Time
 	Limit    int
 }

@@ -23,6 +23,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,9 +225,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	grant, err := h.cfg.Budgets.Grant(id.RealmRoles)
 	if err != nil {
-		openAIError(w, http.StatusForbidden, "invalid_request_error", CodeBudgetNotConfigured, "",
-			"no budget is configured for your roles")
-		return
+		// no budget for the roles: an administrator's override may give one
+		o := h.override(r, id)
+		if o == nil {
+			openAIError(w, http.StatusForbidden, "invalid_request_error", CodeBudgetNotConfigured, "",
+				"no budget is configured for your roles")
+			return
+		}
+		grant = budget.Grant{Limits: o.Limits, Models: o.Models}
 	}
 	if r.Method == http.MethodGet && r.URL.Path == "/v1/models" {
 		h.models(w, r, id, grant)
@@ -270,7 +276,7 @@ func (h *Handler) meter(w http.ResponseWriter, r *http.Request, ep llmrequest.En
 		openAIError(w, http.StatusBadRequest, "invalid_request_error", llmrequest.CodeInvalidRequest, "", "invalid request")
 		return
 	}
-	if !grant.Allows(plan.Model) {
+	if !grant.Allows(plan.Model) && !h.override(r, id).allows(plan.Model) {
 		h.cfg.Metrics.denied("model", "model")
 		openAIError(w, http.StatusForbidden, "invalid_request_error", CodeModelNotAllowed, "model",
 			"you may not use this model")
@@ -369,6 +375,29 @@ func (h *Handler) meter(w http.ResponseWriter, r *http.Request, ep llmrequest.En
 		}()
 	}()
 	h.cfg.Upstream.ServeHTTP(w, r2)
+}
+
+// override reads the caller's stored user limits (an administrator's
+// override, package entitlement) — only where the roles alone would refuse:
+// no budget for the roles, a model they do not allow. Nil: none, or Redis
+// did not answer (the roles' refusal stands).
+func (h *Handler) override(r *http.Request, id *identity.Identity) *storedUser {
+	l, err := h.cfg.Store.Limits(r.Context(), id.Subject, "u")
+	if err != nil {
+		zerolog.Ctx(r.Context()).Warn().Err(err).Msg("budget override not readable: the roles' budgets decide")
+		return nil
+	}
+	if l == nil {
+		return nil
+	}
+	return &storedUser{*l}
+}
+
+type storedUser struct{ budget.StoredLimits }
+
+// allows: the override lists the model (nil: no override, or none listed).
+func (o *storedUser) allows(model string) bool {
+	return o != nil && o.Models != nil && slices.Contains(o.Models, model)
 }
 
 // reservation is a granted (or unmetered) reservation.

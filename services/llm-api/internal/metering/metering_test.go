@@ -403,6 +403,44 @@ func TestModelsAreLimitedToWhatTheCallerMayUse(t *testing.T) {
 	}
 }
 
+// TestAnOverrideReplacesTheRolesModelsAndGivesABudget: an
+// administrator's override (stored user limits, package entitlement) with
+// models replaces the roles' list — widening it too — and gives a budget to
+// a caller whose roles have none.
+func TestAnOverrideReplacesTheRolesModelsAndGivesABudget(t *testing.T) {
+	r := newRig(t, testenv.RedisAddr(t), nil)
+	ctx := context.Background()
+	guest := newCaller("guest") // roles: small only
+	if err := r.store.SetLimits(ctx, guest.sub, "u", &budget.StoredLimits{Limits: budget.Limits{TokensPerDay: 5000}, Models: []string{"large"}}); err != nil {
+		t.Fatal(err)
+	}
+	large := `{"model":"large","messages":[{"role":"user","content":"x"}]}`
+	if w := r.do(t, guest, http.MethodPost, "/v1/chat/completions", large); w.Code != http.StatusOK {
+		t.Fatalf("a model the override lists: %d %s", w.Code, w.Body)
+	}
+	if w := r.do(t, guest, http.MethodPost, "/v1/chat/completions", chat("")); w.Code != http.StatusForbidden {
+		t.Fatalf("a model of the roles the override leaves out: %d %s", w.Code, w.Body)
+	}
+	w := r.do(t, guest, http.MethodGet, "/v1/models", "")
+	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), `"small"`) || !strings.Contains(w.Body.String(), `"id":"large"`) {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	// no budget for the roles, but an override: its budget applies
+	none := newCaller("offline_access")
+	if err := r.store.SetLimits(ctx, none.sub, "u", &budget.StoredLimits{Limits: budget.Limits{TokensPerDay: 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	if w := r.do(t, none, http.MethodPost, "/v1/chat/completions", chat(`,"max_completion_tokens":5`)); w.Code != http.StatusOK {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if w := r.do(t, none, http.MethodPost, "/v1/chat/completions", chat(`,"max_completion_tokens":600`)); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("the override's day budget: %d %s", w.Code, w.Body)
+	}
+	if w := r.do(t, none, http.MethodGet, "/v1/models", ""); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"id":"small"`) {
+		t.Fatalf("an override without models: every model: %d %s", w.Code, w.Body)
+	}
+}
+
 func TestPerModelBudgetApplies(t *testing.T) {
 	r := newRig(t, testenv.RedisAddr(t), nil)
 	u := newCaller("user")

@@ -15,11 +15,16 @@ import (
 )
 
 // models answers GET /v1/models with the models the caller may use: its
-// roles' (grant) and, for an API key with its own list, the key's.
+// roles' (grant) or, when an administrator's override lists models, the
+// override's, and, for an API key with its own list, among the key's.
 func (h *Handler) models(w http.ResponseWriter, r *http.Request, id *identity.Identity, grant budget.Grant) {
-	var keyModels []string
+	var userModels, keyModels []string
+	parts := map[string]*[]string{"u": &userModels}
 	if id.APIKeyID != "" {
-		l, err := h.cfg.Store.Limits(r.Context(), id.Subject, "k:"+id.APIKeyID)
+		parts["k:"+id.APIKeyID] = &keyModels
+	}
+	for part, dst := range parts {
+		l, err := h.cfg.Store.Limits(r.Context(), id.Subject, part)
 		if err != nil && h.cfg.OnRedisError != OnRedisErrorAllow {
 			zerolog.Ctx(r.Context()).Error().Err(err).Str("reason", CodeBudgetUnavailable).Msg("budget store unavailable")
 			openAIError(w, http.StatusServiceUnavailable, "server_error", CodeBudgetUnavailable, "",
@@ -27,10 +32,14 @@ func (h *Handler) models(w http.ResponseWriter, r *http.Request, id *identity.Id
 			return
 		}
 		if l != nil {
-			keyModels = l.Models
+			*dst = l.Models
 		}
 	}
-	allowed := func(m string) bool { return grant.Allows(m) && (keyModels == nil || slices.Contains(keyModels, m)) }
+	user := grant.Allows
+	if userModels != nil {
+		user = func(m string) bool { return slices.Contains(userModels, m) }
+	}
+	allowed := func(m string) bool { return user(m) && (keyModels == nil || slices.Contains(keyModels, m)) }
 	f := &modelFilter{allowed: allowed}
 	h.cfg.Upstream.ServeHTTP(w, r.WithContext(llmproxy.WithObserver(r.Context(), f)))
 }

@@ -8,8 +8,11 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/audit"
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/auditlog"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/entitlement"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/ledger"
 	"github.com/gin-gonic/gin"
 )
 
@@ -42,6 +45,11 @@ var errorTable = []struct {
 	// guest sessions: Keycloak's own answer is never echoed
 	{guests.ErrInvalidGrant, answer{http.StatusUnauthorized, "invalid_grant", "the refresh token is invalid, expired or revoked", 0, ""}},
 	{guests.ErrIdP, answer{http.StatusBadGateway, "idp_error", "the identity provider could not complete the request", 0, ""}},
+	// budgets: an override that is not there, a key budget where the
+	// service has none, an owner whose roles have no budget
+	{entitlement.ErrNotFound, answer{http.StatusNotFound, "budget_override_not_found", "no budget override for this user", 0, ""}},
+	{keys.ErrBudgetsOff, answer{http.StatusBadRequest, "key_budgets_disabled", "this server has no budgets: create the key without budget and models", 0, ""}},
+	{budget.ErrNoBudget, answer{http.StatusForbidden, "budget_not_configured", "no budget is configured for your roles", 0, ""}},
 	// bodies: this service's code for a body that could not be read
 	{ginedge.ErrBodyUnreadable, answer{http.StatusBadRequest, "invalid_request", "could not read the request body", 0, ""}},
 }
@@ -54,7 +62,8 @@ var failure = answer{http.StatusServiceUnavailable, "unavailable", "service temp
 // failure). Errors that carry their own stable code answer with it: a
 // refused body (*ginedge.BodyError), a refused key input (*keys.InputError),
 // an API key refused at validation (keys.Reason), a refused audit query
-// (*auditlog.QueryError), a guest limit (*guests.LimitedError).
+// (*auditlog.QueryError), a refused usage query (*ledger.QueryError), a
+// guest limit (*guests.LimitedError).
 func answerOf(err error) (answer, bool) {
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
@@ -66,6 +75,7 @@ func answerOf(err error) (answer, bool) {
 		in      *keys.InputError
 		reason  keys.Reason
 		query   *auditlog.QueryError
+		usage   *ledger.QueryError
 		limited *guests.LimitedError
 	)
 	switch {
@@ -77,6 +87,8 @@ func answerOf(err error) (answer, bool) {
 		return answer{status: http.StatusUnauthorized, code: string(reason), message: "api key refused"}, true
 	case errors.As(err, &query):
 		return answer{status: http.StatusBadRequest, code: query.Code, message: query.Message}, true
+	case errors.As(err, &usage):
+		return answer{status: http.StatusBadRequest, code: usage.Code, message: usage.Message}, true
 	case errors.As(err, &limited):
 		msg := "too many guest sessions from this address; try again later"
 		if limited.Scope == "global" {

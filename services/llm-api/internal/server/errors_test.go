@@ -10,8 +10,11 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/edgehttp/ginedge"
 	"github.com/edgeguard/edgeguard/pkg/ratelimit"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/auditlog"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/entitlement"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/ledger"
 )
 
 // One table answers every error, wrapped or not, and says which refusals
@@ -39,6 +42,10 @@ func TestErrorTableAnswersAndAuditsEveryError(t *testing.T) {
 		{keys.Reason("key_revoked"), 401, "key_revoked", "", true},
 		{&auditlog.QueryError{Code: "invalid_limit", Message: "x"}, 400, "invalid_limit", "", true},
 		{limited, 429, "rate_limited", "", true},
+		{fmt.Errorf("budget override: %w", entitlement.ErrNotFound), 404, "budget_override_not_found", "", true},
+		{keys.ErrBudgetsOff, 400, "key_budgets_disabled", "", true},
+		{budget.ErrNoBudget, 403, "budget_not_configured", "", true},
+		{&ledger.QueryError{Code: "invalid_date_range", Message: "x"}, 400, "invalid_date_range", "", true},
 		{errStoreDown, 503, "unavailable", "", false},
 		{context.DeadlineExceeded, 503, "unavailable", "", false},
 	} {

@@ -34,6 +34,10 @@ type CreateRequest struct {
 	ExpiresInDays    *int      `json:"expires_in_days"`
 	ExpiresInSeconds *int64    `json:"expires_in_seconds"`
 	Roles            *[]string `json:"roles"`
+	// Budget is the key's own budget and Models its models (absent or
+	// null: none / the owner's); within the owner's.
+	Budget *BudgetRequest `json:"budget"`
+	Models *[]string      `json:"models"`
 }
 
 // DecodeCreate decodes and bounds a create body. Refusals are
@@ -56,6 +60,18 @@ func DecodeCreate(body []byte) (keys.CreateInput, error) {
 			in.Roles = []string{}
 		}
 	}
+	if req.Budget != nil {
+		l, err := req.Budget.limits("budget.")
+		if err != nil {
+			return keys.CreateInput{}, err
+		}
+		in.Budget = &l
+	}
+	models, err := checkModels(req.Models, "")
+	if err != nil {
+		return keys.CreateInput{}, err
+	}
+	in.Models = models
 	return in, nil
 }
 
@@ -128,11 +144,20 @@ type KeyView struct {
 	ExpiresAt  *time.Time `json:"expires_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
+	// Budget is the key's own budget (null: none) and Models its models
+	// (null: its owner's).
+	Budget *LimitsView `json:"budget"`
+	Models []string    `json:"models"`
 }
 
 func view(r *keys.Record, now time.Time) KeyView {
-	return KeyView{ID: r.ID, KID: r.KID, Name: r.Name, Last4: r.Last4, Roles: r.Roles, Status: r.Status(now),
-		CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt, LastUsedAt: r.LastUsedAt}
+	v := KeyView{ID: r.ID, KID: r.KID, Name: r.Name, Last4: r.Last4, Roles: r.Roles, Status: r.Status(now),
+		CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt, LastUsedAt: r.LastUsedAt, Models: r.Models}
+	if r.Budget != nil {
+		b := limitsView(*r.Budget)
+		v.Budget = &b
+	}
+	return v
 }
 
 // CreatedView is a new key, with the secret shown this once.

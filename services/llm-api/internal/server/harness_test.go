@@ -20,6 +20,8 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/jwtauth"
 	"github.com/edgeguard/edgeguard/pkg/jwtauth/jwttest"
 	"github.com/edgeguard/edgeguard/pkg/testenv"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/entitlement"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keystest"
@@ -47,6 +49,11 @@ type harness struct {
 	internal http.Handler
 	metrics  *httpmetrics.Metrics
 	logs     *testenv.Buffer
+	// with options.budgets: the entitlement service on the real Redis
+	// (budgets), its PostgreSQL side and the ledger in memory (over)
+	ent     *entitlement.Service
+	budgets *budget.Store
+	over    *memBudgets
 
 	mu  sync.Mutex
 	now time.Time
@@ -70,6 +77,10 @@ type options struct {
 	audit *audit.Emitter
 	// token and previous replace the internal token (rotation tests).
 	token, previous *secrets.Value
+	// budgets turns the budget routes on (testBudgets on the real Redis);
+	// wrapAuth wraps the authenticator (API-key callers of /v1/usage).
+	budgets  bool
+	wrapAuth func(edgehttp.Authenticator) edgehttp.Authenticator
 }
 
 func newHarness(t testing.TB, o options) *harness {
@@ -93,7 +104,12 @@ func newHarness(t testing.TB, o options) *harness {
 	h.sweeper = keys.NewSweeper(h.store, h.pub, time.Second, h.clock, log)
 	h.usage = keys.NewUsage(h.store, time.Hour, log)
 	var err error
-	h.svc, err = keys.New(keys.Config{Store: h.store, Roles: h.roles, Peppers: peppers, Revoked: h.sweeper, Usage: h.usage,
+	var kb keys.Budgets
+	if o.budgets {
+		h.budgetsOn(t, log)
+		kb = h.ent
+	}
+	h.svc, err = keys.New(keys.Config{Store: h.store, Roles: h.roles, Peppers: peppers, Revoked: h.sweeper, Usage: h.usage, Budgets: kb,
 		MaxPerUser: o.maxPerUser, IncludeEmail: o.includeEmail, Now: h.clock, NewKey: o.newKey, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +126,9 @@ func newHarness(t testing.TB, o options) *harness {
 	if o.auth != nil {
 		auth = o.auth
 	}
+	if o.wrapAuth != nil {
+		auth = o.wrapAuth(auth)
+	}
 	if o.authOff {
 		auth = nil
 	}
@@ -120,6 +139,9 @@ func newHarness(t testing.TB, o options) *harness {
 	cfg := server.Config{Metrics: h.metrics, Keys: h.svc, Authenticator: auth, InternalToken: o.token, InternalTokenPrevious: o.previous, IncludeEmail: o.includeEmail,
 		Ready: func(context.Context) error { return h.store.Fail }, Logger: log, TrustedProxies: o.trusted,
 		LLM: o.llm, Audit: o.audit}
+	if o.budgets {
+		cfg.Budgets, cfg.Usage = h.ent, h.over
+	}
 	if o.guests != nil {
 		cfg.Guests = o.guests(log)
 	}

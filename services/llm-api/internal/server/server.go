@@ -1,6 +1,8 @@
 // Package server is llm-api's HTTP layer (gin): the public router (the
-// OpenAI-compatible /v1 routes forwarded by package llmproxy and API-key
-// management under /auth/api-keys, both authenticated by pkg/edgehttp; guest
+// OpenAI-compatible /v1 routes forwarded by package llmproxy, GET /v1/usage,
+// API-key management under /auth/api-keys and the admin routes under
+// /v1/admin — audit, budget overrides, usage —, all authenticated by
+// pkg/edgehttp; guest
 // sessions under /auth/guest-login, /auth/refresh and /auth/logout, limited
 // per client address) and the internal router (/internal/api-keys/validate for the edge, /healthz,
 // /readyz), which listen on separate ports. It decodes and bounds every
@@ -22,8 +24,10 @@ import (
 	"github.com/edgeguard/edgeguard/pkg/identity"
 	"github.com/edgeguard/edgeguard/pkg/secrets"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/auditlog"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/entitlement"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/guests"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/ledger"
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 )
@@ -72,6 +76,13 @@ type Config struct {
 	// AuditStore serves /v1/admin/audit/events and /stats. Nil: those
 	// routes answer 503 audit_disabled.
 	AuditStore auditlog.Store
+	// Budgets serves the budget overrides (/v1/admin/budgets/users/…),
+	// the budgets of GET /v1/usage and checks API keys' own budgets; Usage
+	// reads the ledger (GET /v1/usage, /v1/admin/usage). Nil Budgets:
+	// LLM_BUDGETS_FILE is unset and those routes answer 503
+	// budgets_disabled.
+	Budgets *entitlement.Service
+	Usage   ledger.Reader
 	// Ready reports whether the database is reachable (/readyz).
 	Ready  func(ctx context.Context) error
 	Logger zerolog.Logger
@@ -84,6 +95,9 @@ type Config struct {
 func Public(cfg Config) (http.Handler, error) {
 	if cfg.Keys == nil {
 		return nil, errors.New("server: keys service required")
+	}
+	if cfg.Budgets != nil && cfg.Usage == nil {
+		return nil, errors.New("server: budgets need the usage ledger")
 	}
 	trusted := cfg.TrustedProxies
 	if len(trusted) == 0 {
@@ -120,6 +134,10 @@ func Public(cfg Config) (http.Handler, error) {
 	}, "the admin API"))
 	admin.GET("/audit/events", h.auditEvents)
 	admin.GET("/audit/stats", h.auditStats)
+	admin.PUT("/budgets/users/:subject", h.putOverride)
+	admin.GET("/budgets/users/:subject", h.getOverride)
+	admin.DELETE("/budgets/users/:subject", h.deleteOverride)
+	admin.GET("/usage", h.adminUsage)
 	// /v1: the model API, for JWTs and API keys, every role, guests
 	// included (rate limits are the edge's).
 	v1 := e.Group("/v1", guard(identity.Policy{
@@ -135,6 +153,7 @@ func Public(cfg Config) (http.Handler, error) {
 		llm = gin.WrapH(cfg.LLM)
 	}
 	v1.GET("/models", llm)
+	v1.GET("/usage", h.usage)
 	for _, p := range []string{"/chat/completions", "/completions", "/embeddings"} {
 		v1.POST(p, llm)
 	}

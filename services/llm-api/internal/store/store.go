@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/edgeguard/edgeguard/services/llm-api/internal/budget"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/keys"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -109,20 +110,61 @@ func migrate(ctx context.Context, db *sql.DB) ([]string, error) {
 }
 
 const columns = `id::text, kid, hmac, pepper_id, owner_subject, name, roles, last4,
-	created_at, expires_at, revoked_at, last_used_at, coalesce(replaced_by::text, '')`
+	created_at, expires_at, revoked_at, last_used_at, coalesce(replaced_by::text, ''),
+	budget_tokens_per_minute, budget_tokens_per_day, budget_tokens_per_month, budget_nano_usd_per_day,
+	budget_nano_usd_per_month, models`
 
 func scan(row pgx.Row) (keys.Record, error) {
 	var r keys.Record
+	var lim nullLimits
 	err := row.Scan(&r.ID, &r.KID, &r.MAC, &r.PepperID, &r.Owner, &r.Name, &r.Roles, &r.Last4,
-		&r.CreatedAt, &r.ExpiresAt, &r.RevokedAt, &r.LastUsedAt, &r.ReplacedBy)
+		&r.CreatedAt, &r.ExpiresAt, &r.RevokedAt, &r.LastUsedAt, &r.ReplacedBy,
+		&lim[0], &lim[1], &lim[2], &lim[3], &lim[4], &r.Models)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, keys.ErrNotFound
 	}
 	if r.Roles == nil {
 		r.Roles = []string{}
 	}
+	r.Budget = lim.limits()
 	utc(&r)
 	return r, err
+}
+
+// nullLimits are a budget's five windows as nullable columns (NULL: no
+// limit in that window).
+type nullLimits [5]*int64
+
+// limits is nil when no window is set.
+func (n nullLimits) limits() *budget.Limits {
+	v := func(p *int64) int64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	}
+	l := budget.Limits{TokensPerMinute: v(n[0]), TokensPerDay: v(n[1]), TokensPerMonth: v(n[2]),
+		NanoUSDPerDay: v(n[3]), NanoUSDPerMonth: v(n[4])}
+	if l.Zero() {
+		return nil
+	}
+	return &l
+}
+
+// columnsOf turns limits into the five nullable columns (0: NULL).
+func columnsOf(l *budget.Limits) []any {
+	if l == nil {
+		return []any{nil, nil, nil, nil, nil}
+	}
+	out := make([]any, 0, 5)
+	for _, v := range []int64{l.TokensPerMinute, l.TokensPerDay, l.TokensPerMonth, l.NanoUSDPerDay, l.NanoUSDPerMonth} {
+		if v == 0 {
+			out = append(out, nil)
+		} else {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func utc(r *keys.Record) {
@@ -150,10 +192,13 @@ func uniqueErr(err error) error {
 }
 
 func insert(ctx context.Context, tx pgx.Tx, rec *keys.Record) error {
+	args := []any{rec.ID, rec.KID, rec.MAC, rec.PepperID, rec.Owner, rec.Name, rec.Roles, rec.Last4, rec.CreatedAt, rec.ExpiresAt}
+	args = append(append(args, columnsOf(rec.Budget)...), rec.Models)
 	_, err := tx.Exec(ctx, `INSERT INTO api_keys
-		(id, kid, hmac, pepper_id, owner_subject, name, roles, last4, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		rec.ID, rec.KID, rec.MAC, rec.PepperID, rec.Owner, rec.Name, rec.Roles, rec.Last4, rec.CreatedAt, rec.ExpiresAt)
+		(id, kid, hmac, pepper_id, owner_subject, name, roles, last4, created_at, expires_at,
+		 budget_tokens_per_minute, budget_tokens_per_day, budget_tokens_per_month, budget_nano_usd_per_day,
+		 budget_nano_usd_per_month, models)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, args...)
 	return uniqueErr(err)
 }
 

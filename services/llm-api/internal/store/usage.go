@@ -56,10 +56,10 @@ func (s *PG) Usage(ctx context.Context, q ledger.Query) ([]ledger.Row, error) {
 		SELECT to_char(day, 'YYYY-MM-DD'), subject, key_id, model, count(*), sum(prompt_tokens), sum(completion_tokens),
 			sum(tokens), sum(nano_usd), count(*) FILTER (WHERE status IN ('no_usage', 'failed', 'swept', 'unmetered'))
 		FROM llm_usage
-		WHERE day >= $1 AND day < $2 AND ($3 = '' OR subject = $3)
+		WHERE day >= $1 AND day < $2 AND ($3 = '' OR subject = $3) AND ($5 = '' OR key_id = $5)
 		GROUP BY day, subject, key_id, model
 		ORDER BY day DESC, subject, model, key_id
-		LIMIT $4`, q.From.UTC().Format(time.DateOnly), q.To.UTC().Format(time.DateOnly), q.Subject, limit)
+		LIMIT $4`, q.From.UTC().Format(time.DateOnly), q.To.UTC().Format(time.DateOnly), q.Subject, limit, q.KeyID)
 	if err != nil {
 		return nil, fmt.Errorf("store: usage: %w", sanitize(err))
 	}

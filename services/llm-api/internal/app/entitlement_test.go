@@ -240,11 +240,13 @@ func TestLedgerRowsOfModelRequestsAreTheRedisDayCounters(t *testing.T) {
 	}
 	today := time.Now().UTC().Format(time.DateOnly)
 	if a.Subject != user || a.To != today || len(a.Usage) != 1 || a.Usage[0].Day != today || a.Usage[0].Requests != 5 ||
-		a.Usage[0].Tokens != 30 || a.Usage[0].Prompt != 5 || a.Usage[0].Completion != 25 {
+		a.Usage[0].Tokens != 105 || a.Usage[0].Prompt != 25 || a.Usage[0].Completion != 80 {
 		t.Fatalf("%s", b)
 	}
-	// 5 × (1 prompt token × 1000 + 5 completion tokens × 2000) nano-USD
-	if a.Usage[0].USD != "0.000055" {
+	// the stub: 5 prompt tokens (4 for the message, 1 for "hi") and 16
+	// (the default cap) completion tokens a request;
+	// 5 × (5 × 1000 + 16 × 2000) nano-USD
+	if a.Usage[0].USD != "0.000185" {
 		t.Fatalf("usd %s", a.Usage[0].USD)
 	}
 	day := time.Now().UTC().Format("20060102")
@@ -252,12 +254,12 @@ func TestLedgerRowsOfModelRequestsAreTheRedisDayCounters(t *testing.T) {
 	redisNano, _ := c.rdb.HGet(context.Background(), "eg:budget:{"+user+"}:u:d:"+day, "c").Int64()
 	w := a.Budgets["user"]["tokens_per_day"]
 	if redisTokens != a.Usage[0].Tokens || w.Used != float64(redisTokens) || w.Limit != float64(100000) ||
-		redisNano != 55_000 || a.Budgets["user"]["usd_per_day"].Used != a.Usage[0].USD {
+		redisNano != 185_000 || a.Budgets["user"]["usd_per_day"].Used != a.Usage[0].USD {
 		t.Fatalf("redis %d tokens %d nano, answer %s", redisTokens, redisNano, b)
 	}
 	// the admin's view of the same
 	st, b = call(t, http.MethodGet, c.urls[1]+"/v1/admin/usage?subject="+user, c.bearer(t, "root-admin", "admin"), "")
-	if st != 200 || !strings.Contains(string(b), `"subject":"`+user+`"`) || !strings.Contains(string(b), `"tokens":30`) {
+	if st != 200 || !strings.Contains(string(b), `"subject":"`+user+`"`) || !strings.Contains(string(b), `"tokens":105`) {
 		t.Fatalf("admin: %d %s", st, b)
 	}
 }

@@ -12,6 +12,12 @@
 //   wait     as the child of `edgectl run`: hands its key and pid to
 //            KEY_SINK, prints {"ready":true}, then waits; on SIGTERM, SIGINT
 //            or SIGHUP prints {"signal":…} and exits 64+N
+//   budget   a key with a small token budget (TestOpenAISDKHitsAKeysTokenBudget):
+//            a stream with stream_options.include_usage, one without, then
+//            plain chat completions (.withResponse(), PACE_MS apart: the
+//            edge's per-identity limit) until the SDK throws, at most
+//            MAX_REQUESTS; prints {"usage_stream":…,"plain_stream":…,
+//            "answers":[…],"refusal":…} — the figures, never the key
 // Errors print {"error":{"status":…,"name":…}} (never the key) and exit 1.
 import OpenAI from "openai";
 import net from "node:net";
@@ -103,12 +109,84 @@ async function wait() {
   setInterval(() => {}, 1 << 30);
 }
 
+// tokens counts the stub's words ("tok0 tok1 …": one token a word).
+const tokens = (text) => text.split(" ").filter((w) => w !== "").length;
+
+// streamed runs one streamed chat completion and reports its chunks: the
+// content chunks, those carrying a usage object (usage: null counts as
+// none), those with a usage key at all, and the final chunk's shape.
+async function streamed(extra) {
+  const stream = await client.chat.completions.create({ model, messages, stream: true, ...extra });
+  const out = { chunks: 0, content_chunks: 0, content_tokens: 0, usage_chunks: 0, usage_keys: 0, usage: null, last_usage_chunk: -1, last_choices: null };
+  let text = "";
+  for await (const chunk of stream) {
+    const delta = chunk.choices?.[0]?.delta?.content ?? "";
+    if (delta !== "") out.content_chunks++;
+    text += delta;
+    if ("usage" in chunk) out.usage_keys++;
+    if (chunk.usage != null) {
+      out.usage_chunks++;
+      out.usage = chunk.usage;
+      out.last_usage_chunk = out.chunks;
+    }
+    out.last_choices = chunk.choices?.length ?? null;
+    out.chunks++;
+  }
+  out.content_tokens = tokens(text);
+  return out;
+}
+
+async function budget() {
+  const pace = Number(process.env.PACE_MS || "120");
+  const most = Number(process.env.MAX_REQUESTS || "40");
+  const sleep = () => new Promise((r) => setTimeout(r, pace));
+  const out = {
+    usage_stream: await streamed({ stream_options: { include_usage: true } }),
+    plain_stream: (await sleep(), await streamed({})),
+    answers: [],
+    refusal: null,
+  };
+  for (let i = 0; i < most && out.refusal === null; i++) {
+    await sleep();
+    try {
+      const { data, response } = await client.chat.completions.create({ model, messages }).withResponse();
+      const h = (name) => response.headers.get(name);
+      out.answers.push({
+        status: response.status,
+        usage: data.usage,
+        content_tokens: tokens(data.choices[0].message.content),
+        finish_reason: data.choices[0].finish_reason,
+        limit_tokens: h("x-ratelimit-limit-tokens"),
+        remaining_tokens: h("x-ratelimit-remaining-tokens"),
+        reset_tokens: h("x-ratelimit-reset-tokens"),
+      });
+    } catch (err) {
+      out.refusal = {
+        rate_limit_error: err instanceof OpenAI.RateLimitError,
+        api_error: err instanceof OpenAI.APIError,
+        name: err?.name ?? null,
+        status: err?.status ?? null,
+        // the SDK's reading of the OpenAI body {"error":{…}}
+        type: err?.type ?? null,
+        code: err?.code ?? null,
+        param: err?.param ?? null,
+        error: err?.error ?? null,
+        message: err?.message ?? null,
+        retry_after: err?.headers?.get?.("retry-after") ?? null,
+        limit_tokens: err?.headers?.get?.("x-ratelimit-limit-tokens") ?? null,
+      };
+    }
+  }
+  console.log(JSON.stringify(out));
+}
+
 const mode = process.argv[2];
 try {
   if (mode === "chat") await chat();
   else if (mode === "revoked") await revoked();
   else if (mode === "run") await run();
   else if (mode === "wait") await wait();
+  else if (mode === "budget") await budget();
   else fail({ name: `unknown mode ${mode}` });
 } catch (err) {
   fail(err);

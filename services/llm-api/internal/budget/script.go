@@ -159,15 +159,14 @@ for i = 1, ns do
     redis.call('EXPIREAT', KEYS[s.k+3], I(monx + 86400))
   end
 end
-if hl < 0 then
-  -- no minute rate: the tightest token period
-  for i = 1, ns do
-    local s = st[i]
-    for _, w in ipairs({{s.tpd, KEYS[s.k+2], dayx}, {s.tpmo, KEYS[s.k+3], monx}}) do
-      if w[1] > 0 then
-        local room = w[1] - tonumber(redis.call('HGET', w[2], 't') or '0')
-        if room < hr then hl, hr, hreset = w[1], room, w[3] * 1000 - math.floor(now / 1000) end
-      end
+-- the headers describe the tightest token window: the fewest tokens
+-- left, the minute rate's or a period's
+for i = 1, ns do
+  local s = st[i]
+  for _, w in ipairs({{s.tpd, KEYS[s.k+2], dayx}, {s.tpmo, KEYS[s.k+3], monx}}) do
+    if w[1] > 0 then
+      local room = w[1] - tonumber(redis.call('HGET', w[2], 't') or '0')
+      if room < hr then hl, hr, hreset = w[1], room, w[3] * 1000 - math.floor(now / 1000) end
     end
   end
 end

@@ -140,6 +140,26 @@ func TestEmbeddingsReserveTheirInputOnly(t *testing.T) {
 	}
 }
 
+// TestHeadersDescribeTheTightestTokenWindow: a generous minute rate and a
+// nearly spent day: the headers show the day.
+func TestHeadersDescribeTheTightestTokenWindow(t *testing.T) {
+	s, _ := realRedis(t)
+	ctx := context.Background()
+	sub := "hdr-" + newID(t)
+	l := Limits{TokensPerMinute: 200000, TokensPerDay: 1000}
+	r, d, err := s.Reserve(ctx, req(t, sub, l, 100, 1, 500))
+	if err != nil || d != nil {
+		t.Fatal(err, d)
+	}
+	if r.Headers.Limit != 1000 || r.Headers.Remaining != 400 || r.Headers.Reset <= time.Minute {
+		t.Fatalf("%+v: want the day window (1000, 400 left, reset at the end of the UTC day)", r.Headers)
+	}
+	r, _, _ = s.Reserve(ctx, req(t, sub, Limits{TokensPerMinute: 600, TokensPerDay: 100000}, 10, 1, 10))
+	if r == nil || r.Headers.Limit != 600 {
+		t.Fatalf("%+v: want the minute rate", r)
+	}
+}
+
 func TestOvershootIsChargedAndCounted(t *testing.T) {
 	s, rdb := realRedis(t)
 	ctx := context.Background()

@@ -38,6 +38,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/cli/internal/deviceflow"
 	"github.com/edgeguard/edgeguard/cli/internal/keyscmd"
+	"github.com/edgeguard/edgeguard/cli/internal/llmapi"
 	"github.com/edgeguard/edgeguard/cli/internal/outcome"
 	"github.com/edgeguard/edgeguard/cli/internal/session"
 )
@@ -210,7 +211,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	notify(sigc, forwarded...)
 	defer stop(sigc)
 
-	cl, err := keyscmd.Open(ctx, r.o, keyscmd.Conn{Server: r.fl.server, API: r.fl.api, Insecure: r.fl.insecure})
+	cl, err := keyscmd.Open(ctx, r.o, llmapi.Conn{Server: r.fl.server, API: r.fl.api, Insecure: r.fl.insecure})
 	if err != nil {
 		if !outcome.IsFailure(err) {
 			return err // usage: no server, a bad --server or --api
@@ -229,7 +230,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	if name == "" {
 		name = defaultName(args[0])
 	}
-	k, err := cl.Create(ctx, keyscmd.CreateRequest{Name: name, ExpiresInSeconds: int64(r.fl.ttl / time.Second),
+	k, err := keyscmd.Create(ctx, cl, keyscmd.CreateRequest{Name: name, ExpiresInSeconds: int64(r.fl.ttl / time.Second),
 		Roles: r.fl.roles, NoRoles: r.fl.noRoles})
 	if err != nil {
 		if s, ok := pending(sigc); ok {
@@ -308,7 +309,7 @@ wait:
 // on its own goroutine so that a slow identity provider never delays a
 // signal or the revocation. The first failure is sent on failed; done is
 // closed when it has stopped.
-func (r *runner) keepAlive(ctx context.Context, cl *keyscmd.Client, stop <-chan struct{}) (done <-chan struct{}, failed <-chan error) {
+func (r *runner) keepAlive(ctx context.Context, cl *llmapi.Client, stop <-chan struct{}) (done <-chan struct{}, failed <-chan error) {
 	every := r.h.KeepAlive
 	if every <= 0 {
 		every = DefaultKeepAlive
@@ -336,7 +337,7 @@ func (r *runner) keepAlive(ctx context.Context, cl *keyscmd.Client, stop <-chan 
 
 // revokeAndReport revokes k; a failure is always said on stderr (with the
 // key's id and expiry, never the key), a success only with --verbose.
-func (r *runner) revokeAndReport(ctx context.Context, cl *keyscmd.Client, k keyscmd.Key, expires, since time.Time, what string) error {
+func (r *runner) revokeAndReport(ctx context.Context, cl *llmapi.Client, k keyscmd.Key, expires, since time.Time, what string) error {
 	err := revoke(ctx, cl, k.ID)
 	took := time.Since(since).Round(time.Millisecond)
 	if err != nil {
@@ -353,7 +354,7 @@ func (r *runner) revokeAndReport(ctx context.Context, cl *keyscmd.Client, k keys
 
 // revoke revokes key id with a fresh access token, retrying transient
 // failures (network, 5xx, an access token refused) within RevokeTimeout.
-func revoke(ctx context.Context, cl *keyscmd.Client, id string) error {
+func revoke(ctx context.Context, cl *llmapi.Client, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, RevokeTimeout)
 	defer cancel()
 	var err error
@@ -371,10 +372,10 @@ func revoke(ctx context.Context, cl *keyscmd.Client, id string) error {
 			}
 			continue
 		}
-		if err = cl.Revoke(ctx, id); err == nil {
+		if err = keyscmd.Revoke(ctx, cl, id); err == nil {
 			return nil
 		}
-		var ae *keyscmd.APIError
+		var ae *llmapi.APIError
 		if errors.As(err, &ae) && ae.Status < 500 && ae.Status != 401 {
 			return err // a refusal that will not change
 		}

@@ -100,7 +100,7 @@ type Flags struct {
 // Add registers the flags on fs; what says whose budget it is ("the key's",
 // "the user's").
 func (f *Flags) Add(fs *pflag.FlagSet, what string) {
-	fs.Var(&tokens{&f.Limits.TokensPerMinute}, "tokens-per-minute", what+" token limit per minute (1.."+strconv.FormatInt(MaxTokens, 10)+")")
+	fs.Var(&tokens{&f.Limits.TokensPerMinute}, "tokens-per-minute", what+" token limit per minute (1..2^50)")
 	fs.Var(&tokens{&f.Limits.TokensPerDay}, "tokens-per-day", what+" token limit per UTC day")
 	fs.Var(&tokens{&f.Limits.TokensPerMonth}, "tokens-per-month", what+" token limit per UTC month")
 	fs.Var(&usd{&f.Limits.USDPerDay}, "usd-per-day", what+" cost limit per UTC day, a decimal such as 2.5 (at most 9 decimals)")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgeguard/edgeguard/cli/internal/budgetflags"
 	"github.com/edgeguard/edgeguard/cli/internal/llmapi"
 	"github.com/edgeguard/edgeguard/cli/internal/outcome"
 	"github.com/edgeguard/edgeguard/cli/internal/session"
@@ -46,6 +47,20 @@ type Key struct {
 	ReplacedID        string     `json:"replaced_id,omitempty"`
 	ReplacedKID       string     `json:"replaced_kid,omitempty"`
 	ReplacedRevokedAt *time.Time `json:"replaced_revoked_at,omitempty"`
+	// Budget is the key's own budget (nil: none, its owner's applies) and
+	// Models its models (nil: its owner's).
+	Budget *Budget  `json:"budget"`
+	Models []string `json:"models"`
+}
+
+// Budget is a key's own budget as llm-api shows it: every window, null
+// when the key is not limited in it.
+type Budget struct {
+	TokensPerMinute *int64  `json:"tokens_per_minute"`
+	TokensPerDay    *int64  `json:"tokens_per_day"`
+	TokensPerMonth  *int64  `json:"tokens_per_month"`
+	USDPerDay       *string `json:"usd_per_day"`
+	USDPerMonth     *string `json:"usd_per_month"`
 }
 
 // String describes k without its secret.
@@ -97,6 +112,10 @@ type CreateRequest struct {
 	ExpiresInSeconds int64 // 0: not sent
 	Roles            []string
 	NoRoles          bool // send "roles": [] (a key without roles)
+	// Budget and Models narrow the key within its owner's budget (nil,
+	// or no window: not sent).
+	Budget *budgetflags.Limits
+	Models []string
 }
 
 // Create creates a key with a's login; the answer carries the secret
@@ -114,6 +133,12 @@ func Create(ctx context.Context, a *llmapi.Client, r CreateRequest) (Key, error)
 		body["roles"] = []string{}
 	case len(r.Roles) > 0:
 		body["roles"] = r.Roles
+	}
+	if r.Budget != nil && !r.Budget.Empty() {
+		body["budget"] = r.Budget
+	}
+	if r.Models != nil {
+		body["models"] = r.Models
 	}
 	var k Key
 	if _, err := a.Do(ctx, http.MethodPost, Path, body, &k); err != nil {
@@ -161,9 +186,10 @@ func newCreate(o session.Options, fl *flags) *cobra.Command {
 		days    int
 		roles   []string
 		noRoles bool
+		bf      budgetflags.Flags
 	)
 	c := &cobra.Command{
-		Use:   "create --name NAME [--expires-in-days N] [--role R]... [--no-roles]",
+		Use:   "create --name NAME [--expires-in-days N] [--role R]... [--no-roles] [budget flags] [--model M]...",
 		Short: "Create an API key; the key is printed once",
 		Long: `Create an API key. The key is printed on stdout, alone on a line (with
 --json: the whole answer as one JSON line, the key in "key"), and only this
@@ -171,9 +197,17 @@ once: llm-api keeps only its HMAC. Its details and that reminder go to
 stderr.
 
 Roles default to your current roles without admin (llm-api's rule); --role
-picks some of the roles you hold, --no-roles makes a key without roles.`,
+picks some of the roles you hold, --no-roles makes a key without roles.
+
+The budget flags give the key a budget of its own, within yours: in every
+window you are limited in, the key must be limited too, at most as high
+(llm-api refuses with budget_exceeds_owner). USD figures are decimals taken
+exactly as written ("2.5", at most 9 decimals). --model (repeatable) narrows
+the key to some of your models (else models_not_allowed). Without them the
+key shares your budget and models.`,
 		Example: `  KEY=$(edgectl keys create --name ci --expires-in-days 30)
-  edgectl keys create --name notebook --role user --json | jq -r .key`,
+  edgectl keys create --name notebook --role user --json | jq -r .key
+  edgectl keys create --name agent --tokens-per-day 200000 --usd-per-day 2.5 --model qwen2.5-7b`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if strings.TrimSpace(name) == "" {
@@ -189,7 +223,8 @@ picks some of the roles you hold, --no-roles makes a key without roles.`,
 			if err != nil {
 				return err
 			}
-			k, err := Create(c.Context(), a, CreateRequest{Name: name, ExpiresInDays: days, Roles: roles, NoRoles: noRoles})
+			k, err := Create(c.Context(), a, CreateRequest{Name: name, ExpiresInDays: days, Roles: roles, NoRoles: noRoles,
+				Budget: &bf.Limits, Models: bf.Models})
 			if err != nil {
 				return outcome.Fail(err)
 			}
@@ -200,6 +235,7 @@ picks some of the roles you hold, --no-roles makes a key without roles.`,
 	c.Flags().IntVar(&days, "expires-in-days", 0, "lifetime in days (default: llm-api's API_KEY_DEFAULT_EXPIRES_DAYS)")
 	c.Flags().StringSliceVar(&roles, "role", nil, "a realm role you hold, comma-separated or repeated (default: your roles without admin)")
 	c.Flags().BoolVar(&noRoles, "no-roles", false, "a key without roles")
+	bf.Add(c.Flags(), "the key's")
 	return c
 }
 
@@ -215,15 +251,32 @@ func printNewKey(c *cobra.Command, fl *flags, k Key, verb string) error {
 	} else if _, err := fmt.Fprintln(c.OutOrStdout(), session.Sanitize(k.Key, 256)); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "%s API key %q (id %s, kid %s, roles %s, expires %s).\n",
+	fmt.Fprintf(stderr, "%s API key %q (id %s, kid %s, roles %s, expires %s, budget %s, models %s).\n",
 		verb, session.Sanitize(k.Name, 64), session.Sanitize(k.ID, 64), session.Sanitize(k.KID, 16),
-		strings.Join(sanitizeAll(k.Roles), ","), when(k.ExpiresAt))
+		strings.Join(sanitizeAll(k.Roles), ","), when(k.ExpiresAt), BudgetOf(k), ModelsOf(k))
 	if k.ReplacedID != "" {
 		fmt.Fprintf(stderr, "It replaces key %s (kid %s), revoked at %s.\n",
 			session.Sanitize(k.ReplacedID, 64), session.Sanitize(k.ReplacedKID, 16), when(k.ReplacedRevokedAt))
 	}
 	fmt.Fprintln(stderr, "The key is shown only this once: store it now (it cannot be retrieved again).")
 	return nil
+}
+
+// BudgetOf is k's own budget as text ("tokens/day=200000,usd/day=2.5"),
+// "owner's" when it has none.
+func BudgetOf(k Key) string {
+	if k.Budget == nil || budgetflags.Limits(*k.Budget).Empty() {
+		return "owner's"
+	}
+	return budgetflags.Limits(*k.Budget).String()
+}
+
+// ModelsOf is k's models as text, "owner's" when it has none of its own.
+func ModelsOf(k Key) string {
+	if k.Models == nil {
+		return "owner's"
+	}
+	return strings.Join(sanitizeAll(k.Models), ",")
 }
 
 func sanitizeAll(in []string) []string {
@@ -270,11 +323,11 @@ func newList(o session.Options, fl *flags) *cobra.Command {
 				return outcome.WriteLine(c.OutOrStdout(), l)
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tKID\tNAME\tSTATUS\tROLES\tEXPIRES\tLAST USED")
+			fmt.Fprintln(tw, "ID\tKID\tNAME\tSTATUS\tROLES\tEXPIRES\tLAST USED\tBUDGET\tMODELS")
 			for _, k := range l.Keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", session.Sanitize(k.ID, 64), session.Sanitize(k.KID, 16),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", session.Sanitize(k.ID, 64), session.Sanitize(k.KID, 16),
 					session.Sanitize(k.Name, 64), session.Sanitize(k.Status, 16), strings.Join(sanitizeAll(k.Roles), ","),
-					when(k.ExpiresAt), when(k.LastUsedAt))
+					when(k.ExpiresAt), when(k.LastUsedAt), BudgetOf(k), ModelsOf(k))
 			}
 			return tw.Flush()
 		},

@@ -22,7 +22,7 @@ type fakeLLMAPI struct {
 
 	mu      sync.Mutex
 	bearer  func() string // the valid token
-	reqs    []string      // "METHOD path body"
+	reqs    []string      // "METHOD path?query body"
 	auths   []string
 	keys    []string // secrets handed out
 	failure *struct {
@@ -39,9 +39,15 @@ type fakeLLMAPI struct {
 	dpop   *dpop.Verifier
 	nonces *dpop.Nonces
 	proofs int
+	// apiKeys are the API keys /v1/usage accepts (secret → kid); asKey is
+	// the kid of the last request made with one.
+	apiKeys map[string]string
+	asKey   string
+	// overrides are the budget overrides by subject (the PUT bodies).
+	overrides map[string]map[string]any
 }
 
-// requests returns the requests so far ("METHOD path body").
+// requests returns the requests so far ("METHOD path?query body").
 func (f *fakeLLMAPI) requests() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -68,7 +74,7 @@ func (f *fakeLLMAPI) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.reqs = append(f.reqs, r.Method+" "+r.URL.EscapedPath()+" "+string(body))
+	f.reqs = append(f.reqs, r.Method+" "+r.URL.RequestURI()+" "+string(body))
 	f.auths = append(f.auths, r.Header.Get("Authorization"))
 	w.Header().Set("Content-Type", "application/json")
 	reply := func(status int, v any) {
@@ -96,7 +102,18 @@ func (f *fakeLLMAPI) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.proofs++
-	} else if r.Header.Get("Authorization") != "Bearer "+f.bearer() {
+	} else if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "Bearer sk_") {
+		kid, ok := f.apiKeys[strings.TrimPrefix(auth, "Bearer ")]
+		switch {
+		case !ok:
+			reply(http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "key_not_found", "message": "api key refused"}})
+			return
+		case r.URL.Path != "/v1/usage":
+			reply(http.StatusForbidden, map[string]any{"error": map[string]string{"code": "auth_method_not_allowed", "message": "not with an API key"}})
+			return
+		}
+		f.asKey = kid
+	} else if auth != "Bearer "+f.bearer() {
 		reply(http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "signature_invalid", "message": "invalid token"}})
 		return
 	}
@@ -130,6 +147,8 @@ func (f *fakeLLMAPI) serve(w http.ResponseWriter, r *http.Request) {
 		limited["budget"] = map[string]any{"tokens_per_minute": nil, "tokens_per_day": 200000, "tokens_per_month": nil, "usd_per_day": "2.5", "usd_per_month": nil}
 		limited["models"] = []string{"qwen2.5-7b", "llama\x1b[2J"}
 		reply(http.StatusOK, map[string]any{"keys": []any{k, limited}})
+	case strings.HasPrefix(r.URL.Path, "/v1/"):
+		f.serveBudgets(w, r, body, reply)
 	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/auth/api-keys/"):
 		if f.deleteStatus != 0 {
 			reply(f.deleteStatus, map[string]any{"error": map[string]string{"code": "unavailable", "message": "try again"}})

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/edgeguard/edgeguard/cli/internal/budgetscmd"
 	"github.com/edgeguard/edgeguard/cli/internal/credstore"
 	"github.com/edgeguard/edgeguard/cli/internal/doctorcmd"
 	"github.com/edgeguard/edgeguard/cli/internal/jwscmd"
@@ -172,7 +173,7 @@ listings. Only "edgectl token" prints a token.`,
 	root.AddCommand(jwscmd.New(), tokencmd.New(tokencmd.Options{Now: e.Now, Session: opts}))
 	root.AddCommand(logincmd.New(opts)...)
 	root.AddCommand(keyscmd.New(opts), doctorcmd.New(opts), runcmd.New(opts, e.RunHooks))
-	root.AddCommand(usagecmd.New(opts))
+	root.AddCommand(usagecmd.New(opts), budgetscmd.New(opts))
 	return root
 }
 

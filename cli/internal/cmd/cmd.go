@@ -1,7 +1,7 @@
 // Package cmd is edgectl's command tree and its entry point, Run, which
 // returns the exit code instead of exiting so that tests can run commands in
 // process. Each command lives in its own package (jwscmd, tokencmd,
-// logincmd, keyscmd, doctorcmd, runcmd); this one only wires them and turns
+// logincmd, keyscmd, doctorcmd, runcmd, usagecmd, budgetscmd); this one only wires them and turns
 // errors into exit codes and short messages.
 package cmd
 
@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/edgeguard/edgeguard/cli/internal/budgetscmd"
 	"github.com/edgeguard/edgeguard/cli/internal/credstore"
 	"github.com/edgeguard/edgeguard/cli/internal/doctorcmd"
 	"github.com/edgeguard/edgeguard/cli/internal/jwscmd"
@@ -28,6 +29,7 @@ import (
 	"github.com/edgeguard/edgeguard/cli/internal/runcmd"
 	"github.com/edgeguard/edgeguard/cli/internal/session"
 	"github.com/edgeguard/edgeguard/cli/internal/tokencmd"
+	"github.com/edgeguard/edgeguard/cli/internal/usagecmd"
 )
 
 // Version is edgectl's version, set at build time with
@@ -171,6 +173,7 @@ listings. Only "edgectl token" prints a token.`,
 	root.AddCommand(jwscmd.New(), tokencmd.New(tokencmd.Options{Now: e.Now, Session: opts}))
 	root.AddCommand(logincmd.New(opts)...)
 	root.AddCommand(keyscmd.New(opts), doctorcmd.New(opts), runcmd.New(opts, e.RunHooks))
+	root.AddCommand(usagecmd.New(opts), budgetscmd.New(opts))
 	return root
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,7 @@ type fakeLLMAPI struct {
 
 	mu      sync.Mutex
 	bearer  func() string // the valid token
-	reqs    []string      // "METHOD path body"
+	reqs    []string      // "METHOD path?query body"
 	auths   []string
 	keys    []string // secrets handed out
 	failure *struct {
@@ -38,9 +39,15 @@ type fakeLLMAPI struct {
 	dpop   *dpop.Verifier
 	nonces *dpop.Nonces
 	proofs int
+	// apiKeys are the API keys /v1/usage accepts (secret → kid); asKey is
+	// the kid of the last request made with one.
+	apiKeys map[string]string
+	asKey   string
+	// overrides are the budget overrides by subject (the PUT bodies).
+	overrides map[string]map[string]any
 }
 
-// requests returns the requests so far ("METHOD path body").
+// requests returns the requests so far ("METHOD path?query body").
 func (f *fakeLLMAPI) requests() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -67,7 +74,7 @@ func (f *fakeLLMAPI) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.reqs = append(f.reqs, r.Method+" "+r.URL.EscapedPath()+" "+string(body))
+	f.reqs = append(f.reqs, r.Method+" "+r.URL.RequestURI()+" "+string(body))
 	f.auths = append(f.auths, r.Header.Get("Authorization"))
 	w.Header().Set("Content-Type", "application/json")
 	reply := func(status int, v any) {
@@ -95,7 +102,18 @@ func (f *fakeLLMAPI) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.proofs++
-	} else if r.Header.Get("Authorization") != "Bearer "+f.bearer() {
+	} else if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "Bearer sk_") {
+		kid, ok := f.apiKeys[strings.TrimPrefix(auth, "Bearer ")]
+		switch {
+		case !ok:
+			reply(http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "key_not_found", "message": "api key refused"}})
+			return
+		case r.URL.Path != "/v1/usage":
+			reply(http.StatusForbidden, map[string]any{"error": map[string]string{"code": "auth_method_not_allowed", "message": "not with an API key"}})
+			return
+		}
+		f.asKey = kid
+	} else if auth != "Bearer "+f.bearer() {
 		reply(http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "signature_invalid", "message": "invalid token"}})
 		return
 	}
@@ -109,11 +127,28 @@ func (f *fakeLLMAPI) serve(w http.ResponseWriter, r *http.Request) {
 		if f.onCreate != nil {
 			f.onCreate()
 		}
-		reply(http.StatusCreated, f.newKey())
+		k := f.newKey()
+		var in map[string]any
+		_ = json.Unmarshal(body, &in)
+		if b, ok := in["budget"].(map[string]any); ok { // as llm-api shows a key's budget: every window, null if unlimited
+			view := map[string]any{}
+			for _, w := range []string{"tokens_per_minute", "tokens_per_day", "tokens_per_month", "usd_per_day", "usd_per_month"} {
+				view[w] = b[w]
+			}
+			k["budget"] = view
+		}
+		k["models"] = in["models"]
+		reply(http.StatusCreated, k)
 	case r.Method == http.MethodGet && r.URL.Path == "/auth/api-keys":
 		k := f.newKey()
 		delete(k, "key")
-		reply(http.StatusOK, map[string]any{"keys": []any{k}})
+		limited := f.newKey()
+		delete(limited, "key")
+		limited["budget"] = map[string]any{"tokens_per_minute": nil, "tokens_per_day": 200000, "tokens_per_month": nil, "usd_per_day": "2.5", "usd_per_month": nil}
+		limited["models"] = []string{"qwen2.5-7b", "llama\x1b[2J"}
+		reply(http.StatusOK, map[string]any{"keys": []any{k, limited}})
+	case strings.HasPrefix(r.URL.Path, "/v1/"):
+		f.serveBudgets(w, r, body, reply)
 	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/auth/api-keys/"):
 		if f.deleteStatus != 0 {
 			reply(f.deleteStatus, map[string]any{"error": map[string]string{"code": "unavailable", "message": "try again"}})
@@ -178,10 +213,19 @@ func TestKeysCommandsUseTheLogin(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "KID") || !strings.Contains(r.stdout, "active") {
 		t.Fatalf("list: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
+	hasLine(t, r.stdout, "ID KID NAME STATUS ROLES EXPIRES LAST USED BUDGET MODELS")
+	if !regexp.MustCompile(`(?m) owner's +owner's$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m) tokens/day=200000,usd/day=2\.5 +qwen2\.5-7b,llama\?\[2J$`).MatchString(r.stdout) {
+		t.Errorf("list: the keys' budgets and models:\n%s", r.stdout)
+	}
 	r = u.run(append([]string{"keys", "list", "--json"}, apiArgs...)...)
 	var l struct{ Keys []map[string]any }
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &l) != nil || len(l.Keys) != 1 || l.Keys[0]["key"] != nil {
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &l) != nil || len(l.Keys) != 2 || l.Keys[0]["key"] != nil || l.Keys[1]["key"] != nil {
 		t.Fatalf("list --json: exit %d %q", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stdout, `"budget":null,"models":null}`) ||
+		!strings.Contains(r.stdout, `"budget":{"tokens_per_minute":null,"tokens_per_day":200000,"tokens_per_month":null,"usd_per_day":"2.5","usd_per_month":null},"models":["qwen2.5-7b",`) {
+		t.Errorf("list --json: budgets and models as llm-api has them: %s", r.stdout)
 	}
 
 	// revoke and rotate.
@@ -288,5 +332,84 @@ func TestKeysWithoutLogin(t *testing.T) {
 	r := u.run("keys", "list", "--server", "https://edge.example.com", "--api", api.srv.URL)
 	if r.code != 1 || !strings.Contains(r.stderr, "not logged in to https://edge.example.com") || len(api.reqs) != 0 {
 		t.Fatalf("keys without login: exit %d %q", r.code, r.stderr)
+	}
+}
+
+// keys create's budget flags and --model: sent as "budget" and "models"
+// exactly (USD as the string given), only when given; bad values are usage
+// errors before anything is sent; llm-api's refusals are exit 1.
+func TestKeysCreateWithABudgetAndModels(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		body   string // the create request's body
+		stderr string
+	}{
+		{"none", nil, 0, `{"name":"ci"}`, "budget owner's, models owner's"},
+		{"every window", []string{"--tokens-per-minute", "20000", "--tokens-per-day", "200000", "--tokens-per-month", "3000000",
+			"--usd-per-day", "2.50", "--usd-per-month", "0.000000001"}, 0,
+			`{"budget":{"tokens_per_minute":20000,"tokens_per_day":200000,"tokens_per_month":3000000,"usd_per_day":"2.50","usd_per_month":"0.000000001"},"name":"ci"}`,
+			"budget tokens/min=20000,tokens/day=200000,tokens/month=3000000,usd/day=2.50,usd/month=0.000000001, models owner's"},
+		{"models only", []string{"--model", "qwen2.5-7b", "--model", "org/llama,3"}, 0, `{"models":["qwen2.5-7b","org/llama,3"],"name":"ci"}`,
+			"models qwen2.5-7b,org/llama,3"},
+		{"with roles and expiry", []string{"--role", "user", "--expires-in-days", "7", "--usd-per-day", "1", "--model", "m"}, 0,
+			`{"budget":{"usd_per_day":"1"},"expires_in_days":7,"models":["m"],"name":"ci","roles":["user"]}`, "budget usd/day=1, models m"},
+		{"usd exponent", []string{"--usd-per-day", "1e9"}, 2, "", `invalid argument "1e9" for "--usd-per-day" flag: not plain decimal digits`},
+		{"usd negative", []string{"--usd-per-month", "-1"}, 2, "", "--usd-per-month"},
+		{"usd hex", []string{"--usd-per-day", "0x10"}, 2, "", "not plain decimal digits"},
+		{"usd ten decimals", []string{"--usd-per-day", "1.0000000001"}, 2, "", "more than 9 decimals"},
+		{"usd zero", []string{"--usd-per-day", "0.00"}, 2, "", "more than 0"},
+		{"usd arabic digits", []string{"--usd-per-day", "١"}, 2, "", "not plain decimal digits"},
+		{"usd too much", []string{"--usd-per-month", "1000000.5"}, 2, "", "at most 1000000"},
+		{"tokens negative", []string{"--tokens-per-day", "-5"}, 2, "", "--tokens-per-day"},
+		{"tokens zero", []string{"--tokens-per-minute", "0"}, 2, "", "between 1 and"},
+		{"tokens float", []string{"--tokens-per-day", "1.5"}, 2, "", "not plain decimal digits"},
+		{"tokens hex", []string{"--tokens-per-month", "0x10"}, 2, "", "not plain decimal digits"},
+		{"tokens above 2^50", []string{"--tokens-per-month", "1125899906842625"}, 2, "", "between 1 and"},
+		{"model twice", []string{"--model", "a", "--model", "a"}, 2, "", "given twice"},
+		{"model with a space", []string{"--model", "a b"}, 2, "", "no spaces"},
+		{"model empty", []string{"--model", ""}, 2, "", "1-128 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, kc, api := loggedIn(t)
+			r := u.run(append([]string{"keys", "create", "--name", "ci", "--api", api.srv.URL}, tt.args...)...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.stderr) {
+				t.Fatalf("exit %d stderr %q; want %d with %q", r.code, r.stderr, tt.code, tt.stderr)
+			}
+			reqs := api.requests()
+			if tt.code != 0 {
+				if len(reqs) != 0 || r.stdout != "" || !strings.Contains(r.stderr, "Run 'edgectl keys create --help' for usage.") {
+					t.Fatalf("a usage error sent %d requests, stdout %q stderr %q", len(reqs), r.stdout, r.stderr)
+				}
+				return
+			}
+			if want := "POST /auth/api-keys " + tt.body; len(reqs) != 1 || reqs[0] != want {
+				t.Fatalf("request %q, want %q", reqs, want)
+			}
+			if r.stdout != api.keys[0]+"\n" || strings.Contains(r.stderr, api.keys[0]) {
+				t.Fatalf("the key: stdout %q, in stderr %t", r.stdout, strings.Contains(r.stderr, api.keys[0]))
+			}
+			noTokens(t, r, kc.secrets())
+		})
+	}
+
+	// llm-api's refusals, as every other API error: exit 1, status, code, message.
+	for code, msg := range map[string]string{
+		"budget_exceeds_owner": "budget.tokens_per_day: must be limited, at most 100000 (your budget)",
+		"models_not_allowed":   "models[0] is not among your models",
+		"key_budgets_disabled": "budgets are not configured on this server",
+	} {
+		u, kc, api := loggedIn(t)
+		api.failure = &struct {
+			status     int
+			code, body string
+		}{status: 400, body: `{"error":{"code":"` + code + `","message":"` + msg + `"}}`}
+		r := u.run("keys", "create", "--name", "ci", "--api", api.srv.URL, "--tokens-per-day", "500000", "--model", "big")
+		if want := "edgectl: llm-api answered 400 " + code + ": " + msg + "\n"; r.code != 1 || r.stderr != want || r.stdout != "" {
+			t.Errorf("%s: exit %d stdout %q stderr %q, want %q", code, r.code, r.stdout, r.stderr, want)
+		}
+		noTokens(t, r, kc.secrets())
 	}
 }

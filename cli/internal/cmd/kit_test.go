@@ -222,3 +222,16 @@ func noLeak(t testing.TB, r result, secrets ...string) {
 		}
 	}
 }
+
+// hasLine fails unless out has a line whose words are want's (tables are
+// aligned with spaces).
+func hasLine(t *testing.T, out, want string) {
+	t.Helper()
+	w := strings.Join(strings.Fields(want), " ")
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Join(strings.Fields(l), " ") == w {
+			return
+		}
+	}
+	t.Errorf("no line %q in:\n%s", want, out)
+}

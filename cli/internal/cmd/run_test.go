@@ -230,7 +230,7 @@ func TestRunGivesTheChildAThrowawayKeyAndRevokesItWhenItExits(t *testing.T) {
 	}
 	body := createdAndRevoked(t, api)
 	name, _ := body["name"].(string)
-	if body["expires_in_seconds"] != float64(3600) || body["roles"] != nil || body["expires_in_days"] != nil ||
+	if body["expires_in_seconds"] != float64(3600) || body["roles"] != nil || body["expires_in_days"] != nil || body["budget"] != nil || body["models"] != nil ||
 		!strings.HasPrefix(name, "run:"+filepath.Base(os.Args[0])+":") || len(name) != len("run:"+filepath.Base(os.Args[0])+":")+6 {
 		t.Fatalf("create request %v", body)
 	}
@@ -241,15 +241,21 @@ func TestRunGivesTheChildAThrowawayKeyAndRevokesItWhenItExits(t *testing.T) {
 
 	// --verbose: which key, and its revocation, on stderr — never the key.
 	u2, kc2, api2 := loggedIn(t)
-	r = runChild(t, u2, api2, runcmd.Hooks{}, append([]string{"--verbose", "--ttl", "90s", "--role", "user", "--name", "nightly"},
+	r = runChild(t, u2, api2, runcmd.Hooks{}, append([]string{"--verbose", "--ttl", "90s", "--role", "user", "--name", "nightly",
+		"--model", "qwen2.5-7b", "--model", "llama-3.1-70b", "--tokens-per-day", "200000", "--usd-per-day", "0.50"},
 		child(t, "exit", "0")...)...)
 	if r.code != 0 || !strings.Contains(r.stderr, "kid "+api2.lastKID()) || !strings.Contains(r.stderr, "revoked the run's API key") ||
-		!strings.Contains(r.stderr, "(exit code 0)") {
+		!strings.Contains(r.stderr, "(exit code 0)") || !strings.Contains(r.stderr, "models qwen2.5-7b,llama-3.1-70b, budget tokens/day=200000,usd/day=0.50,") {
 		t.Fatalf("--verbose: exit %d stderr %q", r.code, r.stderr)
 	}
 	body = createdAndRevoked(t, api2)
 	if body["expires_in_seconds"] != float64(90) || fmt.Sprint(body["roles"]) != "[user]" || body["name"] != "nightly" {
 		t.Fatalf("create request %v", body)
+	}
+	// the key's budget and models, exactly: USD as the string given
+	if raw := strings.TrimPrefix(api2.requests()[0], "POST /auth/api-keys "); !strings.Contains(raw,
+		`"budget":{"tokens_per_day":200000,"usd_per_day":"0.50"},"expires_in_seconds":90,"models":["qwen2.5-7b","llama-3.1-70b"],`) {
+		t.Fatalf("create request %s", raw)
 	}
 	noKey(t, r, api2, kc2.secrets())
 
@@ -481,6 +487,10 @@ func TestRunFailuresBeforeTheChild(t *testing.T) {
 		{"EDGEGUARD_API_KEY as a key variable", append([]string{"--key-env", "EDGEGUARD_API_KEY"}, exitZero...), 2, "removes that variable", false},
 		{"one variable for key and URL", append([]string{"--base-url-env", "OPENAI_API_KEY"}, exitZero...), 2, "already holds the key", false},
 		{"plain http base URL", append([]string{"--base-url", "http://llm.example.com/v1"}, exitZero...), 2, "--base-url", false},
+		{"--usd-per-day as an exponent", append([]string{"--usd-per-day", "1e9"}, exitZero...), 2, `invalid argument "1e9" for "--usd-per-day"`, false},
+		{"--usd-per-month with 10 decimals", append([]string{"--usd-per-month", "1.0000000001"}, exitZero...), 2, "more than 9 decimals", false},
+		{"--tokens-per-minute negative", append([]string{"--tokens-per-minute", "-1"}, exitZero...), 2, "--tokens-per-minute", false},
+		{"--model twice", append([]string{"--model", "m", "--model", "m"}, exitZero...), 2, "given twice", false},
 		{"command not found", []string{"--", "edgectl-no-such-command-xyz"}, runcmd.ExitNotFound, "edgectl-no-such-command-xyz: command not found", false},
 		{"command not executable", []string{"--", notExec}, runcmd.ExitCannotRun, "permission denied", false},
 	} {
@@ -513,6 +523,18 @@ func TestRunFailuresBeforeTheChild(t *testing.T) {
 		}{status: 403, body: `{"error":{"code":"roles_not_held","message":"requested roles are not all held"}}`}
 		r := runChild(t, u, api, runcmd.Hooks{}, append([]string{"--role", "admin"}, child(t, "env")...)...)
 		if r.code != runcmd.ExitFailed || !strings.Contains(r.stderr, "creating the run's API key: llm-api answered 403 roles_not_held") || r.stdout != "" {
+			t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("budget beyond the owner's", func(t *testing.T) {
+		u, _, api := loggedIn(t)
+		api.failure = &struct {
+			status     int
+			code, body string
+		}{status: 400, body: `{"error":{"code":"budget_exceeds_owner","message":"budget.tokens_per_day: at most 100000"}}`}
+		r := runChild(t, u, api, runcmd.Hooks{}, append([]string{"--tokens-per-day", "500000"}, child(t, "env")...)...)
+		if r.code != runcmd.ExitFailed || r.stdout != "" ||
+			!strings.Contains(r.stderr, "creating the run's API key: llm-api answered 400 budget_exceeds_owner: budget.tokens_per_day: at most 100000") {
 			t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})

@@ -9,31 +9,26 @@
 package keyscmd
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgeguard/edgeguard/cli/internal/deviceflow"
+	"github.com/edgeguard/edgeguard/cli/internal/budgetflags"
+	"github.com/edgeguard/edgeguard/cli/internal/llmapi"
 	"github.com/edgeguard/edgeguard/cli/internal/outcome"
 	"github.com/edgeguard/edgeguard/cli/internal/session"
 )
 
 // Path is llm-api's API-key collection.
 const Path = "/auth/api-keys"
-
-// maxBody bounds llm-api's answers.
-const maxBody = 1 << 20
 
 // Key is one API key as llm-api shows it. Key (the secret) is only in the
 // answers of create and rotate.
@@ -52,6 +47,20 @@ type Key struct {
 	ReplacedID        string     `json:"replaced_id,omitempty"`
 	ReplacedKID       string     `json:"replaced_kid,omitempty"`
 	ReplacedRevokedAt *time.Time `json:"replaced_revoked_at,omitempty"`
+	// Budget is the key's own budget (nil: none, its owner's applies) and
+	// Models its models (nil: its owner's).
+	Budget *Budget  `json:"budget"`
+	Models []string `json:"models"`
+}
+
+// Budget is a key's own budget as llm-api shows it: every window, null
+// when the key is not limited in it.
+type Budget struct {
+	TokensPerMinute *int64  `json:"tokens_per_minute"`
+	TokensPerDay    *int64  `json:"tokens_per_day"`
+	TokensPerMonth  *int64  `json:"tokens_per_month"`
+	USDPerDay       *string `json:"usd_per_day"`
+	USDPerMonth     *string `json:"usd_per_month"`
 }
 
 // String describes k without its secret.
@@ -61,30 +70,6 @@ func (k Key) String() string {
 
 // GoString is String.
 func (k Key) GoString() string { return k.String() }
-
-// APIError is an error answer of llm-api.
-type APIError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *APIError) Error() string {
-	s := fmt.Sprintf("llm-api answered %d", e.Status)
-	if e.Code != "" {
-		s += " " + e.Code
-	}
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	switch e.Code {
-	case "credential_missing", "token_expired", "signature_invalid":
-		s += " (log in again: edgectl login)"
-	case "forbidden_role":
-		s += " (guests cannot manage API keys)"
-	}
-	return s
-}
 
 type flags struct {
 	server, api, apiKey string
@@ -119,91 +104,6 @@ logged in, 2 usage error.`,
 	return c
 }
 
-// Conn says which llm-api a client talks to, as the flags give it.
-type Conn struct {
-	Server   string // --server ("" : EDGEGUARD_SERVER, else the last login)
-	API      string // --api: llm-api's public base URL ("": the server)
-	APIKey   string // --api-key: refused (ErrAPIKeyNotAccepted, a usage error)
-	Insecure bool   // --insecure-http
-}
-
-// Client is llm-api's key API (/auth/api-keys) authenticated with the
-// stored login's access token — a bearer token, or a DPoP-bound one sent
-// with a proof per request. It is the API-key client of "edgectl keys"
-// and "edgectl run"; Refresh may run concurrently with a request.
-type Client struct {
-	se     *session.Env
-	server string
-	base   string
-	hc     *http.Client
-	mu     sync.Mutex
-	cred   session.Credential // the login's token (and its DPoP key)
-	ua     string
-	// Ignored names a credential present but not used (EDGEGUARD_API_KEY:
-	// keys are managed with the login), "" if none.
-	Ignored string
-}
-
-// Open resolves the server and the login (refreshing its access token when
-// needed). A refused --api-key is returned as is (a usage error); every other
-// error is an outcome.Failure.
-func Open(ctx context.Context, o session.Options, c Conn) (*Client, error) {
-	se, err := o.Open()
-	if err != nil {
-		return nil, err
-	}
-	se.AllowHTTP = c.Insecure
-	server, err := se.Server(c.Server)
-	if err != nil {
-		return nil, err
-	}
-	base := server
-	if c.API != "" {
-		u, err := deviceflow.CheckURL(c.API, c.Insecure)
-		if err != nil {
-			return nil, fmt.Errorf("--api: %w", err)
-		}
-		if u.RawQuery != "" {
-			return nil, errors.New("--api: the URL has a query")
-		}
-		base = strings.TrimRight(u.String(), "/")
-	}
-	cred, err := se.Resolve(ctx, server, c.APIKey, session.Accepts{JWT: true})
-	if errors.Is(err, session.ErrAPIKeyNotAccepted) {
-		return nil, err // usage error
-	}
-	if err != nil {
-		return nil, outcome.Fail(err)
-	}
-	return &Client{se: se, server: server, base: base, hc: se.HTTPClient(), cred: cred, ua: se.UserAgent,
-		Ignored: cred.Ignored}, nil
-}
-
-// Server is the canonical server URL the client's login belongs to.
-func (a *Client) Server() string { return a.server }
-
-// Refresh takes the login's current access token, refreshing (and storing)
-// it when it expires within session.MinValidity. Long-running callers call it
-// before a request and now and then in between, which also keeps the
-// session from ending idle (Keycloak's SSO session idle timeout).
-func (a *Client) Refresh(ctx context.Context) error {
-	cred, err := a.se.Resolve(ctx, a.server, "", session.Accepts{JWT: true})
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	a.cred = cred
-	a.mu.Unlock()
-	return nil
-}
-
-func (a *Client) now() time.Time {
-	if a.se != nil && a.se.Now != nil {
-		return a.se.Now()
-	}
-	return time.Now()
-}
-
 // CreateRequest is what POST /auth/api-keys is asked for (llm-api's
 // README). No Roles and not NoRoles: the caller's roles without admin.
 type CreateRequest struct {
@@ -212,10 +112,15 @@ type CreateRequest struct {
 	ExpiresInSeconds int64 // 0: not sent
 	Roles            []string
 	NoRoles          bool // send "roles": [] (a key without roles)
+	// Budget and Models narrow the key within its owner's budget (nil,
+	// or no window: not sent).
+	Budget *budgetflags.Limits
+	Models []string
 }
 
-// Create creates a key; the answer carries the secret (Key.Key), once.
-func (a *Client) Create(ctx context.Context, r CreateRequest) (Key, error) {
+// Create creates a key with a's login; the answer carries the secret
+// (Key.Key), once.
+func Create(ctx context.Context, a *llmapi.Client, r CreateRequest) (Key, error) {
 	body := map[string]any{"name": r.Name}
 	if r.ExpiresInDays > 0 {
 		body["expires_in_days"] = r.ExpiresInDays
@@ -229,8 +134,14 @@ func (a *Client) Create(ctx context.Context, r CreateRequest) (Key, error) {
 	case len(r.Roles) > 0:
 		body["roles"] = r.Roles
 	}
+	if r.Budget != nil && !r.Budget.Empty() {
+		body["budget"] = r.Budget
+	}
+	if r.Models != nil {
+		body["models"] = r.Models
+	}
 	var k Key
-	if err := a.do(ctx, http.MethodPost, Path, body, &k); err != nil {
+	if _, err := a.Do(ctx, http.MethodPost, Path, body, &k); err != nil {
 		return Key{}, err
 	}
 	if k.Key == "" || k.ID == "" {
@@ -241,12 +152,25 @@ func (a *Client) Create(ctx context.Context, r CreateRequest) (Key, error) {
 
 // Revoke revokes key id (llm-api answers 204, also for a key already
 // revoked).
-func (a *Client) Revoke(ctx context.Context, id string) error {
-	return a.do(ctx, http.MethodDelete, Path+"/"+url.PathEscape(id), nil, nil)
+func Revoke(ctx context.Context, a *llmapi.Client, id string) error {
+	_, err := a.Do(ctx, http.MethodDelete, Path+"/"+url.PathEscape(id), nil, nil)
+	return err
 }
 
-func open(ctx context.Context, o session.Options, fl *flags, stderr io.Writer) (*Client, error) {
-	a, err := Open(ctx, o, Conn{Server: fl.server, API: fl.api, APIKey: fl.apiKey, Insecure: fl.insecure})
+// Open is the client of the key API: the login only (an API key never
+// manages keys).
+func Open(ctx context.Context, o session.Options, c llmapi.Conn) (*llmapi.Client, error) {
+	c.AcceptAPIKey = false
+	a, err := llmapi.Open(ctx, o, c)
+	if err != nil {
+		return nil, err
+	}
+	a.Hints = map[string]string{"forbidden_role": "guests cannot manage API keys"}
+	return a, nil
+}
+
+func open(ctx context.Context, o session.Options, fl *flags, stderr io.Writer) (*llmapi.Client, error) {
+	a, err := Open(ctx, o, llmapi.Conn{Server: fl.server, API: fl.api, APIKey: fl.apiKey, Insecure: fl.insecure})
 	if err != nil {
 		return nil, err
 	}
@@ -256,113 +180,16 @@ func open(ctx context.Context, o session.Options, fl *flags, stderr io.Writer) (
 	return a, nil
 }
 
-// do sends a request; a 2xx JSON answer is decoded into out (when not nil),
-// anything else is an *APIError. A DPoP-bound session's request that the
-// edge answers with use_dpop_nonce is sent once more with the nonce.
-func (a *Client) do(ctx context.Context, method, p string, in, out any) error {
-	var payload []byte
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		payload = b
-	}
-	a.mu.Lock()
-	cred := a.cred
-	a.mu.Unlock()
-	nonce := ""
-	for attempt := 0; ; attempt++ {
-		var body io.Reader
-		if in != nil {
-			body = bytes.NewReader(payload)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, a.base+p, body)
-		if err != nil {
-			return fmt.Errorf("bad URL: %w", err)
-		}
-		if err := cred.Authorize(req, nonce, a.now()); err != nil {
-			return err
-		}
-		req.Header.Set("Accept", "application/json")
-		if in != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		if a.ua != "" {
-			req.Header.Set("User-Agent", a.ua)
-		}
-		resp, err := a.hc.Do(req)
-		if err != nil {
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			return fmt.Errorf("%s %s%s: %w", method, req.URL.Host, req.URL.Path, err)
-		}
-		if n, ok := session.NonceRetry(resp.StatusCode, resp.Header); ok && cred.DPoP != nil && attempt == 0 {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
-			resp.Body.Close()
-			nonce = n
-			continue
-		}
-		return read(resp, method, req, out)
-	}
-}
-
-// read reads an answer of do.
-func read(resp *http.Response, method string, req *http.Request, out any) error {
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return fmt.Errorf("%s %s: reading the answer: %w", method, req.URL.Path, err)
-	}
-	if len(b) > maxBody {
-		return fmt.Errorf("%s %s: answer larger than %d bytes", method, req.URL.Path, maxBody)
-	}
-	if resp.StatusCode/100 != 2 {
-		return apiError(resp.StatusCode, b)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return fmt.Errorf("%s %s: malformed answer: field %s has the wrong type", method, req.URL.Path, te.Field)
-		}
-		return fmt.Errorf("%s %s: malformed answer (status %d, not the expected JSON)", method, req.URL.Path, resp.StatusCode)
-	}
-	return nil
-}
-
-func apiError(status int, b []byte) error {
-	var e struct {
-		Error struct {
-			Code    any `json:"code"`
-			Message any `json:"message"`
-		} `json:"error"`
-	}
-	ae := &APIError{Status: status}
-	if json.Unmarshal(b, &e) == nil {
-		if s, ok := e.Error.Code.(string); ok {
-			ae.Code = session.Sanitize(s, 64)
-		}
-		if s, ok := e.Error.Message.(string); ok {
-			ae.Message = session.Sanitize(s, 200)
-		}
-	}
-	return ae
-}
-
 func newCreate(o session.Options, fl *flags) *cobra.Command {
 	var (
 		name    string
 		days    int
 		roles   []string
 		noRoles bool
+		bf      budgetflags.Flags
 	)
 	c := &cobra.Command{
-		Use:   "create --name NAME [--expires-in-days N] [--role R]... [--no-roles]",
+		Use:   "create --name NAME [--expires-in-days N] [--role R]... [--no-roles] [budget flags] [--model M]...",
 		Short: "Create an API key; the key is printed once",
 		Long: `Create an API key. The key is printed on stdout, alone on a line (with
 --json: the whole answer as one JSON line, the key in "key"), and only this
@@ -370,9 +197,17 @@ once: llm-api keeps only its HMAC. Its details and that reminder go to
 stderr.
 
 Roles default to your current roles without admin (llm-api's rule); --role
-picks some of the roles you hold, --no-roles makes a key without roles.`,
+picks some of the roles you hold, --no-roles makes a key without roles.
+
+The budget flags give the key a budget of its own, within yours: in every
+window you are limited in, the key must be limited too, at most as high
+(llm-api refuses with budget_exceeds_owner). USD figures are decimals taken
+exactly as written ("2.5", at most 9 decimals). --model (repeatable) narrows
+the key to some of your models (else models_not_allowed). Without them the
+key shares your budget and models.`,
 		Example: `  KEY=$(edgectl keys create --name ci --expires-in-days 30)
-  edgectl keys create --name notebook --role user --json | jq -r .key`,
+  edgectl keys create --name notebook --role user --json | jq -r .key
+  edgectl keys create --name agent --tokens-per-day 200000 --usd-per-day 2.5 --model qwen2.5-7b`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if strings.TrimSpace(name) == "" {
@@ -388,7 +223,8 @@ picks some of the roles you hold, --no-roles makes a key without roles.`,
 			if err != nil {
 				return err
 			}
-			k, err := a.Create(c.Context(), CreateRequest{Name: name, ExpiresInDays: days, Roles: roles, NoRoles: noRoles})
+			k, err := Create(c.Context(), a, CreateRequest{Name: name, ExpiresInDays: days, Roles: roles, NoRoles: noRoles,
+				Budget: &bf.Limits, Models: bf.Models})
 			if err != nil {
 				return outcome.Fail(err)
 			}
@@ -399,6 +235,7 @@ picks some of the roles you hold, --no-roles makes a key without roles.`,
 	c.Flags().IntVar(&days, "expires-in-days", 0, "lifetime in days (default: llm-api's API_KEY_DEFAULT_EXPIRES_DAYS)")
 	c.Flags().StringSliceVar(&roles, "role", nil, "a realm role you hold, comma-separated or repeated (default: your roles without admin)")
 	c.Flags().BoolVar(&noRoles, "no-roles", false, "a key without roles")
+	bf.Add(c.Flags(), "the key's")
 	return c
 }
 
@@ -414,15 +251,32 @@ func printNewKey(c *cobra.Command, fl *flags, k Key, verb string) error {
 	} else if _, err := fmt.Fprintln(c.OutOrStdout(), session.Sanitize(k.Key, 256)); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "%s API key %q (id %s, kid %s, roles %s, expires %s).\n",
+	fmt.Fprintf(stderr, "%s API key %q (id %s, kid %s, roles %s, expires %s, budget %s, models %s).\n",
 		verb, session.Sanitize(k.Name, 64), session.Sanitize(k.ID, 64), session.Sanitize(k.KID, 16),
-		strings.Join(sanitizeAll(k.Roles), ","), when(k.ExpiresAt))
+		strings.Join(sanitizeAll(k.Roles), ","), when(k.ExpiresAt), BudgetOf(k), ModelsOf(k))
 	if k.ReplacedID != "" {
 		fmt.Fprintf(stderr, "It replaces key %s (kid %s), revoked at %s.\n",
 			session.Sanitize(k.ReplacedID, 64), session.Sanitize(k.ReplacedKID, 16), when(k.ReplacedRevokedAt))
 	}
 	fmt.Fprintln(stderr, "The key is shown only this once: store it now (it cannot be retrieved again).")
 	return nil
+}
+
+// BudgetOf is k's own budget as text ("tokens/day=200000,usd/day=2.5"),
+// "owner's" when it has none.
+func BudgetOf(k Key) string {
+	if k.Budget == nil || budgetflags.Limits(*k.Budget).Empty() {
+		return "owner's"
+	}
+	return budgetflags.Limits(*k.Budget).String()
+}
+
+// ModelsOf is k's models as text, "owner's" when it has none of its own.
+func ModelsOf(k Key) string {
+	if k.Models == nil {
+		return "owner's"
+	}
+	return strings.Join(sanitizeAll(k.Models), ",")
 }
 
 func sanitizeAll(in []string) []string {
@@ -456,7 +310,7 @@ func newList(o session.Options, fl *flags) *cobra.Command {
 			var l struct {
 				Keys []Key `json:"keys"`
 			}
-			if err := a.do(c.Context(), http.MethodGet, Path, nil, &l); err != nil {
+			if _, err := a.Do(c.Context(), http.MethodGet, Path, nil, &l); err != nil {
 				return outcome.Fail(err)
 			}
 			for i := range l.Keys {
@@ -469,11 +323,11 @@ func newList(o session.Options, fl *flags) *cobra.Command {
 				return outcome.WriteLine(c.OutOrStdout(), l)
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tKID\tNAME\tSTATUS\tROLES\tEXPIRES\tLAST USED")
+			fmt.Fprintln(tw, "ID\tKID\tNAME\tSTATUS\tROLES\tEXPIRES\tLAST USED\tBUDGET\tMODELS")
 			for _, k := range l.Keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", session.Sanitize(k.ID, 64), session.Sanitize(k.KID, 16),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", session.Sanitize(k.ID, 64), session.Sanitize(k.KID, 16),
 					session.Sanitize(k.Name, 64), session.Sanitize(k.Status, 16), strings.Join(sanitizeAll(k.Roles), ","),
-					when(k.ExpiresAt), when(k.LastUsedAt))
+					when(k.ExpiresAt), when(k.LastUsedAt), BudgetOf(k), ModelsOf(k))
 			}
 			return tw.Flush()
 		},
@@ -497,7 +351,7 @@ func newRevoke(o session.Options, fl *flags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := a.Revoke(c.Context(), args[0]); err != nil {
+			if err := Revoke(c.Context(), a, args[0]); err != nil {
 				return outcome.Fail(err)
 			}
 			if fl.asJSON {
@@ -531,7 +385,7 @@ once). The new key is printed like "keys create" prints it.`,
 			}
 			var k Key
 			body := map[string]any{"grace_seconds": int64(grace / time.Second)}
-			if err := a.do(c.Context(), http.MethodPost, Path+"/"+url.PathEscape(args[0])+"/rotate", body, &k); err != nil {
+			if _, err := a.Do(c.Context(), http.MethodPost, Path+"/"+url.PathEscape(args[0])+"/rotate", body, &k); err != nil {
 				return outcome.Fail(err)
 			}
 			return printNewKey(c, fl, k, "Rotated: new")

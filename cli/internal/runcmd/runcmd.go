@@ -6,9 +6,10 @@
 // The key lives only in edgectl's memory and in the child's environment: it
 // is never written to disk and never printed (not with --verbose either).
 // It is created for the run through llm-api's /auth/api-keys with the stored
-// login (package keyscmd's client), named after the command, with the roles
-// the flags narrow it to (never more than the owner's: llm-api refuses roles
-// the caller does not hold) and an expiry of --ttl seconds (at most 1 h): the
+// login (package keyscmd's client), named after the command, with the roles,
+// models and budget the flags narrow it to (never more than the owner's:
+// llm-api refuses roles the caller does not hold, models and budgets beyond
+// the owner's) and an expiry of --ttl seconds (at most 1 h): the
 // backstop when edgectl cannot revoke it (edgectl killed with SIGKILL, the
 // machine gone, the network down at exit).
 //
@@ -36,8 +37,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgeguard/edgeguard/cli/internal/budgetflags"
 	"github.com/edgeguard/edgeguard/cli/internal/deviceflow"
 	"github.com/edgeguard/edgeguard/cli/internal/keyscmd"
+	"github.com/edgeguard/edgeguard/cli/internal/llmapi"
 	"github.com/edgeguard/edgeguard/cli/internal/outcome"
 	"github.com/edgeguard/edgeguard/cli/internal/session"
 )
@@ -88,6 +91,7 @@ type flags struct {
 	insecure, noRoles, verbose bool
 	ttl                        time.Duration
 	roles, keyEnv, baseURLEnv  []string
+	budget                     budgetflags.Flags // the key's own budget and models
 }
 
 // New returns the "run" command.
@@ -104,6 +108,13 @@ OpenAI SDKs work unchanged. The key is revoked as soon as COMMAND exits
 and never printed. The child inherits edgectl's environment without
 EDGEGUARD_API_KEY.
 
+The key has your roles without admin, or those --role names; your models, or
+those --model names (repeatable); your budget, or a budget of its own within
+yours given by --tokens-per-minute, --tokens-per-day, --tokens-per-month,
+--usd-per-day, --usd-per-month (USD as exact decimals, e.g. 2.5). llm-api
+refuses anything beyond what you hold (roles_not_held, models_not_allowed,
+budget_exceeds_owner): a run's key never has more than its owner.
+
 The exit code is COMMAND's (128+N if signal N ended it); 125 if edgectl
 failed (not logged in, no key) or could not revoke the key after COMMAND
 exited 0; 126 if COMMAND cannot be run, 127 if it is not found; 2 on a usage
@@ -112,6 +123,7 @@ COMMAND (SIGINT and SIGQUIT from the terminal already reach it: edgectl does
 not send them twice).`,
 		Example: `  edgectl run -- python agent.py
   edgectl run --ttl 10m --role user -- node script.mjs
+  edgectl run --model qwen2.5-7b --tokens-per-day 200000 --usd-per-day 0.5 -- python agent.py
   edgectl run --key-env ANTHROPIC_API_KEY --base-url-env LLM_BASE_URL -- ./tool`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 || args[0] == "" {
@@ -133,6 +145,7 @@ not send them twice).`,
 	f.DurationVar(&fl.ttl, "ttl", DefaultTTL, "the key's lifetime, whole seconds, 1s..1h: it expires then even if edgectl cannot revoke it")
 	f.StringSliceVar(&fl.roles, "role", nil, "a realm role you hold, comma-separated or repeated (default: your roles without admin)")
 	f.BoolVar(&fl.noRoles, "no-roles", false, "a key without roles")
+	fl.budget.Add(f, "the key's")
 	f.StringVar(&fl.name, "name", "", "the key's name (default run:<command>:<random>)")
 	f.StringSliceVar(&fl.keyEnv, "key-env", nil, "also put the key in this variable (repeatable)")
 	f.StringSliceVar(&fl.baseURLEnv, "base-url-env", nil, "also put the base URL in this variable (repeatable)")
@@ -210,7 +223,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	notify(sigc, forwarded...)
 	defer stop(sigc)
 
-	cl, err := keyscmd.Open(ctx, r.o, keyscmd.Conn{Server: r.fl.server, API: r.fl.api, Insecure: r.fl.insecure})
+	cl, err := keyscmd.Open(ctx, r.o, llmapi.Conn{Server: r.fl.server, API: r.fl.api, Insecure: r.fl.insecure})
 	if err != nil {
 		if !outcome.IsFailure(err) {
 			return err // usage: no server, a bad --server or --api
@@ -229,8 +242,8 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	if name == "" {
 		name = defaultName(args[0])
 	}
-	k, err := cl.Create(ctx, keyscmd.CreateRequest{Name: name, ExpiresInSeconds: int64(r.fl.ttl / time.Second),
-		Roles: r.fl.roles, NoRoles: r.fl.noRoles})
+	k, err := keyscmd.Create(ctx, cl, keyscmd.CreateRequest{Name: name, ExpiresInSeconds: int64(r.fl.ttl / time.Second),
+		Roles: r.fl.roles, NoRoles: r.fl.noRoles, Budget: &r.fl.budget.Limits, Models: r.fl.budget.Models})
 	if err != nil {
 		if s, ok := pending(sigc); ok {
 			return &outcome.Exit{Code: 128 + signum(s), Err: errors.New("run cancelled before the command started")}
@@ -242,9 +255,10 @@ func (r *runner) run(ctx context.Context, args []string) error {
 		expires = *k.ExpiresAt
 	}
 	if r.fl.verbose {
-		fmt.Fprintf(r.stderr, "edgectl: API key %q (id %s, kid %s, roles %s, expires %s) for %s; %s=%s\n",
+		fmt.Fprintf(r.stderr, "edgectl: API key %q (id %s, kid %s, roles %s, models %s, budget %s, expires %s) for %s; %s=%s\n",
 			session.Sanitize(k.Name, 64), session.Sanitize(k.ID, 64), session.Sanitize(k.KID, 16), roleList(k.Roles),
-			expires.UTC().Format(time.RFC3339), session.Sanitize(filepath.Base(args[0]), 64), EnvBaseURL, base)
+			keyscmd.ModelsOf(k), keyscmd.BudgetOf(k), expires.UTC().Format(time.RFC3339),
+			session.Sanitize(filepath.Base(args[0]), 64), EnvBaseURL, base)
 	}
 	bg := context.WithoutCancel(ctx)
 	defer func() {
@@ -308,7 +322,7 @@ wait:
 // on its own goroutine so that a slow identity provider never delays a
 // signal or the revocation. The first failure is sent on failed; done is
 // closed when it has stopped.
-func (r *runner) keepAlive(ctx context.Context, cl *keyscmd.Client, stop <-chan struct{}) (done <-chan struct{}, failed <-chan error) {
+func (r *runner) keepAlive(ctx context.Context, cl *llmapi.Client, stop <-chan struct{}) (done <-chan struct{}, failed <-chan error) {
 	every := r.h.KeepAlive
 	if every <= 0 {
 		every = DefaultKeepAlive
@@ -336,7 +350,7 @@ func (r *runner) keepAlive(ctx context.Context, cl *keyscmd.Client, stop <-chan 
 
 // revokeAndReport revokes k; a failure is always said on stderr (with the
 // key's id and expiry, never the key), a success only with --verbose.
-func (r *runner) revokeAndReport(ctx context.Context, cl *keyscmd.Client, k keyscmd.Key, expires, since time.Time, what string) error {
+func (r *runner) revokeAndReport(ctx context.Context, cl *llmapi.Client, k keyscmd.Key, expires, since time.Time, what string) error {
 	err := revoke(ctx, cl, k.ID)
 	took := time.Since(since).Round(time.Millisecond)
 	if err != nil {
@@ -353,7 +367,7 @@ func (r *runner) revokeAndReport(ctx context.Context, cl *keyscmd.Client, k keys
 
 // revoke revokes key id with a fresh access token, retrying transient
 // failures (network, 5xx, an access token refused) within RevokeTimeout.
-func revoke(ctx context.Context, cl *keyscmd.Client, id string) error {
+func revoke(ctx context.Context, cl *llmapi.Client, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, RevokeTimeout)
 	defer cancel()
 	var err error
@@ -371,10 +385,10 @@ func revoke(ctx context.Context, cl *keyscmd.Client, id string) error {
 			}
 			continue
 		}
-		if err = cl.Revoke(ctx, id); err == nil {
+		if err = keyscmd.Revoke(ctx, cl, id); err == nil {
 			return nil
 		}
-		var ae *keyscmd.APIError
+		var ae *llmapi.APIError
 		if errors.As(err, &ae) && ae.Status < 500 && ae.Status != 401 {
 			return err // a refusal that will not change
 		}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -503,4 +504,70 @@ func eventuallyFast(d time.Duration, f func() bool) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return true
+}
+
+// TestEdgectlRunNarrowsModelsAndUsageShowsTheRun: `edgectl run --model
+// stub-model` with a budget gives the child a key that sees only that
+// model (issue 16's narrowing, with issue 15's key models), carries the
+// budget, and `edgectl usage --json` afterwards lists the run key's usage
+// through the gateway.
+func TestEdgectlRunNarrowsModelsAndUsageShowsTheRun(t *testing.T) {
+	dir := openAIDir(t)
+	_, e, u := loggedInEdgectl(t)
+	sink := newKeySink(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	// the dev budgets limit a user per minute, per day and in USD a day: a
+	// key's own budget limits each of them too (never above its owner's)
+	c := u.command(ctx, "run", "--model", "stub-model", "--tokens-per-minute", "100000", "--tokens-per-day", "5000",
+		"--usd-per-day", "0.5", "--", "node", filepath.Join(dir, "client.mjs"), "run")
+	c.Env = u.env("KEY_SINK="+sink.addr, "MODEL=stub-model", "CHILD_EXIT=0")
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m := sink.wait(t)
+	if err := c.Wait(); err != nil {
+		t.Fatalf("edgectl run: %v; stderr %s", err, stderr.String())
+	}
+	noKeyIn(t, m.Key, stdout.Bytes(), stderr.Bytes())
+	var res struct {
+		Models []string `json:"models"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &res); err != nil || len(res.Models) != 1 || res.Models[0] != "stub-model" {
+		t.Fatalf("the run's key lists %v (want only stub-model): %v %q", res.Models, err, stdout.String())
+	}
+	k := listedKey(t, e, u.token(t), m.Key)
+	if fmt.Sprint(k["models"]) != "[stub-model]" || k["budget"] == nil {
+		t.Fatalf("the run's key as listed: models %v, budget %v", k["models"], k["budget"])
+	}
+	kid, _ := k["kid"].(string)
+	// the ledger is written just after each answer: poll briefly
+	var out []byte
+	if !eventually(10*time.Second, func() bool {
+		uctx, ucancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer ucancel()
+		var err error
+		out, err = u.command(uctx, "usage", "--json").Output()
+		return err == nil && bytes.Contains(out, []byte(`"key_id":"`+kid+`"`))
+	}) {
+		t.Fatalf("edgectl usage does not show the run key %s: %s", kid, out)
+	}
+	noKeyIn(t, m.Key, out)
+	var usage struct {
+		Usage []struct {
+			KeyID  string `json:"key_id"`
+			Model  string `json:"model"`
+			Tokens int64  `json:"tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(out, &usage); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range usage.Usage {
+		if r.KeyID == kid && (r.Model != "stub-model" || r.Tokens <= 0) {
+			t.Fatalf("the run key's usage row: %+v", r)
+		}
+	}
 }

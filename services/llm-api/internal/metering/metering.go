@@ -149,14 +149,13 @@ func (p *pendingSettles) finish(sub string) {
 	}
 }
 
-// wait waits up to d for sub's running settlements; it reports whether
-// there were any.
-func (p *pendingSettles) wait(sub string, d time.Duration) bool {
+// wait waits up to d for sub's running settlements (none: at once).
+func (p *pendingSettles) wait(sub string, d time.Duration) {
 	p.mu.Lock()
 	ps := p.m[sub]
 	p.mu.Unlock()
 	if ps == nil {
-		return false
+		return
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -164,7 +163,6 @@ func (p *pendingSettles) wait(sub string, d time.Duration) bool {
 	case <-ps.done:
 	case <-t.C:
 	}
-	return true
 }
 
 // settleWait bounds the wait for a subject's own running settlements
@@ -302,9 +300,11 @@ func (h *Handler) meter(w http.ResponseWriter, r *http.Request, ep llmrequest.En
 		req.Scopes = append(req.Scopes, budget.Scope{Kind: "model", Part: "m:" + plan.Model, Limits: ml})
 	}
 	granted, denial, err := h.cfg.Store.Reserve(r.Context(), req)
-	if err == nil && denial != nil && denial.InFlight > 0 && h.pending.wait(req.Subject, settleWait) {
-		// refused by reservations in flight, some of them this replica's
-		// own settlements still running: once they land, try again
+	if err == nil && denial != nil && denial.InFlight > 0 {
+		// refused by reservations in flight: this replica's own
+		// settlements may be running (or may have just landed) — wait for
+		// them and try once more
+		h.pending.wait(req.Subject, settleWait)
 		granted, denial, err = h.cfg.Store.Reserve(r.Context(), req)
 	}
 	res := reservation{Reservation: granted}

@@ -218,7 +218,7 @@ func signedDownloadPerSecond(t *testing.T) int {
 // rate-limit headers) and the rest was refused 429 with its headers.
 func (e *edgeStack) floodUntilLimited(t *testing.T, src, target string, header http.Header, perSecond int) {
 	t.Helper()
-	n := 2 * perSecond
+	n := 4 * perSecond
 	type sent struct {
 		a   answer
 		err error
@@ -252,8 +252,12 @@ func (e *edgeStack) floodUntilLimited(t *testing.T, src, target string, header h
 		}
 	}
 	t.Logf("%d concurrent downloads from %s %v in %v: %d × 200, %d × 429", n, src, header, elapsed.Round(time.Millisecond), ok, limited)
-	// GCRA: the burst, then one cell per 1/perSecond s.
-	if most := perSecond + 1 + int(elapsed*time.Duration(perSecond)/time.Second); ok < perSecond || ok > most || limited == 0 {
+	// GCRA: the burst, then one cell per 1/perSecond s — twice that at
+	// most: a decision Redis does not make within the limiter's timeout
+	// is the in-process limiter's (on_redis_error: local, pkg/ratelimit),
+	// and on a loaded machine (CI, -race) some are, so each limiter may
+	// grant a burst (measured: 37 of 40 passed once).
+	if most := 2 * (perSecond + 1 + int(elapsed*time.Duration(perSecond)/time.Second)); ok < perSecond || ok > most || limited == 0 {
 		t.Fatalf("%d × 200 and %d × 429, want at least the burst (%d) and at most %d passed, the rest 429", ok, limited, perSecond, most)
 	}
 }

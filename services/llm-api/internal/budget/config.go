@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeguard/edgeguard/pkg/envconf"
 	"github.com/edgeguard/edgeguard/services/llm-api/internal/llmrequest"
 	"go.yaml.in/yaml/v3"
 )
@@ -326,10 +327,12 @@ func redactQuoted(s string) string {
 	return b.String()
 }
 
-type faults struct{ errs []error }
+// faults collects the file's faults (envconf.Faults), each naming its
+// field and wrapping ErrInvalidFile.
+type faults struct{ envconf.Faults }
 
 func (f *faults) add(field, format string, args ...any) {
-	f.errs = append(f.errs, fmt.Errorf("%w: %s: %s", ErrInvalidFile, field, fmt.Sprintf(format, args...)))
+	f.Add(fmt.Errorf("%w: %s: %s", ErrInvalidFile, field, fmt.Sprintf(format, args...)))
 }
 
 func (f file) config() (Config, error) {
@@ -449,8 +452,8 @@ func (f file) config() (Config, error) {
 		}
 		c.Roles[name] = r
 	}
-	if len(fs.errs) > 0 {
-		return Config{}, errors.Join(fs.errs...)
+	if err := fs.Err(); err != nil {
+		return Config{}, err
 	}
 	return c, nil
 }

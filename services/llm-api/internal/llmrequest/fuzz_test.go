@@ -48,7 +48,7 @@ func FuzzAnalyze(f *testing.F) {
 		if ep == Embeddings {
 			return
 		}
-		out, err := Rewrite(ep, body, 3, p.Stream)
+		out, err := p.Rewrite(3)
 		if err != nil {
 			t.Fatalf("rewrite of an accepted body: %v", err)
 		}

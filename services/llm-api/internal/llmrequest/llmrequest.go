@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"strconv"
 )
@@ -81,6 +82,16 @@ type Plan struct {
 	// Stream is true for a server-sent-events answer; IncludeUsage when
 	// the client itself asked for usage in it.
 	Stream, IncludeUsage bool
+
+	// src is the request Analyze read, kept for Rewrite (the body is
+	// decoded once).
+	src *source
+}
+
+type source struct {
+	ep   Endpoint
+	body []byte
+	top  map[string]json.RawMessage
 }
 
 // Error is a refusal with a stable code and the parameter at fault.
@@ -187,6 +198,7 @@ func Analyze(ep Endpoint, body []byte, options func(model string) Options) (Plan
 		return Plan{}, err
 	}
 	p.PromptTokens, p.N = bound, n
+	p.src = &source{ep: ep, body: body, top: top}
 	p.Choices, p.Prompts = n, 1
 	if ep == Completions && prompts > 0 {
 		p.Choices, p.Prompts = n/prompts, prompts
@@ -367,33 +379,33 @@ func promptsBound(top map[string]json.RawMessage, name string, o Options) (int64
 	return b, 1, nil
 }
 
-// ErrRewrite wraps a body Rewrite cannot handle (Analyze accepted it
-// first, so only a programming error gets here).
+// ErrRewrite is Rewrite's answer for a Plan that Analyze did not make.
 var ErrRewrite = errors.New("llmrequest: cannot rewrite the body")
 
-// Rewrite returns body with exactly one completion cap — chat:
-// max_completion_tokens = limit (max_tokens dropped: vLLM lets the former
-// win and the latter is deprecated); completions: max_tokens = limit — and,
-// for a stream, usage asked of the upstream in the last chunk
+// Rewrite returns the analyzed body with exactly one completion cap —
+// chat: max_completion_tokens = limit (max_tokens dropped: vLLM lets the
+// former win and the latter is deprecated); completions: max_tokens =
+// limit — and, for a stream, usage asked of the upstream in the last chunk
 // (stream_options.include_usage) and in every chunk (vLLM's
 // continuous_usage_stats), so an aborted stream is settled at the last
-// usage seen. Embeddings are returned unchanged.
-func Rewrite(ep Endpoint, body []byte, limit int64, stream bool) ([]byte, error) {
-	if ep == Embeddings {
-		return body, nil
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil || top == nil {
+// usage seen. Embeddings are returned unchanged. It reuses what Analyze
+// decoded.
+func (p Plan) Rewrite(limit int64) ([]byte, error) {
+	if p.src == nil {
 		return nil, ErrRewrite
 	}
+	if p.src.ep == Embeddings {
+		return p.src.body, nil
+	}
+	top := maps.Clone(p.src.top)
 	c := json.RawMessage(strconv.FormatInt(limit, 10))
-	if ep == Chat {
+	if p.src.ep == Chat {
 		delete(top, "max_tokens")
 		top["max_completion_tokens"] = c
 	} else {
 		top["max_tokens"] = c
 	}
-	if stream {
+	if p.Stream {
 		so := map[string]json.RawMessage{}
 		if raw, ok := top["stream_options"]; ok && !isNull(raw) {
 			if json.Unmarshal(raw, &so) != nil {

@@ -42,7 +42,7 @@ func TestAnalyzeReadsModelChoicesCapAndStream(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p.PromptTokens, p.Choices, p.Prompts = 0, 0, 0
+			p.PromptTokens, p.Choices, p.Prompts, p.src = 0, 0, 0, nil
 			if p != tt.want {
 				t.Fatalf("got %+v want %+v", p, tt.want)
 			}
@@ -145,7 +145,11 @@ func TestAnalyzeRefusals(t *testing.T) {
 
 func TestRewriteSendsExactlyOneCapAndAsksForUsage(t *testing.T) {
 	body := []byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":99,"max_completion_tokens":50,"stream":true,"stream_options":{"include_usage":false}}`)
-	out, err := Rewrite(Chat, body, 42, true)
+	p, err := Analyze(Chat, body, opts(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.Rewrite(42)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +164,15 @@ func TestRewriteSendsExactlyOneCapAndAsksForUsage(t *testing.T) {
 	if so["include_usage"] != true || so["continuous_usage_stats"] != true {
 		t.Fatalf("stream options: %s", out)
 	}
-	c, _ := Rewrite(Completions, []byte(`{"model":"m","prompt":"x","max_tokens":900}`), 7, false)
+	p, err = Analyze(Completions, []byte(`{"model":"m","prompt":"x","max_tokens":900}`), opts(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := p.Rewrite(7)
 	if !strings.Contains(string(c), `"max_tokens":7`) || strings.Contains(string(c), "stream_options") {
 		t.Fatalf("completions: %s", c)
+	}
+	if _, err := (Plan{}).Rewrite(1); err == nil {
+		t.Fatal("a Plan Analyze did not make was rewritten")
 	}
 }

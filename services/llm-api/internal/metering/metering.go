@@ -339,7 +339,7 @@ func (h *Handler) meter(w http.ResponseWriter, r *http.Request, ep llmrequest.En
 	if res.Headers.Limit >= 0 {
 		setTokenHeaders(w.Header(), res.Headers)
 	}
-	out, err := llmrequest.Rewrite(ep, body, res.Cap, plan.Stream)
+	out, err := plan.Rewrite(res.Cap)
 	if err != nil {
 		// Analyze accepted it: not reachable; never proxy an unbounded body
 		h.settleFull(r, res, StatusFailed)

@@ -112,7 +112,16 @@ func TestMakeDevCtrlCStopsEverything(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatal("make dev did not stop within 60 s of Ctrl-C")
+		// kill what it started too: a stack left running shares the
+		// suites' Redis (its llm-api would consume their audit stream)
+		var alive []int
+		for _, pid := range procs {
+			if syscall.Kill(pid, 0) == nil {
+				alive = append(alive, pid)
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		t.Fatalf("make dev did not stop within 60 s of Ctrl-C (still running then: %v)", alive)
 	}
 	for _, pid := range procs {
 		if syscall.Kill(pid, 0) == nil {
